@@ -1,0 +1,333 @@
+"""Read-only, typed access to the parts of sysfs that PCI network plugins need.
+
+This is the project's only module that reads `/sys` for PCI and netdev facts; host-device, sriov and the
+device plugin all go through it so the layout knowledge lives in one place. The root is injectable
+(`SysFs(root)`, or `SysFs.from_env(env)` reading `PYCNI_SYSFS_ROOT`) so tests point it at a fake tree
+that mirrors the kernel's layout. Standard library only, and nothing is read at import time.
+
+Answers are frozen dataclasses or plain values; a missing optional attribute is `None`, a missing
+device raises `DeviceNotFoundError`. Symlinks are resolved with `os.readlink` + basename, never followed
+into the real `/sys`, so a fake tree stays self-contained.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_ROOT = "PYCNI_SYSFS_ROOT"
+DEFAULT_ROOT = Path("/sys")
+
+#: Drivers that hand the device to userspace (DPDK and friends): no kernel netdev exists.
+USERSPACE_DRIVERS = frozenset({"vfio-pci", "uio_pci_generic", "igb_uio"})
+
+#: PCI base classes (the top byte of the 24-bit `class` value).
+PCI_CLASS_NETWORK = 0x02
+PCI_CLASS_ACCELERATOR = 0x12
+
+#: ARPHRD values from `class/net/<if>/type`, named as `ip link` shows them.
+LINK_TYPES: Mapping[int, str] = {1: "ether", 32: "infiniband", 772: "loopback", 65534: "none"}
+
+_PCI_ADDR = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+_VIRTFN = re.compile(r"^virtfn(\d+)$")
+
+
+class SysfsError(Exception):
+    """A sysfs read failed in a way the caller cannot treat as "attribute absent"."""
+
+
+class DeviceNotFoundError(SysfsError, LookupError):
+    """The PCI device, netdev or auxiliary device is not (or no longer) present."""
+
+
+def is_pci_address(text: str) -> bool:
+    """True for a full BDF such as `0000:03:02.1`."""
+    return _PCI_ADDR.match(text) is not None
+
+
+@dataclass(frozen=True)
+class PciDevice:
+    """A snapshot of one PCI function's attributes."""
+
+    address: str
+    vendor: str
+    device: str
+    class_code: int
+    driver: str | None
+    numa_node: int | None
+    iommu_group: int | None
+    netdevs: tuple[str, ...]
+    physfn: str | None
+    vf_index: int | None
+    sriov_numvfs: int | None
+    sriov_totalvfs: int | None
+
+    @property
+    def base_class(self) -> int:
+        return self.class_code >> 16
+
+    @property
+    def is_vf(self) -> bool:
+        return self.physfn is not None
+
+    @property
+    def is_sriov_pf(self) -> bool:
+        return self.sriov_totalvfs is not None
+
+    @property
+    def userspace_driver(self) -> bool:
+        return self.driver in USERSPACE_DRIVERS
+
+
+@dataclass(frozen=True)
+class NetDev:
+    """A kernel network interface as sysfs shows it in the reading process's network namespace."""
+
+    name: str
+    pci_address: str | None
+    operstate: str | None
+    mac: str | None
+    link_type: str | None
+
+
+@dataclass(frozen=True)
+class AuxDevice:
+    """A device on the auxiliary bus (e.g. `mlx5_core.sf.2`), with its PCI parent if it has one."""
+
+    name: str
+    parent_pci: str | None
+    driver: str | None
+
+
+class SysFs:
+    """Reads one sysfs tree rooted at `root` (normally `/sys`)."""
+
+    def __init__(self, root: Path = DEFAULT_ROOT) -> None:
+        self.root = Path(root)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> SysFs:
+        """The default root, overridden by `PYCNI_SYSFS_ROOT` in `env` (os.environ when None)."""
+        source = os.environ if env is None else env
+        value = source.get(ENV_ROOT, "")
+        return cls(Path(value) if value else DEFAULT_ROOT)
+
+    def __repr__(self) -> str:
+        return f"SysFs({str(self.root)!r})"
+
+    # -- paths ---------------------------------------------------------------------------------
+    def pci_path(self, address: str) -> Path:
+        return self.root / "bus" / "pci" / "devices" / address
+
+    def net_path(self, ifname: str) -> Path:
+        return self.root / "class" / "net" / ifname
+
+    def _existing_pci(self, address: str) -> Path:
+        path = self.pci_path(address)
+        if not path.exists():
+            raise DeviceNotFoundError(f"PCI device {address} not found under {self.root}")
+        return path
+
+    # -- PCI enumeration -----------------------------------------------------------------------
+    def pci_addresses(self) -> list[str]:
+        """Every PCI function on the bus, sorted by address."""
+        try:
+            names = os.listdir(self.root / "bus" / "pci" / "devices")
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if is_pci_address(n))
+
+    def exists(self, address: str) -> bool:
+        return self.pci_path(address).exists()
+
+    def pci_device(self, address: str) -> PciDevice:
+        """All attributes of one device; raises DeviceNotFoundError if it is gone."""
+        path = self._existing_pci(address)
+        physfn = _link_name(path / "physfn")
+        return PciDevice(
+            address=address,
+            vendor=_hex_id(_read(path / "vendor")),
+            device=_hex_id(_read(path / "device")),
+            class_code=_int(_read(path / "class"), 16) or 0,
+            driver=_link_name(path / "driver"),
+            numa_node=_numa(_read(path / "numa_node")),
+            iommu_group=_int(_link_name(path / "iommu_group")),
+            netdevs=self.netdevs(address),
+            physfn=physfn,
+            vf_index=self.vf_index(address) if physfn else None,
+            sriov_numvfs=_int(_read(path / "sriov_numvfs")),
+            sriov_totalvfs=_int(_read(path / "sriov_totalvfs")),
+        )
+
+    def vendor(self, address: str) -> str:
+        return _hex_id(_read(self._existing_pci(address) / "vendor"))
+
+    def device_id(self, address: str) -> str:
+        return _hex_id(_read(self._existing_pci(address) / "device"))
+
+    def pci_class(self, address: str) -> int:
+        return _int(_read(self._existing_pci(address) / "class"), 16) or 0
+
+    def driver(self, address: str) -> str | None:
+        """The bound driver's name, or None when the device is unbound."""
+        return _link_name(self._existing_pci(address) / "driver")
+
+    def is_userspace_driver(self, address: str) -> bool:
+        return self.driver(address) in USERSPACE_DRIVERS
+
+    def numa_node(self, address: str) -> int | None:
+        """The NUMA node, or None where the kernel reports -1 (no affinity)."""
+        return _numa(_read(self._existing_pci(address) / "numa_node"))
+
+    def iommu_group(self, address: str) -> int | None:
+        return _int(_link_name(self._existing_pci(address) / "iommu_group"))
+
+    def iommu_group_is_noiommu(self, group: int) -> bool:
+        """True for groups made by `vfio enable_unsafe_noiommu_mode` (device node `noiommu-N`)."""
+        return _read(self.root / "kernel" / "iommu_groups" / str(group) / "name") == "vfio-noiommu"
+
+    def acpi_index(self, address: str) -> int | None:
+        return _int(_read(self._existing_pci(address) / "acpi_index"))
+
+    def uio_devices(self, address: str) -> tuple[str, ...]:
+        """`uioN` names for a device bound to a uio driver (device nodes are `/dev/uioN`)."""
+        return _listdir(self._existing_pci(address) / "uio")
+
+    def netdevs(self, address: str) -> tuple[str, ...]:
+        """Netdev names of the device, including those behind a virtio child (`virtioN/net/`)."""
+        path = self._existing_pci(address)
+        names = list(_listdir(path / "net"))
+        for child in _listdir(path):
+            if child.startswith("virtio"):
+                names.extend(_listdir(path / child / "net"))
+        return tuple(sorted(names))
+
+    # -- SR-IOV --------------------------------------------------------------------------------
+    def physfn(self, address: str) -> str | None:
+        """The PF's address when `address` is a VF."""
+        return _link_name(self._existing_pci(address) / "physfn")
+
+    def virtfns(self, pf_address: str) -> dict[int, str]:
+        """VF index -> VF address, from the PF's `virtfnN` links."""
+        path = self._existing_pci(pf_address)
+        out: dict[int, str] = {}
+        for name in _listdir(path):
+            match = _VIRTFN.match(name)
+            target = _link_name(path / name) if match else None
+            if match and target:
+                out[int(match.group(1))] = target
+        return dict(sorted(out.items()))
+
+    def vf_index(self, address: str) -> int | None:
+        """The VF's index on its PF (N of the PF's `virtfnN` pointing at it)."""
+        pf = self.physfn(address)
+        if pf is None or not self.exists(pf):
+            return None
+        for index, vf in self.virtfns(pf).items():
+            if vf == address:
+                return index
+        return None
+
+    def sriov_numvfs(self, address: str) -> int | None:
+        return _int(_read(self._existing_pci(address) / "sriov_numvfs"))
+
+    def sriov_totalvfs(self, address: str) -> int | None:
+        return _int(_read(self._existing_pci(address) / "sriov_totalvfs"))
+
+    # -- netdevs -------------------------------------------------------------------------------
+    def netdev_names(self) -> list[str]:
+        return sorted(_listdir(self.root / "class" / "net"))
+
+    def netdev_pci_address(self, ifname: str) -> str | None:
+        """The PCI address behind a netdev (`class/net/<if>/device`), walking up past virtio."""
+        target = self._resolve(self.net_path(ifname) / "device")
+        root = Path(os.path.realpath(self.root))
+        while target is not None and target not in (root, target.parent):
+            if is_pci_address(target.name):
+                return target.name
+            target = target.parent
+        return None
+
+    def operstate(self, ifname: str) -> str | None:
+        return _read(self.net_path(ifname) / "operstate")
+
+    def netdev(self, ifname: str) -> NetDev:
+        path = self.net_path(ifname)
+        if not path.exists():
+            raise DeviceNotFoundError(f"netdev {ifname} not found under {self.root}")
+        kind = _int(_read(path / "type"))
+        return NetDev(
+            name=ifname,
+            pci_address=self.netdev_pci_address(ifname),
+            operstate=_read(path / "operstate"),
+            mac=_read(path / "address"),
+            link_type=None if kind is None else LINK_TYPES.get(kind, str(kind)),
+        )
+
+    # -- auxiliary bus -------------------------------------------------------------------------
+    def auxiliary_devices(self, parent_pci: str | None = None) -> tuple[AuxDevice, ...]:
+        """Auxiliary devices (sub-functions and the like), optionally only those of one PCI parent."""
+        base = self.root / "bus" / "auxiliary" / "devices"
+        out = []
+        for name in _listdir(base):
+            resolved = self._resolve(base / name)
+            parent = resolved.parent.name if resolved is not None else None
+            parent = parent if parent and is_pci_address(parent) else None
+            if parent_pci is None or parent == parent_pci:
+                out.append(AuxDevice(name, parent, _link_name(base / name / "driver")))
+        return tuple(out)
+
+    def _resolve(self, link: Path) -> Path | None:
+        """Where a link leads; sysfs links are relative, so a fake tree resolves inside itself."""
+        if not os.path.lexists(link):
+            return None
+        return Path(os.path.realpath(link))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as err:
+        raise SysfsError(f"cannot read {path}: {err.strerror}") from err
+
+
+def _listdir(path: Path) -> tuple[str, ...]:
+    try:
+        return tuple(sorted(os.listdir(path)))
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+
+
+def _link_name(path: Path) -> str | None:
+    try:
+        return os.path.basename(os.readlink(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError:
+        return None
+
+
+def _int(text: str | None, base: int = 10) -> int | None:
+    if text is None or text == "":
+        return None
+    try:
+        return int(text, base)
+    except ValueError:
+        return None
+
+
+def _numa(text: str | None) -> int | None:
+    value = _int(text)
+    return None if value is None or value < 0 else value
+
+
+def _hex_id(text: str | None) -> str:
+    """`0x8086` -> `8086` (the form config selectors use)."""
+    if not text:
+        return ""
+    return text.lower().removeprefix("0x")
