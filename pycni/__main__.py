@@ -1,0 +1,3 @@
+from pycni.cni.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,98 @@
+"""The runtime's result cache, in libcni's format, so tools that read it keep working.
+
+`<cache_dir>/results/<network>-<container_id>-<ifname>`: written after a whole list ADD
+succeeds, read for CHECK and DEL (prevResult), listed for GC, removed after DEL.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CACHE_DIR = Path("/var/lib/cni")
+
+
+@dataclass(frozen=True)
+class CachedAttachment:
+    network: str
+    container_id: str
+    ifname: str
+    netns: str
+    result: dict[str, Any] | None
+    cni_args: list[list[str]]
+    capability_args: dict[str, Any]
+
+
+class ResultCache:
+    def __init__(self, cache_dir: Path = DEFAULT_CACHE_DIR) -> None:
+        self.dir = cache_dir / "results"
+
+    def path(self, network: str, container_id: str, ifname: str) -> Path:
+        return self.dir / f"{network}-{container_id}-{ifname}"
+
+    def save(self, entry: CachedAttachment, config: bytes) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        data = {
+            "kind": "cniCacheV1",
+            "containerId": entry.container_id,
+            "config": base64.b64encode(config).decode(),
+            "ifName": entry.ifname,
+            "networkName": entry.network,
+            "netns": entry.netns,
+            "cniArgs": entry.cni_args,
+            "capabilityArgs": entry.capability_args,
+            "result": entry.result,
+        }
+        target = self.path(entry.network, entry.container_id, entry.ifname)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, target)
+
+    def load(self, network: str, container_id: str, ifname: str) -> CachedAttachment | None:
+        """The cached attachment; an unreadable file is dropped, as libcni does."""
+        path = self.path(network, container_id, ifname)
+        try:
+            data = json.loads(path.read_text())
+            return _entry(data)
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError):
+            path.unlink(missing_ok=True)
+            return None
+
+    def remove(self, network: str, container_id: str, ifname: str) -> None:
+        self.path(network, container_id, ifname).unlink(missing_ok=True)
+
+    def attachments(self, network: str) -> list[CachedAttachment]:
+        """Every cached attachment of `network` (libcni GetCachedAttachments)."""
+        if not self.dir.is_dir():
+            return []
+        found = []
+        for path in sorted(self.dir.iterdir()):
+            if not path.name.startswith(f"{network}-"):
+                continue
+            try:
+                entry = _entry(json.loads(path.read_text()))
+            except (ValueError, KeyError, TypeError, OSError):
+                continue
+            if entry.network == network:
+                found.append(entry)
+        return found
+
+
+def _entry(data: dict[str, Any]) -> CachedAttachment:
+    return CachedAttachment(
+        network=data["networkName"],
+        container_id=data["containerId"],
+        ifname=data["ifName"],
+        netns=data.get("netns", ""),
+        result=data.get("result"),
+        cni_args=data.get("cniArgs") or [],
+        capability_args=data.get("capabilityArgs") or {},
+    )

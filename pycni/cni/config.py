@@ -1,0 +1,144 @@
+"""Pydantic models of what a plugin reads on stdin: the network config and its runtime parts.
+
+Plugin config models subclass `NetConf`. Unknown keys are kept (`extra="allow"`) so that a
+config passed on to a delegate or down a chain is not stripped; the raw dict is kept too,
+because delegates get "the complete upper-plugin config" byte for byte in meaning.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from pycni.cni.errors import InvalidConfig
+
+if TYPE_CHECKING:
+    from pycni.cni.types import Result
+
+NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$"
+
+
+class Model(BaseModel):
+    """Base for every config model: keys by alias or field name, unknown keys kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=False)
+
+
+class IPAMConf(Model):
+    """The `ipam` section; the delegate interprets the rest."""
+
+    type: str = ""
+
+
+class PortMapping(Model):
+    host_port: int = Field(alias="hostPort")
+    container_port: int = Field(alias="containerPort")
+    protocol: str = "tcp"
+    host_ip: str = Field("", alias="hostIP")
+
+
+class RuntimeConfig(Model):
+    """`runtimeConfig`: capability arguments the runtime passes (CONVENTIONS.md)."""
+
+    mac: str | None = None
+    ips: list[str] = Field(default_factory=list)
+    ip_ranges: list[list[dict[str, Any]]] = Field(default_factory=list, alias="ipRanges")
+    device_id: str | None = Field(None, alias="deviceID")
+    port_mappings: list[PortMapping] = Field(default_factory=list, alias="portMappings")
+
+
+class CniArgs(Model):
+    ips: list[str] = Field(default_factory=list)
+    mac: str | None = None
+
+
+class Args(Model):
+    """`args`: the args convention (`args.cni.ips`, `args.cni.mac`)."""
+
+    cni: CniArgs = Field(default_factory=CniArgs)
+
+
+class Attachment(Model):
+    """One entry of the GC valid-attachments list."""
+
+    container_id: str = Field(alias="containerID")
+    ifname: str
+
+
+class NetConf(Model):
+    """Keys every plugin config may carry (spec §Network configuration, §Section 3)."""
+
+    cni_version: str = Field("0.1.0", alias="cniVersion")
+    cni_versions: list[str] = Field(default_factory=list, alias="cniVersions")
+    name: str = Field(pattern=NAME_PATTERN, max_length=253)
+    type: str = ""
+    capabilities: dict[str, bool] = Field(default_factory=dict)
+    ipam: IPAMConf | None = None
+    dns: dict[str, Any] | None = None
+    runtime_config: RuntimeConfig = Field(default_factory=RuntimeConfig, alias="runtimeConfig")
+    args: Args = Field(default_factory=Args)
+    prev_result_raw: dict[str, Any] | None = Field(None, alias="prevResult")
+    valid_attachments_raw: list[Attachment] | None = Field(None, alias="cni.dev/valid-attachments")
+    attachments_raw: list[Attachment] | None = Field(None, alias="cni.dev/attachments")
+
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @field_validator("ipam", mode="before")
+    @classmethod
+    def _empty_ipam_is_none(cls, value: Any) -> Any:
+        """`"ipam": {}` means L2-only, as in the reference plugins."""
+        if isinstance(value, dict) and not value.get("type"):
+            return None
+        return value
+
+    @classmethod
+    def load(cls, raw: dict[str, Any], cni_version: str | None = None) -> Self:
+        """Validate `raw`; a bad config is code 7 with the offending key named."""
+        try:
+            conf = cls.model_validate(raw)
+        except ValidationError as err:
+            raise InvalidConfig(describe_validation_error(err, raw.get("type", "plugin"))) from err
+        conf._raw = raw
+        if cni_version is not None:
+            conf.cni_version = cni_version
+        return conf
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        """The config as received, with the negotiated cniVersion."""
+        return {**self._raw, "cniVersion": self.cni_version}
+
+    @property
+    def has_ipam(self) -> bool:
+        return self.ipam is not None and bool(self.ipam.type)
+
+    @cached_property
+    def prev_result(self) -> Result | None:
+        """`prevResult` upgraded to the newest result model (a result without cniVersion takes ours)."""
+        if self.prev_result_raw is None:
+            return None
+        from pycni.cni.types import parse_result
+
+        return parse_result(self.prev_result_raw, self.cni_version)
+
+    @property
+    def valid_attachments(self) -> list[Attachment] | None:
+        """GC's valid list; libcni sends both keys, older ones only `cni.dev/attachments`."""
+        if self.valid_attachments_raw is not None:
+            return self.valid_attachments_raw
+        return self.attachments_raw
+
+    def requested_mac(self, cni_args_mac: str | None = None) -> str | None:
+        """MAC by precedence runtimeConfig > args > CNI_ARGS (the reference bridge's order)."""
+        return self.runtime_config.mac or self.args.cni.mac or cni_args_mac
+
+
+def describe_validation_error(err: ValidationError, what: str) -> str:
+    """One operator-readable sentence per problem, naming the key as written in the config."""
+    problems = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(config)"
+        problems.append(f"{key}: {e['msg']}")
+    return f"invalid {what} config: " + "; ".join(problems)

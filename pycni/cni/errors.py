@@ -1,0 +1,116 @@
+"""One error hierarchy whose class carries the CNI spec error code.
+
+Plugin code raises these; the runner (and the daemon) turn any exception into the spec's
+error object through `to_error`, so no other module maps exceptions to codes.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+from typing import Any, ClassVar
+
+
+class CNIError(Exception):
+    """A failure reported to the runtime as `{"code", "msg", "details"}`."""
+
+    code: ClassVar[int] = 999
+
+    def __init__(self, msg: str, details: str = "") -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+    def to_json(self, cni_version: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if cni_version:
+            out["cniVersion"] = cni_version
+        out["code"] = self.code
+        out["msg"] = self.msg
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+class IncompatibleVersion(CNIError):
+    code = 1
+
+
+class UnsupportedField(CNIError):
+    code = 2
+
+
+class UnknownContainer(CNIError):
+    code = 3
+
+
+class InvalidEnvironment(CNIError):
+    code = 4
+
+
+class IOFailure(CNIError):
+    code = 5
+
+
+class DecodingFailure(CNIError):
+    code = 6
+
+
+class InvalidConfig(CNIError):
+    code = 7
+
+
+class TryAgainLater(CNIError):
+    code = 11
+
+
+class PluginNotAvailable(CNIError):
+    """STATUS: the plugin cannot service ADD right now."""
+
+    code = 50
+
+
+class PluginNotAvailableLimitedConnectivity(CNIError):
+    """STATUS: cannot service ADD, and existing pods may have limited connectivity."""
+
+    code = 51
+
+
+class PluginError(CNIError):
+    """A plugin-specific failure (the spec reserves 100+ for these)."""
+
+    code = 100
+
+
+class NotImplementedYet(CNIError):
+    """A command this plugin type does not implement in this release."""
+
+    code = 101
+
+
+class InternalError(CNIError):
+    code = 999
+
+
+def raw_error(code: int, msg: str, details: str = "") -> CNIError:
+    """An error with an arbitrary code, e.g. one relayed from a delegate's stdout."""
+    err = CNIError(msg, details)
+    err.code = code  # type: ignore[misc]
+    return err
+
+
+def to_error(exc: BaseException) -> CNIError:
+    """Map any exception to the spec error the caller sees; never wraps a CNIError twice."""
+    if isinstance(exc, CNIError):
+        return exc
+    code = getattr(exc, "code", None)
+    if type(exc).__name__ == "NetlinkError" and isinstance(code, int):
+        text = os.strerror(code) if code in errno_mod.errorcode else str(code)
+        msg = exc.args[1] if len(exc.args) > 1 and exc.args[1] else text
+        return InternalError(f"netlink request failed: {msg}", f"errno {code} ({text})")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return InternalError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                             f"errno {exc.errno}")
+    if isinstance(exc, TimeoutError):
+        return TryAgainLater(f"timed out: {exc}")
+    return InternalError(f"internal error: {type(exc).__name__}: {exc}")

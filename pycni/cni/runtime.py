@@ -1,0 +1,119 @@
+"""What the runtime tells a plugin through the environment, parsed and validated.
+
+Standard library only (used on the VERSION path).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from pycni.cni.errors import InvalidEnvironment
+
+
+class Command(StrEnum):
+    ADD = "ADD"
+    DEL = "DEL"
+    CHECK = "CHECK"
+    STATUS = "STATUS"
+    GC = "GC"
+    VERSION = "VERSION"
+
+
+#: Which variables each command needs (CNI_NETNS is optional on DEL: the netns may be gone).
+REQUIRED_ENV: dict[Command, tuple[str, ...]] = {
+    Command.ADD: ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    Command.CHECK: ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    Command.DEL: ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"),
+    Command.STATUS: ("CNI_PATH",),
+    Command.GC: ("CNI_PATH",),
+    Command.VERSION: (),
+}
+
+_CONTAINER_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+IFNAME_MAX = 15
+
+
+def validate_container_id(container_id: str) -> None:
+    if not _CONTAINER_ID.match(container_id):
+        raise InvalidEnvironment(
+            f"invalid CNI_CONTAINERID {container_id!r}: must match {_CONTAINER_ID.pattern}"
+        )
+
+
+def validate_ifname(ifname: str) -> None:
+    """The kernel's and libcni's rules for an interface name."""
+    if not ifname:
+        raise InvalidEnvironment("interface name is empty")
+    if len(ifname) > IFNAME_MAX:
+        raise InvalidEnvironment(f"interface name {ifname!r} is too long (max {IFNAME_MAX} characters)")
+    if ifname in (".", ".."):
+        raise InvalidEnvironment(f"interface name {ifname!r} is not allowed")
+    if any(c in "/:" or c.isspace() for c in ifname):
+        raise InvalidEnvironment(f"interface name {ifname!r} contains '/', ':' or whitespace")
+
+
+def parse_cni_args(raw: str) -> tuple[tuple[str, str], ...]:
+    """Parse `K=V;K2=V2` (CNI_ARGS). Whether unknown keys are an error is the plugin's call."""
+    pairs: list[tuple[str, str]] = []
+    for item in filter(None, raw.split(";")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidEnvironment(f"invalid CNI_ARGS pair {item!r}: expected KEY=VALUE")
+        pairs.append((key, value))
+    return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class RuntimeArgs:
+    """The per-call parameters of a CNI request (empty strings where a command has none)."""
+
+    command: Command
+    container_id: str = ""
+    netns: str = ""
+    ifname: str = ""
+    args: tuple[tuple[str, str], ...] = ()
+    path: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def arg(self, key: str) -> str | None:
+        """The value of one CNI_ARGS key, if given."""
+        return next((v for k, v in self.args if k == key), None)
+
+    @property
+    def ignore_unknown_args(self) -> bool:
+        return (self.arg("IgnoreUnknown") or "").lower() in ("1", "true")
+
+    def to_env(self) -> dict[str, str]:
+        """The environment a plugin exec'd for this request gets (spec §Parameters)."""
+        env = {"CNI_COMMAND": self.command.value, "CNI_PATH": ":".join(self.path)}
+        if self.command in (Command.ADD, Command.DEL, Command.CHECK):
+            env.update(CNI_CONTAINERID=self.container_id, CNI_NETNS=self.netns, CNI_IFNAME=self.ifname)
+            if self.args:
+                env["CNI_ARGS"] = ";".join(f"{k}={v}" for k, v in self.args)
+        return env
+
+    def with_command(self, command: Command) -> RuntimeArgs:
+        return RuntimeArgs(command, self.container_id, self.netns, self.ifname, self.args, self.path, self.env)
+
+    @classmethod
+    def from_env(cls, command: Command, env: Mapping[str, str]) -> RuntimeArgs:
+        missing = [name for name in REQUIRED_ENV[command] if not env.get(name)]
+        if missing:
+            raise InvalidEnvironment(f"required env variables {missing} missing")
+        rt = cls(
+            command=command,
+            container_id=env.get("CNI_CONTAINERID", ""),
+            netns=env.get("CNI_NETNS", ""),
+            ifname=env.get("CNI_IFNAME", ""),
+            args=parse_cni_args(env.get("CNI_ARGS", "")),
+            path=tuple(filter(None, env.get("CNI_PATH", "").split(":"))),
+            env=env,
+        )
+        if rt.container_id:
+            validate_container_id(rt.container_id)
+        if command in (Command.ADD, Command.DEL, Command.CHECK):
+            validate_ifname(rt.ifname)
+        return rt

@@ -1,0 +1,82 @@
+"""The installed executables, exec'd as a runtime does: VERSION, error codes, start-up cost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pycni.cni.registry import PLUGINS
+from tests.helpers.cni import ALL_SPEC_VERSIONS, Runner
+
+TYPES = sorted(PLUGINS)
+
+
+@pytest.mark.parametrize("plugin_type", TYPES)
+def test_version_for_every_type(cni: Runner, plugin_type: str) -> None:
+    out = cni(plugin_type, "VERSION", {"cniVersion": "1.0.0"}, container_id=None, ifname=None).ok()
+    assert out == {"cniVersion": "1.0.0", "supportedVersions": list(ALL_SPEC_VERSIONS)}
+
+
+@pytest.mark.parametrize("plugin_type", TYPES)
+def test_version_imports_nothing_heavy(bin_dir: Path, plugin_type: str) -> None:
+    probe = (
+        "import sys, io\n"
+        "sys.stdin = io.TextIOWrapper(io.BytesIO(b'{}'))\n"
+        f"code = open({str(bin_dir / plugin_type)!r}).read()\n"
+        "try:\n    exec(compile(code, 'launcher', 'exec'), {'__name__': '__main__'})\n"
+        "except SystemExit:\n    pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pyroute2', 'grpc', 'pydantic', 'pyudev'))\n"
+        "sys.stderr.write(repr(heavy))\n"
+    )
+    proc = subprocess.run([sys.executable, "-IS", "-c", probe], env={"CNI_COMMAND": "VERSION"},
+                          capture_output=True, text=True, check=False)
+    assert json.loads(proc.stdout)["supportedVersions"]
+    assert proc.stderr == "[]"
+
+
+def test_launcher_names_its_interpreter_by_absolute_path(bin_dir: Path) -> None:
+    first = (bin_dir / "bridge").read_text().splitlines()[0]
+    assert first == f"#!{sys.executable} -IS"
+    assert Path(sys.executable).is_absolute() and "shims" not in sys.executable
+
+
+CONF = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "ipam": {}}
+
+
+@pytest.mark.parametrize(
+    ("stdin", "env", "code"),
+    [
+        (b"{oops", {}, 6),
+        (json.dumps({"cniVersion": "1.0.0", "type": "bridge"}).encode(), {}, 7),
+        (json.dumps({**CONF, "cniVersion": "0.0.9"}).encode(), {}, 1),
+        (json.dumps(CONF).encode(), {"CNI_IFNAME": "eth0:1"}, 4),
+        (json.dumps(CONF).encode(), {"CNI_IFNAME": "averyveryverylongname"}, 4),
+        (json.dumps(CONF).encode(), {"CNI_CONTAINERID": "bad id"}, 4),
+        (json.dumps(CONF).encode(), {"CNI_COMMAND": "JUMP"}, 4),
+    ],
+)
+@pytest.mark.parametrize("plugin_type", ["bridge", "host-local", "sriov"])
+def test_error_paths_give_the_right_code(
+    cni: Runner, plugin_type: str, stdin: bytes, env: dict[str, str], code: int
+) -> None:
+    out = cni(plugin_type, "ADD", stdin, netns="/run/netns/none", env=env)
+    assert out.code != 0
+    assert out.json["code"] == code, out.stdout
+    assert out.json["msg"]
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("missing", ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"])
+def test_missing_env_is_code_4_naming_it(cni: Runner, missing: str) -> None:
+    out = cni("bridge", "ADD", CONF, netns="/run/netns/none", env={missing: ""})
+    assert out.json["code"] == 4 and missing in out.json["msg"]
+
+
+def test_unlanded_type_refuses_commands_clearly(cni: Runner) -> None:
+    out = cni("multus", "ADD", {**CONF, "type": "multus"}, netns="/run/netns/none")
+    assert out.code != 0 and out.json["code"] == 101
+    assert "multus" in out.json["msg"] and "not implement" in out.json["msg"]
