@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from pycni.cni.config import NetConf
@@ -15,7 +16,7 @@ from pycni.cni.types import Interface, IPConfig, Result
 
 
 class EchoConf(NetConf):
-    address: str = "10.9.0.2/24"
+    address: ipaddress.IPv4Interface | ipaddress.IPv6Interface = ipaddress.ip_interface("10.9.0.2/24")
     record: str | None = None
     fail_on: list[str] = []
 
@@ -34,7 +35,7 @@ def add(conf: EchoConf, rt: RuntimeArgs, ctx: Context) -> Result:
         {
             "cniVersion": conf.cni_version,
             "interfaces": [Interface(name=rt.ifname, sandbox=rt.netns)],
-            "ips": [IPConfig.model_validate({"address": conf.address, "interface": 0})],
+            "ips": [IPConfig(address=conf.address, interface=0)],
         }
     )
 

@@ -1,0 +1,244 @@
+"""Masquerade rules for pod addresses, tagged per attachment so DEL and GC remove exactly ours.
+
+Every rule carries a comment `pycni/<hash(network)>/<hash(container_id, ifname)>`: DEL finds
+an attachment's rules by tag without knowing its addresses (so it works when the netns is
+gone), and GC finds a network's rules whose attachment is not in the valid list.
+
+Backends: nftables (one table of ours, changed in atomic `nft -f` batches) and iptables
+(a chain per attachment, as the reference, changed with `iptables-restore --noflush`).
+Both go through the distributions' own tools; there is no netlink library for nf_tables
+rule building in Python that we would rather depend on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from pycni.cni.errors import InternalError
+
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+NFT_TABLE = "pycni_masquerade"
+NFT_CHAIN = "postrouting"
+MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+
+
+def _h(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Attachment:
+    network: str
+    container_id: str
+    ifname: str
+
+    @property
+    def tag(self) -> str:
+        return f"{network_tag(self.network)}/{attachment_hash(self.container_id, self.ifname)}"
+
+
+def network_tag(network: str) -> str:
+    return f"pycni/{_h(network)}"
+
+
+def attachment_hash(container_id: str, ifname: str) -> str:
+    return _h(f"{container_id}\0{ifname}")
+
+
+def stale_tags(tags: Iterable[str], network: str, keep: set[str]) -> set[str]:
+    """Tags of `network` whose attachment hash is not in `keep`."""
+    prefix = network_tag(network) + "/"
+    return {t for t in tags if t.startswith(prefix) and t[len(prefix):] not in keep}
+
+
+def _run(argv: list[str], stdin: str | None = None) -> str:
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise InternalError(f"{argv[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}",
+                            f"exit {proc.returncode}")
+    return proc.stdout
+
+
+class Backend(Protocol):
+    name: str
+
+    def add(self, att: Attachment, addrs: list[IPInterface]) -> None: ...
+
+    def delete(self, att: Attachment) -> None: ...
+
+    def tags(self) -> set[str]: ...
+
+    def delete_tags(self, tags: set[str]) -> None: ...
+
+
+class NftChain:
+    """One nftables base chain of ours whose rules are tagged by attachment."""
+
+    def __init__(self, family: str, table: str, chain: str, spec: str) -> None:
+        self.family, self.table, self.chain, self.spec = family, table, chain, spec
+
+    def add_rules(self, rules: list[str], tag: str) -> None:
+        where = f"{self.family} {self.table}"
+        lines = [f"add table {where}", f"add chain {where} {self.chain} {{ {self.spec} }}"]
+        lines += [f'add rule {where} {self.chain} {rule} comment "{tag}"' for rule in rules]
+        _run(["nft", "-f", "-"], "\n".join(lines) + "\n")
+
+    def _rules(self) -> list[tuple[int, str]]:
+        proc = subprocess.run(["nft", "-j", "list", "chain", self.family, self.table, self.chain],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            return []  # no table or chain: no rules of ours
+        found = []
+        for item in json.loads(proc.stdout).get("nftables", []):
+            rule = item.get("rule")
+            if rule and rule.get("comment", "").startswith("pycni/"):
+                found.append((int(rule["handle"]), rule["comment"]))
+        return found
+
+    def tags(self) -> set[str]:
+        return {comment for _, comment in self._rules()}
+
+    def delete_tags(self, tags: set[str]) -> None:
+        handles = [h for h, comment in self._rules() if comment in tags]
+        if handles:
+            where = f"{self.family} {self.table} {self.chain}"
+            _run(["nft", "-f", "-"], "".join(f"delete rule {where} handle {h}\n" for h in handles))
+
+
+class Nftables(NftChain):
+    name = "nftables"
+
+    def __init__(self) -> None:
+        super().__init__("inet", NFT_TABLE, NFT_CHAIN, "type nat hook postrouting priority srcnat; policy accept;")
+
+    def add(self, att: Attachment, addrs: list[IPInterface]) -> None:
+        rules = []
+        for addr in addrs:
+            fam = "ip" if addr.version == 4 else "ip6"
+            rules.append(f"{fam} saddr {addr.ip} {fam} daddr != {addr.network} "
+                         f"{fam} daddr != {MULTICAST[addr.version]} masquerade")
+        self.add_rules(rules, att.tag)
+
+    def delete(self, att: Attachment) -> None:
+        self.delete_tags({att.tag})
+
+
+def spoofcheck_chain() -> NftChain:
+    """`macspoofchk`: frames entering from a pod's port must carry the pod's MAC."""
+    return NftChain("bridge", "pycni_spoofcheck", "prerouting",
+                    "type filter hook prerouting priority -300; policy accept;")
+
+
+def setup_spoofcheck(att: Attachment, host_ifname: str, mac: str) -> None:
+    spoofcheck_chain().add_rules([f'iifname "{host_ifname}" ether saddr != {mac} drop'], att.tag)
+
+
+def teardown_spoofcheck(att: Attachment) -> None:
+    if shutil.which("nft"):
+        spoofcheck_chain().delete_tags({att.tag})
+
+
+class Iptables:
+    """A chain per attachment (`PYCNI-<hash>`) jumped to from POSTROUTING, as the reference does."""
+
+    name = "iptables"
+
+    def __init__(self) -> None:
+        self.tools = {4: ("iptables", "iptables-restore", "iptables-save"),
+                      6: ("ip6tables", "ip6tables-restore", "ip6tables-save")}
+
+    @staticmethod
+    def chain(att: Attachment) -> str:
+        return "PYCNI-" + _h(att.tag) + _h(att.tag[::-1])[:10]
+
+    def add(self, att: Attachment, addrs: list[IPInterface]) -> None:
+        chain = self.chain(att)
+        for version in (4, 6):
+            mine = [a for a in addrs if a.version == version]
+            if not mine:
+                continue
+            lines = ["*nat", f":{chain} - [0:0]"]
+            for addr in mine:
+                lines += [f"-A {chain} -d {addr.network} -j ACCEPT",
+                          f"-A {chain} ! -d {MULTICAST[version]} -j MASQUERADE",
+                          f"-A POSTROUTING -s {addr.ip} -m comment --comment \"{att.tag}\" -j {chain}"]
+            _run([self.tools[version][1], "-w", "5", "--noflush"], "\n".join([*lines, "COMMIT", ""]))
+
+    def _jumps(self, version: int) -> list[tuple[str, str, str]]:
+        """(tag, chain, rule spec) of our POSTROUTING jumps."""
+        save = shutil.which(self.tools[version][2])
+        if save is None:
+            return []
+        proc = subprocess.run([save, "-t", "nat"], capture_output=True, text=True, check=False)
+        found = []
+        for line in proc.stdout.splitlines():
+            if line.startswith("-A POSTROUTING") and '--comment "pycni/' in line:
+                tag = line.split('--comment "', 1)[1].split('"', 1)[0]
+                chain = line.rsplit("-j ", 1)[1].strip()
+                found.append((tag, chain, line[len("-A POSTROUTING "):]))
+        return found
+
+    def tags(self) -> set[str]:
+        return {tag for v in (4, 6) for tag, _, _ in self._jumps(v)}
+
+    def delete_tags(self, tags: set[str]) -> None:
+        for version in (4, 6):
+            doomed = [(chain, spec) for tag, chain, spec in self._jumps(version) if tag in tags]
+            if not doomed:
+                continue
+            lines = ["*nat", *(f"-D POSTROUTING {spec}" for _, spec in doomed)]
+            for chain in sorted({c for c, _ in doomed}):
+                lines += [f"-F {chain}", f"-X {chain}"]
+            _run([self.tools[version][1], "-w", "5", "--noflush"], "\n".join([*lines, "COMMIT", ""]))
+
+    def delete(self, att: Attachment) -> None:
+        self.delete_tags({att.tag})
+
+
+def available() -> list[Backend]:
+    """The backends whose tools exist here; teardown and GC sweep all of them."""
+    found: list[Backend] = []
+    if shutil.which("nft"):
+        found.append(Nftables())
+    if shutil.which("iptables-restore"):
+        found.append(Iptables())
+    return found
+
+
+def choose(explicit: str | None) -> Backend:
+    """`ipMasqBackend` when given; else nftables if `nft` exists, else iptables."""
+    backends = {b.name: b for b in available()}
+    if explicit:
+        if explicit not in backends:
+            raise InternalError(f"ipMasqBackend {explicit!r} requested but its tools are not installed")
+        return backends[explicit]
+    if not backends:
+        raise InternalError("ipMasq needs nft or iptables, and neither is installed")
+    return backends.get("nftables") or backends["iptables"]
+
+
+def setup_masq(att: Attachment, addrs: list[IPInterface], explicit: str | None) -> None:
+    choose(explicit).add(att, addrs)
+
+
+def teardown_masq(att: Attachment) -> None:
+    for backend in available():
+        backend.delete(att)
+
+
+def gc_rules(network: str, keep: set[str]) -> None:
+    """Remove every masquerade and spoof-check rule of `network` whose attachment is not kept."""
+    chains: list[Backend | NftChain] = [*available()]
+    if shutil.which("nft"):
+        chains.append(spoofcheck_chain())
+    for chain in chains:
+        doomed = stale_tags(chain.tags(), network, keep)
+        if doomed:
+            chain.delete_tags(doomed)
