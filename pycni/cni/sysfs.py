@@ -143,8 +143,12 @@ class SysFs:
     def exists(self, address: str) -> bool:
         return self.pci_path(address).exists()
 
-    def pci_device(self, address: str) -> PciDevice:
-        """All attributes of one device; raises DeviceNotFoundError if it is gone."""
+    def pci_device(self, address: str, *, resolve_vf_index: bool = True) -> PciDevice:
+        """All attributes of one device; raises DeviceNotFoundError if it is gone.
+
+        Finding a VF's index scans its PF's `virtfnN` links; a caller walking every device can skip
+        that (`resolve_vf_index=False`, `vf_index` is then None) and use `virtfns(pf)` once per PF.
+        """
         path = self._existing_pci(address)
         physfn = _link_name(path / "physfn")
         return PciDevice(
@@ -157,7 +161,7 @@ class SysFs:
             iommu_group=_int(_link_name(path / "iommu_group")),
             netdevs=self.netdevs(address),
             physfn=physfn,
-            vf_index=self.vf_index(address) if physfn else None,
+            vf_index=self.vf_index(address) if physfn and resolve_vf_index else None,
             sriov_numvfs=_int(_read(path / "sriov_numvfs")),
             sriov_totalvfs=_int(_read(path / "sriov_totalvfs")),
         )

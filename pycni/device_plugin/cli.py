@@ -1,0 +1,99 @@
+"""`pycni device-plugin`: command-line parsing, logging, signals; the daemon does the rest.
+
+Exit codes: 0 after a clean SIGTERM/SIGINT shutdown, 2 for an invalid config file (the message
+names the entry and the reason), 1 when the daemon cannot start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from pycni.device_plugin import logs
+from pycni.device_plugin.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
+
+log = logging.getLogger("pycni.device_plugin")
+
+EXIT_CONFIG = 2
+EXIT_START = 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pycni device-plugin", description="SR-IOV / PCI NIC device plugin for kubelet"
+    )
+    p.add_argument(
+        "--config", required=True, type=Path, help="resource pool config (sriov-network-device-plugin format)"
+    )
+    p.add_argument("--resource-prefix", default=DEFAULT_PREFIX, help="default prefix of resource names")
+    p.add_argument("--sysfs-root", default=Path("/sys"), type=Path)
+    p.add_argument(
+        "--kubelet-dir",
+        default=Path("/var/lib/kubelet/device-plugins"),
+        type=Path,
+        help="the directory holding kubelet.sock",
+    )
+    p.add_argument(
+        "--plugins-registry-dir",
+        default=Path("/var/lib/kubelet/plugins_registry"),
+        type=Path,
+        help="plugin-watcher directory; used instead of Register when it exists",
+    )
+    p.add_argument("--device-info-dir", default=Path("/var/run/k8s.cni.cncf.io/devinfo/dp"), type=Path)
+    p.add_argument("--cdi-dir", default=Path("/var/run/cdi"), type=Path)
+    p.add_argument(
+        "--use-cdi", action="store_true", help="answer Allocate with CDI devices and write CDI specs"
+    )
+    p.add_argument(
+        "--links-netns", default=None, help="network namespace holding the node's netdevs (default: our own)"
+    )
+    p.add_argument("--no-udev", action="store_true", help="do not listen for kernel uevents")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    logs.setup(logging.DEBUG if args.verbose else logging.INFO)
+    try:
+        config = load_config(args.config, args.resource_prefix)
+    except ConfigError as err:
+        log.error("invalid config", extra={"error": str(err)})
+        print(f"pycni device-plugin: invalid config: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    warn_unsupported(config)
+
+    from pycni.device_plugin.daemon import Daemon, Options  # grpc, pyroute2: only once the config is good
+
+    opts = Options(
+        config_path=args.config.absolute(),
+        resource_prefix=args.resource_prefix,
+        sysfs_root=args.sysfs_root,
+        kubelet_dir=args.kubelet_dir,
+        plugins_registry_dir=args.plugins_registry_dir,
+        devinfo_dir=args.device_info_dir,
+        cdi_dir=args.cdi_dir,
+        use_cdi=args.use_cdi,
+        links_netns=args.links_netns,
+        use_udev=not args.no_udev,
+    )
+    daemon = Daemon(opts, config)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
+        daemon.request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, on_signal)
+    try:
+        daemon.start()
+    except Exception as err:
+        log.exception("cannot start", extra={"error": str(err)})
+        daemon.shutdown()
+        return EXIT_START
+    daemon.run()
+    return 0

@@ -1,0 +1,82 @@
+"""The node's links as netlink sees them: a link-state table, the default-route netdevs, and an
+event socket that wakes the daemon on every RTM_NEWLINK/RTM_DELLINK.
+
+All pyroute2 use of the device plugin is here. `netns` (a name or path, None for our own) exists
+so tests can point the daemon at a namespace holding veth stand-ins for VF and PF netdevs.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from pycni.device_plugin.pools import LinkState
+
+log = logging.getLogger(__name__)
+
+IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000
+RTMGRP_LINK = 0x1
+RT_TABLE_MAIN = 254
+
+
+def _open(netns: str | None) -> Any:
+    return IPRoute(netns=netns, flags=0) if netns else IPRoute()
+
+
+class LinkView:
+    """Reads the link table and default routes of one network namespace."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        self.netns = netns
+        self._ipr: Any = _open(netns)
+
+    def close(self) -> None:
+        self._ipr.close()
+
+    def links(self) -> dict[str, LinkState]:
+        out: dict[str, LinkState] = {}
+        for msg in self._ipr.get_links():
+            name = msg.get_attr("IFLA_IFNAME")
+            flags = int(msg["flags"])
+            out[name] = LinkState(up=bool(flags & IFF_UP), carrier=bool(flags & IFF_LOWER_UP))
+        return out
+
+    def default_route_netdevs(self) -> set[str]:
+        """Netdevs that carry a default route (IPv4 or IPv6, main table), multipath included."""
+        names = {msg["index"]: msg.get_attr("IFLA_IFNAME") for msg in self._ipr.get_links()}
+        found: set[str] = set()
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for route in self._ipr.get_routes(family=family, table=RT_TABLE_MAIN):
+                if route["dst_len"] != 0:
+                    continue
+                oifs = [route.get_attr("RTA_OIF")]
+                for hop in route.get_attr("RTA_MULTIPATH") or []:
+                    oifs.append(hop["oif"])
+                found.update(names[i] for i in oifs if i in names)
+        return found
+
+
+class LinkEvents:
+    """A netlink socket subscribed to link changes; `fileno()` goes into the daemon's selector."""
+
+    def __init__(self, netns: str | None = None) -> None:
+        self._ipr: Any = _open(netns)
+        self._ipr.bind(groups=RTMGRP_LINK)
+
+    def fileno(self) -> int:
+        return int(self._ipr.fileno())
+
+    def drain(self) -> int:
+        """Reads what is pending (call only when readable); returns how many messages came."""
+        try:
+            return len(self._ipr.get())
+        except Exception as err:  # a netlink overrun (ENOBUFS) only means "re-read everything"
+            log.debug("netlink read failed", extra={"error": str(err)})
+            return 1
+
+    def close(self) -> None:
+        self._ipr.close()

@@ -1,0 +1,221 @@
+"""One gRPC server per pool: the kubelet's DevicePlugin API (and, in plugin-watcher mode, the
+pluginregistration API on the same socket).
+
+`PoolState` is the pool's current device list and a version counter under a condition variable;
+the daemon's reconcile loop writes it, ListAndWatch streams wait on it. Servers are restarted (not
+reused) when their socket is removed, because a gRPC server cannot re-listen on a new inode.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from pycni.device_plugin import allocate as alloc
+from pycni.device_plugin import files, preferred
+from pycni.device_plugin.api import deviceplugin_v1beta1_pb2 as dp
+from pycni.device_plugin.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
+from pycni.device_plugin.api import pluginregistration_v1_pb2 as reg
+from pycni.device_plugin.api import pluginregistration_v1_pb2_grpc as reg_grpc
+from pycni.device_plugin.discovery import Device
+from pycni.device_plugin.pools import Pool, PoolDevice, matching_selector
+
+log = logging.getLogger(__name__)
+
+HEALTHY = "Healthy"
+UNHEALTHY = "Unhealthy"
+API_VERSION = "v1beta1"
+OPTIONS = dp.DevicePluginOptions(pre_start_required=False, get_preferred_allocation_available=True)
+
+
+class PoolState:
+    """A pool's devices as last reconciled; ListAndWatch streams wake on every change."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self._cond = threading.Condition()
+        self._devices: list[PoolDevice] = []
+        self._version = 0
+        self._closed = False
+
+    def update(self, pool: Pool, devices: list[PoolDevice]) -> bool:
+        with self._cond:
+            changed = devices != self._devices or pool != self.pool
+            self.pool = pool
+            if changed:
+                self._devices = list(devices)
+                self._version += 1
+                self._cond.notify_all()
+            return changed
+
+    def snapshot(self) -> tuple[int, list[PoolDevice]]:
+        with self._cond:
+            return self._version, list(self._devices)
+
+    def by_id(self) -> dict[str, Device]:
+        with self._cond:
+            return {pd.device.address: pd.device for pd in self._devices}
+
+    def wait_change(self, version: int, timeout: float) -> bool:
+        with self._cond:
+            self._cond.wait_for(lambda: self._version != version or self._closed, timeout)
+            return self._version != version
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """Where Allocate leaves its side effects, and who to tell which devices went to a pod."""
+
+    devinfo_dir: Path
+    use_cdi: bool
+    on_allocated: Callable[[Pool, list[str]], None]
+
+
+def to_response(state: PoolState, devices: list[PoolDevice]) -> dp.ListAndWatchResponse:
+    out = []
+    for pd in devices:
+        dev = dp.Device(ID=pd.device.address, health=HEALTHY if pd.healthy else UNHEALTHY)
+        if pd.device.numa_node is not None and not state.pool.conf.exclude_topology:
+            dev.topology.nodes.add(ID=pd.device.numa_node)
+        out.append(dev)
+    return dp.ListAndWatchResponse(devices=out)
+
+
+class DevicePluginService(dp_grpc.DevicePluginServicer):
+    def __init__(self, state: PoolState, outputs: Outputs) -> None:
+        self.state = state
+        self.outputs = outputs
+
+    def GetDevicePluginOptions(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return OPTIONS
+
+    def ListAndWatch(self, request: Any, context: Any) -> Iterator[Any]:  # noqa: N802
+        version, devices = self.state.snapshot()
+        log.info("ListAndWatch opened", extra={"resource": self.state.pool.resource, "devices": len(devices)})
+        yield to_response(self.state, devices)
+        while context.is_active() and not self.state.closed:
+            if self.state.wait_change(version, timeout=0.5):
+                version, devices = self.state.snapshot()
+                yield to_response(self.state, devices)
+
+    def GetPreferredAllocation(self, request: Any, context: Any) -> Any:  # noqa: N802
+        known = self.state.by_id()
+        policy = self.state.pool.conf.allocation_policy
+        out = dp.PreferredAllocationResponse()
+        for req in request.container_requests:
+            ids = preferred.preferred(
+                list(req.available_deviceIDs),
+                list(req.must_include_deviceIDs),
+                req.allocation_size,
+                known,
+                policy,
+            )
+            out.container_responses.add(deviceIDs=ids)
+        return out
+
+    def Allocate(self, request: Any, context: Any) -> Any:  # noqa: N802
+        pool = self.state.pool
+        known = self.state.by_id()
+        out = dp.AllocateResponse()
+        for creq in request.container_requests:
+            unknown = [d for d in creq.devices_ids if d not in known]
+            if unknown:
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"{pool.resource}: unknown device(s) {unknown}"
+                )
+            devices = [known[d] for d in creq.devices_ids]
+            result = alloc.allocate(pool, devices, use_cdi=self.outputs.use_cdi)
+            for dev in devices:
+                sel = matching_selector(pool.conf, dev)
+                info = alloc.device_info(dev, bool(sel and sel.need_vhost_net))
+                files.write_devinfo(self.outputs.devinfo_dir, pool.resource, dev.address, info)
+            resp = out.container_responses.add()
+            resp.envs.update(result.envs)
+            for node in result.devices:
+                resp.devices.add(
+                    container_path=node.container_path, host_path=node.host_path, permissions=node.permissions
+                )
+            for name in result.cdi_devices:
+                resp.cdi_devices.add(name=name)
+            self.outputs.on_allocated(pool, list(creq.devices_ids))
+            log.info("allocated", extra={"resource": pool.resource, "devices": list(creq.devices_ids)})
+        return out
+
+    def PreStartContainer(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return dp.PreStartContainerResponse()
+
+
+class RegistrationService(reg_grpc.RegistrationServicer):
+    """Plugin-watcher mode: the kubelet asks who we are, then tells us whether it took us."""
+
+    def __init__(
+        self, state: PoolState, socket_path: Path, on_status: Callable[[Pool, bool, str], None]
+    ) -> None:
+        self.state = state
+        self.socket_path = socket_path
+        self.on_status = on_status
+
+    def GetInfo(self, request: Any, context: Any) -> Any:  # noqa: N802
+        return reg.PluginInfo(
+            type="DevicePlugin",
+            name=self.state.pool.resource,
+            endpoint=str(self.socket_path),
+            supported_versions=[API_VERSION],
+        )
+
+    def NotifyRegistrationStatus(self, request: Any, context: Any) -> Any:  # noqa: N802
+        self.on_status(self.state.pool, request.plugin_registered, request.error)
+        return reg.RegistrationStatusResponse()
+
+
+class PoolServer:
+    """Serves one pool on `socket_path` until stopped; `start` replaces a stale socket file."""
+
+    def __init__(
+        self,
+        state: PoolState,
+        socket_path: Path,
+        outputs: Outputs,
+        registration: Callable[[Pool, bool, str], None] | None,
+    ) -> None:
+        self.state = state
+        self.socket_path = socket_path
+        self._server: Any = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="dp-grpc")
+        )
+        dp_grpc.add_DevicePluginServicer_to_server(  # type: ignore[no-untyped-call]
+            DevicePluginService(state, outputs), self._server
+        )
+        if registration is not None:
+            reg_grpc.add_RegistrationServicer_to_server(  # type: ignore[no-untyped-call]
+                RegistrationService(state, socket_path, registration), self._server
+            )
+
+    def start(self) -> None:
+        self.socket_path.unlink(missing_ok=True)
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        if self._server.add_insecure_port(f"unix://{self.socket_path}") == 0:
+            raise OSError(f"cannot listen on {self.socket_path}")
+        self._server.start()
+        log.info("serving", extra={"resource": self.state.pool.resource, "socket": str(self.socket_path)})
+
+    def stop(self, remove_socket: bool = True) -> None:
+        self._server.stop(grace=None).wait(5)
+        if remove_socket:
+            self.socket_path.unlink(missing_ok=True)
