@@ -1,0 +1,45 @@
+"""Small helpers shared by the benchmarks: timing exec'd plugins, percentiles, tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+REFERENCE_DIR = Path("/usr/lib/cni")
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    ordered = sorted(samples)
+    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def summary_ms(samples: Sequence[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(samples) * 1000,
+        "p90": percentile(samples, 90) * 1000,
+        "p99": percentile(samples, 99) * 1000,
+    }
+
+
+def exec_plugin(binary: Path | str, command: str, conf: dict[str, Any] | None, env: dict[str, str] | None = None,
+                netns_exec: str | None = None) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+    """Run a plugin once; return (seconds, process)."""
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": command, **(env or {})}
+    argv = [str(binary)] if netns_exec is None else ["ip", "netns", "exec", netns_exec, str(binary)]
+    data = json.dumps(conf or {}).encode()
+    start = time.perf_counter()
+    proc = subprocess.run(argv, input=data, env=full_env, capture_output=True, check=False)
+    return time.perf_counter() - start, proc
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])

@@ -1,0 +1,287 @@
+"""bridge plugin, exec'd as a runtime does, inside a node namespace, with real packets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bridge.conftest import DUAL_STACK
+from tests.helpers.cni import ALL_SPEC_VERSIONS, Outcome, Runner, has_interfaces
+from tests.helpers.netns import Netns
+
+ConfFactory = Callable[..., dict[str, Any]]
+MakeNetns = Callable[..., Netns]
+
+
+def add(cni: Runner, node: Netns, pod: Netns, conf: dict[str, Any], cid: str | None = None,
+        ifname: str = "eth0") -> Outcome:
+    return cni("bridge", "ADD", conf, netns=pod.path, container_id=cid or pod.name, ifname=ifname,
+               netns_exec=node.name)
+
+
+def delete(cni: Runner, node: Netns, pod: Netns | None, conf: dict[str, Any], cid: str,
+           ifname: str = "eth0") -> Outcome:
+    return cni("bridge", "DEL", conf, netns=pod.path if pod else "", container_id=cid, ifname=ifname,
+               netns_exec=node.name)
+
+
+def pod_ips(result: dict[str, Any]) -> list[str]:
+    return [ip["address"].split("/")[0] for ip in result["ips"]]
+
+
+def leases(conf: dict[str, Any]) -> list[str]:
+    """Allocated addresses, read from host-local's store files (not through the plugin)."""
+    net_dir = Path(conf["ipam"]["dataDir"]) / conf["name"]
+    if not net_dir.is_dir():
+        return []
+    return sorted(p.name for p in net_dir.iterdir() if p.name[0].isdigit() or ":" in p.name)
+
+
+def host_veths(node: Netns) -> set[str]:
+    return {name for name in node.link_names() if name.startswith("veth")}
+
+
+def nft_masq_rules(node: Netns) -> list[str]:
+    out = node.run("nft", "list", "ruleset")
+    return [line.strip() for line in out.splitlines() if "masquerade" in line and "pycni/" in line]
+
+
+def iptables_masq_rules(node: Netns) -> list[str]:
+    out = node.run("iptables-save", "-t", "nat")
+    return [line for line in out.splitlines() if "pycni/" in line or line.startswith(":PYCNI-")]
+
+
+@pytest.mark.parametrize("version", ALL_SPEC_VERSIONS)
+def test_add_and_del_every_spec_version(cni: Runner, node: Netns, make_netns: MakeNetns,
+                                        conf_factory: ConfFactory, bridge_name: str, version: str) -> None:
+    pod = make_netns("pod")
+    conf = conf_factory(version)
+    out = add(cni, node, pod, conf).ok()
+    assert out["cniVersion"] == version
+    if has_interfaces(version):
+        names = [i["name"] for i in out["interfaces"]]
+        assert names[0] == bridge_name and names[1].startswith("veth") and names[2] == "eth0"
+        assert out["interfaces"][2]["sandbox"] == pod.path
+        assert all(ip["interface"] == 2 for ip in out["ips"])
+        address = out["ips"][0]["address"]
+    else:
+        address = out["ip4"]["ip"]
+    assert address in pod.addrs("eth0")
+    assert leases(conf) == [address.split("/")[0]]
+    delete(cni, node, pod, conf, pod.name).ok()
+    assert "eth0" not in pod.link_names()
+    assert leases(conf) == [] and host_veths(node) == set()
+
+
+def test_two_pods_ping_each_other_dual_stack_and_the_host_reaches_them(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory, bridge_name: str
+) -> None:
+    conf = conf_factory(ranges=DUAL_STACK, isDefaultGateway=True)
+    pods = [make_netns("pod") for _ in range(2)]
+    results = [add(cni, node, p, conf).ok() for p in pods]
+    a, b = (pod_ips(r) for r in results)
+    assert [ip.count(":") > 0 for ip in a] == [False, True]
+    assert pods[0].ping(b[0]) and pods[0].ping(b[1])  # IPv4 and IPv6 across the bridge
+    assert pods[1].ping(a[0]) and pods[1].ping(a[1])
+    assert node.ping(a[0]) and node.ping(a[1])  # the node via the gateway address on the bridge
+    assert "10.244.8.1/24" in node.addrs(bridge_name)
+    default = [r for r in pods[0].routes() if r["dst"] == "default"]
+    assert default and default[0]["gateway"] == "10.244.8.1"
+    for p in pods:
+        delete(cni, node, p, conf, p.name).ok()
+
+
+def test_mtu_and_hairpin_are_applied(cni: Runner, node: Netns, make_netns: MakeNetns,
+                                     conf_factory: ConfFactory, bridge_name: str) -> None:
+    pod = make_netns("pod")
+    out = add(cni, node, pod, conf_factory(mtu=1380, hairpinMode=True)).ok()
+    assert pod.links()["eth0"]["mtu"] == 1380
+    host_side = node.links()[out["interfaces"][1]["name"]]
+    assert host_side["mtu"] == 1380
+    assert host_side["linkinfo"]["info_slave_data"]["hairpin"] is True
+    assert node.links()[bridge_name]["mtu"] == 1380  # set when the bridge is created
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_masquerade_rules_exist_after_add_and_are_gone_after_del(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory, backend: str
+) -> None:
+    rules = nft_masq_rules if backend == "nftables" else iptables_masq_rules
+    conf = conf_factory(ipMasq=True, ipMasqBackend=backend, ranges=DUAL_STACK)
+    pods = [make_netns("pod") for _ in range(2)]
+    for p in pods:
+        add(cni, node, p, conf).ok()
+    assert len(rules(node)) >= 2
+    delete(cni, node, pods[0], conf, pods[0].name).ok()
+    remaining = rules(node)
+    assert remaining and len(remaining) < len(rules(node)) + 1
+    delete(cni, node, pods[1], conf, pods[1].name).ok()
+    assert rules(node) == []
+
+
+def test_check_passes_after_add_and_fails_when_the_interface_is_gone(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
+    pod = make_netns("pod")
+    conf = conf_factory()
+    result = add(cni, node, pod, conf).ok()
+    checked = {**conf, "prevResult": result}
+    ok = cni("bridge", "CHECK", checked, netns=pod.path, container_id=pod.name, netns_exec=node.name)
+    assert ok.code == 0 and ok.stdout == ""
+    pod.run("ip", "link", "del", "eth0")
+    bad = cni("bridge", "CHECK", checked, netns=pod.path, container_id=pod.name, netns_exec=node.name)
+    assert bad.code != 0 and "eth0" in bad.json["msg"]
+
+
+def test_l2_only_check_does_not_call_ipam(cni: Runner, node: Netns, make_netns: MakeNetns,
+                                          conf_factory: ConfFactory) -> None:
+    pod = make_netns("pod")
+    conf = {k: v for k, v in conf_factory().items() if k != "ipam"} | {"ipam": {}, "isGateway": False}
+    result = add(cni, node, pod, conf).ok()
+    assert "ips" not in result
+    out = cni("bridge", "CHECK", {**conf, "prevResult": result}, netns=pod.path, container_id=pod.name,
+              netns_exec=node.name)
+    assert out.code == 0, out.stdout
+
+
+def test_del_after_the_netns_is_gone_frees_ip_and_rules(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
+    pod = make_netns("pod")
+    conf = conf_factory(ipMasq=True)
+    add(cni, node, pod, conf).ok()
+    path = pod.path
+    subprocess.run(["ip", "netns", "del", pod.name], check=True)
+    assert not os.path.exists(path)
+    gone = Netns(pod.name)
+    delete(cni, node, gone, conf, pod.name).ok()
+    assert leases(conf) == [] and nft_masq_rules(node) == [] and host_veths(node) == set()
+    delete(cni, node, gone, conf, pod.name).ok()  # and again
+    delete(cni, node, None, conf, pod.name).ok()  # and with CNI_NETNS empty
+
+
+def test_failure_after_ipam_leaves_nothing_behind(cni: Runner, node: Netns, make_netns: MakeNetns,
+                                                  conf_factory: ConfFactory, bridge_name: str) -> None:
+    node.run("ip", "link", "add", bridge_name, "type", "bridge")
+    node.run("ip", "addr", "add", "10.99.0.1/24", "dev", bridge_name)  # conflicts with our gateway
+    pod = make_netns("pod")
+    conf = conf_factory(ipMasq=True)
+    out = add(cni, node, pod, conf)
+    assert out.code != 0 and "already has an IP address" in out.json["msg"]
+    assert leases(conf) == [] and host_veths(node) == set() and pod.link_names() == {"lo"}
+    assert nft_masq_rules(node) == []
+    forced = add(cni, node, pod, conf_factory(forceAddress=True)).ok()
+    assert forced["ips"][0]["gateway"] in {a.split("/")[0] for a in node.addrs(bridge_name)}
+
+
+def test_existing_ifname_is_refused_without_taking_an_address(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
+    pod = make_netns("pod")
+    pod.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other0")
+    conf = conf_factory()
+    out = add(cni, node, pod, conf)
+    assert out.code != 0 and "already exists" in out.json["msg"]
+    assert leases(conf) == []
+
+
+def test_thirty_two_parallel_pods(cni: Runner, node: Netns, make_netns: MakeNetns,
+                                  conf_factory: ConfFactory, bridge_name: str) -> None:
+    conf = conf_factory(ipMasq=True)
+    pods = [make_netns("pod") for _ in range(32)]
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda p: add(cni, node, p, conf), pods))
+    ips = [pod_ips(r.ok())[0] for r in results]
+    assert len(set(ips)) == 32
+    assert len(host_veths(node)) == 32
+    assert pods[0].ping(ips[31]) and pods[31].ping(ips[0]) and node.ping(ips[15])
+    with ThreadPoolExecutor(32) as pool:
+        outs = list(pool.map(lambda p: delete(cni, node, p, conf, p.name), pods))
+    assert all(o.code == 0 for o in outs), [o.stdout for o in outs if o.code]
+    assert host_veths(node) == set() and leases(conf) == [] and nft_masq_rules(node) == []
+
+
+def test_gc_removes_stale_rules_and_addresses_and_keeps_valid_ones(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
+    conf = conf_factory(ipMasq=True)
+    keep, lose = make_netns("pod"), make_netns("pod")
+    kept_ip = pod_ips(add(cni, node, keep, conf).ok())[0]
+    add(cni, node, lose, conf).ok()
+    valid = [{"containerID": keep.name, "ifname": "eth0"}]
+    gc_conf = {**conf, "cni.dev/valid-attachments": valid}
+    out = cni("bridge", "GC", gc_conf, container_id=None, ifname=None, netns_exec=node.name)
+    assert out.code == 0, out.stdout
+    assert leases(conf) == [kept_ip]
+    rules = nft_masq_rules(node)
+    assert len(rules) == 1 and kept_ip in rules[0]
+
+
+def test_status_passes_through_to_ipam(cni: Runner, node: Netns, conf_factory: ConfFactory) -> None:
+    out = cni("bridge", "STATUS", conf_factory(), container_id=None, ifname=None, netns_exec=node.name)
+    assert out.code == 0, out.stdout
+    bad = conf_factory()
+    bad["ipam"]["type"] = "no-such-ipam"
+    out = cni("bridge", "STATUS", bad, container_id=None, ifname=None, netns_exec=node.name)
+    assert out.code != 0 and "no-such-ipam" in out.json["msg"]
+
+
+def test_mac_capability_sets_the_pod_mac(cni: Runner, node: Netns, make_netns: MakeNetns,
+                                         conf_factory: ConfFactory) -> None:
+    pod = make_netns("pod")
+    conf = conf_factory(runtimeConfig={"mac": "0a:58:0a:f4:07:99"})
+    out = add(cni, node, pod, conf).ok()
+    assert pod.links()["eth0"]["address"] == "0a:58:0a:f4:07:99" == out["interfaces"][2]["mac"]
+
+
+@pytest.mark.parametrize(("keys", "words"), [
+    ({"hairpinMode": True, "promiscMode": True}, "hairpin"),
+    ({"vlan": 5000}, "vlan"),
+    ({"vlanTrunk": [{"minID": 9}]}, "minID"),
+    ({"disableContainerInterface": True}, "disableContainerInterface"),
+    ({"mtu": "big"}, "mtu"),
+])
+def test_invalid_config_is_code_7_naming_the_key(cni: Runner, node: Netns, make_netns: MakeNetns,
+                                                 conf_factory: ConfFactory, keys: dict[str, Any],
+                                                 words: str) -> None:
+    pod = make_netns("pod")
+    out = add(cni, node, pod, conf_factory(**keys))
+    assert out.code != 0 and out.json["code"] == 7 and words.lower() in out.json["msg"].lower()
+
+
+def _bridge_vlan_filtering_supported(node: Netns) -> bool:
+    probe = "vlanprobe0"
+    proc = subprocess.run(["ip", "-n", node.name, "link", "add", probe, "type", "bridge", "vlan_filtering", "1"],
+                          capture_output=True, check=False)
+    subprocess.run(["ip", "-n", node.name, "link", "del", probe], capture_output=True, check=False)
+    return proc.returncode == 0
+
+
+def test_vlan_port_is_tagged(cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory) -> None:
+    if not _bridge_vlan_filtering_supported(node):
+        pytest.skip("this kernel refuses bridge vlan_filtering (EOPNOTSUPP): VLAN options cannot run here")
+    pod = make_netns("pod")
+    out = add(cni, node, pod, conf_factory(vlan=100, vlanTrunk=[{"id": 200}])).ok()
+    veth = out["interfaces"][1]["name"]
+    vlans = json.loads(node.run("bridge", "-j", "vlan", "show", "dev", veth))
+    vids = {v["vlan"] for entry in vlans for v in entry["vlans"]}
+    assert {100, 200} <= vids and 1 not in vids
+
+
+def test_vlan_on_a_kernel_without_filtering_is_a_clear_error(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
+    if _bridge_vlan_filtering_supported(node):
+        pytest.skip("this kernel supports bridge VLAN filtering; the refusal path cannot be shown")
+    pod = make_netns("pod")
+    conf = conf_factory(vlan=100)
+    out = add(cni, node, pod, conf)
+    assert out.code != 0 and "VLAN filtering" in out.json["msg"]
+    assert leases(conf) == [] and pod.link_names() == {"lo"}
