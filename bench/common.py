@@ -28,8 +28,13 @@ def summary_ms(samples: Sequence[float]) -> dict[str, float]:
     }
 
 
-def exec_plugin(binary: Path | str, command: str, conf: dict[str, Any] | None, env: dict[str, str] | None = None,
-                netns_exec: str | None = None) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+def exec_plugin(
+    binary: Path | str,
+    command: str,
+    conf: dict[str, Any] | None,
+    env: dict[str, str] | None = None,
+    netns_exec: str | None = None,
+) -> tuple[float, subprocess.CompletedProcess[bytes]]:
     """Run a plugin once; return (seconds, process)."""
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": command, **(env or {})}
     argv = [str(binary)] if netns_exec is None else ["ip", "netns", "exec", netns_exec, str(binary)]

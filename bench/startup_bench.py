@@ -17,13 +17,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REFERENCE_DIR, exec_plugin, table  # noqa: E402
-from pycni.cni.install import install  # noqa: E402
-from pycni.cni.registry import PLUGINS  # noqa: E402
+from bench.common import REFERENCE_DIR, exec_plugin, table
+from pycni.cni.install import install
+from pycni.cni.registry import PLUGINS
 
 
-def median_ms(binary: Path, command: str, conf: dict[str, Any] | None, runs: int,
-              env: dict[str, str] | None = None, netns_exec: str | None = None) -> float:
+def median_ms(
+    binary: Path,
+    command: str,
+    conf: dict[str, Any] | None,
+    runs: int,
+    env: dict[str, str] | None = None,
+    netns_exec: str | None = None,
+) -> float:
     samples = []
     for _ in range(runs):
         seconds, _ = exec_plugin(binary, command, conf, env, netns_exec)
@@ -32,12 +38,20 @@ def median_ms(binary: Path, command: str, conf: dict[str, Any] | None, runs: int
 
 
 def host_local_add_del(binary: Path, runs: int, data_dir: Path, version: str) -> float:
-    conf = {"cniVersion": version, "name": "bench", "type": "host-local",
-            "ipam": {"type": "host-local", "dataDir": str(data_dir), "ranges": [[{"subnet": "10.250.0.0/16"}]]}}
+    conf = {
+        "cniVersion": version,
+        "name": "bench",
+        "type": "host-local",
+        "ipam": {"type": "host-local", "dataDir": str(data_dir), "ranges": [[{"subnet": "10.250.0.0/16"}]]},
+    }
     samples = []
     for i in range(runs):
-        env = {"CNI_CONTAINERID": f"c{i}", "CNI_NETNS": "/proc/self/ns/net", "CNI_IFNAME": "eth0",
-               "CNI_PATH": str(binary.parent)}
+        env = {
+            "CNI_CONTAINERID": f"c{i}",
+            "CNI_NETNS": "/proc/self/ns/net",
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": str(binary.parent),
+        }
         add, proc = exec_plugin(binary, "ADD", conf, env)
         assert proc.returncode == 0, proc.stdout
         delete, _ = exec_plugin(binary, "DEL", conf, env)
@@ -52,8 +66,12 @@ def bridge_l2_add_del(binary: Path, runs: int, version: str) -> float:
         subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         conf = {"cniVersion": version, "name": "bench", "type": "bridge", "bridge": "brbench", "ipam": {}}
-        env = {"CNI_CONTAINERID": "c1", "CNI_NETNS": f"/run/netns/{pod}", "CNI_IFNAME": "eth0",
-               "CNI_PATH": str(binary.parent)}
+        env = {
+            "CNI_CONTAINERID": "c1",
+            "CNI_NETNS": f"/run/netns/{pod}",
+            "CNI_IFNAME": "eth0",
+            "CNI_PATH": str(binary.parent),
+        }
         samples = []
         for _ in range(runs):
             add, proc = exec_plugin(binary, "ADD", conf, env, netns_exec=node)
@@ -77,9 +95,20 @@ def main() -> None:
         for plugin_type in sorted(PLUGINS):
             ours = median_ms(bin_dir / plugin_type, "VERSION", {"cniVersion": "1.0.0"}, args.runs)
             ref_bin = REFERENCE_DIR / plugin_type
-            ref = median_ms(ref_bin, "VERSION", {"cniVersion": "1.0.0"}, args.runs) if ref_bin.exists() else None
-            rows.append([plugin_type, "VERSION", f"{ours:.1f}", f"{ref:.1f}" if ref else "-",
-                         f"{ours / ref:.2f}" if ref else "-"])
+            ref = (
+                median_ms(ref_bin, "VERSION", {"cniVersion": "1.0.0"}, args.runs)
+                if ref_bin.exists()
+                else None
+            )
+            rows.append(
+                [
+                    plugin_type,
+                    "VERSION",
+                    f"{ours:.1f}",
+                    f"{ref:.1f}" if ref else "-",
+                    f"{ours / ref:.2f}" if ref else "-",
+                ]
+            )
         for plugin_type, func in (("host-local", host_local_add_del), ("bridge", None)):
             ours_bin = bin_dir / plugin_type
             if not PLUGINS[plugin_type].implemented:
@@ -91,8 +120,15 @@ def main() -> None:
             else:
                 ours = bridge_l2_add_del(ours_bin, args.runs, "1.0.0")
                 ref = bridge_l2_add_del(ref_bin, args.runs, "1.0.0") if ref_bin.exists() else None
-            rows.append([plugin_type, "ADD+DEL", f"{ours:.1f}", f"{ref:.1f}" if ref else "-",
-                         f"{ours / ref:.2f}" if ref else "-"])
+            rows.append(
+                [
+                    plugin_type,
+                    "ADD+DEL",
+                    f"{ours:.1f}",
+                    f"{ref:.1f}" if ref else "-",
+                    f"{ours / ref:.2f}" if ref else "-",
+                ]
+            )
     print(f"median of {args.runs} runs, exec'd plugins (no daemon)")
     print(table(rows, ["type", "command", "ours ms", "reference ms", "ratio"]))
 

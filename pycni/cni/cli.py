@@ -42,7 +42,7 @@ def _exec(args: argparse.Namespace) -> int:
     delegate = ExecDelegate() if args.exec_plugins else AutoDelegate()
     try:
         result = tool.run(args.command, req, delegate)
-    except Exception as exc:  # noqa: BLE001 - reported as a spec error object, like a plugin
+    except Exception as exc:
         print(json.dumps(to_error(exc).to_json()))
         return 1
     if result is not None:

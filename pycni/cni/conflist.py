@@ -43,7 +43,9 @@ class NetConfList(Model):
     def from_json(cls, raw: dict[str, Any]) -> Self:
         if "plugins" not in raw:
             plugin = {k: v for k, v in raw.items() if k not in ("cniVersion", "cniVersions", "name")}
-            raw = {k: raw[k] for k in ("cniVersion", "cniVersions", "name") if k in raw} | {"plugins": [plugin]}
+            raw = {k: raw[k] for k in ("cniVersion", "cniVersions", "name") if k in raw} | {
+                "plugins": [plugin]
+            }
         try:
             return cls.model_validate(raw)
         except ValidationError as err:

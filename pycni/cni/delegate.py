@@ -42,7 +42,9 @@ def add(delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Re
     return result
 
 
-def add_with_undo(undo: ExitStack, delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result:
+def add_with_undo(
+    undo: ExitStack, delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs
+) -> Result:
     """Delegate ADD and register its DEL on `undo`; a failed ADD is DEL'd too (spec §ADD)."""
     try:
         result = add(delegate, plugin_type, conf, rt)

@@ -109,8 +109,9 @@ def to_error(exc: BaseException) -> CNIError:
         msg = exc.args[1] if len(exc.args) > 1 and exc.args[1] else text
         return InternalError(f"netlink request failed: {msg}", f"errno {code} ({text})")
     if isinstance(exc, OSError) and exc.errno is not None:
-        return InternalError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
-                             f"errno {exc.errno}")
+        return InternalError(
+            f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), f"errno {exc.errno}"
+        )
     if isinstance(exc, TimeoutError):
         return TryAgainLater(f"timed out: {exc}")
     return InternalError(f"internal error: {type(exc).__name__}: {exc}")

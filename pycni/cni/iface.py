@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pycni.cni import ip, netns, sysctl
 from pycni.cni.errors import InternalError
@@ -38,10 +38,11 @@ def configure_iface(
     gateways = family_gateways(result)
     for route in result.routes:
         gw = route.gw if route.gw is not None else gateways.get(route.dst.version)
-        extra = {"priority": route.priority, "table": route.table, "scope": route.scope}
+        extra: dict[str, Any] = {"priority": route.priority, "table": route.table, "scope": route.scope}
         if route.mtu or route.advmss:
-            extra["metrics"] = {"attrs": [(k, v) for k, v in (("RTAX_MTU", route.mtu),
-                                                                ("RTAX_ADVMSS", route.advmss)) if v]}
+            extra["metrics"] = {
+                "attrs": [(k, v) for k, v in (("RTAX_MTU", route.mtu), ("RTAX_ADVMSS", route.advmss)) if v]
+            }
         ip.add_route(pod, route.dst, gw, link.index, **extra)
 
 

@@ -144,7 +144,9 @@ def ensure_bridge(ipr: IPRoute, name: str, mtu: int | None = None, vlan_filterin
                 raise InternalError(f"could not create bridge {name!r}: {exc}") from exc
         link = get_link(ipr, name)
     if link.kind != "bridge":
-        raise InternalError(f"{name!r} already exists but is not a bridge (it is {link.kind or 'a plain link'})")
+        raise InternalError(
+            f"{name!r} already exists but is not a bridge (it is {link.kind or 'a plain link'})"
+        )
     if not link.up:
         set_up(ipr, link)
         link = get_link(ipr, name)
@@ -170,8 +172,11 @@ def setup_veth(
     try:
         for _ in range(10):
             host_name = random_veth_name()
-            attrs: dict[str, Any] = {"ifname": ifname, "kind": "veth",
-                                     "peer": {"ifname": host_name, "net_ns_fd": host_fd}}
+            attrs: dict[str, Any] = {
+                "ifname": ifname,
+                "kind": "veth",
+                "peer": {"ifname": host_name, "net_ns_fd": host_fd},
+            }
             if mtu:
                 attrs["mtu"] = mtu
                 attrs["peer"]["mtu"] = mtu
@@ -233,7 +238,11 @@ def delete_address(ipr: IPRoute, index: int, addr: IPInterface) -> None:
 
 
 def add_route(ipr: IPRoute, dst: IPNetwork, gw: IPAddress | None, index: int, **extra: Any) -> None:
-    attrs: dict[str, Any] = {"dst": str(dst), "oif": index, **{k: v for k, v in extra.items() if v is not None}}
+    attrs: dict[str, Any] = {
+        "dst": str(dst),
+        "oif": index,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
     if gw is not None:
         attrs["gateway"] = str(gw)
     try:
@@ -251,6 +260,61 @@ def routes(ipr: IPRoute, family: int, index: int | None = None) -> list[tuple[IP
             continue
         dst = msg.get("RTA_DST") or ("0.0.0.0" if family == 2 else "::")
         gw = msg.get("RTA_GATEWAY")
-        found.append((ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False),
-                      ipaddress.ip_address(gw) if gw else None))
+        found.append(
+            (
+                ipaddress.ip_network(f"{dst}/{msg['dst_len']}", strict=False),
+                ipaddress.ip_address(gw) if gw else None,
+            )
+        )
     return found
+
+
+def move_link(ipr: IPRoute, link: Link, netns_fd: int) -> None:
+    """Move `link` into the netns held by `netns_fd`; its index may change there, its name does not."""
+    try:
+        ipr.link("set", index=link.index, net_ns_fd=netns_fd)
+    except Exception as exc:
+        if netlink_errno(exc) == errno.EEXIST:
+            msg = f"cannot move {link.name!r}: its name or an altname exists in the target netns"
+            raise LinkExists(msg) from exc
+        raise InternalError(f"failed to move link {link.name!r} to another netns: {exc}") from exc
+
+
+def rename_link(ipr: IPRoute, link: Link, name: str) -> None:
+    """Rename `link` (the kernel needs it down); EEXIST becomes `LinkExists`."""
+    try:
+        ipr.link("set", index=link.index, ifname=name)
+    except Exception as exc:
+        if netlink_errno(exc) == errno.EEXIST:
+            raise LinkExists(f"cannot rename {link.name!r} to {name!r}: the name is taken") from exc
+        raise InternalError(f"failed to rename link {link.name!r} to {name!r}: {exc}") from exc
+
+
+def set_down(ipr: IPRoute, link: Link) -> None:
+    ipr.link("set", index=link.index, state="down")
+
+
+def set_alias(ipr: IPRoute, link: Link, alias: str) -> None:
+    """Set IFLA_IFALIAS; an empty string removes it."""
+    ipr.link("set", index=link.index, ifalias=alias)
+
+
+def add_altname(ipr: IPRoute, link: Link, altname: str) -> None:
+    """Add an alternative name; one already on this link is fine."""
+    try:
+        ipr.link("property_add", index=link.index, altname=altname)
+    except Exception as exc:
+        if netlink_errno(exc) != errno.EEXIST:
+            raise InternalError(f"failed to add altname {altname!r} to {link.name!r}: {exc}") from exc
+        owner = find_link(ipr, altname)
+        if owner is None or owner.index != link.index:
+            raise LinkExists(f"cannot add altname {altname!r} to {link.name!r}: the name is taken") from exc
+
+
+def del_altname(ipr: IPRoute, link: Link, altname: str) -> None:
+    """Remove an alternative name; one already gone is fine."""
+    try:
+        ipr.link("property_del", index=link.index, altname=altname)
+    except Exception as exc:
+        if netlink_errno(exc) not in (errno.ENOENT, errno.ENODEV):
+            raise InternalError(f"failed to remove altname {altname!r} from {link.name!r}: {exc}") from exc

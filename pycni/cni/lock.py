@@ -48,7 +48,9 @@ def flock(path: Path, timeout: float = DEFAULT_TIMEOUT, what: str = "") -> Itera
                 if err.errno not in (errno.EAGAIN, errno.EACCES):
                     raise
                 if time.monotonic() >= deadline:
-                    raise TryAgainLater(f"timed out after {timeout:.0f}s waiting for the lock on {what or path}")
+                    raise TryAgainLater(
+                        f"timed out after {timeout:.0f}s waiting for the lock on {what or path}"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
         yield
@@ -56,8 +58,9 @@ def flock(path: Path, timeout: float = DEFAULT_TIMEOUT, what: str = "") -> Itera
         os.close(fd)
 
 
-def resource_lock(kind: str, name: str, env: Mapping[str, str] | None = None,
-                  timeout: float = DEFAULT_TIMEOUT) -> Path:
+def resource_lock(
+    kind: str, name: str, env: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
+) -> Path:
     """The lock file for one named resource of this netns, e.g. ("bridge", "cni0")."""
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
     return run_dir(env) / "locks" / f"{kind}-{netns_key()}-{digest}.lock"

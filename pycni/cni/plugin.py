@@ -6,6 +6,7 @@ VERSION (and the daemon can list types) without importing the plugin or pyroute2
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import logging
 from collections.abc import Mapping
@@ -52,13 +53,13 @@ class PluginRef:
         except ModuleNotFoundError:
             return False
 
-    def load_conf_model(self) -> type[NetConf]:
+    def load_conf_model(self) -> builtins.type[NetConf]:
         if self.conf is None:
             from pycni.cni.config import NetConf
 
             return NetConf
         module, _, name = self.conf.partition(":")
-        model: type[NetConf] = getattr(importlib.import_module(module), name)
+        model: builtins.type[NetConf] = getattr(importlib.import_module(module), name)
         return model
 
     def load_ops(self) -> ModuleType:

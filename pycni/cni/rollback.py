@@ -19,7 +19,7 @@ def quietly(func: Callable[P, object]) -> Callable[P, None]:
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
             func(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - an undo must not mask the original failure
+        except Exception:
             log.warning("undo step %s failed", getattr(func, "__qualname__", func), exc_info=True)
 
     return run

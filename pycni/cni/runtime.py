@@ -96,7 +96,9 @@ class RuntimeArgs:
         return env
 
     def with_command(self, command: Command) -> RuntimeArgs:
-        return RuntimeArgs(command, self.container_id, self.netns, self.ifname, self.args, self.path, self.env)
+        return RuntimeArgs(
+            command, self.container_id, self.netns, self.ifname, self.args, self.path, self.env
+        )
 
     @classmethod
     def from_env(cls, command: Command, env: Mapping[str, str]) -> RuntimeArgs:

@@ -7,6 +7,7 @@ imported; the config model and the plugin's ops load only once a verb needs them
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -57,7 +58,7 @@ def run(
 
             _print(stdout, render(result, cni_version))
         return 0
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes a spec error object
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         err = to_error(exc)
@@ -134,10 +135,8 @@ def _decode(raw: bytes) -> dict[str, Any]:
 def _version_answer(raw: bytes) -> dict[str, Any]:
     """Echo the caller's version when we speak it (the Go skel always says its own)."""
     asked = None
-    try:
+    with contextlib.suppress(ValueError, AttributeError, UnicodeDecodeError):
         asked = json.loads(raw).get("cniVersion") if raw.strip() else None
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        pass
     answer = asked if asked in version.SUPPORTED_VERSIONS else version.CURRENT
     return {"cniVersion": answer, "supportedVersions": list(version.SUPPORTED_VERSIONS)}
 
@@ -147,7 +146,9 @@ def check_min_version(command: Command, cni_version: str) -> None:
     if not version.at_least(cni_version, minimum):
         from pycni.cni.errors import IncompatibleVersion
 
-        raise IncompatibleVersion(f"config version {cni_version} does not allow {command}: it needs {minimum}+")
+        raise IncompatibleVersion(
+            f"config version {cni_version} does not allow {command}: it needs {minimum}+"
+        )
 
 
 def _print(stdout: IO[str], obj: Mapping[str, Any]) -> None:

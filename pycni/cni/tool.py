@@ -101,7 +101,9 @@ class Tool:
             return
         cached = self.cache.load(self.conflist.name, self.container_id, self.req.ifname)
         if cached is None or cached.result is None:
-            raise InvalidConfig(f"no cached result for {self.conflist.name}/{self.container_id}/{self.req.ifname}")
+            raise InvalidConfig(
+                f"no cached result for {self.conflist.name}/{self.container_id}/{self.req.ifname}"
+            )
         rt = self.rt(Command.CHECK)
         for plugin in self.conflist.plugins:
             conf = self.conflist.plugin_conf(plugin, cached.result, self.req.capability_args)

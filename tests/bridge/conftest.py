@@ -25,7 +25,9 @@ def bridge_name() -> str:
 def conf_factory(tmp_path: Path, bridge_name: str) -> Callable[..., dict[str, Any]]:
     """A bridge + host-local config with a private dataDir, as a runtime would pass it."""
 
-    def make(version: str = "1.1.0", ranges: list[list[dict[str, str]]] | None = None, **keys: Any) -> dict[str, Any]:
+    def make(
+        version: str = "1.1.0", ranges: list[list[dict[str, str]]] | None = None, **keys: Any
+    ) -> dict[str, Any]:
         conf: dict[str, Any] = {
             "cniVersion": version,
             "name": "podnet",

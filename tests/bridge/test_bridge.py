@@ -20,16 +20,32 @@ ConfFactory = Callable[..., dict[str, Any]]
 MakeNetns = Callable[..., Netns]
 
 
-def add(cni: Runner, node: Netns, pod: Netns, conf: dict[str, Any], cid: str | None = None,
-        ifname: str = "eth0") -> Outcome:
-    return cni("bridge", "ADD", conf, netns=pod.path, container_id=cid or pod.name, ifname=ifname,
-               netns_exec=node.name)
+def add(
+    cni: Runner, node: Netns, pod: Netns, conf: dict[str, Any], cid: str | None = None, ifname: str = "eth0"
+) -> Outcome:
+    return cni(
+        "bridge",
+        "ADD",
+        conf,
+        netns=pod.path,
+        container_id=cid or pod.name,
+        ifname=ifname,
+        netns_exec=node.name,
+    )
 
 
-def delete(cni: Runner, node: Netns, pod: Netns | None, conf: dict[str, Any], cid: str,
-           ifname: str = "eth0") -> Outcome:
-    return cni("bridge", "DEL", conf, netns=pod.path if pod else "", container_id=cid, ifname=ifname,
-               netns_exec=node.name)
+def delete(
+    cni: Runner, node: Netns, pod: Netns | None, conf: dict[str, Any], cid: str, ifname: str = "eth0"
+) -> Outcome:
+    return cni(
+        "bridge",
+        "DEL",
+        conf,
+        netns=pod.path if pod else "",
+        container_id=cid,
+        ifname=ifname,
+        netns_exec=node.name,
+    )
 
 
 def pod_ips(result: dict[str, Any]) -> list[str]:
@@ -59,8 +75,9 @@ def iptables_masq_rules(node: Netns) -> list[str]:
 
 
 @pytest.mark.parametrize("version", ALL_SPEC_VERSIONS)
-def test_add_and_del_every_spec_version(cni: Runner, node: Netns, make_netns: MakeNetns,
-                                        conf_factory: ConfFactory, bridge_name: str, version: str) -> None:
+def test_add_and_del_every_spec_version(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory, bridge_name: str, version: str
+) -> None:
     pod = make_netns("pod")
     conf = conf_factory(version)
     out = add(cni, node, pod, conf).ok()
@@ -98,8 +115,9 @@ def test_two_pods_ping_each_other_dual_stack_and_the_host_reaches_them(
         delete(cni, node, p, conf, p.name).ok()
 
 
-def test_mtu_and_hairpin_are_applied(cni: Runner, node: Netns, make_netns: MakeNetns,
-                                     conf_factory: ConfFactory, bridge_name: str) -> None:
+def test_mtu_and_hairpin_are_applied(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory, bridge_name: str
+) -> None:
     pod = make_netns("pod")
     out = add(cni, node, pod, conf_factory(mtu=1380, hairpinMode=True)).ok()
     assert pod.links()["eth0"]["mtu"] == 1380
@@ -140,14 +158,21 @@ def test_check_passes_after_add_and_fails_when_the_interface_is_gone(
     assert bad.code != 0 and "eth0" in bad.json["msg"]
 
 
-def test_l2_only_check_does_not_call_ipam(cni: Runner, node: Netns, make_netns: MakeNetns,
-                                          conf_factory: ConfFactory) -> None:
+def test_l2_only_check_does_not_call_ipam(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
     pod = make_netns("pod")
     conf = {k: v for k, v in conf_factory().items() if k != "ipam"} | {"ipam": {}, "isGateway": False}
     result = add(cni, node, pod, conf).ok()
     assert "ips" not in result
-    out = cni("bridge", "CHECK", {**conf, "prevResult": result}, netns=pod.path, container_id=pod.name,
-              netns_exec=node.name)
+    out = cni(
+        "bridge",
+        "CHECK",
+        {**conf, "prevResult": result},
+        netns=pod.path,
+        container_id=pod.name,
+        netns_exec=node.name,
+    )
     assert out.code == 0, out.stdout
 
 
@@ -167,8 +192,9 @@ def test_del_after_the_netns_is_gone_frees_ip_and_rules(
     delete(cni, node, None, conf, pod.name).ok()  # and with CNI_NETNS empty
 
 
-def test_failure_after_ipam_leaves_nothing_behind(cni: Runner, node: Netns, make_netns: MakeNetns,
-                                                  conf_factory: ConfFactory, bridge_name: str) -> None:
+def test_failure_after_ipam_leaves_nothing_behind(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory, bridge_name: str
+) -> None:
     node.run("ip", "link", "add", bridge_name, "type", "bridge")
     node.run("ip", "addr", "add", "10.99.0.1/24", "dev", bridge_name)  # conflicts with our gateway
     pod = make_netns("pod")
@@ -192,8 +218,9 @@ def test_existing_ifname_is_refused_without_taking_an_address(
     assert leases(conf) == []
 
 
-def test_thirty_two_parallel_pods(cni: Runner, node: Netns, make_netns: MakeNetns,
-                                  conf_factory: ConfFactory, bridge_name: str) -> None:
+def test_thirty_two_parallel_pods(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory, bridge_name: str
+) -> None:
     conf = conf_factory(ipMasq=True)
     pods = [make_netns("pod") for _ in range(32)]
     with ThreadPoolExecutor(32) as pool:
@@ -233,24 +260,33 @@ def test_status_passes_through_to_ipam(cni: Runner, node: Netns, conf_factory: C
     assert out.code != 0 and "no-such-ipam" in out.json["msg"]
 
 
-def test_mac_capability_sets_the_pod_mac(cni: Runner, node: Netns, make_netns: MakeNetns,
-                                         conf_factory: ConfFactory) -> None:
+def test_mac_capability_sets_the_pod_mac(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
     pod = make_netns("pod")
     conf = conf_factory(runtimeConfig={"mac": "0a:58:0a:f4:07:99"})
     out = add(cni, node, pod, conf).ok()
     assert pod.links()["eth0"]["address"] == "0a:58:0a:f4:07:99" == out["interfaces"][2]["mac"]
 
 
-@pytest.mark.parametrize(("keys", "words"), [
-    ({"hairpinMode": True, "promiscMode": True}, "hairpin"),
-    ({"vlan": 5000}, "vlan"),
-    ({"vlanTrunk": [{"minID": 9}]}, "minID"),
-    ({"disableContainerInterface": True}, "disableContainerInterface"),
-    ({"mtu": "big"}, "mtu"),
-])
-def test_invalid_config_is_code_7_naming_the_key(cni: Runner, node: Netns, make_netns: MakeNetns,
-                                                 conf_factory: ConfFactory, keys: dict[str, Any],
-                                                 words: str) -> None:
+@pytest.mark.parametrize(
+    ("keys", "words"),
+    [
+        ({"hairpinMode": True, "promiscMode": True}, "hairpin"),
+        ({"vlan": 5000}, "vlan"),
+        ({"vlanTrunk": [{"minID": 9}]}, "minID"),
+        ({"disableContainerInterface": True}, "disableContainerInterface"),
+        ({"mtu": "big"}, "mtu"),
+    ],
+)
+def test_invalid_config_is_code_7_naming_the_key(
+    cni: Runner,
+    node: Netns,
+    make_netns: MakeNetns,
+    conf_factory: ConfFactory,
+    keys: dict[str, Any],
+    words: str,
+) -> None:
     pod = make_netns("pod")
     out = add(cni, node, pod, conf_factory(**keys))
     assert out.code != 0 and out.json["code"] == 7 and words.lower() in out.json["msg"].lower()
@@ -258,13 +294,18 @@ def test_invalid_config_is_code_7_naming_the_key(cni: Runner, node: Netns, make_
 
 def _bridge_vlan_filtering_supported(node: Netns) -> bool:
     probe = "vlanprobe0"
-    proc = subprocess.run(["ip", "-n", node.name, "link", "add", probe, "type", "bridge", "vlan_filtering", "1"],
-                          capture_output=True, check=False)
+    proc = subprocess.run(
+        ["ip", "-n", node.name, "link", "add", probe, "type", "bridge", "vlan_filtering", "1"],
+        capture_output=True,
+        check=False,
+    )
     subprocess.run(["ip", "-n", node.name, "link", "del", probe], capture_output=True, check=False)
     return proc.returncode == 0
 
 
-def test_vlan_port_is_tagged(cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory) -> None:
+def test_vlan_port_is_tagged(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
     if not _bridge_vlan_filtering_supported(node):
         pytest.skip("this kernel refuses bridge vlan_filtering (EOPNOTSUPP): VLAN options cannot run here")
     pod = make_netns("pod")

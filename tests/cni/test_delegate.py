@@ -25,7 +25,8 @@ with open({record!r}, "a") as f:
                         "ifname": os.environ.get("CNI_IFNAME"), "args": os.environ.get("CNI_ARGS"),
                         "name": conf["name"]}}) + "\\n")
 if conf.get("failWith"):
-    print(json.dumps({{"cniVersion": conf["cniVersion"], "code": conf["failWith"], "msg": "stand-in refused"}}))
+    err = {{"cniVersion": conf["cniVersion"], "code": conf["failWith"], "msg": "stand-in refused"}}
+    print(json.dumps(err))
     sys.exit(1)
 if os.environ["CNI_COMMAND"] == "ADD":
     print(json.dumps({{"cniVersion": "0.2.0", "ip4": {{"ip": "10.1.2.3/24", "gateway": "10.1.2.1"}}}}))
@@ -76,7 +77,13 @@ def test_in_process_delegate_runs_our_type_without_a_process(
 ) -> None:
     monkeypatch.setitem(registry.PLUGINS, "echo", ECHO)
     record = tmp_path / "rec"
-    conf = {"cniVersion": "1.0.0", "name": "n", "type": "echo", "address": "10.5.0.9/16", "record": str(record)}
+    conf = {
+        "cniVersion": "1.0.0",
+        "name": "n",
+        "type": "echo",
+        "address": "10.5.0.9/16",
+        "record": str(record),
+    }
     auto = delegate.AutoDelegate()
     monkeypatch.setattr(auto.exec, "call", lambda *a: pytest.fail("must not exec our own plugin"))
     result = delegate.add(auto, "echo", conf, rt(tmp_path))
@@ -88,11 +95,14 @@ def test_in_process_delegate_runs_our_type_without_a_process(
 def test_in_process_delegate_keeps_spec_semantics(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(registry.PLUGINS, "echo", ECHO)
     with pytest.raises(CNIError) as info:
-        delegate.check(delegate.InProcessDelegate(), "echo", {"cniVersion": "0.3.1", "name": "n"}, rt(tmp_path))
+        delegate.check(
+            delegate.InProcessDelegate(), "echo", {"cniVersion": "0.3.1", "name": "n"}, rt(tmp_path)
+        )
     assert info.value.code == 1
     with pytest.raises(CNIError) as info:
-        delegate.add(delegate.InProcessDelegate(), "echo", {"cniVersion": "1.0.0", "name": "bad name"},
-                     rt(tmp_path))
+        delegate.add(
+            delegate.InProcessDelegate(), "echo", {"cniVersion": "1.0.0", "name": "bad name"}, rt(tmp_path)
+        )
     assert info.value.code == 7
 
 

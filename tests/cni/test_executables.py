@@ -29,11 +29,17 @@ def test_version_imports_nothing_heavy(bin_dir: Path, plugin_type: str) -> None:
         f"code = open({str(bin_dir / plugin_type)!r}).read()\n"
         "try:\n    exec(compile(code, 'launcher', 'exec'), {'__name__': '__main__'})\n"
         "except SystemExit:\n    pass\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pyroute2', 'grpc', 'pydantic', 'pyudev'))\n"
+        "heavy = sorted(m for m in sys.modules\n"
+        "               if m.split('.')[0] in ('pyroute2', 'grpc', 'pydantic', 'pyudev'))\n"
         "sys.stderr.write(repr(heavy))\n"
     )
-    proc = subprocess.run([sys.executable, "-IS", "-c", probe], env={"CNI_COMMAND": "VERSION"},
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-IS", "-c", probe],
+        env={"CNI_COMMAND": "VERSION"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert json.loads(proc.stdout)["supportedVersions"]
     assert proc.stderr == "[]"
 

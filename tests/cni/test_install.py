@@ -33,7 +33,7 @@ def test_install_refuses_a_foreign_file_unless_forced(tmp_path: Path) -> None:
     foreign = tmp_path / "bridge"
     foreign.write_text("#!/bin/sh\necho reference bridge\n")
     proc = pycni("install", "--bin-dir", str(tmp_path))
-    assert proc.returncode != 0 and "not written by pycni" in proc.stderr or "did not write" in proc.stderr
+    assert (proc.returncode != 0 and "not written by pycni" in proc.stderr) or "did not write" in proc.stderr
     assert foreign.read_text() == "#!/bin/sh\necho reference bridge\n"
     assert not (tmp_path / "vxlan").exists()  # refused before writing anything
     forced = pycni("install", "--bin-dir", str(tmp_path), "--force")

@@ -65,19 +65,30 @@ class Runner:
         netns_exec: str | None = None,
         timeout: float = 120,
     ) -> Outcome:
-        full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": command,
-                    "CNI_PATH": str(self.bin_dir)}
-        for key, value in (("CNI_CONTAINERID", container_id), ("CNI_NETNS", netns),
-                           ("CNI_IFNAME", ifname), ("CNI_ARGS", cni_args)):
+        full_env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "CNI_COMMAND": command,
+            "CNI_PATH": str(self.bin_dir),
+        }
+        for key, value in (
+            ("CNI_CONTAINERID", container_id),
+            ("CNI_NETNS", netns),
+            ("CNI_IFNAME", ifname),
+            ("CNI_ARGS", cni_args),
+        ):
             if value is not None:
                 full_env[key] = value
         full_env.update(self.extra_env or {})
         full_env.update(env or {})
-        stdin = conf if isinstance(conf, bytes) else (conf.encode() if isinstance(conf, str)
-                                                       else json.dumps(conf or {}).encode())
+        stdin = (
+            conf
+            if isinstance(conf, bytes)
+            else (conf.encode() if isinstance(conf, str) else json.dumps(conf or {}).encode())
+        )
         argv = [str(self.bin_dir / plugin_type)]
         if netns_exec:
             argv = ["ip", "netns", "exec", netns_exec, *argv]
-        proc = subprocess.run(argv, input=stdin, env=full_env, capture_output=True, timeout=timeout,
-                              check=False)
+        proc = subprocess.run(
+            argv, input=stdin, env=full_env, capture_output=True, timeout=timeout, check=False
+        )
         return Outcome(proc.returncode, proc.stdout.decode(), proc.stderr.decode())

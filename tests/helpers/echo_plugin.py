@@ -8,6 +8,8 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
+from pydantic import Field
+
 from pycni.cni.config import NetConf
 from pycni.cni.errors import PluginError
 from pycni.cni.plugin import Context
@@ -18,7 +20,7 @@ from pycni.cni.types import Interface, IPConfig, Result
 class EchoConf(NetConf):
     address: ipaddress.IPv4Interface | ipaddress.IPv6Interface = ipaddress.ip_interface("10.9.0.2/24")
     record: str | None = None
-    fail_on: list[str] = []
+    fail_on: list[str] = Field(default_factory=list)
 
 
 def _note(conf: EchoConf, rt: RuntimeArgs) -> None:

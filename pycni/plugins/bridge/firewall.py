@@ -55,14 +55,15 @@ def attachment_hash(container_id: str, ifname: str) -> str:
 def stale_tags(tags: Iterable[str], network: str, keep: set[str]) -> set[str]:
     """Tags of `network` whose attachment hash is not in `keep`."""
     prefix = network_tag(network) + "/"
-    return {t for t in tags if t.startswith(prefix) and t[len(prefix):] not in keep}
+    return {t for t in tags if t.startswith(prefix) and t[len(prefix) :] not in keep}
 
 
 def _run(argv: list[str], stdin: str | None = None) -> str:
     proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise InternalError(f"{argv[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}",
-                            f"exit {proc.returncode}")
+        raise InternalError(
+            f"{argv[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}", f"exit {proc.returncode}"
+        )
     return proc.stdout
 
 
@@ -91,8 +92,12 @@ class NftChain:
         _run(["nft", "-f", "-"], "\n".join(lines) + "\n")
 
     def _rules(self) -> list[tuple[int, str]]:
-        proc = subprocess.run(["nft", "-j", "list", "chain", self.family, self.table, self.chain],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            ["nft", "-j", "list", "chain", self.family, self.table, self.chain],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             return []  # no table or chain: no rules of ours
         found = []
@@ -116,14 +121,18 @@ class Nftables(NftChain):
     name = "nftables"
 
     def __init__(self) -> None:
-        super().__init__("inet", NFT_TABLE, NFT_CHAIN, "type nat hook postrouting priority srcnat; policy accept;")
+        super().__init__(
+            "inet", NFT_TABLE, NFT_CHAIN, "type nat hook postrouting priority srcnat; policy accept;"
+        )
 
     def add(self, att: Attachment, addrs: list[IPInterface]) -> None:
         rules = []
         for addr in addrs:
             fam = "ip" if addr.version == 4 else "ip6"
-            rules.append(f"{fam} saddr {addr.ip} {fam} daddr != {addr.network} "
-                         f"{fam} daddr != {MULTICAST[addr.version]} masquerade")
+            rules.append(
+                f"{fam} saddr {addr.ip} {fam} daddr != {addr.network} "
+                f"{fam} daddr != {MULTICAST[addr.version]} masquerade"
+            )
         self.add_rules(rules, att.tag)
 
     def delete(self, att: Attachment) -> None:
@@ -132,8 +141,12 @@ class Nftables(NftChain):
 
 def spoofcheck_chain() -> NftChain:
     """`macspoofchk`: frames entering from a pod's port must carry the pod's MAC."""
-    return NftChain("bridge", "pycni_spoofcheck", "prerouting",
-                    "type filter hook prerouting priority -300; policy accept;")
+    return NftChain(
+        "bridge",
+        "pycni_spoofcheck",
+        "prerouting",
+        "type filter hook prerouting priority -300; policy accept;",
+    )
 
 
 def setup_spoofcheck(att: Attachment, host_ifname: str, mac: str) -> None:
@@ -151,8 +164,10 @@ class Iptables:
     name = "iptables"
 
     def __init__(self) -> None:
-        self.tools = {4: ("iptables", "iptables-restore", "iptables-save"),
-                      6: ("ip6tables", "ip6tables-restore", "ip6tables-save")}
+        self.tools = {
+            4: ("iptables", "iptables-restore", "iptables-save"),
+            6: ("ip6tables", "ip6tables-restore", "ip6tables-save"),
+        }
 
     @staticmethod
     def chain(att: Attachment) -> str:
@@ -166,9 +181,11 @@ class Iptables:
                 continue
             lines = ["*nat", f":{chain} - [0:0]"]
             for addr in mine:
-                lines += [f"-A {chain} -d {addr.network} -j ACCEPT",
-                          f"-A {chain} ! -d {MULTICAST[version]} -j MASQUERADE",
-                          f"-A POSTROUTING -s {addr.ip} -m comment --comment \"{att.tag}\" -j {chain}"]
+                lines += [
+                    f"-A {chain} -d {addr.network} -j ACCEPT",
+                    f"-A {chain} ! -d {MULTICAST[version]} -j MASQUERADE",
+                    f'-A POSTROUTING -s {addr.ip} -m comment --comment "{att.tag}" -j {chain}',
+                ]
             _run([self.tools[version][1], "-w", "5", "--noflush"], "\n".join([*lines, "COMMIT", ""]))
 
     def _jumps(self, version: int) -> list[tuple[str, str, str]]:
@@ -182,7 +199,7 @@ class Iptables:
             if line.startswith("-A POSTROUTING") and '--comment "pycni/' in line:
                 tag = line.split('--comment "', 1)[1].split('"', 1)[0]
                 chain = line.rsplit("-j ", 1)[1].strip()
-                found.append((tag, chain, line[len("-A POSTROUTING "):]))
+                found.append((tag, chain, line[len("-A POSTROUTING ") :]))
         return found
 
     def tags(self) -> set[str]:

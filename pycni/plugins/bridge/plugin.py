@@ -15,8 +15,13 @@ from pycni.plugins.bridge.config import BridgeConf
 
 def port_options(conf: BridgeConf) -> pod.PortOptions:
     trunk = tuple(vid for entry in conf.vlan_trunk for vid in entry.vids())
-    return pod.PortOptions(hairpin=conf.hairpin_mode, isolated=conf.port_isolation, vlan=conf.vlan,
-                           trunk=trunk, preserve_default_vlan=conf.preserve_default_vlan)
+    return pod.PortOptions(
+        hairpin=conf.hairpin_mode,
+        isolated=conf.port_isolation,
+        vlan=conf.vlan,
+        trunk=trunk,
+        preserve_default_vlan=conf.preserve_default_vlan,
+    )
 
 
 def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
@@ -25,10 +30,14 @@ def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
             try:
                 br = ip.ensure_bridge(host, conf.bridge, conf.mtu, vlan_filtering=conf.uses_vlans)
             except InternalError as err:
-                if conf.uses_vlans and isinstance(err.__cause__, Exception) and \
-                        ip.netlink_errno(err.__cause__) == errno.EOPNOTSUPP:
-                    raise InternalError("vlan/vlanTrunk need bridge VLAN filtering, "
-                                        "which this kernel does not support") from err
+                if (
+                    conf.uses_vlans
+                    and isinstance(err.__cause__, Exception)
+                    and ip.netlink_errno(err.__cause__) == errno.EOPNOTSUPP
+                ):
+                    raise InternalError(
+                        "vlan/vlanTrunk need bridge VLAN filtering, which this kernel does not support"
+                    ) from err
                 raise
             if conf.promisc_mode and not br.promisc:
                 ip.set_link(host, br, flags=0x100, mask=0x100)  # IFF_PROMISC

@@ -42,8 +42,9 @@ def attachment(conf: PodSideConf, rt: RuntimeArgs) -> firewall.Attachment:
     return firewall.Attachment(conf.name, rt.container_id, rt.ifname)
 
 
-def attach(conf: PodSideConf, rt: RuntimeArgs, ctx: Context, host: IPRoute, br: ip.Link,
-           port: PortOptions) -> Result:
+def attach(
+    conf: PodSideConf, rt: RuntimeArgs, ctx: Context, host: IPRoute, br: ip.Link, port: PortOptions
+) -> Result:
     """ADD for the pod side; every step's undo is registered as soon as the step succeeds."""
     with ExitStack() as undo, netns.rtnl(rt.netns) as pod:
         mac = conf.requested_mac(rt.arg("MAC"))
@@ -54,11 +55,14 @@ def attach(conf: PodSideConf, rt: RuntimeArgs, ctx: Context, host: IPRoute, br: 
         if conf.macspoofchk:
             firewall.setup_spoofcheck(att, host_veth.name, pod_veth.mac)
             undo.callback(quietly(firewall.teardown_spoofcheck), att)
-        result = Result(cni_version=conf.cni_version, interfaces=[
-            Interface(name=br.name, mac=br.mac),
-            Interface(name=host_veth.name, mac=host_veth.mac, mtu=host_veth.mtu),
-            Interface(name=pod_veth.name, mac=pod_veth.mac, mtu=pod_veth.mtu, sandbox=rt.netns),
-        ])
+        result = Result(
+            cni_version=conf.cni_version,
+            interfaces=[
+                Interface(name=br.name, mac=br.mac),
+                Interface(name=host_veth.name, mac=host_veth.mac, mtu=host_veth.mtu),
+                Interface(name=pod_veth.name, mac=pod_veth.mac, mtu=pod_veth.mtu, sandbox=rt.netns),
+            ],
+        )
         if conf.has_ipam:
             _add_l3(conf, rt, ctx, host, pod, br, pod_veth, result, undo)
         elif not conf.disable_container_interface:
@@ -83,7 +87,9 @@ def _configure_port_vlans(host: IPRoute, veth: ip.Link, port: PortOptions) -> No
         if not port.preserve_default_vlan:
             host.vlan_filter("del", index=veth.index, vlan_info={"vid": 1})
         if port.vlan:
-            host.vlan_filter("add", index=veth.index, vlan_info={"vid": port.vlan, "flags": 6})  # PVID|UNTAGGED
+            host.vlan_filter(
+                "add", index=veth.index, vlan_info={"vid": port.vlan, "flags": 6}
+            )  # PVID|UNTAGGED
         elif port.trunk and not port.preserve_default_vlan:
             host.vlan_filter("add", index=veth.index, vlan_info={"vid": 1, "flags": 6})  # native VLAN
         for vid in port.trunk:
@@ -92,8 +98,17 @@ def _configure_port_vlans(host: IPRoute, veth: ip.Link, port: PortOptions) -> No
         raise InternalError(f"failed to set VLANs on bridge port {veth.name}: {exc}") from exc
 
 
-def _add_l3(conf: PodSideConf, rt: RuntimeArgs, ctx: Context, host: IPRoute, pod: IPRoute, br: ip.Link,
-            pod_veth: ip.Link, result: Result, undo: ExitStack) -> None:
+def _add_l3(
+    conf: PodSideConf,
+    rt: RuntimeArgs,
+    ctx: Context,
+    host: IPRoute,
+    pod: IPRoute,
+    br: ip.Link,
+    pod_veth: ip.Link,
+    result: Result,
+    undo: ExitStack,
+) -> None:
     assert conf.ipam is not None
     lease = delegate.add_with_undo(undo, ctx.delegate, conf.ipam.type, conf.raw, rt)
     if not lease.ips:
@@ -117,7 +132,7 @@ def _with_gateway(cfg: IPConfig, is_gateway: bool) -> IPConfig:
     """All IPs name the pod veth; a gateway bridge without an IPAM gateway takes network+1."""
     gateway = cfg.gateway
     if gateway is None and is_gateway:
-        gateway = next(cfg.address.network.hosts())
+        gateway = cfg.address.network.network_address + 1
     return cfg.model_copy(update={"interface": POD_IF_INDEX, "gateway": gateway})
 
 
@@ -153,7 +168,9 @@ def ensure_gateways(host: IPRoute, br: ip.Link, ips: list[IPConfig], force: bool
             _ensure_bridge_addr(host, br, gw, force)
             name = "net/ipv4/ip_forward" if gw.version == 4 else "net/ipv6/conf/all/forwarding"
             sysctl.write(name, "1")
-        ip.set_link(host, br, address=ip.get_link(host, br.name).mac)  # pin the MAC: no flapping as ports churn
+        ip.set_link(
+            host, br, address=ip.get_link(host, br.name).mac
+        )  # pin the MAC: no flapping as ports churn
 
 
 def _ensure_bridge_addr(host: IPRoute, br: ip.Link, gw: ip.IPInterface, force: bool) -> None:
@@ -180,7 +197,7 @@ def detach(conf: PodSideConf, rt: RuntimeArgs, ctx: Context) -> None:
             func(*args)  # type: ignore[operator]
         except CNIError as err:
             errors.append(f"{what}: {err.msg}")
-        except Exception as err:  # noqa: BLE001 - DEL goes on; the failure is reported at the end
+        except Exception as err:
             errors.append(f"{what}: {err}")
 
     if conf.has_ipam:
