@@ -46,7 +46,7 @@ def attach(
     conf: PodSideConf, rt: RuntimeArgs, ctx: Context, host: IPRoute, br: ip.Link, port: PortOptions
 ) -> Result:
     """ADD for the pod side; every step's undo is registered as soon as the step succeeds."""
-    with ExitStack() as undo, netns.rtnl(rt.netns) as pod:
+    with netns.rtnl(rt.netns) as pod, ExitStack() as undo:  # undo runs while pod is open
         mac = conf.requested_mac(rt.arg("MAC"))
         host_veth, pod_veth = ip.setup_veth(host, pod, rt.ifname, mtu=conf.mtu, mac=mac)
         undo.callback(quietly(ip.delete_link), pod, rt.ifname)
