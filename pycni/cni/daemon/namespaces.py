@@ -1,0 +1,110 @@
+"""Run a request in the caller's network and mount namespaces, then come back.
+
+An exec'd plugin inherits its caller's namespaces; a daemon worker must recreate that, or a
+caller running in another netns (`ip netns exec`, a test's "node") would have its request
+applied to the daemon's. The launcher sends fds of its own namespaces with the request.
+
+The network namespace is always the caller's. The mount namespace is the caller's only if
+this daemon's code is visible there at the same paths (same device and inode): then /sys,
+/proc/sys and every path look as they do to the caller, and lazy imports still work. A
+daemon in a container image (a DaemonSet) does not see its code there and stays in its own
+mount namespace; it needs the runtime's paths mounted (docs/daemon.md).
+
+Workers are single-threaded processes: `setns(CLONE_NEWNS)` refuses threaded callers, and a
+worker that cannot return home exits rather than serve the next caller in the wrong place.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int, nstype: int) -> None:
+    if _libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns failed: {os.strerror(err)}")
+
+
+def _identity(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _code_dirs() -> list[str]:
+    """Where the daemon's code lives: the stdlib, pycni and its imported dependencies."""
+    dirs = [os.path.dirname(os.__file__)]
+    for name in ("pycni", "pyroute2", "pydantic"):
+        module = sys.modules.get(name)
+        if module is not None and module.__file__:
+            dirs.append(os.path.dirname(module.__file__))
+    return dirs
+
+
+@dataclass
+class Home:
+    """The worker's own namespaces, held open so it can always return to them."""
+
+    net_fd: int
+    mnt_fd: int
+    net: tuple[int, int]
+    mnt: tuple[int, int]
+    code: list[tuple[str, tuple[int, int]]]
+    #: Per caller mount namespace: does it show our code at the same paths?
+    mnt_usable: dict[tuple[int, int], bool] = field(default_factory=dict)
+
+    @classmethod
+    def current(cls) -> Home:
+        net_fd = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        mnt_fd = os.open("/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        code = [(d, _identity(os.stat(d))) for d in _code_dirs()]
+        return cls(net_fd, mnt_fd, _identity(os.fstat(net_fd)), _identity(os.fstat(mnt_fd)), code)
+
+    def _code_visible(self) -> bool:
+        try:
+            return all(_identity(os.stat(d)) == ident for d, ident in self.code)
+        except OSError:
+            return False
+
+
+@contextmanager
+def caller_namespaces(home: Home, fds: tuple[int, ...]) -> Iterator[None]:
+    """Enter the caller's net (and, where usable, mount) namespace for the block."""
+    net_fd, mnt_fd = fds
+    net, mnt = _identity(os.fstat(net_fd)), _identity(os.fstat(mnt_fd))
+    moved_mnt = moved_net = False
+    try:
+        if mnt != home.mnt and home.mnt_usable.get(mnt, True):
+            _setns(mnt_fd, CLONE_NEWNS)
+            moved_mnt = True
+            if mnt not in home.mnt_usable:
+                home.mnt_usable[mnt] = home._code_visible()
+            if not home.mnt_usable[mnt]:
+                _setns(home.mnt_fd, CLONE_NEWNS)
+                moved_mnt = False
+        if net != home.net:
+            _setns(net_fd, CLONE_NEWNET)
+            moved_net = True
+        yield
+    finally:
+        go_home(home, net=moved_net, mnt=moved_mnt)
+
+
+def go_home(home: Home, net: bool = True, mnt: bool = True) -> None:
+    """Back to the worker's namespaces; a worker that cannot get there must not go on."""
+    try:
+        if net:
+            _setns(home.net_fd, CLONE_NEWNET)
+        if mnt:
+            _setns(home.mnt_fd, CLONE_NEWNS)
+            os.chdir("/")
+    except OSError as err:
+        os.write(2, f"pycni daemon worker: cannot return to its namespaces: {err}\n".encode())
+        os._exit(70)

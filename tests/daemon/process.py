@@ -1,0 +1,109 @@
+"""A `pycni daemon` in a child process for tests: started, awaited, stopped, always reaped."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pycni.cni.daemon.client import NoDaemon, status
+from pycni.cni.install import import_paths
+
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE_LAUNCHER = """#!{python} -IS
+# pycni-launcher type=probe (test)
+import sys
+sys.path[:0] = {paths!r}
+from pycni.cni.registry import PLUGINS
+from tests.daemon.probe_plugin import PROBE
+PLUGINS["probe"] = PROBE
+from pycni.cni.launcher import main
+main("probe")
+"""
+
+
+def install_probe(bin_dir: Path) -> None:
+    """A launcher for the probe type, which `pycni install` does not know about."""
+    target = bin_dir / "probe"
+    target.write_text(PROBE_LAUNCHER.format(python=sys.executable, paths=[str(REPO), *import_paths()]))
+    target.chmod(0o755)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)  # polling interval of a deadline-bounded wait
+
+
+@dataclass
+class DaemonProcess:
+    proc: subprocess.Popen[bytes]
+    socket: Path
+    log: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a launcher needs to use this daemon and nothing else."""
+        return {"PYCNI_DAEMON_SOCKET": str(self.socket)}
+
+    def status(self) -> dict[str, Any]:
+        return status(str(self.socket))
+
+    def try_status(self) -> dict[str, Any] | None:
+        try:
+            return self.status()
+        except NoDaemon:
+            return None
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def start_daemon(socket_dir: Path, *args: str, probe: bool = True, name: str = "d.sock") -> DaemonProcess:
+    """Start a daemon on `socket_dir/name` and wait until it answers `--status`."""
+    if not socket_dir.exists():
+        socket_dir.mkdir(mode=0o700, parents=True)
+    sock = socket_dir / name
+    log = socket_dir.parent / f"{socket_dir.name}-{name}.log"
+    module = ["-m", "tests.daemon.serve_probe"] if probe else ["-m", "pycni", "daemon"]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, *module, "--socket", str(sock), *args],
+            cwd=REPO,
+            stdout=out,
+            stderr=out,
+            env={**os.environ, "PYCNI_DAEMON_SOCKET": ""},
+        )
+    daemon = DaemonProcess(proc, sock, log)
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {proc.returncode}: {log.read_text()}")
+        return daemon.try_status() is not None
+
+    try:
+        wait_for(ready, what=f"the daemon on {sock}")
+    except BaseException:
+        daemon.stop()
+        raise
+    return daemon

@@ -1,0 +1,140 @@
+"""The launcher: forward to the daemon, fall back when it does not take the request, never twice."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon.conftest import runner
+from tests.daemon.probe_plugin import read_record
+from tests.daemon.process import DaemonProcess, wait_for
+from tests.helpers.cni import Outcome
+
+NETNS = "/run/netns/none"
+
+
+def probe_conf(record: Path, **extra: Any) -> dict[str, Any]:
+    return {"cniVersion": "1.0.0", "name": "probe-net", "type": "probe", "record": str(record), **extra}
+
+
+def where(record: Path) -> list[str]:
+    return [line[2] for line in read_record(record)]
+
+
+def test_forwarded_request_runs_in_the_daemon(daemon_bin: Path, daemon: DaemonProcess, record: Path) -> None:
+    out = runner(daemon_bin, **daemon.env)("probe", "ADD", probe_conf(record), netns=NETNS).ok()
+    assert out["interfaces"] == [{"name": "eth0", "sandbox": NETNS}]
+    assert where(record) == ["daemon"]
+
+
+REQUESTS: list[tuple[str, str, Any]] = [
+    ("probe", "ADD", None),
+    ("probe", "CHECK", None),
+    ("probe", "DEL", None),
+    ("probe", "ADD", {"cniVersion": "0.2.0", "name": "n", "type": "probe"}),
+    ("probe", "ADD", {"cniVersion": "1.0.0", "name": "n", "raise_error": True}),
+    ("bridge", "VERSION", {"cniVersion": "0.4.0"}),
+    ("bridge", "ADD", b"{oops"),
+    ("bridge", "ADD", {"cniVersion": "1.0.0", "type": "bridge"}),
+    ("host-local", "ADD", {"cniVersion": "0.0.9", "name": "n", "type": "host-local"}),
+    ("multus", "ADD", {"cniVersion": "1.0.0", "name": "n", "type": "multus"}),
+]
+
+
+@pytest.mark.parametrize(("plugin_type", "command", "conf"), REQUESTS)
+def test_daemon_and_in_process_answers_are_identical(
+    daemon_bin: Path, daemon: DaemonProcess, record: Path, plugin_type: str, command: str, conf: Any
+) -> None:
+    conf = probe_conf(record) if conf is None else conf
+    via_daemon = runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)(plugin_type, command, conf, netns=NETNS)
+    direct = runner(daemon_bin, PYCNI_DAEMON="off")(plugin_type, command, conf, netns=NETNS)
+    assert (via_daemon.code, via_daemon.stdout) == (direct.code, direct.stdout)
+    if conf is not None and isinstance(conf, dict) and "record" in conf:
+        assert where(record) == ["daemon", "direct"]
+
+
+def test_missing_socket_runs_in_process(daemon_bin: Path, sock_dir: Path, record: Path) -> None:
+    out = runner(daemon_bin, PYCNI_DAEMON_SOCKET=str(sock_dir / "absent.sock"))
+    assert out("probe", "ADD", probe_conf(record), netns=NETNS).ok()["ips"]
+    assert where(record) == ["direct"]
+
+
+def test_stale_socket_runs_in_process_without_waiting(daemon_bin: Path, sock_dir: Path, record: Path) -> None:
+    path = sock_dir / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))  # the file stays, nobody listens: connect() is refused
+    env = {"PYCNI_DAEMON_SOCKET": str(path), "PYCNI_DAEMON_ACCEPT_TIMEOUT": "60"}
+    started = time.monotonic()
+    runner(daemon_bin, **env)("probe", "ADD", probe_conf(record), netns=NETNS).ok()
+    assert time.monotonic() - started < 30, "the launcher waited on a socket nobody listens on"
+    assert where(record) == ["direct"]
+
+
+def test_hung_daemon_falls_back_after_the_accept_timeout(daemon_bin: Path, sock_dir: Path, record: Path) -> None:
+    path = sock_dir / "hung.sock"
+    with socket.socket(socket.AF_UNIX) as hung:
+        hung.bind(str(path))
+        hung.listen(8)  # connect() succeeds into the backlog, nothing ever answers
+        env = {"PYCNI_DAEMON_SOCKET": str(path), "PYCNI_DAEMON_ACCEPT_TIMEOUT": "0.3"}
+        out = runner(daemon_bin, **env)("probe", "ADD", probe_conf(record), netns=NETNS)
+        hung.settimeout(0)
+        conn, _ = hung.accept()  # the launcher did reach the socket before giving up
+        conn.close()
+    assert out.ok()["ips"]
+    assert where(record) == ["direct"]
+
+
+def test_off_never_touches_the_socket(daemon_bin: Path, sock_dir: Path, record: Path) -> None:
+    path = sock_dir / "quiet.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+        listener.listen(8)
+        env = {"PYCNI_DAEMON_SOCKET": str(path), "PYCNI_DAEMON": "off"}
+        runner(daemon_bin, **env)("probe", "ADD", probe_conf(record), netns=NETNS).ok()
+        listener.settimeout(0)
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    assert where(record) == ["direct"]
+
+
+def test_a_request_given_up_on_is_never_run_by_the_daemon(
+    daemon_bin: Path, daemon: DaemonProcess, record: Path
+) -> None:
+    """The caller falls back while the daemon is stopped; once resumed, the daemon must not run it too."""
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        env = {**daemon.env, "PYCNI_DAEMON_ACCEPT_TIMEOUT": "0.3"}
+        runner(daemon_bin, **env)("probe", "ADD", probe_conf(record), netns=NETNS).ok()
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: daemon.status()["abandoned"] == 1, what="the daemon to drop the abandoned request")
+    assert where(record) == ["direct"]
+
+
+def test_add_lost_by_a_dying_daemon_is_not_replayed(daemon_bin: Path, daemon: DaemonProcess, record: Path) -> None:
+    out: Outcome = runner(daemon_bin, **daemon.env)(
+        "probe", "ADD", probe_conf(record, crash_in_daemon=True), netns=NETNS
+    )
+    assert out.code == 1 and out.json["code"] == 11
+    assert where(record) == ["daemon"]
+    wait_for(lambda: daemon.status()["worker_restarts"] >= 1, what="a replacement worker")
+
+
+def test_del_lost_by_a_dying_daemon_is_replayed_in_process(
+    daemon_bin: Path, daemon: DaemonProcess, record: Path
+) -> None:
+    out = runner(daemon_bin, **daemon.env)("probe", "DEL", probe_conf(record, crash_in_daemon=True), netns=NETNS)
+    assert out.code == 0 and out.stdout == ""
+    assert where(record) == ["daemon", "direct"]
+
+
+def test_required_mode_reports_a_missing_daemon(daemon_bin: Path, sock_dir: Path, record: Path) -> None:
+    env = {"PYCNI_DAEMON_SOCKET": str(sock_dir / "absent.sock"), "PYCNI_DAEMON": "required"}
+    out = runner(daemon_bin, **env)("probe", "ADD", probe_conf(record), netns=NETNS)
+    assert out.code == 1 and out.json["code"] == 11
+    assert where(record) == []
