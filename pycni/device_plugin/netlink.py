@@ -13,6 +13,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
+from pycni.cni.netns import entered
 from pycni.device_plugin.pools import LinkState
 
 log = logging.getLogger(__name__)
@@ -61,22 +62,46 @@ class LinkView:
 
 
 class LinkEvents:
-    """A netlink socket subscribed to link changes; `fileno()` goes into the daemon's selector."""
+    """A raw rtnetlink socket subscribed to link changes; `fileno()` goes into the daemon's selector.
+
+    A plain socket rather than a pyroute2 object: pyroute2's synchronous facade pulls pending
+    messages off its sockets from whichever thread calls into it next, so a bare fd watched by our
+    selector would miss them. We only need the wake-up; the state comes from a `LinkView` dump.
+    """
 
     def __init__(self, netns: str | None = None) -> None:
-        self._ipr: Any = _open(netns)
-        self._ipr.bind(groups=RTMGRP_LINK)
+        if netns:
+            with entered(netns if netns.startswith("/") else f"/run/netns/{netns}"):
+                self._sock = _subscribe()
+        else:
+            self._sock = _subscribe()
 
     def fileno(self) -> int:
-        return int(self._ipr.fileno())
+        return self._sock.fileno()
 
     def drain(self) -> int:
-        """Reads what is pending (call only when readable); returns how many messages came."""
-        try:
-            return len(self._ipr.get())
-        except Exception as err:  # a netlink overrun (ENOBUFS) only means "re-read everything"
-            log.debug("netlink read failed", extra={"error": str(err)})
-            return 1
+        """Reads everything pending without blocking; returns how many datagrams came."""
+        count = 0
+        while True:
+            try:
+                if not self._sock.recv(65536):
+                    return count
+            except BlockingIOError:
+                return count
+            except OSError as err:  # ENOBUFS: we missed some, which only means "re-read everything"
+                log.debug("netlink overrun", extra={"error": str(err)})
+            count += 1
 
     def close(self) -> None:
-        self._ipr.close()
+        self._sock.close()
+
+
+def _subscribe() -> socket.socket:
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind((0, RTMGRP_LINK))
+    except OSError:
+        sock.close()
+        raise
+    return sock
