@@ -1,0 +1,337 @@
+"""host-device ADD/DEL/CHECK/STATUS/GC.
+
+ADD claims the device (a state record written under a short node-wide lock, so two pods can
+never both take it), then moves it in and runs IPAM, each step with its undo on an ExitStack.
+DEL runs every step and reports failures at the end: IPAM release always happens, a missing
+netns or device is "done", and an orphan the kernel put back under its pod-side name gets its
+original name back.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
+
+from pycni.cni import delegate, ip, lock, netns
+from pycni.cni.errors import CNIError, InternalError, PluginNotAvailable
+from pycni.cni.iface import configure_iface, verify_iface
+from pycni.cni.rollback import quietly
+from pycni.cni.sysfs import SysFs
+from pycni.cni.types import DNS, Interface, Result
+from pycni.plugins.host_device import devinfo, move, selection
+from pycni.plugins.host_device.config import HostDeviceConf
+from pycni.plugins.host_device.selection import DeviceInUse, DeviceNotFound, Target
+from pycni.plugins.host_device.state import DeviceState, StateStore
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+    from pycni.cni.plugin import Context
+    from pycni.cni.runtime import RuntimeArgs
+
+POD_IF_INDEX = 0  # the result lists only the pod's interface
+
+
+@contextmanager
+def claims_locked(rt: RuntimeArgs) -> Iterator[None]:
+    """The node-wide lock around reading and writing claims; held for milliseconds, never for IPAM."""
+    with lock.flock(lock.resource_lock("host-device", "claims", rt.env), what="host-device claims"):
+        yield
+
+
+def add(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> Result:
+    conf.require_selector()
+    store = StateStore.from_env(ctx.env)
+    with ExitStack() as undo, netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
+        if ip.find_link(pod, rt.ifname) is not None:
+            raise ip.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
+        rec, target = _claim(conf, rt, host, SysFs.from_env(ctx.env), store)
+        undo.callback(quietly(store.remove), rec)
+        rec = _write_devinfo(conf, target, rec, store, undo)
+        link = None
+        if target.link is not None:
+            link = _move_in(host, pod, target.link, rt, rec, undo)
+        result = Result(cni_version=conf.cni_version, interfaces=[_interface(rt, target, link)])
+        if conf.has_ipam:
+            _add_ipam(conf, rt, ctx, result, undo)
+        if link is not None:
+            if result.ips:
+                configure_iface(pod, rt.netns, link, result, POD_IF_INDEX)
+            else:
+                ip.set_up(pod, link)
+        undo.pop_all()
+        return result
+
+
+def _claim(
+    conf: HostDeviceConf, rt: RuntimeArgs, host: IPRoute, sysfs: SysFs, store: StateStore
+) -> tuple[DeviceState, Target]:
+    """Find the device and record it as ours, unless another attachment's record names it."""
+    sel = selection.selector(conf)
+    me = (conf.name, rt.container_id, rt.ifname)
+    with claims_locked(rt):
+        _reclaim_released(store, host)
+        target = selection.find(conf, host, sysfs)
+        held = selection.holder(store.all(), target, sel, me)
+        if held is not None:
+            raise DeviceInUse(selection.in_use_message(held, sel))
+        if target is None:
+            raise DeviceNotFound(f"no device matching {sel} in the node network namespace")
+        rec = _record(conf, rt, target)
+        store.save(rec)
+    return rec, target
+
+
+def _record(conf: HostDeviceConf, rt: RuntimeArgs, target: Target) -> DeviceState:
+    base = DeviceState(
+        network=conf.name,
+        container_id=rt.container_id,
+        ifname=rt.ifname,
+        netns=rt.netns,
+        mode="userspace",
+        selector=target.selector,
+        pci_address=target.pci_address,
+    )
+    link = target.link
+    if link is None:
+        return base
+    return base.model_copy(
+        update={
+            "mode": "netdev",
+            "name": link.name,
+            "index": link.index,
+            "mac": link.mac,
+            "mtu": link.mtu,
+            "up": link.up,
+            "alias": link.alias,
+            "altnames": link.altnames,
+        }
+    )
+
+
+def _write_devinfo(
+    conf: HostDeviceConf, target: Target, rec: DeviceState, store: StateStore, undo: ExitStack
+) -> DeviceState:
+    """NPWG device-info for a PCI device, when the runtime gave a file and nobody filled it."""
+    path = conf.runtime_config.device_info_file
+    if not path or target.pci_address is None:
+        return rec
+    if not devinfo.write_if_absent(path, devinfo.pci_info(target.pci_address, target.pf_address)):
+        return rec
+    undo.callback(quietly(devinfo.remove), path)
+    rec = rec.model_copy(update={"device_info_file": path})
+    store.save(rec)
+    return rec
+
+
+def _move_in(
+    host: IPRoute, pod: IPRoute, link: ip.Link, rt: RuntimeArgs, rec: DeviceState, undo: ExitStack
+) -> ip.Link:
+    pod_fd = netns.open_netns(rt.netns)
+    try:
+        with move.own_netns_fd() as node_fd:
+            move.move_in(host, link, pod_fd, rt.ifname, node_fd)
+    finally:
+        os.close(pod_fd)
+    undo.callback(quietly(return_device), rt.netns, rt.ifname, rec)
+    return ip.get_link(pod, rt.ifname)
+
+
+def _interface(rt: RuntimeArgs, target: Target, link: ip.Link | None) -> Interface:
+    if link is None:
+        return Interface(name=rt.ifname, sandbox=rt.netns, pci_id=target.pci_address)
+    return Interface(name=link.name, mac=link.mac, mtu=link.mtu, sandbox=rt.netns, pci_id=target.pci_address)
+
+
+def _add_ipam(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context, result: Result, undo: ExitStack) -> None:
+    """IPAM for the pod interface; for a userspace device the IPs are reported, not configured."""
+    assert conf.ipam is not None
+    lease = delegate.add_with_undo(undo, ctx.delegate, conf.ipam.type, conf.raw, rt)
+    result.ips = [c.model_copy(update={"interface": POD_IF_INDEX}) for c in lease.ips]
+    result.routes = list(lease.routes)
+    result.dns = DNS.model_validate(conf.dns) if conf.dns else lease.dns
+
+
+def delete(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """Every step runs; the netns, the device and the record may each be gone already."""
+    errors: list[str] = []
+    if conf.has_ipam:
+        assert conf.ipam is not None
+        try:
+            delegate.delete(ctx.delegate, conf.ipam.type, conf.raw, rt)
+        except CNIError as err:
+            errors.append(f"IPAM release: {err.msg}")
+    store = StateStore.from_env(ctx.env)
+    with claims_locked(rt):
+        rec = store.load(conf.name, rt.container_id, rt.ifname)
+        try:
+            returned = return_device(rt.netns or (rec.netns if rec else ""), rt.ifname, rec)
+        except Exception as err:
+            errors.append(f"returning the device to the node: {getattr(err, 'msg', err)}")
+        else:
+            if rec is not None:
+                _forget(store, rec, returned)
+    if errors:
+        raise InternalError("; ".join(errors))
+
+
+def _forget(store: StateStore, rec: DeviceState, returned: bool) -> None:
+    """Drop the record, or mark it released when the device is nowhere to be seen yet."""
+    devinfo.remove(rec.device_info_file)
+    if returned or rec.mode == "userspace":
+        store.remove(rec)
+    elif not rec.released:
+        store.save(rec.model_copy(update={"released": True, "device_info_file": None}))
+
+
+def return_device(pod_path: str, ifname: str, rec: DeviceState | None) -> bool:
+    """Put the device back in the node netns as recorded; False when it cannot be found anywhere."""
+    if rec is not None and rec.mode == "userspace":
+        return True
+    with netns.rtnl() as host, move.own_netns_fd() as node_fd:
+        if pod_path and _return_from_pod(pod_path, ifname, rec, host, node_fd):
+            return True
+        if rec is None:
+            return False
+        found = find_orphan(host, rec) or _restored(host, rec)
+        if found is None:
+            return False
+        move.restore_in_place(host, found, move.Restore.of(rec))
+        return True
+
+
+def _return_from_pod(
+    pod_path: str, ifname: str, rec: DeviceState | None, host: IPRoute, node_fd: int
+) -> bool:
+    try:
+        pod_fd = netns.open_netns(pod_path)
+    except (netns.NetnsGone, netns.NotANetns):
+        return False
+    try:
+        with netns.rtnl(pod_fd) as pod:
+            link = _pod_link(pod, ifname, rec)
+            if link is None:
+                return False
+            restore = move.Restore.of(rec) if rec is not None else move.Restore(link.alias)
+            move.move_out(pod, pod_fd, link, host, node_fd, restore)
+            return True
+    finally:
+        os.close(pod_fd)
+
+
+def _pod_link(pod: IPRoute, ifname: str, rec: DeviceState | None) -> ip.Link | None:
+    """Our device in the pod: by CNI_IFNAME, or by alias/MAC if the pod renamed it (plugins#773).
+
+    Without a record only a link whose alias names its node name is taken (the reference's marker):
+    anything else under CNI_IFNAME was never ours, e.g. after an ADD refused for a name clash.
+    """
+    link = ip.find_link(pod, ifname)
+    if rec is None:
+        return link if link is not None and link.alias else None
+    if link is not None and (link.alias == rec.name or link.mac == rec.mac):
+        return link
+    return next((lk for lk in ip.links(pod) if lk.alias == rec.name or (rec.mac and lk.mac == rec.mac)), None)
+
+
+def find_orphan(host: IPRoute, rec: DeviceState) -> ip.Link | None:
+    """The device back in the node under another name (its netns died), known by alias or index+MAC."""
+    for link in ip.links(host):
+        if link.name != rec.name and (
+            link.alias == rec.name or (link.index, link.mac) == (rec.index, rec.mac)
+        ):
+            return link
+    return None
+
+
+def _restored(host: IPRoute, rec: DeviceState) -> ip.Link | None:
+    """The device already under its original name (a DEL that stopped after the move)."""
+    link = ip.find_link(host, rec.name)
+    return link if link is not None and (link.mac == rec.mac or link.index == rec.index) else None
+
+
+def _reclaim_released(store: StateStore, host: IPRoute) -> None:
+    """Orphans of finished attachments that have come back since their DEL: restore them now."""
+    for rec in store.all():
+        if not rec.released:
+            continue
+        orphan = find_orphan(host, rec)
+        if orphan is not None:
+            quietly(move.restore_in_place)(host, orphan, move.Restore.of(rec))
+            if ip.find_link(host, rec.name) is not None:
+                store.remove(rec)
+
+
+def check(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """The device is in the pod under CNI_IFNAME with prevResult's MAC, addresses and routes."""
+    prev = conf.prev_result
+    if prev is None:
+        raise InternalError("required prevResult missing")
+    if conf.has_ipam:
+        assert conf.ipam is not None
+        delegate.check(ctx.delegate, conf.ipam.type, conf.raw, rt)
+    rec = StateStore.from_env(ctx.env).load(conf.name, rt.container_id, rt.ifname)
+    if rec is None or rec.released:
+        raise InternalError(f"host-device holds no device for {rt.container_id}/{rt.ifname}")
+    if rec.mode == "userspace":
+        _check_userspace(rec, SysFs.from_env(ctx.env))
+        return
+    with netns.rtnl(rt.netns) as pod:
+        link = ip.find_link(pod, rt.ifname)
+        if link is None:
+            raise InternalError(f"interface {rt.ifname!r} is missing from {rt.netns}")
+        expected = next((i for i in prev.interfaces if i.name == rt.ifname and i.sandbox), None)
+        if expected is not None and expected.mac and expected.mac.lower() != link.mac:
+            raise InternalError(f"{rt.ifname} has MAC {link.mac}, expected {expected.mac}")
+        verify_iface(pod, link, prev, POD_IF_INDEX)
+
+
+def _check_userspace(rec: DeviceState, sysfs: SysFs) -> None:
+    assert rec.pci_address is not None
+    if not sysfs.exists(rec.pci_address):
+        raise InternalError(f"PCI device {rec.pci_address} is gone")
+    if not sysfs.is_userspace_driver(rec.pci_address):
+        raise InternalError(f"PCI device {rec.pci_address} is no longer bound to a userspace driver")
+
+
+def status(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """Ready when the state directory is writable (ADD must record) and IPAM is ready."""
+    store = StateStore.from_env(ctx.env)
+    if not store.writable():
+        raise PluginNotAvailable(f"host-device state directory {store.directory} is not writable")
+    if conf.has_ipam:
+        assert conf.ipam is not None
+        delegate.status(ctx.delegate, conf.ipam.type, conf.raw, rt)
+
+
+def gc(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """Release this network's attachments that are not valid: device back, record gone, then IPAM GC."""
+    errors: list[str] = []
+    valid = conf.valid_attachments
+    if valid is not None:
+        keep = {(a.container_id, a.ifname) for a in valid}
+        store = StateStore.from_env(ctx.env)
+        with claims_locked(rt):
+            for rec in store.all():
+                if rec.network == conf.name and (rec.released or (rec.container_id, rec.ifname) not in keep):
+                    _release(store, rec, errors)
+    if conf.has_ipam:
+        assert conf.ipam is not None
+        try:
+            delegate.gc(ctx.delegate, conf.ipam.type, conf.raw, rt)
+        except CNIError as err:
+            errors.append(f"IPAM GC: {err.msg}")
+    if errors:
+        raise InternalError("; ".join(errors))
+
+
+def _release(store: StateStore, rec: DeviceState, errors: list[str]) -> None:
+    """GC is authoritative: a device not found anywhere is gone, and so is its record."""
+    try:
+        return_device(rec.netns, rec.ifname, rec)
+    except Exception as err:
+        errors.append(f"releasing {rec.describe()}: {getattr(err, 'msg', err)}")
+        return
+    devinfo.remove(rec.device_info_file)
+    store.remove(rec)

@@ -1,0 +1,136 @@
+"""Finding the device a config names, in the node netns, and telling whether it is free.
+
+Netlink answers for names and MACs; sysfs (through `SysFs`, root from `PYCNI_SYSFS_ROOT`) maps a
+kernel path, PCI address or auxiliary device to its netdev, and says whether a PCI device is
+bound to a userspace driver (DPDK: no netdev at all). A netdev listed by sysfs but absent from the
+node netns has been moved away; who took it is the claim records' business (`holder`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pycni.cni import ip
+from pycni.cni.errors import CNIError, PluginError
+from pycni.cni.sysfs import SysFs
+from pycni.plugins.host_device.config import KERNEL_PATH_PREFIX, HostDeviceConf
+from pycni.plugins.host_device.state import DeviceState
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+
+class DeviceNotFound(CNIError):
+    code = 999
+
+
+class DeviceInUse(PluginError):
+    """The device is held by another attachment (or is its orphan, not yet restored)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The selected device: a netdev in the node netns, or a userspace-bound PCI function."""
+
+    selector: str
+    link: ip.Link | None
+    pci_address: str | None = None
+    pf_address: str | None = None
+
+    @property
+    def userspace(self) -> bool:
+        return self.link is None
+
+
+def selector(conf: HostDeviceConf) -> str:
+    """The selector as `key=value`, recorded in state and quoted in errors."""
+    for key, value in (("device", conf.device), ("hwaddr", conf.hwaddr), ("kernelpath", conf.kernelpath)):
+        if value:
+            return f"{key}={value}"
+    return f"deviceID={conf.device_id}"
+
+
+def find(conf: HostDeviceConf, host: IPRoute, sysfs: SysFs) -> Target | None:
+    """The device the config names, or None if it names one that is not in the node netns."""
+    sel = selector(conf)
+    if conf.device:
+        return _netdev(sel, host, [conf.device])
+    if conf.hwaddr:
+        link = next((lk for lk in ip.links(host) if lk.mac == conf.hwaddr and lk.name != "lo"), None)
+        return Target(sel, link) if link else None
+    if conf.kernelpath:
+        return _netdev(sel, host, _kernelpath_netdevs(sysfs, conf.kernelpath))
+    assert conf.device_id is not None
+    return _by_device_id(sel, conf.device_id, host, sysfs)
+
+
+def _netdev(
+    sel: str, host: IPRoute, names: list[str] | tuple[str, ...], pci: str | None = None, pf: str | None = None
+) -> Target | None:
+    """The first of `names` present in the node netns."""
+    for name in names:
+        link = ip.find_link(host, name)
+        if link is not None:
+            return Target(sel, link, pci, pf)
+    return None
+
+
+def _by_device_id(sel: str, device_id: str, host: IPRoute, sysfs: SysFs) -> Target | None:
+    """A PCI address (netdev, or userspace driver) or, failing that, an auxiliary device."""
+    if sysfs.exists(device_id):
+        pf = sysfs.physfn(device_id)
+        if sysfs.is_userspace_driver(device_id):
+            return Target(sel, None, device_id, pf)
+        return _netdev(sel, host, sysfs.netdevs(device_id), device_id, pf)
+    if any(aux.name == device_id for aux in sysfs.auxiliary_devices()):
+        return _netdev(sel, host, _listdir(sysfs.root / "bus" / "auxiliary" / "devices" / device_id / "net"))
+    raise DeviceNotFound(f"{device_id} is neither a PCI nor an auxiliary device (sysfs at {sysfs.root})")
+
+
+def _kernelpath_netdevs(sysfs: SysFs, kernelpath: str) -> tuple[str, ...]:
+    """Netdevs under `<kernelpath>/net`, read below the configured sysfs root."""
+    relative = kernelpath[len(KERNEL_PATH_PREFIX) :]
+    path = sysfs.root / "devices" / relative / "net"
+    if not (sysfs.root / "devices" / relative).exists():
+        raise DeviceNotFound(f"kernel path {kernelpath} does not exist (sysfs at {sysfs.root})")
+    return _listdir(path)
+
+
+def _listdir(path: Path) -> tuple[str, ...]:
+    try:
+        return tuple(sorted(os.listdir(path)))
+    except (FileNotFoundError, NotADirectoryError):
+        return ()
+
+
+def holder(
+    records: list[DeviceState], target: Target | None, sel: str, me: tuple[str, str, str]
+) -> DeviceState | None:
+    """The live record of another attachment that holds the selected device, if any."""
+    for rec in records:
+        if rec.released or rec.key == me:
+            continue
+        if rec.selector == sel or _same_device(rec, target, sel):
+            return rec
+    return None
+
+
+def _same_device(rec: DeviceState, target: Target | None, sel: str) -> bool:
+    key, _, value = sel.partition("=")
+    if target is None:
+        return (
+            (key == "device" and rec.name == value)
+            or (key == "hwaddr" and rec.mac == value)
+            or (key == "deviceID" and rec.pci_address == value)
+        )
+    if target.link is None:
+        return rec.pci_address == target.pci_address
+    return rec.mode == "netdev" and rec.index == target.link.index and rec.mac == target.link.mac
+
+
+def in_use_message(rec: DeviceState, sel: str) -> str:
+    where = f"its netns {rec.netns}" if rec.netns else "a pod"
+    return f"device selected by {sel} is already in use by {rec.describe()} in {where}"

@@ -1,0 +1,125 @@
+"""What host-device must put back, kept per attachment in a small file, and who holds which device.
+
+The ifalias the reference relies on survives a trip through a dying netns, but it holds only the
+name and a pod can overwrite it. So ADD writes, before it touches the device, a record of the
+original name, index, MAC, MTU, admin state, alias and altnames to
+`$PYCNI_STATE_DIR/host-device/<network>~<containerID>~<ifname>.json` (0600, write-then-rename).
+The records are also the claim on a device: one that names it, for another attachment, means the
+device is taken. A record marked `released` is one whose DEL could not find the device (the netns
+died and the device had not come back yet); ADD and GC restore such an orphan when it shows up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+STATE_DIR_ENV = "PYCNI_STATE_DIR"
+DEFAULT_STATE_DIR = Path("/var/lib/cni/pycni")
+SUBDIR = "host-device"
+SUFFIX = ".json"
+
+log = logging.getLogger(__name__)
+
+
+class DeviceState(BaseModel):
+    """One attachment: which device it holds and how the device looked in the node netns."""
+
+    model_config = ConfigDict(frozen=True)
+
+    network: str
+    container_id: str
+    ifname: str
+    netns: str
+    mode: Literal["netdev", "userspace"]
+    selector: str
+    name: str = ""
+    index: int = 0
+    mac: str = ""
+    mtu: int = 0
+    up: bool = False
+    alias: str = ""
+    altnames: tuple[str, ...] = ()
+    pci_address: str | None = None
+    device_info_file: str | None = None
+    released: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.network, self.container_id, self.ifname)
+
+    def describe(self) -> str:
+        return f"container {self.container_id} (network {self.network!r}, interface {self.ifname})"
+
+
+class StateStore:
+    """The directory of `DeviceState` files; every write is atomic."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> StateStore:
+        root = env.get(STATE_DIR_ENV) or str(DEFAULT_STATE_DIR)
+        return cls(Path(root) / SUBDIR)
+
+    def path(self, network: str, container_id: str, ifname: str) -> Path:
+        # network names and container ids cannot contain "~" (spec patterns), so names never collide
+        return self.directory / f"{network}~{container_id}~{ifname}{SUFFIX}"
+
+    def save(self, state: DeviceState) -> None:
+        write_atomic(self.path(*state.key), state.model_dump_json(indent=1).encode(), 0o600)
+
+    def load(self, network: str, container_id: str, ifname: str) -> DeviceState | None:
+        return _read(self.path(network, container_id, ifname))
+
+    def remove(self, state: DeviceState) -> None:
+        self.path(*state.key).unlink(missing_ok=True)
+
+    def all(self) -> list[DeviceState]:
+        """Every readable record; a damaged one is logged and skipped, never fatal."""
+        try:
+            names = sorted(os.listdir(self.directory))
+        except FileNotFoundError:
+            return []
+        records = (_read(self.directory / n) for n in names if n.endswith(SUFFIX))
+        return [r for r in records if r is not None]
+
+    def writable(self) -> bool:
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            return False
+        return os.access(self.directory, os.W_OK | os.X_OK)
+
+
+def _read(path: Path) -> DeviceState | None:
+    try:
+        return DeviceState.model_validate_json(path.read_bytes())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValidationError) as err:
+        log.warning("ignoring unreadable host-device state %s: %s", path, err)
+        return None
+
+
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
