@@ -1,0 +1,313 @@
+"""The node side of an overlay: the underlay, one VXLAN device and one bridge per VNI.
+
+All state lives in the kernel. The device is found by its VNI (and named `vx<vni>`), never
+by a remembered name, so several simulated nodes can share one filesystem. Devices we
+create carry an ifalias marker: GC removes only what is marked, never a bridge an operator
+made and named in `bridge`.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pycni.cni import ip
+from pycni.cni.errors import InternalError, InvalidConfig, PluginNotAvailable
+from pycni.cni.rollback import quietly
+from pycni.plugins.vxlan.config import IPAddress, VxlanConf
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+AF_INET, AF_INET6 = 2, 10
+OVERHEAD = {4: 50, 6: 70}  # inner Ethernet 14 + outer IP (20 | 40) + UDP 8 + VXLAN 8
+MARKER = "pycni-vxlan"
+
+
+class UnderlayUnavailable(PluginNotAvailable):
+    """No interface to carry the tunnel: ADD cannot work (STATUS reports it as code 50)."""
+
+
+@dataclass(frozen=True)
+class Underlay:
+    link: ip.Link
+    local: IPAddress
+
+    @property
+    def overhead(self) -> int:
+        return OVERHEAD[self.local.version]
+
+
+@dataclass(frozen=True)
+class VxlanSpec:
+    """What the VXLAN device of a VNI must look like on this node."""
+
+    name: str
+    vni: int
+    port: int
+    underlay: Underlay
+    group: IPAddress | None
+    learning: bool
+    mtu: int
+
+
+@dataclass(frozen=True)
+class VxlanState:
+    """A VXLAN device as the kernel reports it."""
+
+    link: ip.Link
+    vni: int
+    port: int
+    underlay_index: int
+    local: IPAddress | None
+    group: IPAddress | None
+    learning: bool
+
+
+def _global_addresses(host: IPRoute, index: int | None = None) -> list[tuple[int, IPAddress]]:
+    """(ifindex, address) of every global-scope address, in the kernel's order."""
+    msgs = host.get_addr(index=index) if index is not None else host.get_addr()
+    return [(m["index"], ipaddress.ip_address(m.get("IFA_ADDRESS"))) for m in msgs if m["scope"] == 0]
+
+
+def node_addresses(host: IPRoute) -> set[IPAddress]:
+    return {addr for _, addr in _global_addresses(host)}
+
+
+def resolve_underlay(host: IPRoute, conf: VxlanConf) -> Underlay:
+    """`underlay` and/or `localIP` as given; else the route towards the first remote or group."""
+    if conf.underlay:
+        link = ip.find_link(host, conf.underlay)
+        if link is None:
+            raise UnderlayUnavailable(f"underlay interface {conf.underlay!r} does not exist")
+        return Underlay(link, conf.local_ip or _address_on(host, link, conf.family))
+    if conf.local_ip is not None:
+        index = next((i for i, a in _global_addresses(host) if a == conf.local_ip), None)
+        if index is None:
+            raise UnderlayUnavailable(f"localIP {conf.local_ip} is not an address of this node")
+        return Underlay(_link(host, index), conf.local_ip)
+    return _routed_underlay(host, conf)
+
+
+def _address_on(host: IPRoute, link: ip.Link, family: int | None) -> IPAddress:
+    """The first global address of `link` (IPv4 first unless the config pins IPv6)."""
+    found = [a for _, a in _global_addresses(host, link.index) if family in (None, a.version)]
+    found.sort(key=lambda a: a.version)
+    if not found:
+        raise UnderlayUnavailable(
+            f"underlay {link.name!r} has no global IPv{family or 4} address for the tunnel"
+        )
+    return found[0]
+
+
+def _link(host: IPRoute, index: int) -> ip.Link:
+    link = ip.link_by_index(host, index)
+    if link is None:
+        raise UnderlayUnavailable(f"underlay interface index {index} vanished")
+    return link
+
+
+def _routed_underlay(host: IPRoute, conf: VxlanConf) -> Underlay:
+    """Whatever interface the node would use to reach the first peer (its own address skipped)."""
+    own = node_addresses(host)
+    target = next((r for r in conf.remotes or [] if r not in own), conf.group)
+    if target is None:
+        return _default_route_underlay(host, conf.family or 4)
+    try:
+        msg = host.route("get", dst=str(target))[0]
+    except Exception as exc:
+        raise UnderlayUnavailable(f"no route towards {target}; set underlay or localIP") from exc
+    link = _link(host, msg.get("RTA_OIF"))
+    src = msg.get("RTA_PREFSRC")
+    return Underlay(link, ipaddress.ip_address(src) if src else _address_on(host, link, target.version))
+
+
+def _default_route_underlay(host: IPRoute, family: int) -> Underlay:
+    af = AF_INET if family == 4 else AF_INET6
+    for msg in host.get_routes(family=af, table=254):
+        if msg["dst_len"] == 0 and msg.get("RTA_OIF"):
+            link = _link(host, msg.get("RTA_OIF"))
+            return Underlay(link, _address_on(host, link, family))
+    raise UnderlayUnavailable(
+        f"no default IPv{family} route to pick an underlay from; set underlay or localIP"
+    )
+
+
+def spec_for(conf: VxlanConf, underlay: Underlay) -> VxlanSpec:
+    """The device we want; an explicit `mtu` the underlay cannot carry unfragmented is refused."""
+    fits = underlay.link.mtu - underlay.overhead
+    if conf.mtu is not None and conf.mtu > fits:
+        raise InvalidConfig(
+            f"mtu: {conf.mtu} does not fit underlay {underlay.link.name!r} (MTU {underlay.link.mtu}) "
+            f"after {underlay.overhead} bytes of VXLAN overhead; at most {fits}"
+        )
+    return VxlanSpec(
+        name=conf.device_name,
+        vni=conf.vni,
+        port=conf.port,
+        underlay=underlay,
+        group=conf.group,
+        learning=conf.learning,
+        mtu=conf.mtu or fits,
+    )
+
+
+def _vxlan_data(msg: Any) -> Any:
+    info = msg.get("IFLA_LINKINFO")
+    if not info or info.get("IFLA_INFO_KIND") != "vxlan":
+        return None
+    return info.get("IFLA_INFO_DATA")
+
+
+def _state(link: ip.Link, data: Any) -> VxlanState:
+    local = data.get("IFLA_VXLAN_LOCAL") or data.get("IFLA_VXLAN_LOCAL6")
+    group = data.get("IFLA_VXLAN_GROUP") or data.get("IFLA_VXLAN_GROUP6")
+    return VxlanState(
+        link=link,
+        vni=data.get("IFLA_VXLAN_ID"),
+        port=data.get("IFLA_VXLAN_PORT"),
+        underlay_index=data.get("IFLA_VXLAN_LINK") or 0,
+        local=ipaddress.ip_address(local) if local else None,
+        group=ipaddress.ip_address(group) if group else None,
+        learning=bool(data.get("IFLA_VXLAN_LEARNING")),
+    )
+
+
+def vxlan_devices(host: IPRoute, vni: int) -> list[VxlanState]:
+    """Every VXLAN device carrying `vni` on this node, whatever its name."""
+    found = []
+    for msg in host.get_links():
+        data = _vxlan_data(msg)
+        if data is not None and data.get("IFLA_VXLAN_ID") == vni:
+            link = ip.link_by_index(host, msg["index"])
+            if link is not None:
+                found.append(_state(link, data))
+    return found
+
+
+def differences(have: VxlanState, want: VxlanSpec, have_underlay: str) -> list[str]:
+    """What differs between an existing device and the config, in words an operator can act on."""
+    pairs: list[tuple[str, object, object]] = [
+        ("port", have.port, want.port),
+        ("group", have.group, want.group),
+        ("underlay", have_underlay, want.underlay.link.name),
+        ("localIP", have.local, want.underlay.local),
+        ("learning", have.learning, want.learning),
+        ("mtu", have.link.mtu, want.mtu),
+    ]
+    return [f"{key} is {h} (config wants {w})" for key, h, w in pairs if h != w]
+
+
+def find_vxlan(host: IPRoute, spec: VxlanSpec) -> VxlanState | None:
+    """Our device for the VNI, checked against the config; anything in the way is an error."""
+    same_vni = vxlan_devices(host, spec.vni)
+    foreign = [s.link.name for s in same_vni if s.link.name != spec.name]
+    if foreign:
+        raise InternalError(f"VNI {spec.vni} is already carried by {', '.join(foreign)}, not by {spec.name}")
+    by_name = ip.find_link(host, spec.name)
+    if by_name is not None and not same_vni:
+        what = (
+            "it carries another VNI" if by_name.kind == "vxlan" else f"it is {by_name.kind or 'a plain link'}"
+        )
+        raise InternalError(f"{spec.name!r} exists but is not the VXLAN device of VNI {spec.vni}: {what}")
+    if not same_vni:
+        return None
+    have = same_vni[0]
+    underlay = ip.link_by_index(host, have.underlay_index) if have.underlay_index else None
+    diff = differences(have, spec, underlay.name if underlay else "none")
+    if diff:
+        raise InternalError(
+            f"VXLAN device {spec.name} for VNI {spec.vni} differs from the config: " + "; ".join(diff)
+        )
+    return same_vni[0]
+
+
+def ensure_vxlan(host: IPRoute, spec: VxlanSpec, undo: ExitStack) -> ip.Link:
+    """The VNI's device, created (and its removal registered on `undo`) or verified, and up."""
+    existing = find_vxlan(host, spec)
+    if existing is not None:
+        if not existing.link.up:
+            ip.set_up(host, existing.link)
+        return ip.get_link(host, spec.name)
+    try:
+        host.link("add", **_create_attrs(spec))
+    except Exception as exc:
+        raise InternalError(f"failed to create VXLAN device {spec.name} for VNI {spec.vni}: {exc}") from exc
+    undo.callback(quietly(ip.delete_link), host, spec.name)
+    link = ip.get_link(host, spec.name)
+    ip.set_link(host, link, ifalias=MARKER)
+    ip.set_up(host, link)
+    return ip.get_link(host, spec.name)
+
+
+def _create_attrs(spec: VxlanSpec) -> dict[str, Any]:
+    v6 = spec.underlay.local.version == 6
+    attrs: dict[str, Any] = {
+        "ifname": spec.name,
+        "kind": "vxlan",
+        "mtu": spec.mtu,
+        "vxlan_id": spec.vni,
+        "vxlan_port": spec.port,
+        "vxlan_link": spec.underlay.link.index,
+        "vxlan_learning": int(spec.learning),
+        ("vxlan_local6" if v6 else "vxlan_local"): str(spec.underlay.local),
+    }
+    if spec.group is not None:
+        attrs["vxlan_group6" if v6 else "vxlan_group"] = str(spec.group)
+    return attrs
+
+
+def ensure_bridge(host: IPRoute, name: str, mtu: int, undo: ExitStack) -> ip.Link:
+    """The VNI's bridge; one we create is marked as ours and removed again on rollback."""
+    if ip.find_link(host, name) is not None:
+        return ip.ensure_bridge(host, name)
+    br = ip.ensure_bridge(host, name, mtu)
+    undo.callback(quietly(ip.delete_link), host, name)
+    ip.set_link(host, br, ifalias=MARKER)
+    return ip.get_link(host, name)
+
+
+def enslave(host: IPRoute, dev: ip.Link, br: ip.Link) -> None:
+    """Attach the VXLAN device to the bridge; attached elsewhere is a conflict, not a move."""
+    if dev.master == br.index:
+        return
+    if dev.master:
+        other = ip.link_by_index(host, dev.master)
+        raise InternalError(
+            f"{dev.name} is attached to {other.name if other else dev.master}, not to bridge {br.name!r}"
+        )
+    ip.set_link(host, dev, master=br.index)
+
+
+def bridge_ports(host: IPRoute, br: ip.Link) -> list[ip.Link]:
+    return [link for link in ip.links(host) if link.master == br.index]
+
+
+def remove_if_unused(host: IPRoute, conf: VxlanConf) -> list[str]:
+    """Delete our VXLAN device and bridge of the VNI when no pod port is left; names removed.
+
+    Call under the per-VNI lock, which ADD holds from device creation to pod attachment.
+    """
+    dev = ip.find_link(host, conf.device_name)
+    br = ip.find_link(host, conf.bridge)
+    in_use = br is not None and any(p.name != conf.device_name for p in bridge_ports(host, br))
+    if in_use:
+        return []
+    removed = []
+    for link in (dev, br):
+        if link is not None and link.alias == MARKER and _delete(host, link):
+            removed.append(link.name)
+    return removed
+
+
+def _delete(host: IPRoute, link: ip.Link) -> bool:
+    try:
+        host.link("del", index=link.index)
+    except Exception as exc:
+        if ip.netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
+            return False
+        raise
+    return True

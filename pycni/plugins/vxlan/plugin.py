@@ -1,0 +1,114 @@
+"""vxlan ADD/DEL/CHECK/STATUS/GC: ensure the VNI's VXLAN device, its flood list and bridge,
+then attach the pod exactly as the bridge plugin does (`pycni.plugins.bridge.pod`).
+
+ADD holds the per-VNI lock from device creation until the pod's veth is on the bridge, and
+GC removes unused devices under the same lock, so GC never deletes a bridge an ADD is about
+to use. DEL leaves the shared devices alone (upstream rejected delete-on-last-port for the
+ADD/DEL race, plugins#283); GC removes them once no pod port is left.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractContextManager, ExitStack
+from typing import TYPE_CHECKING
+
+from pycni.cni import ip, lock, netns
+from pycni.cni.errors import CNIError, InternalError
+from pycni.cni.types import Interface, Result
+from pycni.plugins.bridge import pod
+from pycni.plugins.vxlan import device, fdb, offload
+from pycni.plugins.vxlan.config import IPAddress, VxlanConf
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+    from pycni.cni.plugin import Context
+    from pycni.cni.runtime import RuntimeArgs
+
+
+log = logging.getLogger(__name__)
+
+
+def vni_lock(conf: VxlanConf, rt: RuntimeArgs) -> AbstractContextManager[None]:
+    """Serialises this node's device creation, pod attachment and device GC for one VNI."""
+    return lock.flock(lock.resource_lock("vxlan", str(conf.vni), rt.env), what=f"VNI {conf.vni}")
+
+
+def port_options(conf: VxlanConf) -> pod.PortOptions:
+    return pod.PortOptions(hairpin=conf.hairpin_mode, isolated=conf.port_isolation)
+
+
+def wanted_remotes(host: IPRoute, conf: VxlanConf) -> set[IPAddress]:
+    """`remotes` minus this node's own addresses, so every node can share one config."""
+    return set(conf.remotes or []) - device.node_addresses(host)
+
+
+def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
+    with netns.rtnl() as host, vni_lock(conf, rt), ExitStack() as undo:
+        spec = device.spec_for(conf, device.resolve_underlay(host, conf))
+        vx = device.ensure_vxlan(host, spec, undo)
+        if conf.remotes is not None:
+            fdb.reconcile(host, vx.index, wanted_remotes(host, conf))
+        if conf.disable_tx_checksum_offload:
+            offload.disable_tx_checksum_offload(vx.name)
+        br = device.ensure_bridge(host, conf.bridge, spec.mtu, undo)
+        device.enslave(host, vx, br)
+        if conf.promisc_mode and not br.promisc:
+            ip.set_link(host, br, flags=ip.IFF_PROMISC, mask=ip.IFF_PROMISC)
+        result = pod.attach(conf.model_copy(update={"mtu": spec.mtu}), rt, ctx, host, br, port_options(conf))
+        result.interfaces.append(Interface(name=vx.name, mac=vx.mac, mtu=vx.mtu))
+        undo.pop_all()
+        return result
+
+
+def delete(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
+    pod.detach(conf, rt, ctx)
+
+
+def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """The node side (device, flood list, bridge, offload), then the pod side."""
+    with netns.rtnl() as host:
+        spec = device.spec_for(conf, device.resolve_underlay(host, conf))
+        state = device.find_vxlan(host, spec)
+        if state is None:
+            raise InternalError(f"VXLAN device {spec.name} for VNI {conf.vni} is missing")
+        if conf.remotes is not None:
+            fdb.verify(host, state.link.index, spec.name, wanted_remotes(host, conf))
+        br = ip.find_link(host, conf.bridge)
+        if br is None or state.link.master != br.index:
+            raise InternalError(f"{spec.name} is not attached to bridge {conf.bridge!r}")
+        if not state.link.up:
+            raise InternalError(f"{spec.name} is down")
+    if conf.disable_tx_checksum_offload and offload.tx_checksum_offload(spec.name):
+        raise InternalError(f"{offload.FEATURE} is on for {spec.name}, config says off")
+    pod.check(conf.model_copy(update={"mtu": spec.mtu}), rt, ctx, conf.bridge)
+
+
+def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """Ready when an underlay can be found (else code 50) and IPAM is ready."""
+    with netns.rtnl() as host:
+        device.resolve_underlay(host, conf)
+    pod.status(conf, rt, ctx)
+
+
+def gc(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """The pod side's GC (IPAM, rules), then this VNI's devices if no pod uses them any more."""
+    errors: list[str] = []
+    try:
+        pod.gc(conf, rt, ctx)
+    except CNIError as err:
+        errors.append(f"pod side: {err.msg}")
+    try:
+        _gc_devices(conf, rt)
+    except CNIError as err:
+        errors.append(f"devices: {err.msg}")
+    if errors:
+        raise InternalError("; ".join(errors))
+
+
+def _gc_devices(conf: VxlanConf, rt: RuntimeArgs) -> None:
+    with netns.rtnl() as host, vni_lock(conf, rt):
+        removed = device.remove_if_unused(host, conf)
+    if removed:
+        log.info("removed unused %s", ", ".join(removed), extra={"vni": conf.vni})
