@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pycni.cni import delegate, ip, lock, netns, sysctl
-from pycni.cni.errors import CNIError, InternalError
+from pycni.cni.errors import InternalError
 from pycni.cni.iface import configure_iface, verify_iface, zero_network
-from pycni.cni.rollback import quietly
+from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.types import DNS, Interface, IPConfig, Result, Route
 from pycni.plugins.bridge import firewall
 from pycni.plugins.bridge.config import PodSideConf
@@ -190,27 +190,16 @@ def _ensure_bridge_addr(host: IPRoute, br: ip.Link, gw: ip.IPInterface, force: b
 
 def detach(conf: PodSideConf, rt: RuntimeArgs, ctx: Context) -> None:
     """DEL: every step runs even if an earlier one failed; the netns may already be gone."""
-    errors: list[str] = []
-
-    def step(what: str, func: object, *args: object) -> None:
-        try:
-            func(*args)  # type: ignore[operator]
-        except CNIError as err:
-            errors.append(f"{what}: {err.msg}")
-        except Exception as err:
-            errors.append(f"{what}: {err}")
-
-    if conf.has_ipam:
-        assert conf.ipam is not None
-        step("IPAM release", delegate.delete, ctx.delegate, conf.ipam.type, conf.raw, rt)
+    steps = BestEffort()
+    if conf.ipam is not None and conf.has_ipam:
+        steps.run("IPAM release", delegate.delete, ctx.delegate, conf.ipam.type, conf.raw, rt)
     if rt.netns:
-        step("pod interface removal", _delete_pod_link, rt)
+        steps.run("pod interface removal", _delete_pod_link, rt)
     att = attachment(conf, rt)
-    step("masquerade teardown", firewall.teardown_masq, att)
+    steps.run("masquerade teardown", firewall.teardown_masq, att)
     if conf.macspoofchk:
-        step("spoof-check teardown", firewall.teardown_spoofcheck, att)
-    if errors:
-        raise InternalError("; ".join(errors))
+        steps.run("spoof-check teardown", firewall.teardown_spoofcheck, att)
+    steps.raise_if_failed()
 
 
 def _delete_pod_link(rt: RuntimeArgs) -> None:
@@ -257,16 +246,11 @@ def status(conf: PodSideConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def gc(conf: PodSideConf, rt: RuntimeArgs, ctx: Context) -> None:
     """GC: IPAM's, then our rules whose attachment is not valid (the reference never cleans them)."""
-    errors: list[str] = []
-    if conf.has_ipam:
-        assert conf.ipam is not None
-        try:
-            delegate.gc(ctx.delegate, conf.ipam.type, conf.raw, rt)
-        except CNIError as err:
-            errors.append(f"IPAM GC: {err.msg}")
+    steps = BestEffort()
+    if conf.ipam is not None and conf.has_ipam:
+        steps.run("IPAM GC", delegate.gc, ctx.delegate, conf.ipam.type, conf.raw, rt)
     valid = conf.valid_attachments
     if valid is not None:
         keep = {firewall.attachment_hash(a.container_id, a.ifname) for a in valid}
-        firewall.gc_rules(conf.name, keep)
-    if errors:
-        raise InternalError("; ".join(errors))
+        steps.run("rule GC", firewall.gc_rules, conf.name, keep)
+    steps.raise_if_failed()
