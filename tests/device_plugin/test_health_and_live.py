@@ -177,3 +177,20 @@ def test_our_socket_removed_in_watcher_mode_is_served_again(start_daemon: Callab
         assert sorted(stream.next()) == A
     finally:
         stream.close()
+
+
+def test_default_route_device_is_never_advertised(
+    start_daemon: Callable[..., Running], links_ns: str
+) -> None:
+    from pyroute2 import IPRoute
+
+    with IPRoute(netns=links_ns, flags=0) as ipr:
+        index = ipr.link_lookup(ifname="ens1f0v0")[0]
+        ipr.addr("add", index=index, address="192.0.2.2", prefixlen=24)
+        ipr.route("add", dst="0.0.0.0/0", gateway="192.0.2.1", oif=index)
+    run = start_daemon(links_netns=links_ns)
+    stream = Stream(run.socket("sriov_a"))
+    try:
+        assert sorted(stream.next()) == A[1:]
+    finally:
+        stream.close()

@@ -165,3 +165,25 @@ def test_sigterm_path_removes_sockets_and_devinfo(start_daemon: Callable[..., Ru
     run.stop()
     assert not [p for p in run.opts.kubelet_dir.glob("*.sock") if p.name != "kubelet.sock"]
     assert list(run.opts.devinfo_dir.iterdir()) == []
+
+
+def test_get_preferred_allocation_over_grpc(start_daemon: Callable[..., Running]) -> None:
+    config = {
+        "resourceList": [
+            {"resourceName": "all", "allocationPolicy": "spread", "selectors": {"drivers": ["iavf"]}}
+        ]
+    }
+    run = start_daemon(config)
+    available = [f"0000:3b:02.{i}" for i in range(6)] + [f"0000:3c:02.{i}" for i in range(8)]
+    request = dp.PreferredAllocationRequest(
+        container_requests=[
+            dp.ContainerPreferredAllocationRequest(
+                available_deviceIDs=available, must_include_deviceIDs=["0000:3c:02.5"], allocation_size=3
+            )
+        ]
+    )
+    stub = plugin(run.socket("all"))
+    assert stub.GetDevicePluginOptions(dp.Empty(), timeout=5).get_preferred_allocation_available
+    got = list(stub.GetPreferredAllocation(request, timeout=5).container_responses[0].deviceIDs)
+    assert got[0] == "0000:3c:02.5" and len(got) == 3
+    assert {d[:7] for d in got} == {"0000:3b", "0000:3c"}  # spread across both PFs

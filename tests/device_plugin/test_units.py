@@ -1,0 +1,224 @@
+"""Pure parts of the device plugin over a fake sysfs tree (standing in for SR-IOV hardware):
+the sysfs module, discovery, config validation, selectors with VF ranges, preferred allocation."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from pycni.cni.sysfs import DeviceNotFoundError, SysFs
+from pycni.device_plugin.config import ConfigError, parse_config
+from pycni.device_plugin.discovery import Device, discover, remember
+from pycni.device_plugin.pools import LinkState, assign, health, pools_of
+from pycni.device_plugin.preferred import preferred
+from pycni.device_plugin.ranges import parse_pf_ref
+from tests.helpers.fake_sysfs import FakeSysfs, build_sriov_node
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> SysFs:
+    node = build_sriov_node(tmp_path / "sys")
+    node.sysfs.add_pci("0000:00:03.0", vendor="1af4", device="1041", driver="virtio-pci", netdevs=["eth0"])
+    node.sysfs.add_pci("0000:00:04.0", class_code=0x010802, driver="nvme")  # not a NIC
+    node.sysfs.add_pci("0000:05:00.0", device="10fb", driver="vfio-pci", iommu_group=7, numa_node=1)
+    node.sysfs.add_pci(
+        "0000:06:00.0", class_code=0x120000, vendor="8086", device="37c9", driver="uio_pci_generic"
+    )
+    node.sysfs.add_uio("0000:06:00.0", "uio3")
+    return SysFs(tmp_path / "sys")
+
+
+def test_sysfs_reads_vf_pf_and_netdev_facts(tree: SysFs) -> None:
+    vf = tree.pci_device("0000:3b:02.6")
+    assert (vf.physfn, vf.vf_index, vf.driver, vf.userspace_driver, vf.numa_node) == (
+        "0000:3b:00.0", 6, "vfio-pci", True, 0
+    )  # fmt: skip
+    assert vf.netdevs == () and vf.iommu_group is not None and vf.is_vf
+    pf = tree.pci_device("0000:3b:00.0")
+    assert (pf.sriov_numvfs, pf.sriov_totalvfs, pf.netdevs, pf.is_sriov_pf) == (8, 64, ("ens1f0",), True)
+    assert tree.virtfns("0000:3b:00.0")[3] == "0000:3b:02.3"
+    assert tree.netdev_pci_address("ens1f0v3") == "0000:3b:02.3"
+    assert tree.netdev("ens1f0").link_type == "ether"
+    assert tree.uio_devices("0000:06:00.0") == ("uio3",)
+    assert tree.numa_node("0000:00:03.0") is None  # -1 means no affinity
+    with pytest.raises(DeviceNotFoundError):
+        tree.pci_device("0000:ff:00.0")
+
+
+def test_sysfs_root_from_env(tmp_path: Path) -> None:
+    assert SysFs.from_env({"PYCNI_SYSFS_ROOT": str(tmp_path)}).root == tmp_path
+    assert SysFs.from_env({}).root == Path("/sys")
+
+
+def test_discovery_skips_pfs_with_vfs_non_nics_and_default_route(tree: SysFs) -> None:
+    found = {d.address: d for d in discover(tree, exclude_netdevs={"eth0"})}
+    assert "0000:3b:00.0" not in found and "0000:00:04.0" not in found and "0000:00:03.0" not in found
+    assert len([d for d in found.values() if d.pf_address]) == 32
+    assert found["0000:05:00.0"].pf_address is None and found["0000:06:00.0"].base_class == 0x12
+    assert found["0000:3c:02.5"].pf_name == "ens1f1" and found["0000:3c:02.5"].vf_index == 5
+    assert "0000:00:03.0" in {d.address for d in discover(tree)}
+
+
+def test_remember_keeps_a_vanished_netdev_but_follows_a_rebind(tree: SysFs, tmp_path: Path) -> None:
+    before = {d.address: d for d in discover(tree)}
+    fake = FakeSysfs(tmp_path / "sys")
+    fake.remove_netdev("0000:3b:02.0", "ens1f0v0")
+    fake.remove_netdev("0000:3b:02.1", "ens1f0v1")
+    fake.bind("0000:3b:02.1", "vfio-pci")
+    after = {d.address: d for d in remember(discover(tree), before)}
+    assert after["0000:3b:02.0"].netdevs == ("ens1f0v0",) and after["0000:3b:02.0"].netdevs_now == ()
+    assert health(after["0000:3b:02.0"], None) == "netdev ens1f0v0 is gone"
+    assert after["0000:3b:02.1"].driver == "vfio-pci" and after["0000:3b:02.1"].netdevs == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "pf", "indexes"),
+    [("ens1f0", "ens1f0", None), ("ens1f0#3", "ens1f0", {3}), ("ens1f0#0,2-4,9", "ens1f0", {0, 2, 3, 4, 9})],
+)
+def test_vf_range_syntax(text: str, pf: str, indexes: set[int] | None) -> None:
+    ref = parse_pf_ref(text)
+    assert ref.pf == pf and (ref.vf_indexes == (None if indexes is None else frozenset(indexes)))
+
+
+@pytest.mark.parametrize("bad", ["ens1f0#", "ens1f0#4-2", "ens1f0#a", "#1"])
+def test_bad_vf_range_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"ens1f0|empty"):
+        parse_pf_ref(bad)
+
+
+def assigned(tree: SysFs, resource_list: list[dict[str, object]]) -> dict[str, list[str]]:
+    conf = parse_config({"resourceList": resource_list})
+    out = assign(pools_of(conf, "p.io"), discover(tree))
+    return {res.split("/")[1]: [d.address for d in devs] for res, devs in out.items()}
+
+
+def test_selectors_single_object_and_first_match_wins(tree: SysFs) -> None:
+    pools = assigned(
+        tree,
+        [
+            {
+                "resourceName": "first",
+                "selectors": {"vendors": ["8086"], "devices": ["154c"], "pfNames": ["ens1f1#6-7"]},
+            },
+            {
+                "resourceName": "second",
+                "selectors": [{"pfNames": ["ENS1F1"]}, {"pciAddresses": ["0000:05:00.0"]}],
+            },
+            {
+                "resourceName": "accel",
+                "deviceType": "accelerator",
+                "selectors": {"drivers": ["uio_pci_generic"]},
+            },
+            {
+                "resourceName": "mlx_root",
+                "selectors": {"rootDevices": ["0000:87:00.0#1,3"], "linkTypes": ["ether"]},
+            },
+        ],
+    )
+    assert pools["first"] == ["0000:3c:02.6", "0000:3c:02.7"]
+    assert pools["second"] == ["0000:05:00.0"] + [f"0000:3c:02.{i}" for i in range(6)]
+    assert pools["accel"] == ["0000:06:00.0"]
+    assert pools["mlx_root"] == ["0000:87:02.1", "0000:87:02.3"]
+
+
+def test_unsupported_selector_matches_nothing(tree: SysFs) -> None:
+    pools = assigned(
+        tree, [{"resourceName": "ddp", "selectors": {"drivers": ["iavf"], "ddpProfiles": ["gtp"]}}]
+    )
+    assert pools["ddp"] == []
+    conf = parse_config(
+        {"resourceList": [{"resourceName": "r", "selectors": {"isRdma": True, "pKeys": ["0x1"]}}]}
+    )
+    assert conf.resource_list[0].unsupported() == ["selectors[0].pKeys", "selectors[0].isRdma"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"resourceList": [{"resourceName": "ok"}, {"resourceName": "bad name"}]},
+            r"resourceList\[1\] \(bad name\)",
+        ),
+        (
+            {"resourceList": [{"resourceName": "a", "selectors": [{}, {"pfNames": ["ens1f0#5-1"]}]}]},
+            r"resourceList\[0\] \(a\): selectors\[1\]\.pfNames.*empty",
+        ),
+        ({"resourceList": [{"resourceName": "a", "selectors": {"vendors": ["intel"]}}]}, r"vendors.*hex"),
+        (
+            {"resourceList": [{"resourceName": "a", "deviceType": "gpu"}]},
+            r"resourceList\[0\] \(a\): deviceType",
+        ),
+        (
+            {"resourceList": [{"resourceName": "a"}, {"resourceName": "a"}]},
+            r"resourceList\[1\].*already defined",
+        ),
+        ({"resourceList": []}, "resourceList is empty"),
+    ],
+)
+def test_invalid_config_names_entry_and_reason(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_config(raw, source="config.json")
+
+
+def dev(address: str, pf: str, numa: int | None) -> Device:
+    return Device(
+        address, "8086", "154c", 2, "iavf", (), numa, None, False, pf, (), 0, None, None, (), "iavf", ()
+    )
+
+
+DEVS = {
+    d.address: d
+    for d in [dev(f"0000:3b:02.{i}", "0000:3b:00.0", 0) for i in range(4)]
+    + [dev(f"0000:3c:02.{i}", "0000:3c:00.0", 0) for i in range(2)]
+    + [dev(f"0000:86:02.{i}", "0000:86:00.0", 1) for i in range(6)]
+}
+
+
+def test_preferred_keeps_one_numa_node_and_must_include() -> None:
+    avail = sorted(DEVS)
+    got = preferred(avail, ["0000:3c:02.1"], 3, DEVS)
+    assert got[0] == "0000:3c:02.1" and {DEVS[d].numa_node for d in got} == {0} and len(got) == 3
+    got = preferred(avail, [], 5, DEVS)
+    assert len({DEVS[d].numa_node for d in got}) == 1 and len(got) == 5
+    got = preferred(avail[2:], [], 5, DEVS)  # node 0 has 4 left, only node 1 can hold 5
+    assert {DEVS[d].numa_node for d in got} == {1} and len(got) == 5
+    got = preferred(avail, [], 8, DEVS)  # more than any node: fill from the fullest, then the next
+    assert len(got) == 8 and len(set(got)) == 8
+
+
+def test_preferred_pack_and_spread_policies() -> None:
+    avail = [d for d in sorted(DEVS) if DEVS[d].numa_node == 0]
+    packed = preferred(avail, [], 3, DEVS, "pack")
+    assert {DEVS[d].pf_address for d in packed} == {"0000:3b:00.0"}
+    spread = preferred(avail, [], 3, DEVS, "spread")
+    assert {DEVS[d].pf_address for d in spread} == {"0000:3b:00.0", "0000:3c:00.0"}
+    assert preferred(avail, avail[:4], 2, DEVS) == avail[:2]  # must-include beyond size is cut
+
+
+def test_health_rules() -> None:
+    vf = dataclasses.replace(dev("0000:3b:02.0", "0000:3b:00.0", 0), netdevs=("v0",), netdevs_now=("v0",),
+                             pf_netdevs=("pf",))  # fmt: skip
+    up = LinkState(up=True, carrier=True)
+    assert health(vf, {"v0": up, "pf": up}) is None
+    assert health(vf, {"v0": up, "pf": LinkState(up=True, carrier=False)}) == "PF pf has no carrier"
+    assert health(vf, {"pf": up}) == "netdev v0 is gone"
+    assert health(vf, {"pf": up}, in_use=True) is None
+    assert health(dataclasses.replace(vf, driver_now=None), {"v0": up, "pf": up}) == "no driver bound"
+
+
+def test_allocate_uio_and_vhost_net_device_nodes(tree: SysFs) -> None:
+    from pycni.device_plugin.allocate import allocate
+
+    conf = parse_config(
+        {"resourceList": [{"resourceName": "qat", "deviceType": "accelerator",
+                           "selectors": {"drivers": ["uio_pci_generic"], "needVhostNet": True}}]}
+    )  # fmt: skip
+    pool = pools_of(conf, "p.io")[0]
+    devices = [d for d in discover(tree) if d.address == "0000:06:00.0"]
+    out = allocate(pool, devices)
+    assert [(n.container_path, n.host_path) for n in out.devices] == [
+        ("/dev/uio3", "/dev/uio3"), ("/dev/vhost-net", "/dev/vhost-net"), ("/dev/net/tun", "/dev/net/tun")
+    ]  # fmt: skip
+    assert out.envs["PCIDEVICE_P_IO_QAT"] == "0000:06:00.0"
