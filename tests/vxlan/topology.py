@@ -113,7 +113,7 @@ class Cluster:
         node: Node,
         conf: dict[str, Any],
         pod: Netns | None = None,
-        container_id: str = "ctr",
+        container_id: str | None = "ctr",
         netns: str | None = None,
     ) -> Outcome:
         path = netns if netns is not None else (pod.path if pod else None)
