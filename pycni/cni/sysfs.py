@@ -255,6 +255,11 @@ class SysFs:
             target = target.parent
         return None
 
+    def link_type(self, ifname: str) -> str | None:
+        """`ether`, `infiniband`, ... from `class/net/<if>/type` (None when the netdev is absent)."""
+        kind = _int(_read(self.net_path(ifname) / "type"))
+        return None if kind is None else LINK_TYPES.get(kind, str(kind))
+
     def operstate(self, ifname: str) -> str | None:
         return _read(self.net_path(ifname) / "operstate")
 

@@ -108,21 +108,12 @@ def _read_device(
         pf_address=pci.physfn,
         pf_netdevs=pf_names,
         vf_index=vf_index,
-        link_type=_link_type(sysfs, link_owner),
+        link_type=sysfs.link_type(link_owner) if link_owner else None,
         acpi_index=sysfs.acpi_index(address),
         uio=sysfs.uio_devices(address),
         driver_now=pci.driver,
         netdevs_now=pci.netdevs,
     )
-
-
-def _link_type(sysfs: SysFs, ifname: str | None) -> str | None:
-    if ifname is None:
-        return None
-    try:
-        return sysfs.netdev(ifname).link_type
-    except DeviceNotFoundError:
-        return None
 
 
 def remember(devices: list[Device], previous: Mapping[str, Device]) -> list[Device]:

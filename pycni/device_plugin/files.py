@@ -1,9 +1,10 @@
 """Files the daemon leaves for others: NPWG device-info files and CDI specs, written atomically.
 
 A reader (Multus, a CNI plugin, the container runtime) must never see half a file, so every write
-is temp file + fsync + rename in the same directory. Device-info files are mode 0444 and named as
-the spec says, `<resource with / as ->-<device id>-device.json`; we remove ours when a pool goes away
-and on shutdown.
+is a temp file renamed over the target in the same directory. No fsync: these files live under
+/var/run (tmpfs) and mean nothing after a reboot, and an fsync per device would dominate Allocate.
+Device-info files are mode 0444 and named as the spec says, `<resource with / as ->-<device id>-device.json`;
+we remove ours when a pool goes away and on shutdown.
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o444) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
