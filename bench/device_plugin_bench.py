@@ -19,13 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pycni.cni.sysfs import SysFs  # noqa: E402
-from pycni.device_plugin.api import deviceplugin_v1beta1_pb2 as dp  # noqa: E402
-from pycni.device_plugin.config import parse_config  # noqa: E402
-from pycni.device_plugin.daemon import Daemon, Options  # noqa: E402
-from pycni.device_plugin.discovery import discover  # noqa: E402
-from tests.device_plugin.kubelet import plugin  # noqa: E402
-from tests.helpers.fake_sysfs import build_sriov_node  # noqa: E402
+from pycni.cni.sysfs import SysFs
+from pycni.device_plugin.api import deviceplugin_v1beta1_pb2 as dp
+from pycni.device_plugin.config import parse_config
+from pycni.device_plugin.daemon import Daemon, Options
+from pycni.device_plugin.discovery import discover
+from tests.device_plugin.kubelet import plugin
+from tests.helpers.fake_sysfs import build_sriov_node
 
 LAYOUT = tuple(
     (f"ens{n}f0", 0x3B + n, n % 2, "154c", ("iavf",) * 48 + ("vfio-pci",) * 16) for n in range(4)
@@ -45,7 +45,8 @@ def bench_discovery(root: Path, runs: int) -> dict[str, float]:
         found = discover(sysfs)
         times.append(time.perf_counter() - start)
     assert len(found) == 256, len(found)
-    return {"vfs": len(found), "median_ms": statistics.median(times) * 1e3, "p99_ms": percentile(times, 99) * 1e3}
+    median, p99 = statistics.median(times) * 1e3, percentile(times, 99) * 1e3
+    return {"vfs": len(found), "median_ms": median, "p99_ms": p99}
 
 
 def bench_allocate(work: Path, root: Path, calls: int) -> dict[str, float]:
@@ -55,9 +56,14 @@ def bench_allocate(work: Path, root: Path, calls: int) -> dict[str, float]:
     conf_path.write_text(json.dumps(config))
     (work / "registry").mkdir()  # plugin-watcher mode: no kubelet needed to serve
     opts = Options(
-        config_path=conf_path, sysfs_root=root, kubelet_dir=work / "dp", plugins_registry_dir=work / "registry",
-        devinfo_dir=work / "devinfo", use_netlink=False, use_udev=False,
-    )  # fmt: skip
+        config_path=conf_path,
+        sysfs_root=root,
+        kubelet_dir=work / "dp",
+        plugins_registry_dir=work / "registry",
+        devinfo_dir=Path("/dev/shm") / work.name / "devinfo",  # tmpfs, as /var/run is on a node
+        use_netlink=False,
+        use_udev=False,
+    )
     daemon = Daemon(opts, parse_config(config))
     start = time.perf_counter()
     daemon.start()
@@ -68,7 +74,8 @@ def bench_allocate(work: Path, root: Path, calls: int) -> dict[str, float]:
     try:
         for name, dev_ids in (("net", ["0000:3b:02.0"]), ("dpdk", ["0000:3b:08.0", "0000:3c:08.1"])):
             stub = plugin(opts.plugins_registry_dir / f"pycni.io_{name}.sock")
-            request = dp.AllocateRequest(container_requests=[dp.ContainerAllocateRequest(devices_ids=dev_ids)])
+            container = dp.ContainerAllocateRequest(devices_ids=dev_ids)
+            request = dp.AllocateRequest(container_requests=[container])
             stub.Allocate(request, timeout=5)  # warm-up: connection set-up is not Allocate latency
             times = []
             for _ in range(calls):
@@ -80,6 +87,7 @@ def bench_allocate(work: Path, root: Path, calls: int) -> dict[str, float]:
     finally:
         daemon.request_stop()
         thread.join(10)
+        shutil.rmtree(opts.devinfo_dir.parent, ignore_errors=True)
     return out
 
 
