@@ -213,3 +213,53 @@ def test_gc_releases_only_invalid_attachments(node: Node) -> None:
     assert link(keep_pod, "net1") is not None
     assert node.state_files() == ["hdnet~ctr-keep~net1.json"]
     assert node.ipam_calls()[-1]["cmd"] == "GC"
+
+
+def test_host_local_lease_is_released_even_when_the_netns_is_gone(node: Node) -> None:
+    dev = node.stand_in()
+    data_dir = node.tmp / "host-local"
+    ipam = {"type": "host-local", "ranges": [[{"subnet": "10.79.4.0/24"}]], "dataDir": str(data_dir)}
+    cfg = {**conf(device=dev), "ipam": ipam}
+    pod = node.pod()
+    result = node.cni("ADD", cfg, pod).ok()
+    leased = result["ips"][0]["address"]
+    assert pod.addrs("net1") == {leased} and leased.startswith("10.79.4.")
+    assert (data_dir / "hdnet" / leased.split("/")[0]).exists()
+    delete_netns(pod)
+    node.cni("DEL", cfg, None, netns=pod.path).ok()
+    assert not (data_dir / "hdnet" / leased.split("/")[0]).exists(), "the lease leaked"
+
+
+def test_orphan_of_an_undeleted_attachment_is_still_claimed(node: Node) -> None:
+    """The orphan is back in the node (the kernel's part played by hand, see above), but its
+    attachment has not been deleted: another pod selecting it by MAC is refused until DEL."""
+    dev = node.stand_in()
+    mac = present(node.ns, dev)["address"]
+    first, second = node.pod(), node.pod()
+    added(node, first, cid="ctr-first", device=dev)
+    first.run("ip", "link", "set", "net1", "netns", node.ns.name)
+    delete_netns(first)
+    out = node.cni("ADD", conf(hwaddr=mac), second, container_id="ctr-second")
+    assert out.code != 0 and "already in use by container ctr-first" in out.json["msg"]
+    node.cni("DEL", conf(device=dev), None, container_id="ctr-first", netns=first.path).ok()
+    added(node, second, cid="ctr-second", hwaddr=mac)
+    assert present(second, "net1")["address"] == mac
+
+
+def test_a_device_that_comes_back_after_its_del_is_restored_by_the_next_add(node: Node) -> None:
+    """DEL ran while the device was nowhere (parked in the sink: the kernel had not returned it
+    yet), so its record is kept as released; when it appears in the node as `net1`, the next ADD
+    that wants it gives it its name back first."""
+    dev = node.stand_in(mtu=1480)
+    pod = node.pod()
+    added(node, pod, device=dev)
+    pod.run("ip", "link", "set", "net1", "netns", node.sink.name)
+    delete_netns(pod)
+    node.cni("DEL", conf(device=dev), None, netns=pod.path).ok()
+    assert node.state_files() == ["hdnet~ctr-a~net1.json"]
+    node.sink.run("ip", "link", "set", "net1", "netns", node.ns.name)
+    assert link(node.ns, "net1") is not None and link(node.ns, dev) is None
+    second = node.pod()
+    added(node, second, cid="ctr-b", device=dev)
+    assert present(second, "net1")["mtu"] == 1480
+    assert node.state_files() == ["hdnet~ctr-b~net1.json"]
