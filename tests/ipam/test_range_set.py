@@ -8,11 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pycni.ipam.range_set import Range, RangeSet, canonical_range
+from pycni.ipam.range_set import Addr, Range, RangeSet, canonical_range
+
+
+def addr(text: str | None) -> Addr | None:
+    return None if text is None else ip_address(text)
 
 
 def rng(subnet: str, start: str | None = None, end: str | None = None, gw: str | None = None) -> Range:
-    addr = lambda v: None if v is None else ip_address(v)  # noqa: E731
     return canonical_range(ip_network(subnet), addr(start), addr(end), addr(gw))
 
 
