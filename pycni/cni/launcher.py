@@ -21,6 +21,7 @@ Wire format (integers are 4-byte big-endian):
   answers   R timeout_ms   taken by a worker, waiting for GO
             X len reason   refused: the caller runs the request itself
             D code len out done: exit code and stdout, relayed unchanged
+            K status       the worker died mid-request (status < 0: by that signal): we end the same way
   client    G              go ahead (only after R)
 """
 
@@ -35,6 +36,7 @@ KIND_STATUS = b"S"
 READY = b"R"
 REFUSED = b"X"
 DONE = b"D"
+DIED = b"K"
 GO = b"G"
 
 SOCKET_ENV = "PYCNI_DAEMON_SOCKET"
@@ -124,7 +126,10 @@ def forward(
         # committed: from here on the daemon may be running the request
         try:
             sock.settimeout(timeout_ms / 1000 + ANSWER_GRACE)
-            if _recv_exact(sock, 1, Lost) != DONE:
+            kind = _recv_exact(sock, 1, Lost)
+            if kind == DIED:
+                _die_like(int.from_bytes(_recv_exact(sock, 4, Lost), "big", signed=True))
+            if kind != DONE:
                 raise Lost
             code = _recv_u32(sock, Lost)
             out = _recv_exact(sock, _recv_u32(sock, Lost), Lost)
@@ -199,6 +204,17 @@ def _recv_exact(sock: _socket, n: int, failure: type[Exception]) -> bytes:
         chunks.append(chunk)
         n -= len(chunk)
     return b"".join(chunks)
+
+
+def _die_like(returncode: int) -> None:
+    """End as the worker that ran our request did: by the same signal, or with its exit code."""
+    if returncode < 0:
+        import signal  # only on this rare path: it costs a few ms to import
+
+        if -returncode not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(-returncode, signal.SIG_DFL)
+        posix.kill(posix.getpid(), -returncode)
+    _finish(returncode if returncode > 0 else 1, b"")
 
 
 def _finish(code: int, out: bytes) -> None:

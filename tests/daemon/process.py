@@ -84,7 +84,7 @@ def start_daemon(socket_dir: Path, *args: str, probe: bool = True, name: str = "
     if not socket_dir.exists():
         socket_dir.mkdir(mode=0o700, parents=True)
     sock = socket_dir / name
-    log = socket_dir.parent / f"{socket_dir.name}-{name}.log"
+    log = socket_dir / f"{name}.log"
     module = ["-m", "tests.daemon.serve_probe"] if probe else ["-m", "pycni", "daemon"]
     with log.open("ab") as out:
         proc = subprocess.Popen(

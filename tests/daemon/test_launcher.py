@@ -5,15 +5,18 @@ from __future__ import annotations
 import signal
 import socket
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pycni.cni.launcher import GO, READY
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
 from tests.daemon.process import DaemonProcess, wait_for
-from tests.helpers.cni import Outcome
 
 NETNS = "/run/netns/none"
 
@@ -51,7 +54,9 @@ def test_daemon_and_in_process_answers_are_identical(
     daemon_bin: Path, daemon: DaemonProcess, record: Path, plugin_type: str, command: str, conf: Any
 ) -> None:
     conf = probe_conf(record) if conf is None else conf
-    via_daemon = runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)(plugin_type, command, conf, netns=NETNS)
+    via_daemon = runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)(
+        plugin_type, command, conf, netns=NETNS
+    )
     direct = runner(daemon_bin, PYCNI_DAEMON="off")(plugin_type, command, conf, netns=NETNS)
     assert (via_daemon.code, via_daemon.stdout) == (direct.code, direct.stdout)
     if conf is not None and isinstance(conf, dict) and "record" in conf:
@@ -75,7 +80,9 @@ def test_stale_socket_runs_in_process_without_waiting(daemon_bin: Path, sock_dir
     assert where(record) == ["direct"]
 
 
-def test_hung_daemon_falls_back_after_the_accept_timeout(daemon_bin: Path, sock_dir: Path, record: Path) -> None:
+def test_hung_daemon_falls_back_after_the_accept_timeout(
+    daemon_bin: Path, sock_dir: Path, record: Path
+) -> None:
     path = sock_dir / "hung.sock"
     with socket.socket(socket.AF_UNIX) as hung:
         hung.bind(str(path))
@@ -116,21 +123,63 @@ def test_a_request_given_up_on_is_never_run_by_the_daemon(
     assert where(record) == ["direct"]
 
 
-def test_add_lost_by_a_dying_daemon_is_not_replayed(daemon_bin: Path, daemon: DaemonProcess, record: Path) -> None:
-    out: Outcome = runner(daemon_bin, **daemon.env)(
-        "probe", "ADD", probe_conf(record, crash_in_daemon=True), netns=NETNS
+@pytest.mark.parametrize("command", ["ADD", "DEL"])
+def test_a_worker_dying_mid_request_ends_its_caller_the_same_way(
+    daemon_bin: Path, daemon: DaemonProcess, record: Path, command: str
+) -> None:
+    out = runner(daemon_bin, **daemon.env)(
+        "probe", command, probe_conf(record, crash_in_daemon=True), netns=NETNS
     )
-    assert out.code == 1 and out.json["code"] == 11
+    assert (out.code, out.stdout) == (3, "")  # the probe's worker exits with 3, as the plugin would have
     assert where(record) == ["daemon"]
     wait_for(lambda: daemon.status()["worker_restarts"] >= 1, what="a replacement worker")
+    runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)(
+        "probe", "CHECK", probe_conf(record), netns=NETNS
+    ).ok()
 
 
-def test_del_lost_by_a_dying_daemon_is_replayed_in_process(
-    daemon_bin: Path, daemon: DaemonProcess, record: Path
-) -> None:
-    out = runner(daemon_bin, **daemon.env)("probe", "DEL", probe_conf(record, crash_in_daemon=True), netns=NETNS)
-    assert out.code == 0 and out.stdout == ""
-    assert where(record) == ["daemon", "direct"]
+@contextmanager
+def vanishing_daemon(path: Path) -> Iterator[None]:
+    """A daemon that takes one request (READY, then GO) and disappears without answering."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(path))
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(30)
+            conn.recvmsg(1 << 20, socket.CMSG_SPACE(8))
+            conn.sendall(READY + (1000).to_bytes(4, "big"))
+            assert conn.recv(1) == GO
+
+    with ThreadPoolExecutor(1) as pool:
+        served = pool.submit(serve)
+        try:
+            yield
+        finally:
+            listener.close()
+        served.result(timeout=30)
+
+
+def test_add_lost_after_go_is_not_replayed(daemon_bin: Path, sock_dir: Path, record: Path) -> None:
+    path = sock_dir / "gone.sock"
+    with vanishing_daemon(path):
+        out = runner(daemon_bin, PYCNI_DAEMON_SOCKET=str(path))(
+            "probe", "ADD", probe_conf(record), netns=NETNS
+        )
+    assert out.code == 1 and out.json["code"] == 11
+    assert where(record) == []
+
+
+def test_del_lost_after_go_is_replayed_in_process(daemon_bin: Path, sock_dir: Path, record: Path) -> None:
+    path = sock_dir / "gone.sock"
+    with vanishing_daemon(path):
+        out = runner(daemon_bin, PYCNI_DAEMON_SOCKET=str(path))(
+            "probe", "DEL", probe_conf(record), netns=NETNS
+        )
+    assert (out.code, out.stdout) == (0, "")
+    assert where(record) == ["direct"]
 
 
 def test_required_mode_reports_a_missing_daemon(daemon_bin: Path, sock_dir: Path, record: Path) -> None:

@@ -54,6 +54,16 @@ class Worker:
     pid: int
     control: socket.socket
     busy_since: float | None = None
+    #: Our copy of the caller's connection while busy, to tell the caller if the worker dies.
+    conn: socket.socket | None = None
+    #: Why the supervisor killed it, if it did (the caller then gets an error object).
+    killed_for: str | None = None
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+        self.busy_since = None
 
 
 class Supervisor:
@@ -67,6 +77,7 @@ class Supervisor:
         self.stop_requested = False
         self.drain_deadline: float | None = None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.exited: dict[int, int] = {}
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT and the drain that follows; the process's exit code."""
@@ -113,10 +124,11 @@ class Supervisor:
                 return
             if peer_uid(conn) != 0:
                 self._refuse(conn, "not root", "only root may use the pycni daemon")
-            elif len(self.queue) >= self.settings.queue:
+            elif len(self.queue) >= self.settings.queue and self._busy() == len(self.workers):
                 self._refuse(conn, "overloaded", "the pycni daemon's queue is full")
             else:
                 self.queue.append(conn)
+                self._dispatch()
 
     def _refuse(self, conn: socket.socket, reason: str, message: str) -> None:
         self.stats.refuse(reason)
@@ -135,7 +147,7 @@ class Supervisor:
             except OSError:
                 self.queue.appendleft(conn)  # the worker is gone; its EOF is handled next
                 continue
-            conn.close()
+            w.conn = conn
             w.busy_since = time.monotonic()
 
     # workers
@@ -181,7 +193,7 @@ class Supervisor:
             with contextlib.suppress(OSError):  # a dead worker's EOF is handled next
                 w.control.send(json.dumps(self.status()).encode())
         elif msg.startswith(worker.DONE_PREFIX):
-            w.busy_since = None
+            w.release()
             self._account(json.loads(msg[len(worker.DONE_PREFIX) :]))
 
     def _account(self, report: dict[str, Any]) -> None:
@@ -196,28 +208,51 @@ class Supervisor:
         self.sel.unregister(w.control)
         w.control.close()
         del self.workers[w.pid]
-        if w.busy_since is not None:
-            log.error("worker %d died with a request in flight", w.pid)
+        self._answer_orphan(w, self._wait(w.pid))
         self.stats.worker_restarts += 1
         if self.drain_deadline is None:
             self._spawn()
 
+    def _answer_orphan(self, w: Worker, returncode: int) -> None:
+        """Tell the caller of a worker that died mid-request what happened to it."""
+        if w.conn is None:
+            return
+        log.error("worker %d ended (%d) with a request in flight", w.pid, returncode)
+        if w.killed_for is not None:
+            error = {"code": 11, "msg": f"the pycni daemon stopped the request: {w.killed_for}"}
+            with contextlib.suppress(OSError):
+                w.conn.setblocking(False)
+                wire.send_done(w.conn, 1, json.dumps(error).encode() + b"\n")
+        else:
+            wire.send_died(w.conn, returncode)
+        self.stats.errors += 1
+        w.release()
+
+    def _wait(self, pid: int) -> int:
+        """The exit status of a worker whose control socket closed (it is exiting)."""
+        if pid in self.exited:
+            return self.exited.pop(pid)
+        try:
+            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        except ChildProcessError:
+            return 0
+
     def _reap(self) -> None:
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            self.exited[pid] = os.waitstatus_to_exitcode(status)
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
         for w in self.workers.values():
             if w.busy_since is not None and now - w.busy_since > self.settings.hard_deadline:
-                log.error(
-                    "worker %d exceeded its %.0fs deadline; killing it", w.pid, self.settings.hard_deadline
-                )
+                log.error("worker %d exceeded its %.0fs deadline", w.pid, self.settings.hard_deadline)
+                w.killed_for = f"it ran past the {self.settings.hard_deadline:.0f}s deadline"
                 _kill(w.pid)
 
     # stopping
@@ -252,26 +287,29 @@ class Supervisor:
         return False
 
     def _stop_workers(self) -> None:
+        """Kill what is still running after the drain, answer its callers, reap everyone."""
         for w in self.workers.values():
             if w.busy_since is not None:
+                w.killed_for = "the daemon was shutting down"
                 _kill(w.pid)
             w.control.close()  # an idle worker exits on EOF
         deadline = time.monotonic() + 5
-        pending = set(self.workers)
-        while pending and time.monotonic() < deadline:
+        pending = dict(self.workers)
+        while pending:
             for pid in list(pending):
                 try:
-                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                        pending.discard(pid)
+                    done, status = os.waitpid(pid, os.WNOHANG)
                 except ChildProcessError:
-                    pending.discard(pid)
-            if pending:
+                    done, status = pid, self.exited.get(pid, 0)
+                if done == pid:
+                    self._answer_orphan(pending.pop(pid), os.waitstatus_to_exitcode(status))
+            if pending and time.monotonic() > deadline:
+                for pid in pending:
+                    _kill(pid)
+                deadline = time.monotonic() + 5
+            elif pending:
                 self.sel.select(0.05)  # woken by SIGCHLD through the wakeup pipe
                 self._drain_wakeups()
-        for pid in pending:
-            _kill(pid)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
 
     def _busy(self) -> int:
         return sum(w.busy_since is not None for w in self.workers.values())

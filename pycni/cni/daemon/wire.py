@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from pycni.cni.launcher import DONE, KIND_CNI, KIND_STATUS, MAGIC, READY, REFUSED
+from pycni.cni.launcher import DIED, DONE, KIND_CNI, KIND_STATUS, MAGIC, READY, REFUSED
 
 #: Limits on what a caller may send: configs are kilobytes, a multus conflist rarely more.
 MAX_HEADER = 1 << 20
@@ -109,3 +109,9 @@ def send_refused(conn: socket.socket, reason: str, flags: int = 0) -> None:
 
 def send_done(conn: socket.socket, code: int, out: bytes) -> None:
     conn.sendall(DONE + code.to_bytes(4, "big") + len(out).to_bytes(4, "big") + out)
+
+
+def send_died(conn: socket.socket, returncode: int) -> None:
+    """The worker running the caller's request died: how (`returncode` < 0 is a signal)."""
+    with contextlib.suppress(OSError):
+        conn.send(DIED + returncode.to_bytes(4, "big", signed=True), socket.MSG_DONTWAIT)
