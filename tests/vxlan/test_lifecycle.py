@@ -235,3 +235,13 @@ def test_tx_checksum_offload_is_turned_off_when_asked(cluster: Cluster) -> None:
         finally:
             ethtool.close()
     cluster.run("CHECK", node, with_prev(pod), pod.ns, pod.container_id).ok()
+
+
+def test_mac_and_ips_capabilities_reach_the_pod(cluster: Cluster) -> None:
+    node = cluster.nodes[0]
+    runtime = {"mac": "c2:11:22:33:44:55", "ips": ["10.77.0.15/24"]}
+    conf = cluster.conf(77, node, capabilities={"mac": True, "ips": True}, runtimeConfig=runtime)
+    conf["ipam"]["ranges"] = conf["ipam"]["ranges"][:1]
+    pod = cluster.add_pod(node, conf)
+    assert pod.mac == "c2:11:22:33:44:55"
+    assert pod.ns.addrs("eth0") >= {"10.77.0.15/24"}

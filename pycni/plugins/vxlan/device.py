@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pycni.cni import ip
-from pycni.cni.errors import InternalError, InvalidConfig, PluginNotAvailable
+from pycni.cni.errors import InternalError, InvalidConfig
 from pycni.cni.rollback import quietly
 from pycni.plugins.vxlan.config import IPAddress, VxlanConf
 
@@ -27,7 +27,7 @@ OVERHEAD = {4: 50, 6: 70}  # inner Ethernet 14 + outer IP (20 | 40) + UDP 8 + VX
 MARKER = "pycni-vxlan"
 
 
-class UnderlayUnavailable(PluginNotAvailable):
+class UnderlayUnavailable(InternalError):
     """No interface to carry the tunnel: ADD cannot work (STATUS reports it as code 50)."""
 
 

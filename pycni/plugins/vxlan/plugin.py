@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING
 
 from pycni.cni import ip, lock, netns
-from pycni.cni.errors import CNIError, InternalError
+from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
 from pycni.cni.types import Interface, Result
 from pycni.plugins.bridge import pod
 from pycni.plugins.vxlan import device, fdb, offload
@@ -82,13 +82,16 @@ def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
             raise InternalError(f"{spec.name} is down")
     if conf.disable_tx_checksum_offload and offload.tx_checksum_offload(spec.name):
         raise InternalError(f"{offload.FEATURE} is on for {spec.name}, config says off")
-    pod.check(conf.model_copy(update={"mtu": spec.mtu}), rt, ctx, conf.bridge)
+    pod.check(conf, rt, ctx, conf.bridge)
 
 
 def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when an underlay can be found (else code 50) and IPAM is ready."""
     with netns.rtnl() as host:
-        device.resolve_underlay(host, conf)
+        try:
+            device.resolve_underlay(host, conf)
+        except device.UnderlayUnavailable as err:
+            raise PluginNotAvailable(err.msg) from err
     pod.status(conf, rt, ctx)
 
 
@@ -97,12 +100,12 @@ def gc(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     errors: list[str] = []
     try:
         pod.gc(conf, rt, ctx)
-    except CNIError as err:
-        errors.append(f"pod side: {err.msg}")
+    except Exception as exc:  # GC goes on; every failure is reported at the end
+        errors.append(f"pod side: {to_error(exc).msg}")
     try:
         _gc_devices(conf, rt)
-    except CNIError as err:
-        errors.append(f"devices: {err.msg}")
+    except Exception as exc:  # as above
+        errors.append(f"devices: {to_error(exc).msg}")
     if errors:
         raise InternalError("; ".join(errors))
 
