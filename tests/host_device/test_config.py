@@ -45,3 +45,14 @@ def test_del_and_gc_need_no_selector(node: Node) -> None:
     assert node.cni("DEL", conf(), pod).code == 0
     gc = {**conf(), "cni.dev/valid-attachments": []}
     assert node.runner("host-device", "GC", gc, netns_exec=node.ns.name, env=node.env).code == 0
+
+
+def test_status_needs_a_writable_state_directory(node: Node) -> None:
+    def status(env: dict[str, str]) -> int | None:
+        out = node.runner("host-device", "STATUS", conf(), netns_exec=node.ns.name, env=env)
+        return 0 if out.code == 0 else out.error_code
+
+    assert status(node.env) == 0
+    blocker = node.tmp / "not-a-directory"
+    blocker.write_text("")
+    assert status({**node.env, "PYCNI_STATE_DIR": str(blocker)}) == 50

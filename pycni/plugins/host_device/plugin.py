@@ -237,6 +237,8 @@ def _pod_link(pod: IPRoute, ifname: str, rec: DeviceState | None) -> ip.Link | N
 
 def find_orphan(host: IPRoute, rec: DeviceState) -> ip.Link | None:
     """The device back in the node under another name (its netns died), known by alias or index+MAC."""
+    if rec.mode != "netdev" or not rec.name:
+        return None
     for link in ip.links(host):
         if link.name != rec.name and (
             link.alias == rec.name or (link.index, link.mac) == (rec.index, rec.mac)
