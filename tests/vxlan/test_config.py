@@ -83,3 +83,8 @@ def test_an_mtu_the_underlay_cannot_carry_is_code_7() -> None:
     with pytest.raises(InvalidConfig) as info:
         spec_for(load(mtu=1451), under)
     assert info.value.code == 7 and info.value.msg.startswith("mtu:")
+
+
+def test_an_empty_remotes_list_is_a_node_without_peers_yet() -> None:
+    conf = load(remotes=[])
+    assert conf.remotes == [] and conf.group is None and conf.family is None
