@@ -64,6 +64,8 @@ class PciDevice:
     vf_index: int | None
     sriov_numvfs: int | None
     sriov_totalvfs: int | None
+    acpi_index: int | None = None
+    uio: tuple[str, ...] = ()
 
     @property
     def base_class(self) -> int:
@@ -146,24 +148,39 @@ class SysFs:
     def pci_device(self, address: str, *, resolve_vf_index: bool = True) -> PciDevice:
         """All attributes of one device; raises DeviceNotFoundError if it is gone.
 
-        Finding a VF's index scans its PF's `virtfnN` links; a caller walking every device can skip
-        that (`resolve_vf_index=False`, `vf_index` is then None) and use `virtfns(pf)` once per PF.
+        Lists the device directory once and reads only what exists, since discovery calls this for
+        every function on the bus. Finding a VF's index scans its PF's `virtfnN` links; a caller
+        walking every device can skip that (`resolve_vf_index=False`, `vf_index` is then None) and
+        use `virtfns(pf)` once per PF.
         """
-        path = self._existing_pci(address)
-        physfn = _link_name(path / "physfn")
+        base = os.path.join(self.root, "bus", "pci", "devices", address)
+        try:
+            names = frozenset(os.listdir(base))
+        except (FileNotFoundError, NotADirectoryError):
+            raise DeviceNotFoundError(f"PCI device {address} not found under {self.root}") from None
+
+        def attr(name: str) -> str | None:
+            return _read(os.path.join(base, name)) if name in names else None
+
+        def link(name: str) -> str | None:
+            return _link_name(os.path.join(base, name)) if name in names else None
+
+        physfn = link("physfn")
         return PciDevice(
             address=address,
-            vendor=_hex_id(_read(path / "vendor")),
-            device=_hex_id(_read(path / "device")),
-            class_code=_int(_read(path / "class"), 16) or 0,
-            driver=_link_name(path / "driver"),
-            numa_node=_numa(_read(path / "numa_node")),
-            iommu_group=_int(_link_name(path / "iommu_group")),
-            netdevs=self.netdevs(address),
+            vendor=_hex_id(attr("vendor")),
+            device=_hex_id(attr("device")),
+            class_code=_int(attr("class"), 16) or 0,
+            driver=link("driver"),
+            numa_node=_numa(attr("numa_node")),
+            iommu_group=_int(link("iommu_group")),
+            netdevs=_netdevs(base, names),
             physfn=physfn,
             vf_index=self.vf_index(address) if physfn and resolve_vf_index else None,
-            sriov_numvfs=_int(_read(path / "sriov_numvfs")),
-            sriov_totalvfs=_int(_read(path / "sriov_totalvfs")),
+            sriov_numvfs=_int(attr("sriov_numvfs")),
+            sriov_totalvfs=_int(attr("sriov_totalvfs")),
+            acpi_index=_int(attr("acpi_index")),
+            uio=_listdir(os.path.join(base, "uio")) if "uio" in names else (),
         )
 
     def vendor(self, address: str) -> str:
@@ -202,12 +219,8 @@ class SysFs:
 
     def netdevs(self, address: str) -> tuple[str, ...]:
         """Netdev names of the device, including those behind a virtio child (`virtioN/net/`)."""
-        path = self._existing_pci(address)
-        names = list(_listdir(path / "net"))
-        for child in _listdir(path):
-            if child.startswith("virtio"):
-                names.extend(_listdir(path / child / "net"))
-        return tuple(sorted(names))
+        path = str(self._existing_pci(address))
+        return _netdevs(path, frozenset(_listdir(path)))
 
     # -- SR-IOV --------------------------------------------------------------------------------
     def physfn(self, address: str) -> str | None:
@@ -296,23 +309,32 @@ class SysFs:
         return Path(os.path.realpath(link))
 
 
-def _read(path: Path) -> str | None:
+def _netdevs(base: str, names: frozenset[str]) -> tuple[str, ...]:
+    found = list(_listdir(os.path.join(base, "net"))) if "net" in names else []
+    for child in names:
+        if child.startswith("virtio"):
+            found.extend(_listdir(os.path.join(base, child, "net")))
+    return tuple(sorted(found))
+
+
+def _read(path: str | Path) -> str | None:
     try:
-        return path.read_text().strip()
+        with open(path) as fh:
+            return fh.read().strip()
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as err:
         raise SysfsError(f"cannot read {path}: {err.strerror}") from err
 
 
-def _listdir(path: Path) -> tuple[str, ...]:
+def _listdir(path: str | Path) -> tuple[str, ...]:
     try:
         return tuple(sorted(os.listdir(path)))
     except (FileNotFoundError, NotADirectoryError):
         return ()
 
 
-def _link_name(path: Path) -> str | None:
+def _link_name(path: str | Path) -> str | None:
     try:
         return os.path.basename(os.readlink(path))
     except (FileNotFoundError, NotADirectoryError):

@@ -11,6 +11,7 @@ their ListAndWatch streams. Nothing polls on a timer; only a failed Register is 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import selectors
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pycni.cni.sysfs import SysFs
+from pycni.cni.sysfs import SysFs, SysfsError
 from pycni.device_plugin import files, inotify
 from pycni.device_plugin.allocate import cdi_spec
 from pycni.device_plugin.config import (
@@ -32,12 +33,15 @@ from pycni.device_plugin.config import (
     warn_unsupported,
 )
 from pycni.device_plugin.discovery import Device, discover, remember
-from pycni.device_plugin.pools import Pool, PoolDevice, assign, health, pools_of
-from pycni.device_plugin.registration import KUBELET_SOCKET, RegistrationError, register
+from pycni.device_plugin.pools import InUse, LinkState, Pool, PoolDevice, assign, health, pools_of
+from pycni.device_plugin.registration import KUBELET_SOCKET, Registrar
 from pycni.device_plugin.server import Outputs, PoolServer, PoolState
 from pycni.device_plugin.watch import Sources
 
 log = logging.getLogger(__name__)
+
+RESCAN = "rescan"  # sysfs may have changed: rediscover
+HEALTH = "health"  # only link state changed: re-evaluate health
 
 
 @dataclass(frozen=True)
@@ -65,12 +69,11 @@ class Daemon:
         self.socket_dir = opts.plugins_registry_dir if self.watcher_mode else opts.kubelet_dir
         self.states: dict[str, PoolState] = {}
         self.servers: dict[str, PoolServer] = {}
-        self.registered: dict[str, bool] = {}
-        self._due: dict[str, tuple[float, float]] = {}  # resource -> (next attempt, backoff)
+        self.registrar = Registrar(opts.kubelet_dir)
+        self.registered = self.registrar.registered
         self._known: dict[str, Device] = {}
-        self._in_use: set[str] = set()
-        self._moved_out: set[str] = set()
-        self._lock = threading.Lock()
+        self._assignment: dict[str, list[Device]] = {}
+        self.in_use = InUse()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._sources: Sources | None = None
@@ -106,18 +109,22 @@ class Daemon:
         for fileobj, tag in self._sources.selectables():
             sel.register(fileobj, selectors.EVENT_READ, tag)
         dirty_at: float | None = None
+        rescan = False
         try:
             while not self._stop.is_set():
-                self._register_due()
+                self.registrar.run_due(self._pools())
                 timeout = self._next_timeout(dirty_at)
                 for key, _ in sel.select(timeout):
                     if key.data == "wake":
                         _drain(self._wake_r)
-                    elif self._handle(key.data) and dirty_at is None:
-                        dirty_at = time.monotonic() + self.opts.debounce
+                        continue
+                    change = self._handle(key.data)
+                    if change is not None:
+                        rescan |= change == RESCAN
+                        dirty_at = dirty_at or time.monotonic() + self.opts.debounce
                 if dirty_at is not None and time.monotonic() >= dirty_at and not self._stop.is_set():
-                    dirty_at = None
-                    self.reconcile()
+                    self.reconcile() if rescan else self.refresh_health()
+                    dirty_at, rescan = None, False
         finally:
             sel.close()
             self.shutdown()
@@ -135,30 +142,33 @@ class Daemon:
         log.info("stopped")
 
     # -- events --------------------------------------------------------------------------------
-    def _handle(self, tag: Any) -> bool:
-        """Handles one readable source; True when the node view must be re-read."""
+    def _handle(self, tag: Any) -> str | None:
+        """Handles one readable source: RESCAN (sysfs may differ), HEALTH (links changed) or None."""
         assert self._sources is not None
         if tag == "inotify":
-            dirty = False
+            change = None
             for event in self._sources.read_inotify():
-                dirty |= self._on_fs_event(event)
-            return dirty
-        return self._sources.drain(tag)
+                if self._on_fs_event(event):
+                    change = RESCAN
+            return change
+        if self._sources.drain(tag):
+            return HEALTH if tag == "netlink" else RESCAN
+        return None
 
     def _on_fs_event(self, event: inotify.Event) -> bool:
+        """True when a sysfs directory changed; socket and config events are handled here."""
         if event.directory == self.socket_dir:
             self._on_socket_dir_event(event)
             return False
         if event.directory == self.opts.config_path.parent:
             self._reload_config()
             return False
-        return True  # a sysfs directory changed
+        return True
 
     def _on_socket_dir_event(self, event: inotify.Event) -> None:
         if not self.watcher_mode and event.name == KUBELET_SOCKET and event.appeared:
             log.info("kubelet.sock re-created: re-registering every pool")
-            now = time.monotonic()
-            self._due.update({res: (now, 0.05) for res in self.servers})
+            self.registrar.want(self.servers)
             return
         for resource, server in list(self.servers.items()):
             if event.name == server.socket_path.name and event.vanished and not server.socket_path.exists():
@@ -181,18 +191,38 @@ class Daemon:
 
     # -- the reconcile pass --------------------------------------------------------------------
     def reconcile(self) -> None:
+        """Full pass: rediscover, reassign, re-evaluate health, serve new pools, drop removed ones."""
         assert self._sources is not None
         links = self._sources.links
         exclude = links.default_route_netdevs() if links else set()
         devices = remember(discover(self.sysfs, exclude), self._known)
         self._known = {d.address: d for d in devices}
-        table = links.links() if links else None
         pools = pools_of(self.config, self.opts.resource_prefix)
-        assignment = assign(pools, devices)
-        for resource in set(self.servers) - set(assignment):
+        self._assignment = assign(pools, devices)
+        for resource in set(self.servers) - set(self._assignment):
             self._drop_pool(resource)
+        self._publish(pools, links.links() if links else None)
+
+    def refresh_health(self) -> None:
+        """Fast pass after link events: same devices and pools, fresh netlink and netdev presence."""
+        assert self._sources is not None
+        links = self._sources.links
+        for resource, devices in self._assignment.items():
+            self._assignment[resource] = [self._with_netdevs_now(d) for d in devices]
+        self._publish(pools_of(self.config, self.opts.resource_prefix), links.links() if links else None)
+
+    def _with_netdevs_now(self, dev: Device) -> Device:
+        if not dev.netdevs:
+            return dev
+        try:
+            return dataclasses.replace(dev, netdevs_now=self.sysfs.netdevs(dev.address))
+        except SysfsError:
+            return dataclasses.replace(dev, netdevs_now=())
+
+    def _publish(self, pools: list[Pool], table: dict[str, LinkState] | None) -> None:
         for pool in pools:
-            members = [PoolDevice(d, health(d, table, self._track_use(d))) for d in assignment[pool.resource]]
+            devices = self._assignment.get(pool.resource, [])
+            members = [PoolDevice(d, health(d, table, self.in_use.check(d))) for d in devices]
             state = self.states.get(pool.resource)
             if state is None:
                 state = self.states[pool.resource] = PoolState(pool)
@@ -200,6 +230,8 @@ class Daemon:
                 self._serve(state)
             elif state.update(pool, members):
                 self._log_pool(pool, members)
+            else:
+                continue
             files.remove_devinfo(
                 self.opts.devinfo_dir, pool.resource, keep=[m.device.address for m in members]
             )
@@ -210,21 +242,8 @@ class Daemon:
         if self.on_reconcile is not None:
             self.on_reconcile()
 
-    def _track_use(self, dev: Device) -> bool:
-        """Allocated VFs whose netdev left the host are in a pod, not broken; back home means released."""
-        with self._lock:
-            if dev.address not in self._in_use:
-                return False
-            if dev.netdevs and not dev.netdevs_now:
-                self._moved_out.add(dev.address)
-            elif dev.address in self._moved_out:
-                self._moved_out.discard(dev.address)
-                self._in_use.discard(dev.address)
-            return True
-
     def mark_allocated(self, pool: Pool, ids: list[str]) -> None:
-        with self._lock:
-            self._in_use.update(ids)
+        self.in_use.mark(ids)
 
     def _log_pool(self, pool: Pool, members: list[PoolDevice]) -> None:
         unhealthy = {m.device.address: m.unhealthy for m in members if not m.healthy}
@@ -241,10 +260,12 @@ class Daemon:
         )
         server.start()
         self.servers[pool.resource] = server
-        self.registered[pool.resource] = False
         if not self.watcher_mode:
-            self._due[pool.resource] = (time.monotonic(), 0.05)
-            self._register_due()
+            self.registrar.want([pool.resource])
+            self.registrar.run_due(self._pools())
+
+    def _pools(self) -> dict[str, Pool]:
+        return {resource: state.pool for resource, state in self.states.items() if resource in self.servers}
 
     def _on_status(self, pool: Pool, registered: bool, error: str) -> None:
         self.registered[pool.resource] = registered
@@ -253,34 +274,14 @@ class Daemon:
         else:
             log.error("kubelet refused the pool", extra={"resource": pool.resource, "error": error})
 
-    def _register_due(self) -> None:
-        now = time.monotonic()
-        for resource, (when, backoff) in list(self._due.items()):
-            if when > now or resource not in self.servers:
-                continue
-            try:
-                register(self.opts.kubelet_dir, self.states[resource].pool)
-            except RegistrationError as err:
-                log.warning(
-                    "registration failed, will retry", extra={"resource": resource, "error": str(err)}
-                )
-                self._due[resource] = (now + backoff, min(backoff * 2, 5.0))
-                continue
-            del self._due[resource]
-            self.registered[resource] = True
-            log.info("registered with kubelet", extra={"resource": resource})
-
     def _next_timeout(self, dirty_at: float | None) -> float | None:
-        deadlines = [when for when, _ in self._due.values()]
-        if dirty_at is not None:
-            deadlines.append(dirty_at)
+        deadlines = [t for t in (self.registrar.next_deadline(), dirty_at) if t is not None]
         return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def _drop_pool(self, resource: str) -> None:
         server = self.servers.pop(resource, None)
         state = self.states.pop(resource, None)
-        self._due.pop(resource, None)
-        self.registered.pop(resource, None)
+        self.registrar.forget(resource)
         if state is not None:
             state.close()
         if server is not None:

@@ -79,10 +79,10 @@ def discover(sysfs: SysFs, exclude_netdevs: Iterable[str] = ()) -> list[Device]:
 def _read_device(
     sysfs: SysFs, address: str, vf_indexes: dict[str, int], pf_netdevs: dict[str, tuple[str, ...]]
 ) -> Device | None:
-    base_class = sysfs.pci_class(address) >> 16
+    pci = sysfs.pci_device(address, resolve_vf_index=False)
+    base_class = pci.base_class
     if base_class not in (PCI_CLASS_NETWORK, PCI_CLASS_ACCELERATOR):
         return None
-    pci = sysfs.pci_device(address, resolve_vf_index=False)
     if (pci.sriov_numvfs or 0) > 0:
         return None  # a PF with VFs enabled: its VFs are the resources
     vf_index = None
@@ -94,7 +94,11 @@ def _read_device(
         vf_index = vf_indexes.get(address)
         pf_names = pf_netdevs[pci.physfn]
     link_owner = pci.netdevs[0] if pci.netdevs else (pf_names[0] if pf_names else None)
-    noiommu = pci.iommu_group is not None and sysfs.iommu_group_is_noiommu(pci.iommu_group)
+    noiommu = (
+        pci.driver == "vfio-pci"
+        and pci.iommu_group is not None
+        and sysfs.iommu_group_is_noiommu(pci.iommu_group)
+    )
     return Device(
         address=address,
         vendor=pci.vendor,
@@ -109,8 +113,8 @@ def _read_device(
         pf_netdevs=pf_names,
         vf_index=vf_index,
         link_type=sysfs.link_type(link_owner) if link_owner else None,
-        acpi_index=sysfs.acpi_index(address),
-        uio=sysfs.uio_devices(address),
+        acpi_index=pci.acpi_index,
+        uio=pci.uio,
         driver_now=pci.driver,
         netdevs_now=pci.netdevs,
     )

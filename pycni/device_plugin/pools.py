@@ -5,7 +5,8 @@ Pure functions over `Device` records, so every rule here is tested without sysfs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pycni.cni.sysfs import PCI_CLASS_ACCELERATOR, PCI_CLASS_NETWORK
@@ -124,3 +125,31 @@ def health(dev: Device, links: Mapping[str, LinkState] | None, in_use: bool = Fa
         if not (state.up and state.carrier):
             return f"PF {pf} has no carrier"
     return None
+
+
+class InUse:
+    """Devices handed to containers, so a VF whose netdev moved into a pod is not called broken.
+
+    Allocate marks (from gRPC threads); the reconcile loop checks. A device counts as released once
+    its netdev, having left the host, is seen back there (the pod is gone).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._allocated: set[str] = set()
+        self._moved_out: set[str] = set()
+
+    def mark(self, ids: Iterable[str]) -> None:
+        with self._lock:
+            self._allocated.update(ids)
+
+    def check(self, dev: Device) -> bool:
+        with self._lock:
+            if dev.address not in self._allocated:
+                return False
+            if dev.netdevs and not dev.netdevs_now:
+                self._moved_out.add(dev.address)
+            elif dev.address in self._moved_out:
+                self._moved_out.discard(dev.address)
+                self._allocated.discard(dev.address)
+            return True

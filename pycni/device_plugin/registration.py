@@ -7,6 +7,9 @@ after a short backoff instead of exiting as the reference does.
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import grpc
@@ -15,6 +18,8 @@ from pycni.device_plugin.api import deviceplugin_v1beta1_pb2 as dp
 from pycni.device_plugin.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 from pycni.device_plugin.pools import Pool
 from pycni.device_plugin.server import API_VERSION, OPTIONS
+
+log = logging.getLogger(__name__)
 
 KUBELET_SOCKET = "kubelet.sock"
 
@@ -38,3 +43,46 @@ def register(kubelet_dir: Path, pool: Pool, timeout: float = 2.0) -> None:
             raise RegistrationError(
                 f"Register {pool.resource} at {target}: {err.code().name}: {err.details()}"
             ) from err
+
+
+class Registrar:
+    """Which pools still need `Register`, and when to try next (50 ms doubling to 5 s after failures)."""
+
+    FIRST_RETRY = 0.05
+    MAX_RETRY = 5.0
+
+    def __init__(self, kubelet_dir: Path) -> None:
+        self.kubelet_dir = kubelet_dir
+        self.registered: dict[str, bool] = {}
+        self._due: dict[str, tuple[float, float]] = {}  # resource -> (next attempt, backoff)
+
+    def want(self, resources: Iterable[str]) -> None:
+        """Register these now (new pools, or the kubelet came back)."""
+        now = time.monotonic()
+        for resource in resources:
+            self._due[resource] = (now, self.FIRST_RETRY)
+            self.registered[resource] = False
+
+    def forget(self, resource: str) -> None:
+        self._due.pop(resource, None)
+        self.registered.pop(resource, None)
+
+    def run_due(self, pools: Mapping[str, Pool]) -> None:
+        now = time.monotonic()
+        for resource, (when, backoff) in list(self._due.items()):
+            if when > now or resource not in pools:
+                continue
+            try:
+                register(self.kubelet_dir, pools[resource])
+            except RegistrationError as err:
+                log.warning(
+                    "registration failed, will retry", extra={"resource": resource, "error": str(err)}
+                )
+                self._due[resource] = (now + backoff, min(backoff * 2, self.MAX_RETRY))
+                continue
+            del self._due[resource]
+            self.registered[resource] = True
+            log.info("registered with kubelet", extra={"resource": resource})
+
+    def next_deadline(self) -> float | None:
+        return min((when for when, _ in self._due.values()), default=None)
