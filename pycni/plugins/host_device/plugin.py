@@ -20,7 +20,7 @@ from pycni.cni.iface import configure_iface, verify_iface
 from pycni.cni.rollback import quietly
 from pycni.cni.sysfs import SysFs
 from pycni.cni.types import DNS, Interface, Result
-from pycni.plugins.host_device import devinfo, move, selection
+from pycni.plugins.host_device import devinfo, move, release, selection
 from pycni.plugins.host_device.config import HostDeviceConf
 from pycni.plugins.host_device.selection import DeviceInUse, DeviceNotFound, Target
 from pycni.plugins.host_device.state import DeviceState, StateStore
@@ -72,7 +72,7 @@ def _claim(
     sel = selection.selector(conf)
     me = (conf.name, rt.container_id, rt.ifname)
     with claims_locked(rt):
-        _reclaim_released(store, host)
+        release.reclaim_released(store, host)
         target = selection.find(conf, host, sysfs)
         held = selection.holder(store.all(), target, sel, me)
         if held is not None:
@@ -135,7 +135,7 @@ def _move_in(
             move.move_in(host, link, pod_fd, rt.ifname, node_fd)
     finally:
         os.close(pod_fd)
-    undo.callback(quietly(return_device), rt.netns, rt.ifname, rec)
+    undo.callback(quietly(release.return_device), rt.netns, rt.ifname, rec)
     return ip.get_link(pod, rt.ifname)
 
 
@@ -167,7 +167,7 @@ def delete(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     with claims_locked(rt):
         rec = store.load(conf.name, rt.container_id, rt.ifname)
         try:
-            returned = return_device(rt.netns or (rec.netns if rec else ""), rt.ifname, rec)
+            returned = release.return_device(rt.netns or (rec.netns if rec else ""), rt.ifname, rec)
         except Exception as err:
             errors.append(f"returning the device to the node: {getattr(err, 'msg', err)}")
         else:
@@ -184,85 +184,6 @@ def _forget(store: StateStore, rec: DeviceState, returned: bool) -> None:
         store.remove(rec)
     elif not rec.released:
         store.save(rec.model_copy(update={"released": True, "device_info_file": None}))
-
-
-def return_device(pod_path: str, ifname: str, rec: DeviceState | None) -> bool:
-    """Put the device back in the node netns as recorded; False when it cannot be found anywhere."""
-    if rec is not None and rec.mode == "userspace":
-        return True
-    with netns.rtnl() as host, move.own_netns_fd() as node_fd:
-        if pod_path and _return_from_pod(pod_path, ifname, rec, host, node_fd):
-            return True
-        if rec is None:
-            return False
-        found = find_orphan(host, rec) or _restored(host, rec)
-        if found is None:
-            return False
-        move.restore_in_place(host, found, move.Restore.of(rec))
-        return True
-
-
-def _return_from_pod(
-    pod_path: str, ifname: str, rec: DeviceState | None, host: IPRoute, node_fd: int
-) -> bool:
-    try:
-        pod_fd = netns.open_netns(pod_path)
-    except (netns.NetnsGone, netns.NotANetns):
-        return False
-    try:
-        with netns.rtnl(pod_fd) as pod:
-            link = _pod_link(pod, ifname, rec)
-            if link is None:
-                return False
-            restore = move.Restore.of(rec) if rec is not None else move.Restore(link.alias)
-            move.move_out(pod, pod_fd, link, host, node_fd, restore)
-            return True
-    finally:
-        os.close(pod_fd)
-
-
-def _pod_link(pod: IPRoute, ifname: str, rec: DeviceState | None) -> ip.Link | None:
-    """Our device in the pod: by CNI_IFNAME, or by alias/MAC if the pod renamed it (plugins#773).
-
-    Without a record only a link whose alias names its node name is taken (the reference's marker):
-    anything else under CNI_IFNAME was never ours, e.g. after an ADD refused for a name clash.
-    """
-    link = ip.find_link(pod, ifname)
-    if rec is None:
-        return link if link is not None and link.alias else None
-    if link is not None and (link.alias == rec.name or link.mac == rec.mac):
-        return link
-    return next((lk for lk in ip.links(pod) if lk.alias == rec.name or (rec.mac and lk.mac == rec.mac)), None)
-
-
-def find_orphan(host: IPRoute, rec: DeviceState) -> ip.Link | None:
-    """The device back in the node under another name (its netns died), known by alias or index+MAC."""
-    if rec.mode != "netdev" or not rec.name:
-        return None
-    for link in ip.links(host):
-        if link.name != rec.name and (
-            link.alias == rec.name or (link.index, link.mac) == (rec.index, rec.mac)
-        ):
-            return link
-    return None
-
-
-def _restored(host: IPRoute, rec: DeviceState) -> ip.Link | None:
-    """The device already under its original name (a DEL that stopped after the move)."""
-    link = ip.find_link(host, rec.name)
-    return link if link is not None and (link.mac == rec.mac or link.index == rec.index) else None
-
-
-def _reclaim_released(store: StateStore, host: IPRoute) -> None:
-    """Orphans of finished attachments that have come back since their DEL: restore them now."""
-    for rec in store.all():
-        if not rec.released:
-            continue
-        orphan = find_orphan(host, rec)
-        if orphan is not None:
-            quietly(move.restore_in_place)(host, orphan, move.Restore.of(rec))
-            if ip.find_link(host, rec.name) is not None:
-                store.remove(rec)
 
 
 def check(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -331,7 +252,7 @@ def gc(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
 def _release(store: StateStore, rec: DeviceState, errors: list[str]) -> None:
     """GC is authoritative: a device not found anywhere is gone, and so is its record."""
     try:
-        return_device(rec.netns, rec.ifname, rec)
+        release.return_device(rec.netns, rec.ifname, rec)
     except Exception as err:
         errors.append(f"releasing {rec.describe()}: {getattr(err, 'msg', err)}")
         return
