@@ -222,3 +222,27 @@ def test_allocate_uio_and_vhost_net_device_nodes(tree: SysFs) -> None:
         ("/dev/uio3", "/dev/uio3"), ("/dev/vhost-net", "/dev/vhost-net"), ("/dev/net/tun", "/dev/net/tun")
     ]  # fmt: skip
     assert out.envs["PCIDEVICE_P_IO_QAT"] == "0000:06:00.0"
+
+
+def test_sysfs_import_is_stdlib_only() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import pycni.cni.sysfs; heavy = {'pyroute2', 'grpc', 'pydantic', 'pyudev'}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_sysfs_auxiliary_devices(tmp_path: Path) -> None:
+    fake = FakeSysfs(tmp_path / "sys")
+    fake.add_pci("0000:86:00.0", vendor="15b3", device="1017", driver="mlx5_core", netdevs=["ens2f0"])
+    fake.add_aux("0000:86:00.0", "mlx5_core.sf.2", driver="mlx5_core.sf_driver")
+    fake.add_pci("0000:87:00.0", vendor="15b3", device="1017", driver="mlx5_core")
+    fake.add_aux("0000:87:00.0", "mlx5_core.eth.0")
+    sysfs = SysFs(tmp_path / "sys")
+    assert [a.name for a in sysfs.auxiliary_devices()] == ["mlx5_core.eth.0", "mlx5_core.sf.2"]
+    (sf,) = sysfs.auxiliary_devices("0000:86:00.0")
+    assert (sf.parent_pci, sf.driver) == ("0000:86:00.0", "mlx5_core.sf_driver")
