@@ -8,6 +8,7 @@ after a short backoff instead of exiting as the reference does.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -68,9 +69,15 @@ class Registrar:
         self.registered.pop(resource, None)
 
     def run_due(self, pools: Mapping[str, Pool]) -> None:
+        """Registers what is due. Without kubelet.sock nothing is tried: its creation calls `want`."""
         now = time.monotonic()
+        present = (self.kubelet_dir / KUBELET_SOCKET).exists()
         for resource, (when, backoff) in list(self._due.items()):
             if when > now or resource not in pools:
+                continue
+            if not present:
+                log.info("waiting for kubelet.sock to register", extra={"resource": resource})
+                self._due[resource] = (math.inf, backoff)
                 continue
             try:
                 register(self.kubelet_dir, pools[resource])
@@ -85,4 +92,5 @@ class Registrar:
             log.info("registered with kubelet", extra={"resource": resource})
 
     def next_deadline(self) -> float | None:
-        return min((when for when, _ in self._due.values()), default=None)
+        deadline = min((when for when, _ in self._due.values()), default=math.inf)
+        return None if deadline == math.inf else deadline

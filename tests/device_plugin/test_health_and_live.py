@@ -194,3 +194,23 @@ def test_default_route_device_is_never_advertised(
         assert sorted(stream.next()) == A[1:]
     finally:
         stream.close()
+
+
+def test_registers_once_kubelet_appears_after_the_plugin(start_daemon: Callable[..., Running]) -> None:
+    from tests.device_plugin.kubelet import FakeKubelet
+
+    run = start_daemon(kubelet=False)
+    wait_for(lambda: run.socket("sriov_a").exists(), what="serving before any kubelet")
+    kubelet = FakeKubelet(run.opts.kubelet_dir)
+    kubelet.start()
+    try:
+        wait_for(
+            lambda: len(kubelet.registrations) >= 4,
+            timeout=1.0,
+            what="registration after kubelet.sock appeared",
+        )
+        assert {r.endpoint for r in kubelet.registrations} == {
+            f"{PREFIX}_{n}.sock" for n in ("sriov_a", "sriov_b", "dpdk", "mlx")
+        }
+    finally:
+        kubelet.stop()
