@@ -117,6 +117,7 @@ class Plugins:
             "CNI_NETNS": f"/run/netns/{pod}",
             "CNI_IFNAME": "eth0",
             "CNI_PATH": str(self.bin_dir),
+            "PYCNI_RUN_DIR": str(self.bin_dir.parent / "run"),  # lock files go away with the run
         }
         seconds, proc = exec_plugin(self.bin_dir / kind, command, conf, env, netns_exec=node)
         if proc.returncode != 0:
