@@ -45,6 +45,11 @@ def wanted_remotes(host: IPRoute, conf: VxlanConf) -> set[IPAddress]:
 
 
 def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
+    """Node side under the VNI lock, then the pod side; a failure undoes what this ADD created.
+
+    The pod veths get the device's MTU even when `mtu` is unset: a pod at 1500 behind a
+    1450-byte tunnel would have its full-size frames dropped silently.
+    """
     with netns.rtnl() as host, vni_lock(conf, rt), ExitStack() as undo:
         spec = device.spec_for(conf, device.resolve_underlay(host, conf))
         vx = device.ensure_vxlan(host, spec, undo)
