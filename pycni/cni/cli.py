@@ -50,15 +50,6 @@ def _exec(args: argparse.Namespace) -> int:
     return 0
 
 
-def _forward(module: str) -> int:
-    """Hand the rest of argv to a subsystem's own `main(argv)`."""
-    import importlib
-
-    main = importlib.import_module(module).main
-    code: int = main(sys.argv[2:])
-    return code
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pycni", description="CNI plugins and node daemons")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -82,22 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exec-plugins", action="store_true", help="exec every plugin, even our own")
     p.set_defaults(func=_exec)
 
-    for name, module, text in (
-        ("daemon", "pycni.cni.daemon.cli", "run the node daemon that serves CNI requests"),
-        ("device-plugin", "pycni.device_plugin.cli", "run the SR-IOV kubelet device plugin"),
-    ):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.set_defaults(func=lambda _a, m=module: _forward(m))
+    for name, (_, text) in DAEMONS.items():  # listed for --help; `main` hands them their argv
+        sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+DAEMONS = {
+    "daemon": ("pycni.cni.daemon.cli", "run the node daemon that serves CNI requests"),
+    "device-plugin": ("pycni.device_plugin.cli", "run the SR-IOV kubelet device plugin"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("daemon", "device-plugin"):
-        module = "pycni.cni.daemon.cli" if argv[0] == "daemon" else "pycni.device_plugin.cli"
+    if argv and argv[0] in DAEMONS:
         import importlib
 
-        code: int = importlib.import_module(module).main(argv[1:])
+        code: int = importlib.import_module(DAEMONS[argv[0]][0]).main(argv[1:])
         return code
     args = build_parser().parse_args(argv)
     code = args.func(args)
