@@ -2,7 +2,8 @@
 
 `<dataDir>/<network>/` holds exactly what the Go plugin keeps (the source of truth):
 
-- `lock`: empty; writers hold `flock(LOCK_EX)` on it;
+- `lock`: empty; writers hold `flock(LOCK_EX)` on it, as go-filemutex does, so the two binaries exclude
+  each other;
 - `<addr>`: one file per reserved address, content `<containerID>\\r\\n<ifname>` (legacy: `<id>`);
 - `last_reserved_ip.<n>`: where range set n's round-robin continues.
 
@@ -20,9 +21,9 @@ from contextlib import contextmanager
 from ipaddress import ip_address
 from pathlib import Path
 
+from pycni.cni.lock import DEFAULT_TIMEOUT, flock
 from pycni.ipam import files
 from pycni.ipam.index import AttachmentIndex
-from pycni.ipam.lock import DEFAULT_TIMEOUT, flocked
 from pycni.ipam.range_set import Addr
 from pycni.ipam.store import Owner
 
@@ -82,7 +83,7 @@ class DiskStore:
         """Hold the network lock; index changes made inside are committed on the way out."""
         self.net_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with flocked(self.net_dir / "lock", self.lock_timeout):
+        with flock(self.net_dir / "lock", self.lock_timeout, what=f"network {self.net_dir.name}"):
             try:
                 yield
             except BaseException:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from pycni.cni.errors import TryAgainLater
+from pycni.cni.lock import flock
 from pycni.ipam.disk import DiskStore
-from pycni.ipam.lock import flocked
 from pycni.ipam.store import Owner
 
 A = Owner("ctr-a", "eth0")
@@ -145,13 +145,13 @@ def test_lock_times_out_with_try_again_later(store: DiskStore) -> None:
         fcntl.flock(holder, fcntl.LOCK_EX)
         with (
             pytest.raises(TryAgainLater, match="waiting for the lock") as info,
-            flocked(store.net_dir / "lock", 0.05),
+            flock(store.net_dir / "lock", 0.05),
         ):
             pass
         assert info.value.code == 11
     finally:
         os.close(holder)
-    with flocked(store.net_dir / "lock", 0.05):
+    with flock(store.net_dir / "lock", 0.05):
         pass
 
 
