@@ -18,7 +18,8 @@ Wire format (integers are 4-byte big-endian):
   request   MAGIC kind(1) len(header) len(stdin) header stdin, with SCM_RIGHTS carrying our
             network and mount namespace fds; kind C = CNI request, S = status;
             header = plugin type NUL KEY=VALUE NUL ... (the forwarded environment)
-  answers   R timeout_ms   taken by a worker, waiting for GO
+  answers   Q              queued: every worker is busy (the daemon is alive, worth waiting for)
+            R timeout_ms   taken by a worker, waiting for GO
             X len reason   refused: the caller runs the request itself
             D code len out done: exit code and stdout, relayed unchanged
             K status       the worker died mid-request (status < 0: by that signal): we end the same way
@@ -34,6 +35,7 @@ MAGIC = b"PCNI"
 KIND_CNI = b"C"
 KIND_STATUS = b"S"
 READY = b"R"
+QUEUED = b"Q"
 REFUSED = b"X"
 DONE = b"D"
 DIED = b"K"
@@ -46,8 +48,11 @@ DEFAULT_SOCKET = "/run/pycni/daemon.sock"
 
 #: Connecting to a Unix socket is immediate unless its backlog is full; then do not wait.
 CONNECT_TIMEOUT = 0.1
-#: How long a worker may take to pick the request up before we run it ourselves.
+#: How long the daemon may take to answer at all (READY, QUEUED or a refusal) before we run
+#: the request ourselves: a daemon that is alive answers in microseconds.
 ACCEPT_TIMEOUT = 2.0
+#: How long a request the daemon has queued (all workers busy) may wait for a worker.
+QUEUE_TIMEOUT = 30.0
 #: Added to the daemon's own per-request timeout (sent with READY) before we stop waiting.
 ANSWER_GRACE = 10.0
 #: Prefixes of the variables a request carries; everything else stays with the caller.
@@ -114,6 +119,9 @@ def forward(
             if sent < len(frame):
                 sock.sendall(frame[sent:])
             kind = _recv_exact(sock, 1, Unavailable)
+            if kind == QUEUED:
+                sock.settimeout(QUEUE_TIMEOUT)
+                kind = _recv_exact(sock, 1, Unavailable)
             if kind != READY:
                 raise Unavailable
             timeout_ms = _recv_u32(sock, Unavailable)

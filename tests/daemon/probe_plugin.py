@@ -24,6 +24,8 @@ class ProbeConf(NetConf):
     delay: float = 0.0
     crash_in_daemon: bool = False
     raise_error: bool = False
+    #: Block until this file exists (at most a minute): a request the test holds in flight.
+    hold_until: str | None = None
 
 
 def where() -> str:
@@ -41,6 +43,10 @@ def _note(conf: ProbeConf, rt: RuntimeArgs) -> None:
             os.close(fd)
     if conf.delay:
         time.sleep(conf.delay)  # stands for slow plugin work, not for synchronisation
+    if conf.hold_until:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(conf.hold_until) and time.monotonic() < deadline:
+            time.sleep(0.01)
     if conf.crash_in_daemon and where() == "daemon":
         os._exit(3)
     if conf.raise_error:

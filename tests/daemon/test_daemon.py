@@ -94,18 +94,21 @@ def test_a_second_daemon_leaves_a_live_socket_alone(daemon: DaemonProcess) -> No
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(
-    daemon: DaemonProcess, daemon_bin: Path, record: Path
+    daemon: DaemonProcess, daemon_bin: Path, record: Path, tmp_path: Path
 ) -> None:
-    slow = runner(daemon_bin, **daemon.env)
+    release = tmp_path / "release"
+    held = probe_conf(record, hold_until=str(release))
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(slow, "probe", "ADD", probe_conf(record, delay=1.5), netns=NETNS)
-        wait_for(lambda: read_record(record), what="the slow request to start")
+        pending = pool.submit(runner(daemon_bin, **daemon.env), "probe", "ADD", held, netns=NETNS)
+        wait_for(lambda: read_record(record), what="the held request to start")
         daemon.proc.send_signal(signal.SIGTERM)
-        assert daemon.proc.wait(60) == 0
+        wait_for(lambda: not daemon.socket.exists(), what="the daemon to stop listening")
+        assert daemon.proc.poll() is None, "the daemon exited with a request in flight"
+        # while it drains, new callers run requests themselves
+        runner(daemon_bin, **daemon.env)("probe", "DEL", probe_conf(record), netns=NETNS).ok()
+        release.touch()
         assert pending.result().ok()["ips"]
-    assert not daemon.socket.exists()
-    # with the daemon gone, callers run requests themselves
-    runner(daemon_bin, **daemon.env)("probe", "DEL", probe_conf(record), netns=NETNS).ok()
+        assert daemon.proc.wait(60) == 0
     assert where(record) == ["daemon", "direct"]
 
 
@@ -132,16 +135,17 @@ def test_a_crashing_request_is_an_error_for_its_caller_only(daemon: DaemonProces
 
 
 def test_a_full_queue_sends_callers_back_to_run_it_themselves(
-    start: Callable[..., DaemonProcess], daemon_bin: Path, record: Path
+    start: Callable[..., DaemonProcess], daemon_bin: Path, record: Path, tmp_path: Path
 ) -> None:
     daemon = start("--workers", "1", "--queue", "0")
     call = runner(daemon_bin, **daemon.env)
+    release = tmp_path / "release"
+    held = probe_conf(record, hold_until=str(release))
     with ThreadPoolExecutor(1) as pool:
-        busy = pool.submit(
-            call, "probe", "ADD", probe_conf(record, delay=2), netns=NETNS, container_id="busy"
-        )
+        busy = pool.submit(call, "probe", "ADD", held, netns=NETNS, container_id="busy")
         wait_for(lambda: read_record(record), what="the worker to be busy")
         call("probe", "ADD", probe_conf(record), netns=NETNS, container_id="extra").ok()
+        release.touch()
         busy.result().ok()
     assert sorted(line[1:3] for line in read_record(record)) == [["busy", "daemon"], ["extra", "direct"]]
     assert daemon.status()["refused"] == {"overloaded": 1}
@@ -226,3 +230,27 @@ def test_requests_run_in_the_callers_netns_and_workers_come_home(
     assert int(inside[4]) == os.stat(pod.path).st_ino
     assert int(outside[4]) == os.stat("/proc/self/ns/net").st_ino
     assert inside[3] == outside[3]  # the same worker served both
+
+
+def test_a_queued_caller_waits_for_a_worker_instead_of_falling_back(
+    start: Callable[..., DaemonProcess], daemon_bin: Path, record: Path, tmp_path: Path
+) -> None:
+    daemon = start("--workers", "1")
+    release = tmp_path / "release"
+    call = runner(daemon_bin, PYCNI_DAEMON_ACCEPT_TIMEOUT="0.2", **daemon.env)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(
+            call,
+            "probe",
+            "ADD",
+            probe_conf(record, hold_until=str(release)),
+            netns=NETNS,
+            container_id="first",
+        )
+        wait_for(lambda: read_record(record), what="the worker to be busy")
+        second = pool.submit(call, "probe", "ADD", probe_conf(record), netns=NETNS, container_id="second")
+        wait_for(lambda: daemon.status()["queued"] == 1, what="the second caller to be queued")
+        release.touch()
+        first.result().ok()
+        second.result().ok()
+    assert [line[1:3] for line in read_record(record)] == [["first", "daemon"], ["second", "daemon"]]

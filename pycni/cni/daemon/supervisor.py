@@ -129,6 +129,8 @@ class Supervisor:
             else:
                 self.queue.append(conn)
                 self._dispatch()
+                if self.queue and self.queue[-1] is conn:
+                    wire.send_queued(conn)
 
     def _refuse(self, conn: socket.socket, reason: str, message: str) -> None:
         self.stats.refuse(reason)

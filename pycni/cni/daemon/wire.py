@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from pycni.cni.launcher import DIED, DONE, KIND_CNI, KIND_STATUS, MAGIC, READY, REFUSED
+from pycni.cni.launcher import DIED, DONE, KIND_CNI, KIND_STATUS, MAGIC, QUEUED, READY, REFUSED
 
 #: Limits on what a caller may send: configs are kilobytes, a multus conflist rarely more.
 MAX_HEADER = 1 << 20
@@ -115,3 +115,9 @@ def send_died(conn: socket.socket, returncode: int) -> None:
     """The worker running the caller's request died: how (`returncode` < 0 is a signal)."""
     with contextlib.suppress(OSError):
         conn.send(DIED + returncode.to_bytes(4, "big", signed=True), socket.MSG_DONTWAIT)
+
+
+def send_queued(conn: socket.socket) -> None:
+    """Tell a caller that waits for a busy pool that the daemon is alive and has its request."""
+    with contextlib.suppress(OSError):
+        conn.send(QUEUED, socket.MSG_DONTWAIT)
