@@ -22,6 +22,7 @@ from pycni.cni.rollback import quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 
 if TYPE_CHECKING:
+    from pycni.cni.config import NetConf
     from pycni.cni.types import Result
 
 Conf = Mapping[str, Any]
@@ -156,3 +157,9 @@ def _error_from(plugin_type: str, proc: subprocess.CompletedProcess[bytes]) -> C
     except (ValueError, KeyError, TypeError):
         text = (proc.stdout or b"").decode(errors="replace").strip()
         return InternalError(f"plugin {plugin_type} failed (exit {proc.returncode}): {text or 'no output'}")
+
+
+def ipam(delegate: Delegate, conf: NetConf, rt: RuntimeArgs, command: Command) -> None:
+    """Run DEL, CHECK, STATUS or GC on the network's IPAM plugin; nothing for an L2-only network."""
+    if conf.ipam is not None and conf.ipam.type:
+        delegate.call(conf.ipam.type, conf.raw, rt.with_command(command))

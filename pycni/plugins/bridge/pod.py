@@ -15,6 +15,7 @@ from pycni.cni import delegate, ip, lock, netns, sysctl
 from pycni.cni.errors import InternalError
 from pycni.cni.iface import configure_iface, verify_iface, zero_network
 from pycni.cni.rollback import BestEffort, quietly
+from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, IPConfig, Result, Route
 from pycni.plugins.bridge import firewall
 from pycni.plugins.bridge.config import PodSideConf
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
     from pycni.cni.plugin import Context
-    from pycni.cni.runtime import RuntimeArgs
 
 POD_IF_INDEX = 2  # results list [bridge, host veth, pod veth]
 
@@ -191,8 +191,7 @@ def _ensure_bridge_addr(host: IPRoute, br: ip.Link, gw: ip.IPInterface, force: b
 def detach(conf: PodSideConf, rt: RuntimeArgs, ctx: Context) -> None:
     """DEL: every step runs even if an earlier one failed; the netns may already be gone."""
     steps = BestEffort()
-    if conf.ipam is not None and conf.has_ipam:
-        steps.run("IPAM release", delegate.delete, ctx.delegate, conf.ipam.type, conf.raw, rt)
+    steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
     if rt.netns:
         steps.run("pod interface removal", _delete_pod_link, rt)
     att = attachment(conf, rt)
@@ -215,9 +214,7 @@ def check(conf: PodSideConf, rt: RuntimeArgs, ctx: Context, bridge: str) -> None
     prev = conf.prev_result
     if prev is None:
         raise InternalError("required prevResult missing")
-    if conf.has_ipam:
-        assert conf.ipam is not None
-        delegate.check(ctx.delegate, conf.ipam.type, conf.raw, rt)
+    delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
     with netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
         br = ip.find_link(host, bridge)
         if br is None or br.kind != "bridge":
@@ -239,16 +236,13 @@ def _index_of(prev: Result, rt: RuntimeArgs) -> int | None:
 
 
 def status(conf: PodSideConf, rt: RuntimeArgs, ctx: Context) -> None:
-    if conf.has_ipam:
-        assert conf.ipam is not None
-        delegate.status(ctx.delegate, conf.ipam.type, conf.raw, rt)
+    delegate.ipam(ctx.delegate, conf, rt, Command.STATUS)
 
 
 def gc(conf: PodSideConf, rt: RuntimeArgs, ctx: Context) -> None:
     """GC: IPAM's, then our rules whose attachment is not valid (the reference never cleans them)."""
     steps = BestEffort()
-    if conf.ipam is not None and conf.has_ipam:
-        steps.run("IPAM GC", delegate.gc, ctx.delegate, conf.ipam.type, conf.raw, rt)
+    steps.run("IPAM GC", delegate.ipam, ctx.delegate, conf, rt, Command.GC)
     valid = conf.valid_attachments
     if valid is not None:
         keep = {firewall.attachment_hash(a.container_id, a.ifname) for a in valid}

@@ -15,9 +15,10 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
 from pycni.cni import delegate, ip, lock, netns
-from pycni.cni.errors import CNIError, InternalError, PluginNotAvailable
+from pycni.cni.errors import InternalError, PluginNotAvailable
 from pycni.cni.iface import configure_iface, verify_iface
-from pycni.cni.rollback import quietly
+from pycni.cni.rollback import BestEffort, quietly
+from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.sysfs import SysFs
 from pycni.cni.types import DNS, Interface, Result
 from pycni.plugins.host_device import devinfo, move, release, selection
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
     from pycni.cni.plugin import Context
-    from pycni.cni.runtime import RuntimeArgs
 
 POD_IF_INDEX = 0  # the result lists only the pod's interface
 
@@ -156,25 +156,19 @@ def _add_ipam(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context, result: Resul
 
 def delete(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Every step runs; the netns, the device and the record may each be gone already."""
-    errors: list[str] = []
-    if conf.has_ipam:
-        assert conf.ipam is not None
-        try:
-            delegate.delete(ctx.delegate, conf.ipam.type, conf.raw, rt)
-        except CNIError as err:
-            errors.append(f"IPAM release: {err.msg}")
+    steps = BestEffort()
+    steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
     store = StateStore.from_env(ctx.env)
     with claims_locked(rt):
         rec = store.load(conf.name, rt.container_id, rt.ifname)
-        try:
-            returned = release.return_device(rt.netns or (rec.netns if rec else ""), rt.ifname, rec)
-        except Exception as err:
-            errors.append(f"returning the device to the node: {getattr(err, 'msg', err)}")
-        else:
-            if rec is not None:
-                _forget(store, rec, returned)
-    if errors:
-        raise InternalError("; ".join(errors))
+        steps.run("returning the device to the node", _give_back, store, rt, rec)
+    steps.raise_if_failed()
+
+
+def _give_back(store: StateStore, rt: RuntimeArgs, rec: DeviceState | None) -> None:
+    returned = release.return_device(rt.netns or (rec.netns if rec else ""), rt.ifname, rec)
+    if rec is not None:
+        _forget(store, rec, returned)
 
 
 def _forget(store: StateStore, rec: DeviceState, returned: bool) -> None:
@@ -191,9 +185,7 @@ def check(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     prev = conf.prev_result
     if prev is None:
         raise InternalError("required prevResult missing")
-    if conf.has_ipam:
-        assert conf.ipam is not None
-        delegate.check(ctx.delegate, conf.ipam.type, conf.raw, rt)
+    delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
     rec = StateStore.from_env(ctx.env).load(conf.name, rt.container_id, rt.ifname)
     if rec is None or rec.released:
         raise InternalError(f"host-device holds no device for {rt.container_id}/{rt.ifname}")
@@ -223,14 +215,12 @@ def status(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     store = StateStore.from_env(ctx.env)
     if not store.writable():
         raise PluginNotAvailable(f"host-device state directory {store.directory} is not writable")
-    if conf.has_ipam:
-        assert conf.ipam is not None
-        delegate.status(ctx.delegate, conf.ipam.type, conf.raw, rt)
+    delegate.ipam(ctx.delegate, conf, rt, Command.STATUS)
 
 
 def gc(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Release this network's attachments that are not valid: device back, record gone, then IPAM GC."""
-    errors: list[str] = []
+    steps = BestEffort()
     valid = conf.valid_attachments
     if valid is not None:
         keep = {(a.container_id, a.ifname) for a in valid}
@@ -238,23 +228,13 @@ def gc(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
         with claims_locked(rt):
             for rec in store.all():
                 if rec.network == conf.name and (rec.released or (rec.container_id, rec.ifname) not in keep):
-                    _release(store, rec, errors)
-    if conf.has_ipam:
-        assert conf.ipam is not None
-        try:
-            delegate.gc(ctx.delegate, conf.ipam.type, conf.raw, rt)
-        except CNIError as err:
-            errors.append(f"IPAM GC: {err.msg}")
-    if errors:
-        raise InternalError("; ".join(errors))
+                    steps.run(f"releasing {rec.describe()}", _release, store, rec)
+    steps.run("IPAM GC", delegate.ipam, ctx.delegate, conf, rt, Command.GC)
+    steps.raise_if_failed()
 
 
-def _release(store: StateStore, rec: DeviceState, errors: list[str]) -> None:
+def _release(store: StateStore, rec: DeviceState) -> None:
     """GC is authoritative: a device not found anywhere is gone, and so is its record."""
-    try:
-        release.return_device(rec.netns, rec.ifname, rec)
-    except Exception as err:
-        errors.append(f"releasing {rec.describe()}: {getattr(err, 'msg', err)}")
-        return
+    release.return_device(rec.netns, rec.ifname, rec)
     devinfo.remove(rec.device_info_file)
     store.remove(rec)
