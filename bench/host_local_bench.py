@@ -124,7 +124,7 @@ def bench_size(taken: int, runs: int, impls: list[Impl]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--sizes", default="0,1000,50000")
     args = parser.parse_args()
     reference = REFERENCE_DIR / "host-local"
