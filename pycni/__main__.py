@@ -1,3 +1,5 @@
-from pycni.cni.cli import main
 import sys
+
+from pycni.cni.cli import main
+
 sys.exit(main())

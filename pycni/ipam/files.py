@@ -47,7 +47,7 @@ def _write_tmp(tmp: Path, data: bytes, hook: Hook, label: str, mode: int) -> Non
 
 
 def create_exclusive(
-    target: Path, data: bytes, tmp: Path, hook: Hook = no_hook, label: str = "create", mode: int = 0o644
+    target: Path, data: bytes, tmp: Path, hook: Hook = no_hook, label: str = "create", mode: int = 0o600
 ) -> bool:
     """Create `target` holding `data` unless it exists; False if it did. All-or-nothing."""
     _write_tmp(tmp, data, hook, label, mode)
@@ -78,7 +78,7 @@ def _create_in_place(target: Path, data: bytes, mode: int) -> bool:
 
 
 def replace(
-    target: Path, data: bytes, tmp: Path, hook: Hook = no_hook, label: str = "replace", mode: int = 0o644
+    target: Path, data: bytes, tmp: Path, hook: Hook = no_hook, label: str = "replace", mode: int = 0o600
 ) -> None:
     """Make `target` hold `data`, atomically for readers."""
     _write_tmp(tmp, data, hook, label, mode)
