@@ -28,11 +28,14 @@ from typing import Any
 from pycni.cni.daemon import wire, worker
 from pycni.cni.daemon.listener import Listener, peer_uid
 from pycni.cni.daemon.stats import Stats
+from pycni.cni.launcher import KIND_STATUS, MAGIC
 
 log = logging.getLogger("pycni.daemon")
 
 #: Added to the worker's own limits before the supervisor kills it.
 KILL_GRACE = 3.0
+#: How long a connected caller may take to send its request (it sends at once).
+CALLER_IO_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,8 @@ class Supervisor:
         self.drain_deadline: float | None = None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.exited: dict[int, int] = {}
+        #: Accepted callers whose request has not arrived yet, with their accept time.
+        self.unread: dict[socket.socket, float] = {}
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT and the drain that follows; the process's exit code."""
@@ -96,6 +101,8 @@ class Supervisor:
                     self._accept()
                 elif key.data == "wake":
                     self._drain_wakeups()
+                elif isinstance(key.data, socket.socket):
+                    self._classify(key.data)
                 else:
                     self._on_control(key.data)
             self._reap()
@@ -124,13 +131,45 @@ class Supervisor:
                 return
             if peer_uid(conn) != 0:
                 self._refuse(conn, "not root", "only root may use the pycni daemon")
-            elif len(self.queue) >= self.settings.queue and self._busy() == len(self.workers):
-                self._refuse(conn, "overloaded", "the pycni daemon's queue is full")
             else:
-                self.queue.append(conn)
-                self._dispatch()
-                if self.queue and self.queue[-1] is conn:
-                    wire.send_queued(conn)
+                self._classify(conn)
+
+    def _classify(self, conn: socket.socket) -> None:
+        """Answer a status request here (no worker needed); queue a CNI request.
+
+        Looks at the request's kind without consuming it; a caller that has not sent it yet
+        is watched until it does (or until `CALLER_IO_TIMEOUT`).
+        """
+        try:
+            head = conn.recv(len(MAGIC) + 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            head = None
+        except OSError:
+            head = b""
+        if head is not None and 0 < len(head) < len(MAGIC) + 1:
+            head = None  # partly sent: wait for the rest
+        if head is None:
+            if conn not in self.unread:
+                self.unread[conn] = time.monotonic()
+                self.sel.register(conn, selectors.EVENT_READ, conn)
+            return
+        if self.unread.pop(conn, None) is not None:
+            self.sel.unregister(conn)
+        if not head:
+            conn.close()  # the caller left before sending anything
+        elif head[len(MAGIC) :] == KIND_STATUS:
+            with contextlib.suppress(OSError):
+                conn.settimeout(CALLER_IO_TIMEOUT)
+                conn.recv(64 * 1024)  # consume the request: closing over unread data resets the caller
+                wire.send_done(conn, 0, json.dumps(self.status()).encode())
+            conn.close()
+        elif len(self.queue) >= self.settings.queue and self._busy() == len(self.workers):
+            self._refuse(conn, "overloaded", "the pycni daemon's queue is full")
+        else:
+            self.queue.append(conn)
+            self._dispatch()
+            if self.queue and self.queue[-1] is conn:
+                wire.send_queued(conn)
 
     def _refuse(self, conn: socket.socket, reason: str, message: str) -> None:
         self.stats.refuse(reason)
@@ -191,9 +230,6 @@ class Supervisor:
             msg = b""
         if not msg:
             self._lost(w)
-        elif msg == worker.STATUS_QUERY:
-            with contextlib.suppress(OSError):  # a dead worker's EOF is handled next
-                w.control.send(json.dumps(self.status()).encode())
         elif msg.startswith(worker.DONE_PREFIX):
             w.release()
             self._account(json.loads(msg[len(worker.DONE_PREFIX) :]))
@@ -251,6 +287,11 @@ class Supervisor:
 
     def _enforce_deadlines(self) -> None:
         now = time.monotonic()
+        for conn, since in list(self.unread.items()):
+            if now - since > CALLER_IO_TIMEOUT:
+                self.sel.unregister(conn)
+                del self.unread[conn]
+                conn.close()
         for w in self.workers.values():
             if w.busy_since is not None and now - w.busy_since > self.settings.hard_deadline:
                 log.error("worker %d exceeded its %.0fs deadline", w.pid, self.settings.hard_deadline)

@@ -25,13 +25,12 @@ from typing import NoReturn
 from pycni.cni import skel
 from pycni.cni.daemon import wire
 from pycni.cni.daemon.namespaces import Home, caller_namespaces, go_home
-from pycni.cni.launcher import GO, KIND_STATUS
+from pycni.cni.launcher import GO, KIND_CNI
 from pycni.cni.plugin import PluginRef
 from pycni.cni.registry import PLUGINS
 
-#: Supervisor → worker: a caller's connection is attached. Worker → supervisor: see `report`.
+#: Supervisor → worker: a caller's connection is attached. Worker → supervisor: DONE_PREFIX + report.
 JOB = b"job"
-STATUS_QUERY = b"status"
 DONE_PREFIX = b"done "
 
 
@@ -58,7 +57,7 @@ def serve(control: socket.socket, limits: Limits) -> NoReturn:
         conn = socket.socket(fileno=fds[0])
         report: dict[str, object] = {}
         try:
-            report = handle(conn, control, home, limits)
+            report = handle(conn, home, limits)
         except Exception as exc:
             report = {"refused": f"caller error: {type(exc).__name__}"}
         finally:
@@ -67,7 +66,7 @@ def serve(control: socket.socket, limits: Limits) -> NoReturn:
         control.send(DONE_PREFIX + json.dumps(report).encode())
 
 
-def handle(conn: socket.socket, control: socket.socket, home: Home, limits: Limits) -> dict[str, object]:
+def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]:
     """Answer one caller; what happened, for the supervisor's counters."""
     conn.settimeout(limits.io_timeout)
     try:
@@ -76,12 +75,8 @@ def handle(conn: socket.socket, control: socket.socket, home: Home, limits: Limi
         wire.send_refused(conn, f"bad request: {err}")
         return {"refused": "bad request"}
     try:
-        if req.kind == KIND_STATUS:
-            control.send(STATUS_QUERY)
-            wire.send_done(conn, 0, control.recv(1 << 20))
-            return {"status": True}
         ref = PLUGINS.get(req.plugin_type)
-        if ref is None:
+        if req.kind != KIND_CNI or ref is None:
             wire.send_refused(conn, f"unknown plugin type {req.plugin_type!r}")
             return {"refused": "unknown type"}
         if len(req.ns_fds) != 2:
