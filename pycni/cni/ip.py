@@ -85,14 +85,19 @@ def _dump(ipr: IPRoute, **filters: Any) -> list[Any]:
     return []
 
 
-def find_link(ipr: IPRoute, name: str) -> Link | None:
+def _get(ipr: IPRoute, **key: Any) -> Link | None:
+    """One RTM_GETLINK looked up by the kernel (a dump would cost more with every pod)."""
     try:
-        msgs = _dump(ipr, ifname=name)
+        msgs = list(ipr.link("get", **key))
     except Exception as exc:
         if netlink_errno(exc) == errno.ENODEV:
             return None
         raise
     return _to_link(msgs[0]) if msgs else None
+
+
+def find_link(ipr: IPRoute, name: str) -> Link | None:
+    return _get(ipr, ifname=name)
 
 
 def get_link(ipr: IPRoute, name: str) -> Link:
@@ -103,13 +108,7 @@ def get_link(ipr: IPRoute, name: str) -> Link:
 
 
 def link_by_index(ipr: IPRoute, index: int) -> Link | None:
-    try:
-        msgs = _dump(ipr, index=index)
-    except Exception as exc:
-        if netlink_errno(exc) == errno.ENODEV:
-            return None
-        raise
-    return _to_link(msgs[0]) if msgs else None
+    return _get(ipr, index=index)
 
 
 def links(ipr: IPRoute) -> list[Link]:
@@ -166,8 +165,6 @@ def setup_veth(
     Creating it this way never leaves a transiently named device in either namespace.
     Returns (host side, pod side); the host side is down, the pod side is down.
     """
-    if find_link(pod, ifname) is not None:
-        raise LinkExists(f"container veth name provided ({ifname}) already exists")
     host_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         for _ in range(10):
@@ -185,7 +182,9 @@ def setup_veth(
             try:
                 pod.link("add", **attrs)
             except Exception as exc:
-                if netlink_errno(exc) == errno.EEXIST and find_link(pod, ifname) is None:
+                if netlink_errno(exc) == errno.EEXIST:
+                    if find_link(pod, ifname) is not None:
+                        raise LinkExists(f"container veth name provided ({ifname}) already exists") from None
                     continue  # the random host name was taken; pick another
                 raise InternalError(f"failed to create veth pair for {ifname}: {exc}") from exc
             return get_link(host, host_name), get_link(pod, ifname)

@@ -159,18 +159,31 @@ def _pod_sysctls(rt: RuntimeArgs, enabledad: bool) -> None:
 
 
 def ensure_gateways(host: IPRoute, br: ip.Link, ips: list[IPConfig], force: bool, rt: RuntimeArgs) -> None:
-    """Gateway addresses on the bridge, IP forwarding on; serialised per bridge."""
+    """Gateway addresses on the bridge, IP forwarding on; serialised per bridge.
+
+    Every pod after the first finds them in place: that check needs no lock.
+    """
+    wanted = [
+        ipaddress.ip_interface(f"{c.gateway}/{c.address.network.prefixlen}")
+        for c in ips
+        if c.gateway is not None
+    ]
+    if set(wanted) <= set(ip.addresses(host, br.index)) and all(_forwarding(g.version) for g in wanted):
+        return
     with lock.flock(lock.resource_lock("bridge", br.name, rt.env), what=f"bridge {br.name}"):
-        for cfg in ips:
-            if cfg.gateway is None:
-                continue
-            gw = ipaddress.ip_interface(f"{cfg.gateway}/{cfg.address.network.prefixlen}")
+        for gw in wanted:
             _ensure_bridge_addr(host, br, gw, force)
-            name = "net/ipv4/ip_forward" if gw.version == 4 else "net/ipv6/conf/all/forwarding"
-            sysctl.write(name, "1")
+            sysctl.write(_FORWARDING[gw.version], "1")
         ip.set_link(
             host, br, address=ip.get_link(host, br.name).mac
         )  # pin the MAC: no flapping as ports churn
+
+
+_FORWARDING = {4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding"}
+
+
+def _forwarding(version: int) -> bool:
+    return sysctl.read(_FORWARDING[version]) == "1"
 
 
 def _ensure_bridge_addr(host: IPRoute, br: ip.Link, gw: ip.IPInterface, force: bool) -> None:
@@ -195,7 +208,8 @@ def detach(conf: PodSideConf, rt: RuntimeArgs, ctx: Context) -> None:
     if rt.netns:
         steps.run("pod interface removal", _delete_pod_link, rt)
     att = attachment(conf, rt)
-    steps.run("masquerade teardown", firewall.teardown_masq, att)
+    if conf.ip_masq:  # a network without ipMasq never had rules; GC sweeps any left by a changed config
+        steps.run("masquerade teardown", firewall.teardown_masq, att)
     if conf.macspoofchk:
         steps.run("spoof-check teardown", firewall.teardown_spoofcheck, att)
     steps.raise_if_failed()
