@@ -15,6 +15,7 @@ import pytest
 from tests.bridge.conftest import DUAL_STACK
 from tests.helpers.cni import ALL_SPEC_VERSIONS, Outcome, Runner, has_interfaces
 from tests.helpers.netns import Netns
+from tests.helpers.poll import wait_until
 
 ConfFactory = Callable[..., dict[str, Any]]
 MakeNetns = Callable[..., Netns]
@@ -187,7 +188,9 @@ def test_del_after_the_netns_is_gone_frees_ip_and_rules(
     assert not os.path.exists(path)
     gone = Netns(pod.name)
     delete(cni, node, gone, conf, pod.name).ok()
-    assert leases(conf) == [] and nft_masq_rules(node) == [] and host_veths(node) == set()
+    assert leases(conf) == [] and nft_masq_rules(node) == []
+    # the kernel destroys the pod's veth (and so its host end) when it frees the netns, asynchronously
+    wait_until(lambda: host_veths(node) == set(), what="the host end of the pod veth to go")
     delete(cni, node, gone, conf, pod.name).ok()  # and again
     delete(cni, node, None, conf, pod.name).ok()  # and with CNI_NETNS empty
 

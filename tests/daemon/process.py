@@ -6,14 +6,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pycni.cni.daemon.client import NoDaemon, status
 from pycni.cni.install import import_paths
+from tests.helpers.poll import wait_until as wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,18 +33,6 @@ def install_probe(bin_dir: Path) -> None:
     target = bin_dir / "probe"
     target.write_text(PROBE_LAUNCHER.format(python=sys.executable, paths=[str(REPO), *import_paths()]))
     target.chmod(0o755)
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)  # polling interval of a deadline-bounded wait
 
 
 @dataclass

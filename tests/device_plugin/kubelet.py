@@ -21,20 +21,14 @@ from pycni.device_plugin.api import deviceplugin_v1beta1_pb2 as dp
 from pycni.device_plugin.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 from pycni.device_plugin.api import pluginregistration_v1_pb2 as reg
 from pycni.device_plugin.api import pluginregistration_v1_pb2_grpc as reg_grpc
+from tests.helpers.poll import wait_until
 
 T = TypeVar("T")
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
-    """Polls `predicate` until it returns something truthy, or fails after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.01)
+    """A health change must show within a second: the default deadline here is tighter."""
+    return wait_until(predicate, timeout, what)
 
 
 class _Registration(dp_grpc.RegistrationServicer):

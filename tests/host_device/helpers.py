@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from tests.helpers.cni import Outcome, Runner
 from tests.helpers.fake_sysfs import BRIDGE, FakeSysfs
 from tests.helpers.netns import Netns, unique
+from tests.helpers.poll import wait_until  # noqa: F401 - re-exported for the tests
 
 IPAM_TYPE = "hd-test-ipam"
 
@@ -131,12 +131,3 @@ def fake_pci(root: Path, address: str, driver: str, netdevs: tuple[str, ...] = (
     """A PCI function in a fake sysfs tree; returns its `/sys/devices/...` kernel path."""
     FakeSysfs(root).add_pci(address, driver=driver, netdevs=netdevs)
     return f"/sys/devices/{BRIDGE}/{address}"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll with a deadline (netns teardown is asynchronous in the kernel)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)

@@ -35,15 +35,6 @@ def underlay_v6(i: int) -> str:
     return f"fd00:db8::{i + 1}"
 
 
-def wait_for(pred: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll `pred` until true or the deadline passes (no sleeps as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-
-
 @dataclass
 class Node:
     index: int
