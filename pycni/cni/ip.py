@@ -193,18 +193,15 @@ def setup_veth(
     raise InternalError("failed to find a free host veth name after 10 attempts")
 
 
-def delete_link(ipr: IPRoute, name: str) -> list[IPInterface]:
-    """Delete `name` if present; returns the addresses it had (for rule teardown)."""
-    link = find_link(ipr, name)
-    if link is None:
-        return []
-    addrs = addresses(ipr, link.index)
+def delete_link(ipr: IPRoute, name: str) -> bool:
+    """Delete `name` if present; False when it was already gone."""
     try:
-        ipr.link("del", index=link.index)
+        ipr.link("del", ifname=name)
     except Exception as exc:
-        if netlink_errno(exc) not in (errno.ENODEV, errno.ENOENT):
-            raise
-    return addrs
+        if netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
+            return False
+        raise
+    return True
 
 
 def addresses(ipr: IPRoute, index: int, family: int = 0) -> list[IPInterface]:
