@@ -39,7 +39,7 @@ def flock(path: Path, timeout: float = DEFAULT_TIMEOUT, what: str = "") -> Itera
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         deadline = time.monotonic() + timeout
-        delay = 0.001
+        delay = 0.0002
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -52,7 +52,7 @@ def flock(path: Path, timeout: float = DEFAULT_TIMEOUT, what: str = "") -> Itera
                         f"timed out after {timeout:.0f}s waiting for the lock on {what or path}"
                     ) from None
                 time.sleep(delay)
-                delay = min(delay * 2, 0.05)
+                delay = min(delay * 2, 0.005)  # short naps: waits here are short, contenders many
         yield
     finally:
         os.close(fd)
