@@ -302,6 +302,24 @@ class SysFs:
                 out.append(AuxDevice(name, parent, _link_name(base / name / "driver")))
         return tuple(out)
 
+    def auxiliary_netdevs(self, name: str) -> tuple[str, ...]:
+        """Netdevs of the auxiliary device `name` (an SF's `net/<ifname>`)."""
+        return _listdir(self.root / "bus" / "auxiliary" / "devices" / name / "net")
+
+    def kernel_path_netdevs(self, kernel_path: str) -> tuple[str, ...] | None:
+        """Netdevs under a `/sys/devices/...` path as the host names it; None when no such device.
+
+        The path is read below `root`, and may not climb out of `root/devices` with `..`.
+        """
+        prefix = "/sys/devices/"
+        if not kernel_path.startswith(prefix):
+            return None
+        devices = (self.root / "devices").resolve()
+        device = (devices / kernel_path[len(prefix) :]).resolve()
+        if not device.is_relative_to(devices) or not device.is_dir():
+            return None
+        return _listdir(device / "net")
+
     def _resolve(self, link: Path) -> Path | None:
         """Where a link leads; sysfs links are relative, so a fake tree resolves inside itself."""
         if not os.path.lexists(link):

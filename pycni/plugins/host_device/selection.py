@@ -8,15 +8,13 @@ node netns has been moved away; who took it is the claim records' business (`hol
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni import ip
 from pycni.cni.errors import CNIError, PluginError
 from pycni.cni.sysfs import SysFs
-from pycni.plugins.host_device.config import KERNEL_PATH_PREFIX, HostDeviceConf
+from pycni.plugins.host_device.config import HostDeviceConf
 from pycni.plugins.host_device.state import DeviceState
 
 if TYPE_CHECKING:
@@ -86,24 +84,15 @@ def _by_device_id(sel: str, device_id: str, host: IPRoute, sysfs: SysFs) -> Targ
             return Target(sel, None, device_id, pf)
         return _netdev(sel, host, sysfs.netdevs(device_id), device_id, pf)
     if any(aux.name == device_id for aux in sysfs.auxiliary_devices()):
-        return _netdev(sel, host, _listdir(sysfs.root / "bus" / "auxiliary" / "devices" / device_id / "net"))
+        return _netdev(sel, host, sysfs.auxiliary_netdevs(device_id))
     raise DeviceNotFound(f"{device_id} is neither a PCI nor an auxiliary device (sysfs at {sysfs.root})")
 
 
 def _kernelpath_netdevs(sysfs: SysFs, kernelpath: str) -> tuple[str, ...]:
-    """Netdevs under `<kernelpath>/net`, read below the configured sysfs root."""
-    relative = kernelpath[len(KERNEL_PATH_PREFIX) :]
-    path = sysfs.root / "devices" / relative / "net"
-    if not (sysfs.root / "devices" / relative).exists():
+    netdevs = sysfs.kernel_path_netdevs(kernelpath)
+    if netdevs is None:
         raise DeviceNotFound(f"kernel path {kernelpath} does not exist (sysfs at {sysfs.root})")
-    return _listdir(path)
-
-
-def _listdir(path: Path) -> tuple[str, ...]:
-    try:
-        return tuple(sorted(os.listdir(path)))
-    except (FileNotFoundError, NotADirectoryError):
-        return ()
+    return netdevs
 
 
 def holder(
