@@ -25,7 +25,7 @@ BASE_ENV = {
 }
 
 
-def call(conf: Any, plugin: PluginRef = ECHO, **env: str) -> tuple[int, Any]:
+def call(conf: Any, plugin: PluginRef = ECHO, /, **env: str) -> tuple[int, Any]:
     stdin = io.BytesIO(conf if isinstance(conf, bytes) else json.dumps(conf).encode())
     stdout = io.StringIO()
     code = run(plugin, {**BASE_ENV, **env}, stdin, stdout, Context(delegate=RecordingDelegate()))

@@ -12,7 +12,7 @@ from typing import Any
 
 from pycni.cni.daemon.client import NoDaemon, status
 from pycni.cni.install import import_paths
-from tests.helpers.poll import wait_until as wait_for
+from tests.helpers.poll import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def start_daemon(socket_dir: Path, *args: str, probe: bool = True, name: str = "
         return daemon.try_status() is not None
 
     try:
-        wait_for(ready, what=f"the daemon on {sock}")
+        wait_until(ready, what=f"the daemon on {sock}")
     except BaseException:
         daemon.stop()
         raise

@@ -17,9 +17,10 @@ from typing import Any
 from pycni.cni.launcher import REFUSED
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
-from tests.daemon.process import REPO, DaemonProcess, wait_for
+from tests.daemon.process import REPO, DaemonProcess
 from tests.daemon.test_launcher import NETNS, probe_conf, where
 from tests.helpers.netns import Netns
+from tests.helpers.poll import wait_until as wait_for
 
 NOBODY = 65534
 

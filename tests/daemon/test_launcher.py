@@ -16,7 +16,8 @@ import pytest
 from pycni.cni.launcher import GO, READY
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
-from tests.daemon.process import DaemonProcess, wait_for
+from tests.daemon.process import DaemonProcess
+from tests.helpers.poll import wait_until as wait_for
 
 NETNS = "/run/netns/none"
 

@@ -17,7 +17,6 @@ from typing import Any
 from tests.helpers.cni import Outcome, Runner
 from tests.helpers.fake_sysfs import BRIDGE, FakeSysfs
 from tests.helpers.netns import Netns, unique
-from tests.helpers.poll import wait_until  # noqa: F401 - re-exported for the tests
 
 IPAM_TYPE = "hd-test-ipam"
 

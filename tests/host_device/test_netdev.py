@@ -12,7 +12,8 @@ import pytest
 
 from tests.helpers.cni import ALL_SPEC_VERSIONS, has_check, has_interfaces
 from tests.helpers.netns import Netns, delete_netns, unique
-from tests.host_device.helpers import Node, conf, fake_pci, link, present, wait_until
+from tests.helpers.poll import wait_until
+from tests.host_device.helpers import Node, conf, fake_pci, link, present
 
 
 def added(node: Node, pod: Netns, cid: str = "ctr-a", **keys: Any) -> dict[str, Any]:
