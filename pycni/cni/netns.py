@@ -12,10 +12,9 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING
 
 from pycni.cni.errors import CNIError, InternalError
 
@@ -26,9 +25,6 @@ CLONE_NEWNET = 0x40000000
 NSFS_MAGIC = 0x6E736673
 PROC_MAGIC = 0x9FA0
 _SELF = "/proc/thread-self/ns/net"
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -74,14 +70,6 @@ def open_netns(path: str) -> int:
     return fd
 
 
-def exists(path: str) -> bool:
-    try:
-        os.close(open_netns(path))
-    except (NetnsGone, NotANetns):
-        return False
-    return True
-
-
 def _setns(fd: int) -> None:
     if _libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
@@ -115,11 +103,6 @@ def entered(path: str) -> Iterator[None]:
             yield
     finally:
         os.close(fd)
-
-
-def run_in(path: str, func: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    with entered(path):
-        return func(*args, **kwargs)
 
 
 @contextmanager
@@ -164,8 +147,3 @@ def temporary() -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
-
-
-def current_path() -> str:
-    """A path naming the calling thread's netns (valid while the thread lives)."""
-    return f"/proc/{os.getpid()}/task/{threading.get_native_id()}/ns/net"

@@ -171,7 +171,7 @@ class Iptables:
 
     @staticmethod
     def chain(att: Attachment) -> str:
-        return "PYCNI-" + _h(att.tag) + _h(att.tag[::-1])[:10]
+        return "PYCNI-" + hashlib.sha256(att.tag.encode()).hexdigest()[:22]  # 28 chars, iptables' limit
 
     def add(self, att: Attachment, addrs: list[IPInterface]) -> None:
         chain = self.chain(att)
