@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pycni.cni.sysfs import SysFs
-from pycni.device_plugin.api import deviceplugin_v1beta1_pb2 as dp
 from pycni.device_plugin.config import parse_config
-from pycni.device_plugin.daemon import Daemon, Options
 from pycni.device_plugin.discovery import discover
+from pycni.device_plugin.service import Daemon, Options
+from pycni.hw.sysfs import SysFs
+from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from tests.device_plugin.kubelet import plugin
 from tests.helpers.fake_sysfs import build_sriov_node
 

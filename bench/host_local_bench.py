@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REFERENCE_DIR, exec_plugin, table
-from pycni.cni.install import install
+from pycni.install import install
 
 NETWORK = "bench"
 SUBNET = "10.42.0.0/16"
@@ -81,7 +81,7 @@ def populate(data_dir: Path, taken: int) -> None:
 @contextmanager
 def daemon(sock_dir: Path) -> Iterator[dict[str, str] | None]:
     """A `pycni daemon` for the run; None (column skipped) if it does not come up."""
-    from pycni.cni.daemon.client import NoDaemon, status
+    from pycni.daemon.client import NoDaemon, status
 
     sock = sock_dir / "d.sock"
     proc = subprocess.Popen(

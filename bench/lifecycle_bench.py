@@ -28,8 +28,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REFERENCE_DIR, exec_plugin, summary_ms, table
-from pycni.cni.daemon.client import NoDaemon, status
-from pycni.cni.install import install
+from pycni.daemon.client import NoDaemon, status
+from pycni.install import install
 
 CLONE_NEWNET = 0x40000000
 
@@ -218,8 +218,8 @@ def profile(work: Path, pods: list[str]) -> None:
     import pstats
 
     from pycni.cni import skel
-    from pycni.cni.daemon.preload import preload
-    from pycni.cni.registry import PLUGINS
+    from pycni.daemon.preload import preload
+    from pycni.registry import PLUGINS
 
     preload()
     v = Variant("profile", Path("-"), work / "bin", {}, 3)

@@ -18,8 +18,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REFERENCE_DIR, exec_plugin, table
-from pycni.cni.install import install
-from pycni.cni.registry import PLUGINS
+from pycni.install import install
+from pycni.registry import PLUGINS
 
 
 def median_ms(

@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import exec_plugin, summary_ms, table
-from pycni.cni.install import install
+from pycni.install import install
 
 TAG = uuid.uuid4().hex[:6]
 VNI = 4711

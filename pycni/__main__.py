@@ -1,5 +1,5 @@
 import sys
 
-from pycni.cni.cli import main
+from pycni.cli import main
 
 sys.exit(main())

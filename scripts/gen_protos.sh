@@ -1,7 +1,7 @@
 #!/bin/sh
-# Regenerates pycni/device_plugin/api/*_pb2*.py(i) from the .proto files next to them.
+# Regenerates pycni/k8s/api/*_pb2*.py(i) from the .proto files next to them.
 # Uses the repository's dev venv (grpcio-tools pinned there); commit the result.
 set -eu
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-.venv/bin/python}"
-"$PY" -m pycni.device_plugin.protogen
+"$PY" -m pycni.k8s.protogen

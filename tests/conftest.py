@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pycni.cni.install import install
+from pycni.install import install
 from tests.daemon.process import DaemonProcess, start_daemon
 from tests.helpers.cni import Runner
 from tests.helpers.netns import Netns, create_netns, delete_netns

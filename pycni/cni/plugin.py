@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pycni.cni.config import NetConf
-    from pycni.cni.delegate import Delegate
     from pycni.cni.runtime import RuntimeArgs
     from pycni.cni.types import Result
+    from pycni.libcni.delegate import Delegate
 
 
 class PluginOps(Protocol):

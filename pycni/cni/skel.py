@@ -98,7 +98,7 @@ _OPS_NAME = {
 
 
 def default_context(rt: RuntimeArgs) -> Context:
-    from pycni.cni.delegate import AutoDelegate
+    from pycni.libcni.delegate import AutoDelegate
 
     return Context(delegate=AutoDelegate(), env=rt.env)
 
@@ -162,7 +162,7 @@ def main(plugin_type: str) -> None:
     import os
 
     from pycni.cni.logs import setup_logging
-    from pycni.cni.registry import PLUGINS
+    from pycni.registry import PLUGINS
 
     setup_logging(os.environ)
     code = run(PLUGINS[plugin_type], os.environ, sys.stdin.buffer, sys.stdout)

@@ -1,5 +1,5 @@
 """The SR-IOV / PCI NIC device plugin daemon (`pycni device-plugin`).
 
-Discovers devices through `pycni.cni.sysfs`, groups them into pools per the reference's config.json,
+Discovers devices through `pycni.hw.sysfs`, groups them into pools per the reference's config.json,
 and serves the kubelet device-plugin API v1beta1 per pool. See docs/device-plugin.md.
 """

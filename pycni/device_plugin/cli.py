@@ -67,7 +67,7 @@ def main(argv: list[str]) -> int:
         return EXIT_CONFIG
     warn_unsupported(config)
 
-    from pycni.device_plugin.daemon import Daemon, Options  # grpc, pyroute2: only once the config is good
+    from pycni.device_plugin.service import Daemon, Options  # grpc, pyroute2: only once the config is good
 
     opts = Options(
         config_path=args.config.absolute(),

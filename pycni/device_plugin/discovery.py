@@ -1,4 +1,4 @@
-"""Finds the PCI devices the node could advertise, through `pycni.cni.sysfs` only.
+"""Finds the PCI devices the node could advertise, through `pycni.hw.sysfs` only.
 
 A discovery pass is a pure read of sysfs: network (class 0x02) and accelerator (0x12) functions,
 minus SR-IOV PFs that have VFs enabled and minus devices carrying the node's default route (both
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pycni.cni.sysfs import PCI_CLASS_ACCELERATOR, PCI_CLASS_NETWORK, DeviceNotFoundError, SysFs, SysfsError
+from pycni.hw.sysfs import PCI_CLASS_ACCELERATOR, PCI_CLASS_NETWORK, DeviceNotFoundError, SysFs, SysfsError
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from pycni.cni.netns import entered
 from pycni.device_plugin.pools import LinkState
+from pycni.net.netns import entered
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pycni.cni.sysfs import PCI_CLASS_ACCELERATOR, PCI_CLASS_NETWORK
 from pycni.device_plugin.config import PluginConfig, ResourceConfig, Selectors
 from pycni.device_plugin.discovery import Device
+from pycni.hw.sysfs import PCI_CLASS_ACCELERATOR, PCI_CLASS_NETWORK
 
 _CLASS_OF = {"netDevice": PCI_CLASS_NETWORK, "accelerator": PCI_CLASS_ACCELERATOR}
 

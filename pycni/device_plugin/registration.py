@@ -15,10 +15,10 @@ from pathlib import Path
 
 import grpc
 
-from pycni.device_plugin.api import deviceplugin_v1beta1_pb2 as dp
-from pycni.device_plugin.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 from pycni.device_plugin.pools import Pool
 from pycni.device_plugin.server import API_VERSION, OPTIONS
+from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
+from pycni.k8s.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 
 log = logging.getLogger(__name__)
 

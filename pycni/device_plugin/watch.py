@@ -19,7 +19,7 @@ from pycni.device_plugin.inotify import Event, Inotify
 from pycni.device_plugin.netlink import LinkEvents, LinkView
 
 if TYPE_CHECKING:
-    from pycni.device_plugin.daemon import Options
+    from pycni.device_plugin.service import Options
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pycni.cni import delegate, registry
+from pycni import registry
 from pycni.cni.errors import CNIError
 from pycni.cni.plugin import PluginRef
 from pycni.cni.runtime import Command, RuntimeArgs
+from pycni.libcni import delegate
 from tests.helpers.delegates import RecordingDelegate
 
 ECHO = PluginRef("echo", "tests.helpers.echo_plugin:EchoConf", "tests.helpers.echo_plugin")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pycni.cni.registry import PLUGINS
+from pycni.registry import PLUGINS
 from tests.helpers.cni import ALL_SPEC_VERSIONS, Runner
 
 TYPES = sorted(PLUGINS)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pycni.cni.registry import PLUGINS
+from pycni.registry import PLUGINS
 
 
 def pycni(*args: str) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pycni.cni import netns
+from pycni.net import netns
 from tests.helpers.netns import Netns
 
 SELF = "/proc/thread-self/ns/net"

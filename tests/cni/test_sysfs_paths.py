@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pycni.cni.sysfs import SysFs
+from pycni.hw.sysfs import SysFs
 from tests.helpers.fake_sysfs import BRIDGE, FakeSysfs
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pycni.cni.install import install
+from pycni.install import install
 from tests.daemon.process import DaemonProcess, install_probe, start_daemon
 from tests.helpers.cni import Runner
 

@@ -29,7 +29,7 @@ class ProbeConf(NetConf):
 
 
 def where() -> str:
-    return "daemon" if "pycni.cni.daemon.worker" in sys.modules else "direct"
+    return "daemon" if "pycni.daemon.worker" in sys.modules else "direct"
 
 
 def _note(conf: ProbeConf, rt: RuntimeArgs) -> None:

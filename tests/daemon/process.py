@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pycni.cni.daemon.client import NoDaemon, status
-from pycni.cni.install import import_paths
+from pycni.daemon.client import NoDaemon, status
+from pycni.install import import_paths
 from tests.helpers.poll import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,10 +20,10 @@ PROBE_LAUNCHER = """#!{python} -IS
 # pycni-launcher type=probe (test)
 import sys
 sys.path[:0] = {paths!r}
-from pycni.cni.registry import PLUGINS
+from pycni.registry import PLUGINS
 from tests.daemon.probe_plugin import PROBE
 PLUGINS["probe"] = PROBE
-from pycni.cni.launcher import main
+from pycni.daemon.launcher import main
 main("probe")
 """
 

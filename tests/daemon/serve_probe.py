@@ -2,8 +2,8 @@
 
 import sys
 
-from pycni.cni.daemon.cli import main
-from pycni.cni.registry import PLUGINS
+from pycni.daemon.cli import main
+from pycni.registry import PLUGINS
 from tests.daemon.probe_plugin import PROBE
 
 PLUGINS[PROBE.type] = PROBE

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pycni.cni.launcher import REFUSED
+from pycni.daemon.launcher import REFUSED
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
 from tests.daemon.process import REPO, DaemonProcess

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pycni.cni.registry import lookup
+from pycni.registry import lookup
 from tests.daemon.conftest import runner
 from tests.daemon.process import DaemonProcess
 from tests.helpers.netns import Netns, unique

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 import grpc
 
-from pycni.device_plugin.api import deviceplugin_v1beta1_pb2 as dp
-from pycni.device_plugin.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
-from pycni.device_plugin.api import pluginregistration_v1_pb2 as reg
-from pycni.device_plugin.api import pluginregistration_v1_pb2_grpc as reg_grpc
+from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
+from pycni.k8s.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
+from pycni.k8s.api import pluginregistration_v1_pb2 as reg
+from pycni.k8s.api import pluginregistration_v1_pb2_grpc as reg_grpc
 from tests.helpers.poll import wait_until
 
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pycni.device_plugin import protogen
+from pycni.k8s import protogen
 from tests.device_plugin.conftest import CONFIG, PREFIX
 from tests.device_plugin.kubelet import FakeKubelet, Stream, wait_for
 from tests.helpers.fake_sysfs import build_sriov_node

@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 import pytest
 
-from pycni.device_plugin.api import deviceplugin_v1beta1_pb2 as dp
+from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from tests.device_plugin.conftest import PREFIX, Running
 from tests.device_plugin.kubelet import Stream, plugin, wait_for, watcher_register
 

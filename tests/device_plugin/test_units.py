@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from pycni.cni.sysfs import DeviceNotFoundError, SysFs
 from pycni.device_plugin.config import ConfigError, parse_config
 from pycni.device_plugin.discovery import Device, discover, remember
 from pycni.device_plugin.pools import LinkState, assign, health, pools_of
 from pycni.device_plugin.preferred import preferred
 from pycni.device_plugin.ranges import parse_pf_ref
+from pycni.hw.sysfs import DeviceNotFoundError, SysFs
 from tests.helpers.fake_sysfs import FakeSysfs, build_sriov_node
 
 
@@ -229,7 +229,7 @@ def test_sysfs_import_is_stdlib_only() -> None:
     import sys
 
     code = (
-        "import sys; import pycni.cni.sysfs; heavy = {'pyroute2', 'grpc', 'pydantic', 'pyudev'}; "
+        "import sys; import pycni.hw.sysfs; heavy = {'pyroute2', 'grpc', 'pydantic', 'pyudev'}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

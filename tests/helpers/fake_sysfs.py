@@ -1,6 +1,6 @@
 """A builder for fake sysfs trees: the stand-in for SR-IOV and PCI NIC hardware in tests.
 
-The tree mirrors the kernel's layout exactly, so code reading it through `pycni.cni.sysfs.SysFs(root)`
+The tree mirrors the kernel's layout exactly, so code reading it through `pycni.hw.sysfs.SysFs(root)`
 cannot tell it from the real thing:
 
     devices/pci0000:00/<addr>/            real directory per PCI function

@@ -7,10 +7,10 @@ from ipaddress import IPv4Address, ip_address, ip_network
 
 import pytest
 
-from pycni.ipam.allocator import AllocationError, Allocator
-from pycni.ipam.plugin import allocate_all
-from pycni.ipam.range_set import Addr, RangeSet, canonical_range
-from pycni.ipam.store import MemoryStore, Owner
+from pycni.ipam.host_local.allocator import AllocationError, Allocator
+from pycni.ipam.host_local.plugin import allocate_all
+from pycni.ipam.host_local.range_set import Addr, RangeSet, canonical_range
+from pycni.ipam.host_local.store import MemoryStore, Owner
 
 A = Owner("ctr-a", "eth0")
 B = Owner("ctr-b", "eth0")

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pycni.ipam.plugin import CRASH_AT_ENV
+from pycni.ipam.host_local.plugin import CRASH_AT_ENV
 from tests.ipam.conftest import Net
 
 PARALLEL = 64

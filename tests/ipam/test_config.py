@@ -9,7 +9,7 @@ import pytest
 
 from pycni.cni.errors import InvalidConfig, InvalidEnvironment
 from pycni.cni.runtime import Command, RuntimeArgs
-from pycni.ipam.config import HostLocalConf, requested_ips
+from pycni.ipam.host_local.config import HostLocalConf, requested_ips
 
 
 def load(ipam: dict[str, Any], cni_version: str = "1.0.0", **top: Any) -> HostLocalConf:

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pycni.cni.errors import TryAgainLater
-from pycni.cni.lock import flock
-from pycni.ipam.disk import DiskStore
-from pycni.ipam.store import Owner
+from pycni.ipam.host_local.disk import DiskStore
+from pycni.ipam.host_local.store import Owner
+from pycni.net.lock import flock
 
 A = Owner("ctr-a", "eth0")
 B = Owner("ctr-b", "net1")

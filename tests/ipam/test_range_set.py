@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pycni.ipam.range_set import Addr, Range, RangeSet, canonical_range
+from pycni.ipam.host_local.range_set import Addr, Range, RangeSet, canonical_range
 
 
 def addr(text: str | None) -> Addr | None:

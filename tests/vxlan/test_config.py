@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pycni.cni import ip
 from pycni.cni.errors import InvalidConfig
+from pycni.net import ip
 from pycni.plugins.vxlan.config import VxlanConf
 from pycni.plugins.vxlan.device import Underlay, spec_for
 from tests.helpers.cni import Runner

@@ -224,7 +224,7 @@ def test_add_check_del_in_every_spec_version(cluster: Cluster, cni_version: str)
 def test_tx_checksum_offload_is_turned_off_when_asked(cluster: Cluster) -> None:
     from pyroute2.ethtool import Ethtool
 
-    from pycni.cni import netns
+    from pycni.net import netns
 
     node = cluster.nodes[0]
     pod = cluster.add_pod(node, cluster.conf(76, node, disableTxChecksumOffload=True))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pycni.cni import netns as cni_netns
+from pycni.net import netns as cni_netns
 from tests.helpers.cni import Outcome, Runner
 from tests.helpers.netns import Netns
 

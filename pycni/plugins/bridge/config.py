@@ -1,12 +1,17 @@
-"""The bridge plugin's config: every key of the reference plugin, same meaning and default."""
+"""The bridge plugin's config: every key of the reference plugin, same meaning and default.
+
+The pod-side keys (gateway, masquerade, port modes, MTU) are shared with vxlan and live in
+`pycni.net.veth_attach_conf`; the bridge name and VLAN keys are the bridge plugin's own.
+"""
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import Self
 
 from pydantic import Field, model_validator
 
-from pycni.cni.config import Model, NetConf
+from pycni.cni.config import Model
+from pycni.net.veth_attach_conf import VethAttachConf
 
 
 class VlanTrunk(Model):
@@ -31,34 +36,7 @@ class VlanTrunk(Model):
         return list(range(self.min_id, self.max_id + 1))
 
 
-class PodSideConf(NetConf):
-    """Keys that shape the pod's attachment to a bridge; shared with the vxlan plugin."""
-
-    is_gateway: bool = Field(False, alias="isGateway")
-    is_default_gateway: bool = Field(False, alias="isDefaultGateway")
-    force_address: bool = Field(False, alias="forceAddress")
-    ip_masq: bool = Field(False, alias="ipMasq")
-    ip_masq_backend: Literal["iptables", "nftables"] | None = Field(None, alias="ipMasqBackend")
-    mtu: int | None = Field(None, ge=68, le=65535)
-    hairpin_mode: bool = Field(False, alias="hairpinMode")
-    promisc_mode: bool = Field(False, alias="promiscMode")
-    port_isolation: bool = Field(False, alias="portIsolation")
-    enabledad: bool = False
-    macspoofchk: bool = False
-    disable_container_interface: bool = Field(False, alias="disableContainerInterface")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.hairpin_mode and self.promisc_mode:
-            raise ValueError("cannot set hairpin mode and promiscuous mode at the same time")
-        if self.disable_container_interface and self.has_ipam:
-            raise ValueError("cannot use IPAM when disableContainerInterface is set")
-        if self.is_default_gateway:
-            self.is_gateway = True
-        return self
-
-
-class BridgeConf(PodSideConf):
+class BridgeConf(VethAttachConf):
     bridge: str = Field("cni0", min_length=1, max_length=15)
     vlan: int = Field(0, ge=0, le=4094)
     vlan_trunk: list[VlanTrunk] = Field(default_factory=list, alias="vlanTrunk")

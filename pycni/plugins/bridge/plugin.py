@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import errno
 
-from pycni.cni import ip, lock, netns
 from pycni.cni.errors import InternalError
 from pycni.cni.plugin import Context
 from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import Result
-from pycni.plugins.bridge import pod
+from pycni.net import ip, lock, netns, veth_attach
 from pycni.plugins.bridge.config import BridgeConf
 
 
-def port_options(conf: BridgeConf) -> pod.PortOptions:
+def port_options(conf: BridgeConf) -> veth_attach.PortOptions:
     trunk = tuple(vid for entry in conf.vlan_trunk for vid in entry.vids())
-    return pod.PortOptions(
+    return veth_attach.PortOptions(
         hairpin=conf.hairpin_mode,
         isolated=conf.port_isolation,
         vlan=conf.vlan,
@@ -41,20 +40,20 @@ def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
                 raise
             if conf.promisc_mode and not br.promisc:
                 ip.set_link(host, br, flags=0x100, mask=0x100)  # IFF_PROMISC
-        return pod.attach(conf, rt, ctx, host, br, port_options(conf))
+        return veth_attach.attach(conf, rt, ctx, host, br, port_options(conf))
 
 
 def delete(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
-    pod.detach(conf, rt, ctx)
+    veth_attach.detach(conf, rt, ctx)
 
 
 def check(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
-    pod.check(conf, rt, ctx, conf.bridge)
+    veth_attach.check(conf, rt, ctx, conf.bridge)
 
 
 def status(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
-    pod.status(conf, rt, ctx)
+    veth_attach.status(conf, rt, ctx)
 
 
 def gc(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
-    pod.gc(conf, rt, ctx)
+    veth_attach.gc(conf, rt, ctx)

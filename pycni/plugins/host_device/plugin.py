@@ -14,17 +14,21 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING
 
-from pycni.cni import delegate, ip, lock, netns
 from pycni.cni.errors import InternalError, PluginNotAvailable
-from pycni.cni.iface import configure_iface, verify_iface
 from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
-from pycni.cni.sysfs import SysFs
 from pycni.cni.types import DNS, Interface, Result
-from pycni.plugins.host_device import devinfo, move, release, selection
+from pycni.hw import devinfo
+from pycni.hw.sysfs import SysFs
+from pycni.libcni import delegate
+from pycni.net import ip, lock, netns
+from pycni.net.device import giveback as release
+from pycni.net.device import move
+from pycni.net.device.record import DeviceState, StateStore
+from pycni.net.iface import configure_iface, verify_iface
+from pycni.plugins.host_device import selection
 from pycni.plugins.host_device.config import HostDeviceConf
 from pycni.plugins.host_device.selection import DeviceInUse, DeviceNotFound, Target
-from pycni.plugins.host_device.state import DeviceState, StateStore
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute

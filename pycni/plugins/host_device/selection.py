@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pycni.cni import ip
 from pycni.cni.errors import CNIError, PluginError
-from pycni.cni.sysfs import SysFs
+from pycni.hw.sysfs import SysFs
+from pycni.net import ip
+from pycni.net.device.record import DeviceState
 from pycni.plugins.host_device.config import HostDeviceConf
-from pycni.plugins.host_device.state import DeviceState
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute

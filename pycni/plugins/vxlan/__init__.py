@@ -2,5 +2,5 @@
 
 `config` is pydantic only; `device` owns the node side (underlay, VXLAN device, bridge),
 `fdb` the head-end replication flood list, `offload` the TX checksum knob, and `plugin` the
-verbs. The pod side is the bridge plugin's (`pycni.plugins.bridge.pod`).
+verbs. The pod side is the bridge plugin's (`pycni.net.veth_attach`).
 """

@@ -12,7 +12,7 @@ from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
-from pycni.plugins.bridge.config import PodSideConf
+from pycni.net.veth_attach_conf import VethAttachConf
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -30,7 +30,7 @@ def _address(value: object, key: str) -> IPAddress:
         raise ValueError(f"{value!r} is not a valid IP address") from None
 
 
-class VxlanConf(PodSideConf):
+class VxlanConf(VethAttachConf):
     """One VXLAN segment (VNI) per network; pods join it through a per-VNI bridge."""
 
     vni: int = Field(ge=1, le=VNI_MAX, description="VXLAN network identifier (24 bits).")

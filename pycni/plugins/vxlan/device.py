@@ -14,9 +14,9 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pycni.cni import ip
 from pycni.cni.errors import InternalError, InvalidConfig
 from pycni.cni.rollback import quietly
+from pycni.net import ip
 from pycni.plugins.vxlan.config import IPAddress, VxlanConf
 
 if TYPE_CHECKING:

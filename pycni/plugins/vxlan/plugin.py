@@ -1,5 +1,5 @@
 """vxlan ADD/DEL/CHECK/STATUS/GC: ensure the VNI's VXLAN device, its flood list and bridge,
-then attach the pod exactly as the bridge plugin does (`pycni.plugins.bridge.pod`).
+then attach the pod exactly as the bridge plugin does (`pycni.net.veth_attach`).
 
 ADD holds the per-VNI lock from device creation until the pod's veth is on the bridge, and
 GC removes unused devices under the same lock, so GC never deletes a bridge an ADD is about
@@ -13,10 +13,9 @@ import logging
 from contextlib import AbstractContextManager, ExitStack
 from typing import TYPE_CHECKING
 
-from pycni.cni import ip, lock, netns
 from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
 from pycni.cni.types import Interface, Result
-from pycni.plugins.bridge import pod
+from pycni.net import ip, lock, netns, veth_attach
 from pycni.plugins.vxlan import device, fdb, offload
 from pycni.plugins.vxlan.config import IPAddress, VxlanConf
 
@@ -35,8 +34,8 @@ def vni_lock(conf: VxlanConf, rt: RuntimeArgs) -> AbstractContextManager[None]:
     return lock.flock(lock.resource_lock("vxlan", str(conf.vni), rt.env), what=f"VNI {conf.vni}")
 
 
-def port_options(conf: VxlanConf) -> pod.PortOptions:
-    return pod.PortOptions(hairpin=conf.hairpin_mode, isolated=conf.port_isolation)
+def port_options(conf: VxlanConf) -> veth_attach.PortOptions:
+    return veth_attach.PortOptions(hairpin=conf.hairpin_mode, isolated=conf.port_isolation)
 
 
 def wanted_remotes(host: IPRoute, conf: VxlanConf) -> set[IPAddress]:
@@ -61,14 +60,16 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
         device.enslave(host, vx, br)
         if conf.promisc_mode and not br.promisc:
             ip.set_link(host, br, flags=ip.IFF_PROMISC, mask=ip.IFF_PROMISC)
-        result = pod.attach(conf.model_copy(update={"mtu": spec.mtu}), rt, ctx, host, br, port_options(conf))
+        result = veth_attach.attach(
+            conf.model_copy(update={"mtu": spec.mtu}), rt, ctx, host, br, port_options(conf)
+        )
         result.interfaces.append(Interface(name=vx.name, mac=vx.mac, mtu=vx.mtu))
         undo.pop_all()
         return result
 
 
 def delete(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
-    pod.detach(conf, rt, ctx)
+    veth_attach.detach(conf, rt, ctx)
 
 
 def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -87,7 +88,7 @@ def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
             raise InternalError(f"{spec.name} is down")
     if conf.disable_tx_checksum_offload and offload.tx_checksum_offload(spec.name):
         raise InternalError(f"{offload.FEATURE} is on for {spec.name}, config says off")
-    pod.check(conf, rt, ctx, conf.bridge)
+    veth_attach.check(conf, rt, ctx, conf.bridge)
 
 
 def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -97,14 +98,14 @@ def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
             device.resolve_underlay(host, conf)
         except device.UnderlayUnavailable as err:
             raise PluginNotAvailable(err.msg) from err
-    pod.status(conf, rt, ctx)
+    veth_attach.status(conf, rt, ctx)
 
 
 def gc(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     """The pod side's GC (IPAM, rules), then this VNI's devices if no pod uses them any more."""
     errors: list[str] = []
     try:
-        pod.gc(conf, rt, ctx)
+        veth_attach.gc(conf, rt, ctx)
     except Exception as exc:  # GC goes on; every failure is reported at the end
         errors.append(f"pod side: {to_error(exc).msg}")
     try:

@@ -1,0 +1,79 @@
+"""`pycni daemon`: serve CNI requests in the foreground, or report on the one that does."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from pycni.daemon.launcher import DEFAULT_SOCKET, SOCKET_ENV
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pycni daemon", description=__doc__)
+    p.add_argument(
+        "--socket",
+        default=os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET,
+        help=f"Unix socket path (default ${SOCKET_ENV} or {DEFAULT_SOCKET})",
+    )
+    p.add_argument("--status", action="store_true", help="print a running daemon's counters and exit")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=max(8, 2 * (os.cpu_count() or 1)),
+        help="worker processes, i.e. requests served at once (default max(8, 2 x CPUs))",
+    )
+    p.add_argument("--queue", type=int, default=128, help="callers waiting for a worker before refusing")
+    p.add_argument("--request-timeout", type=float, default=60.0, help="seconds one request may run")
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="seconds in-flight requests get to finish after SIGTERM",
+    )
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.status:
+        return _status(args.socket)
+    if args.workers < 1 or args.queue < 0 or args.request_timeout <= 0:
+        print("pycni daemon: --workers must be >= 1, --queue >= 0, --request-timeout > 0", file=sys.stderr)
+        return 2
+    return serve(args)
+
+
+def _status(path: str) -> int:
+    from pycni.daemon.client import NoDaemon, status
+
+    try:
+        stats = status(path)
+    except NoDaemon as err:
+        print(f"pycni daemon: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def serve(args: argparse.Namespace) -> int:
+    from pycni.cni.logs import setup_logging
+    from pycni.daemon.listener import ListenerError, listen
+    from pycni.daemon.preload import preload
+    from pycni.daemon.supervisor import Settings, Supervisor
+
+    setup_logging(os.environ)
+    os.chdir("/")
+    preload()
+    settings = Settings(Path(args.socket), args.workers, args.queue, args.request_timeout, args.drain_timeout)
+    try:
+        listener = listen(settings.socket_path)
+    except (ListenerError, OSError) as err:
+        print(f"pycni daemon: {err}", file=sys.stderr)
+        return 1
+    try:
+        return Supervisor(settings, listener).run()
+    finally:
+        listener.close()

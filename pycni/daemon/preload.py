@@ -1,0 +1,40 @@
+"""Import once, before the workers fork, everything a request would otherwise import.
+
+Workers share these pages copy-on-write; `gc.freeze` keeps the collector from touching (and
+so copying) them. The warm-up also settles pyroute2's lazily built state.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import logging
+
+from pycni.cni import skel
+from pycni.registry import PLUGINS
+
+log = logging.getLogger("pycni.daemon")
+
+
+def preload() -> list[str]:
+    """The plugin types now ready in memory; a type that fails to import is left to load later."""
+    ready = []
+    for ref in PLUGINS.values():
+        if not ref.implemented:
+            continue
+        try:
+            ref.load_conf_model()
+            ref.load_ops()
+        except Exception:
+            log.exception("cannot preload plugin type %s", ref.type)
+            continue
+        ready.append(ref.type)
+    from pycni.net import netns
+
+    with netns.rtnl() as ipr:
+        ipr.link("get", index=1)
+    for ref in PLUGINS.values():
+        skel.run(ref, {"CNI_COMMAND": "VERSION"}, io.BytesIO(b"{}"), io.StringIO())
+    gc.collect()
+    gc.freeze()
+    return ready

@@ -1,0 +1,123 @@
+"""The daemon's end of the wire protocol whose client is `pycni.daemon.launcher`.
+
+Frames are defined there (the launcher must stay import-free); this module reads a request,
+with the caller's namespace fds passed alongside it, and writes the daemon's answers.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import os
+import socket
+from dataclasses import dataclass
+
+from pycni.daemon.launcher import DIED, DONE, KIND_CNI, KIND_STATUS, MAGIC, QUEUED, READY, REFUSED
+
+#: Limits on what a caller may send: configs are kilobytes, a multus conflist rarely more.
+MAX_HEADER = 1 << 20
+MAX_STDIN = 16 << 20
+MAX_FDS = 2
+_PREFIX = len(MAGIC) + 1 + 4 + 4
+
+
+class BadRequest(Exception):
+    """The caller sent something that is not a request; it is refused and runs it itself."""
+
+
+@dataclass(frozen=True)
+class Request:
+    kind: bytes
+    plugin_type: str
+    env: dict[str, str]
+    stdin: bytes
+    #: The caller's network and mount namespace fds (owned by the request: close them).
+    ns_fds: tuple[int, ...]
+
+    @property
+    def command(self) -> str:
+        return self.env.get("CNI_COMMAND", "")
+
+    def close(self) -> None:
+        for fd in self.ns_fds:
+            os.close(fd)
+
+
+def read_request(conn: socket.socket) -> Request:
+    """Read one request; the first read also collects the fds the caller attached."""
+    data, ancdata, flags, _ = conn.recvmsg(64 * 1024, socket.CMSG_SPACE(MAX_FDS * 4))
+    fds = _fds(ancdata)
+    try:
+        if flags & socket.MSG_CTRUNC:
+            raise BadRequest("too many file descriptors attached")
+        buf = bytearray(data)
+        _fill(conn, buf, _PREFIX)
+        if bytes(buf[: len(MAGIC)]) != MAGIC:
+            raise BadRequest("not a pycni request")
+        kind = bytes(buf[len(MAGIC) : len(MAGIC) + 1])
+        header_len = int.from_bytes(buf[len(MAGIC) + 1 : len(MAGIC) + 5], "big")
+        stdin_len = int.from_bytes(buf[len(MAGIC) + 5 : _PREFIX], "big")
+        if kind not in (KIND_CNI, KIND_STATUS) or header_len > MAX_HEADER or stdin_len > MAX_STDIN:
+            raise BadRequest("malformed or oversized request")
+        _fill(conn, buf, _PREFIX + header_len + stdin_len)
+        header = bytes(buf[_PREFIX : _PREFIX + header_len])
+        stdin = bytes(buf[_PREFIX + header_len : _PREFIX + header_len + stdin_len])
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    plugin_type, env = _parse_header(header)
+    return Request(kind, plugin_type, env, stdin, tuple(fds))
+
+
+def _fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    fds = array.array("i")
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    return list(fds)
+
+
+def _fill(conn: socket.socket, buf: bytearray, size: int) -> None:
+    while len(buf) < size:
+        chunk = conn.recv(min(size - len(buf), 1 << 20))
+        if not chunk:
+            raise BadRequest("request cut short")
+        buf += chunk
+
+
+def _parse_header(header: bytes) -> tuple[str, dict[str, str]]:
+    first, *pairs = header.split(b"\0")
+    env: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition(b"=")
+        if sep:
+            env[os.fsdecode(key)] = os.fsdecode(value)
+    return os.fsdecode(first), env
+
+
+def send_ready(conn: socket.socket, timeout_s: float) -> None:
+    conn.sendall(READY + int(timeout_s * 1000).to_bytes(4, "big"))
+
+
+def send_refused(conn: socket.socket, reason: str, flags: int = 0) -> None:
+    """Tell the caller to run the request itself; never raises (the caller may be gone)."""
+    data = reason.encode()
+    with contextlib.suppress(OSError):
+        conn.send(REFUSED + len(data).to_bytes(4, "big") + data, flags)
+
+
+def send_done(conn: socket.socket, code: int, out: bytes) -> None:
+    conn.sendall(DONE + code.to_bytes(4, "big") + len(out).to_bytes(4, "big") + out)
+
+
+def send_died(conn: socket.socket, returncode: int) -> None:
+    """The worker running the caller's request died: how (`returncode` < 0 is a signal)."""
+    with contextlib.suppress(OSError):
+        conn.send(DIED + returncode.to_bytes(4, "big", signed=True), socket.MSG_DONTWAIT)
+
+
+def send_queued(conn: socket.socket) -> None:
+    """Tell a caller that waits for a busy pool that the daemon is alive and has its request."""
+    with contextlib.suppress(OSError):
+        conn.send(QUEUED, socket.MSG_DONTWAIT)

@@ -1,0 +1,120 @@
+"""A worker process: takes one caller at a time from the supervisor and answers it.
+
+Workers are forked from the supervisor after everything is imported, so a request costs a
+function call, not an interpreter. Each is single-threaded (it can enter the caller's mount
+namespace, and no lock can be held by a thread that fork left behind) and serves one request
+at a time; parallelism comes from several workers, as the reference gets it from one process
+per call. A request that hangs meets SIGALRM at the per-request timeout and becomes a
+"try again later" error for its caller; one that ignores even that is killed by the
+supervisor, which starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import NoReturn
+
+from pycni.cni import skel
+from pycni.cni.plugin import PluginRef
+from pycni.daemon import wire
+from pycni.daemon.launcher import GO, KIND_CNI
+from pycni.daemon.namespaces import Home, caller_namespaces, go_home
+from pycni.registry import PLUGINS
+
+#: Supervisor → worker: a caller's connection is attached. Worker → supervisor: DONE_PREFIX + report.
+JOB = b"job"
+DONE_PREFIX = b"done "
+
+
+@dataclass(frozen=True)
+class Limits:
+    #: Per-request limit on the plugin's own work; sent to the caller with READY.
+    request_timeout: float
+    #: How long a caller may take to send its request, and to say GO after READY.
+    io_timeout: float = 2.0
+
+
+class RequestTimeout(TimeoutError):
+    pass
+
+
+def serve(control: socket.socket, limits: Limits) -> NoReturn:
+    """The worker's loop; ends when the supervisor closes the control socket."""
+    home = Home.current()
+    signal.signal(signal.SIGALRM, _on_alarm)
+    while True:
+        msg, fds, _, _ = socket.recv_fds(control, 64, 1)
+        if not msg or not fds:
+            os._exit(0)
+        conn = socket.socket(fileno=fds[0])
+        report: dict[str, object] = {}
+        try:
+            report = handle(conn, home, limits)
+        except Exception as exc:
+            report = {"refused": f"caller error: {type(exc).__name__}"}
+        finally:
+            conn.close()
+            go_home(home)
+        control.send(DONE_PREFIX + json.dumps(report).encode())
+
+
+def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]:
+    """Answer one caller; what happened, for the supervisor's counters."""
+    conn.settimeout(limits.io_timeout)
+    try:
+        req = wire.read_request(conn)
+    except (wire.BadRequest, OSError) as err:
+        wire.send_refused(conn, f"bad request: {err}")
+        return {"refused": "bad request"}
+    try:
+        ref = PLUGINS.get(req.plugin_type)
+        if req.kind != KIND_CNI or ref is None:
+            wire.send_refused(conn, f"unknown plugin type {req.plugin_type!r}")
+            return {"refused": "unknown type"}
+        if len(req.ns_fds) != 2:
+            wire.send_refused(conn, "the caller's namespaces were not attached")
+            return {"refused": "no namespaces"}
+        try:
+            wire.send_ready(conn, limits.request_timeout)
+            go = conn.recv(1)
+        except OSError:
+            go = b""
+        if go != GO:
+            return {"abandoned": True}
+        started = time.monotonic()
+        out = io.StringIO()
+        with caller_namespaces(home, req.ns_fds):
+            code = _run_with_deadline(ref, req, out, limits.request_timeout)
+        ms = (time.monotonic() - started) * 1000
+        with contextlib.suppress(OSError):  # a caller that went away still had its request run
+            wire.send_done(conn, code, out.getvalue().encode())
+        return {"type": req.plugin_type, "command": req.command, "code": code, "ms": ms}
+    finally:
+        req.close()
+
+
+def _run_with_deadline(ref: PluginRef, req: wire.Request, out: io.StringIO, timeout: float) -> int:
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    _ARMED[0] = True
+    try:
+        return skel.run(ref, req.env, io.BytesIO(req.stdin), out)
+    finally:
+        _ARMED[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+_ARMED = [False]
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    if _ARMED[0]:
+        _ARMED[0] = False
+        raise RequestTimeout("the request exceeded the daemon's per-request timeout")

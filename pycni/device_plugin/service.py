@@ -1,0 +1,300 @@
+"""The node daemon: one event loop that keeps pools, servers and registrations in step with the node.
+
+Everything that can change the answer is an event on one selector: inotify on the socket directory
+(kubelet restarts, our socket removed), on the config file's directory, and on the sysfs PCI
+directories; netlink link events (carrier, netdevs appearing or vanishing); kernel uevents for PCI
+and net (hot-plug, driver rebinds, `sriov_numvfs`). Each burst of events leads, after a short
+debounce, to one `reconcile`: rediscover, reassign, re-evaluate health, and push changed pools to
+their ListAndWatch streams. Nothing polls on a timer; only a failed Register is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import selectors
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pycni.device_plugin import files, inotify
+from pycni.device_plugin.allocate import cdi_spec
+from pycni.device_plugin.config import (
+    DEFAULT_PREFIX,
+    ConfigError,
+    PluginConfig,
+    load_config,
+    warn_unsupported,
+)
+from pycni.device_plugin.discovery import Device, discover, remember
+from pycni.device_plugin.pools import InUse, LinkState, Pool, PoolDevice, assign, health, pools_of
+from pycni.device_plugin.registration import KUBELET_SOCKET, Registrar
+from pycni.device_plugin.server import Outputs, PoolServer, PoolState
+from pycni.device_plugin.watch import Sources
+from pycni.hw.sysfs import SysFs, SysfsError
+
+log = logging.getLogger(__name__)
+
+RESCAN = "rescan"  # sysfs may have changed: rediscover
+HEALTH = "health"  # only link state changed: re-evaluate health
+
+
+@dataclass(frozen=True)
+class Options:
+    config_path: Path
+    resource_prefix: str = DEFAULT_PREFIX
+    sysfs_root: Path = Path("/sys")
+    kubelet_dir: Path = Path("/var/lib/kubelet/device-plugins")
+    plugins_registry_dir: Path = Path("/var/lib/kubelet/plugins_registry")
+    devinfo_dir: Path = Path("/var/run/k8s.cni.cncf.io/devinfo/dp")
+    cdi_dir: Path = Path("/var/run/cdi")
+    use_cdi: bool = False
+    links_netns: str | None = None
+    use_netlink: bool = True
+    use_udev: bool = True
+    debounce: float = 0.02
+
+
+class Daemon:
+    def __init__(self, opts: Options, config: PluginConfig) -> None:
+        self.opts = opts
+        self.config = config
+        self.sysfs = SysFs(opts.sysfs_root)
+        self.watcher_mode = opts.plugins_registry_dir.is_dir()
+        self.socket_dir = opts.plugins_registry_dir if self.watcher_mode else opts.kubelet_dir
+        self.states: dict[str, PoolState] = {}
+        self.servers: dict[str, PoolServer] = {}
+        self.registrar = Registrar(opts.kubelet_dir)
+        self.registered = self.registrar.registered
+        self._known: dict[str, Device] = {}
+        self._assignment: dict[str, list[Device]] = {}
+        self.in_use = InUse()
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._sources: Sources | None = None
+        self.on_reconcile: Callable[[], None] | None = None  # tests: observe passes
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Opens event sources, discovers, serves every pool and (kubelet.sock mode) registers."""
+        self.opts.devinfo_dir.mkdir(parents=True, exist_ok=True)
+        self.socket_dir.mkdir(parents=True, exist_ok=True)
+        self._sources = Sources.open(self.opts, self.socket_dir)
+        log.info(
+            "starting",
+            extra={
+                "mode": "plugins_registry" if self.watcher_mode else "kubelet.sock",
+                "socket_dir": str(self.socket_dir),
+                "sysfs": str(self.opts.sysfs_root),
+            },
+        )
+        self.reconcile()
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler or another thread."""
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def run(self) -> None:
+        """The event loop; returns after `request_stop`, having shut everything down."""
+        assert self._sources is not None, "start() first"
+        sel = selectors.DefaultSelector()
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        for fileobj, tag in self._sources.selectables():
+            sel.register(fileobj, selectors.EVENT_READ, tag)
+        dirty_at: float | None = None
+        rescan = False
+        try:
+            while not self._stop.is_set():
+                self.registrar.run_due(self._pools())
+                timeout = self._next_timeout(dirty_at)
+                for key, _ in sel.select(timeout):
+                    if key.data == "wake":
+                        _drain(self._wake_r)
+                        continue
+                    change = self._handle(key.data)
+                    if change is not None:
+                        rescan |= change == RESCAN
+                        dirty_at = dirty_at or time.monotonic() + self.opts.debounce
+                if dirty_at is not None and time.monotonic() >= dirty_at and not self._stop.is_set():
+                    self.reconcile() if rescan else self.refresh_health()
+                    dirty_at, rescan = None, False
+        finally:
+            sel.close()
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop serving, remove our sockets, device-info files and CDI specs."""
+        for resource in list(self.servers):
+            self._drop_pool(resource)
+        if self._sources is not None:
+            self._sources.close()
+            self._sources = None
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        log.info("stopped")
+
+    # -- events --------------------------------------------------------------------------------
+    def _handle(self, tag: Any) -> str | None:
+        """Handles one readable source: RESCAN (sysfs may differ), HEALTH (links changed) or None."""
+        assert self._sources is not None
+        if tag == "inotify":
+            change = None
+            for event in self._sources.read_inotify():
+                if self._on_fs_event(event):
+                    change = RESCAN
+            return change
+        if self._sources.drain(tag):
+            return HEALTH if tag == "netlink" else RESCAN
+        return None
+
+    def _on_fs_event(self, event: inotify.Event) -> bool:
+        """True when a sysfs directory changed; socket and config events are handled here."""
+        if event.directory == self.socket_dir:
+            self._on_socket_dir_event(event)
+            return False
+        if event.directory == self.opts.config_path.parent:
+            self._reload_config()
+            return False
+        return True
+
+    def _on_socket_dir_event(self, event: inotify.Event) -> None:
+        if not self.watcher_mode and event.name == KUBELET_SOCKET and event.appeared:
+            log.info("kubelet.sock re-created: re-registering every pool")
+            self.registrar.want(self.servers)
+            return
+        for resource, server in list(self.servers.items()):
+            if event.name == server.socket_path.name and event.vanished and not server.socket_path.exists():
+                log.info("our socket was removed: serving anew", extra={"resource": resource})
+                server.stop(remove_socket=False)
+                self._serve(self.states[resource])
+
+    def _reload_config(self) -> None:
+        try:
+            config = load_config(self.opts.config_path, self.opts.resource_prefix)
+        except ConfigError as err:
+            log.error("config change rejected, keeping the running config", extra={"error": str(err)})
+            return
+        if config == self.config:
+            return
+        log.info("config changed", extra={"pools": [r.resource_name for r in config.resource_list]})
+        warn_unsupported(config)
+        self.config = config
+        self.reconcile()
+
+    # -- the reconcile pass --------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """Full pass: rediscover, reassign, re-evaluate health, serve new pools, drop removed ones."""
+        assert self._sources is not None
+        links = self._sources.links
+        exclude = links.default_route_netdevs() if links else set()
+        devices = remember(discover(self.sysfs, exclude), self._known)
+        self._known = {d.address: d for d in devices}
+        pools = pools_of(self.config, self.opts.resource_prefix)
+        self._assignment = assign(pools, devices)
+        for resource in set(self.servers) - set(self._assignment):
+            self._drop_pool(resource)
+        self._publish(pools, links.links() if links else None)
+
+    def refresh_health(self) -> None:
+        """Fast pass after link events: same devices and pools, fresh netlink and netdev presence."""
+        assert self._sources is not None
+        links = self._sources.links
+        for resource, devices in self._assignment.items():
+            self._assignment[resource] = [self._with_netdevs_now(d) for d in devices]
+        self._publish(pools_of(self.config, self.opts.resource_prefix), links.links() if links else None)
+
+    def _with_netdevs_now(self, dev: Device) -> Device:
+        if not dev.netdevs:
+            return dev
+        try:
+            return dataclasses.replace(dev, netdevs_now=self.sysfs.netdevs(dev.address))
+        except SysfsError:
+            return dataclasses.replace(dev, netdevs_now=())
+
+    def _publish(self, pools: list[Pool], table: dict[str, LinkState] | None) -> None:
+        for pool in pools:
+            devices = self._assignment.get(pool.resource, [])
+            members = [PoolDevice(d, health(d, table, self.in_use.check(d))) for d in devices]
+            state = self.states.get(pool.resource)
+            if state is None:
+                state = self.states[pool.resource] = PoolState(pool)
+                state.update(pool, members)
+                self._serve(state)
+            elif state.update(pool, members):
+                self._log_pool(pool, members)
+            else:
+                continue
+            files.remove_devinfo(
+                self.opts.devinfo_dir, pool.resource, keep=[m.device.address for m in members]
+            )
+            if self.opts.use_cdi:
+                files.write_cdi_spec(
+                    self.opts.cdi_dir, pool.resource, cdi_spec(pool, [m.device for m in members])
+                )
+        if self.on_reconcile is not None:
+            self.on_reconcile()
+
+    def mark_allocated(self, pool: Pool, ids: list[str]) -> None:
+        self.in_use.mark(ids)
+
+    def _log_pool(self, pool: Pool, members: list[PoolDevice]) -> None:
+        unhealthy = {m.device.address: m.unhealthy for m in members if not m.healthy}
+        log.info(
+            "pool updated", extra={"resource": pool.resource, "devices": len(members), "unhealthy": unhealthy}
+        )
+
+    # -- serving and registration --------------------------------------------------------------
+    def _serve(self, state: PoolState) -> None:
+        pool = state.pool
+        outputs = Outputs(self.opts.devinfo_dir, self.opts.use_cdi, self.mark_allocated)
+        server = PoolServer(
+            state, self.socket_dir / pool.socket_name, outputs, self._on_status if self.watcher_mode else None
+        )
+        server.start()
+        self.servers[pool.resource] = server
+        if not self.watcher_mode:
+            self.registrar.want([pool.resource])
+            self.registrar.run_due(self._pools())
+
+    def _pools(self) -> dict[str, Pool]:
+        return {resource: state.pool for resource, state in self.states.items() if resource in self.servers}
+
+    def _on_status(self, pool: Pool, registered: bool, error: str) -> None:
+        self.registered[pool.resource] = registered
+        if registered:
+            log.info("kubelet registered the pool", extra={"resource": pool.resource})
+        else:
+            log.error("kubelet refused the pool", extra={"resource": pool.resource, "error": error})
+
+    def _next_timeout(self, dirty_at: float | None) -> float | None:
+        deadlines = [t for t in (self.registrar.next_deadline(), dirty_at) if t is not None]
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def _drop_pool(self, resource: str) -> None:
+        server = self.servers.pop(resource, None)
+        state = self.states.pop(resource, None)
+        self.registrar.forget(resource)
+        if state is not None:
+            state.close()
+        if server is not None:
+            server.stop(remove_socket=True)
+        files.remove_devinfo(self.opts.devinfo_dir, resource)
+        if self.opts.use_cdi:
+            files.remove_cdi_spec(self.opts.cdi_dir, resource)
+        log.info("pool removed", extra={"resource": resource})
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass

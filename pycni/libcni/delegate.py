@@ -1,0 +1,165 @@
+"""Calling another plugin by `type`: our own in-process, anything else by exec on CNI_PATH.
+
+bridge calls host-local through this exactly as multus calls its delegates. In-process calls
+go through the same validation and dispatch as an exec'd plugin (`skel.invoke`), so results
+and errors are the same, without a new interpreter.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pycni.cni import version
+from pycni.cni.errors import CNIError, DecodingFailure, InternalError, raw_error
+from pycni.cni.rollback import quietly
+from pycni.cni.runtime import Command, RuntimeArgs
+
+if TYPE_CHECKING:
+    from pycni.cni.config import NetConf
+    from pycni.cni.types import Result
+
+Conf = Mapping[str, Any]
+
+
+class Delegate(Protocol):
+    """Runs a plugin of another type for the current request."""
+
+    def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
+        """Run `rt.command` on `plugin_type` with `conf` on stdin; the ADD result, else None."""
+        ...
+
+
+def add(delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result:
+    result = delegate.call(plugin_type, conf, rt.with_command(Command.ADD))
+    if result is None:
+        raise InternalError(f"delegate {plugin_type} returned no result for ADD")
+    return result
+
+
+def add_with_undo(
+    undo: ExitStack, delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs
+) -> Result:
+    """Delegate ADD and register its DEL on `undo`; a failed ADD is DEL'd too (spec §ADD)."""
+    try:
+        result = add(delegate, plugin_type, conf, rt)
+    except BaseException:
+        quietly(delete)(delegate, plugin_type, conf, rt)
+        raise
+    undo.callback(quietly(delete), delegate, plugin_type, conf, rt)
+    return result
+
+
+def delete(delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> None:
+    delegate.call(plugin_type, conf, rt.with_command(Command.DEL))
+
+
+def check(delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> None:
+    delegate.call(plugin_type, conf, rt.with_command(Command.CHECK))
+
+
+def status(delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> None:
+    delegate.call(plugin_type, conf, rt.with_command(Command.STATUS))
+
+
+def gc(delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> None:
+    delegate.call(plugin_type, conf, rt.with_command(Command.GC))
+
+
+def _negotiated(conf: Conf) -> str:
+    return version.negotiate(conf.get("cniVersion"), conf.get("cniVersions"))
+
+
+class InProcessDelegate:
+    """Our own plugin types, called as functions."""
+
+    def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
+        from pycni.cni import skel
+        from pycni.cni.plugin import Context
+        from pycni.registry import lookup
+
+        ref = lookup(plugin_type)
+        if ref is None:
+            raise InternalError(f"{plugin_type} is not a pycni plugin type")
+        cni_version = _negotiated(conf)
+        skel.check_min_version(rt.command, cni_version)
+        return skel.invoke(ref, rt, dict(conf), cni_version, Context(delegate=self, env=rt.env))
+
+
+class ExecDelegate:
+    """Foreign plugins: exec the binary found on CNI_PATH with the spec's env and stdin."""
+
+    attempts = 5  # libcni retries "text file busy" while a binary is being replaced
+
+    def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
+        binary = find_in_path(plugin_type, rt.path)
+        env = {**rt.env, **rt.to_env()}
+        stdin = json.dumps(conf).encode()
+        proc = self._exec(binary, env, stdin)
+        if proc.returncode != 0:
+            raise _error_from(plugin_type, proc)
+        if rt.command is not Command.ADD:
+            return None
+        from pycni.cni.types import parse_result
+
+        try:
+            raw = json.loads(proc.stdout)
+        except ValueError as err:
+            raise DecodingFailure(f"delegate {plugin_type} printed an invalid result: {err}") from err
+        return parse_result(raw, _negotiated(conf))
+
+    def _exec(self, binary: str, env: dict[str, str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
+        for attempt in range(self.attempts):
+            try:
+                return subprocess.run([binary], input=stdin, env=env, stdout=subprocess.PIPE, check=False)
+            except OSError as err:
+                if err.errno != errno.ETXTBSY or attempt == self.attempts - 1:
+                    raise InternalError(f"failed to exec plugin {binary}: {err.strerror}") from err
+                time.sleep(0.1 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
+class AutoDelegate:
+    """In-process when the type is ours, exec otherwise."""
+
+    def __init__(self) -> None:
+        self.in_process = InProcessDelegate()
+        self.exec = ExecDelegate()
+
+    def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
+        from pycni.registry import lookup
+
+        target: Delegate = self.in_process if lookup(plugin_type) else self.exec
+        return target.call(plugin_type, conf, rt)
+
+
+def find_in_path(plugin_type: str, path: tuple[str, ...]) -> str:
+    if not plugin_type or "/" in plugin_type:
+        raise InternalError(f"invalid plugin type {plugin_type!r}")
+    for directory in path:
+        candidate = os.path.join(directory, plugin_type)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise InternalError(f"failed to find plugin {plugin_type!r} in path {list(path)}")
+
+
+def _error_from(plugin_type: str, proc: subprocess.CompletedProcess[bytes]) -> CNIError:
+    """The delegate's own error object when it printed one (libcni reads stdout first)."""
+    try:
+        obj = json.loads(proc.stdout)
+        return raw_error(int(obj["code"]), str(obj.get("msg", "")), str(obj.get("details", "")))
+    except (ValueError, KeyError, TypeError):
+        text = (proc.stdout or b"").decode(errors="replace").strip()
+        return InternalError(f"plugin {plugin_type} failed (exit {proc.returncode}): {text or 'no output'}")
+
+
+def ipam(delegate: Delegate, conf: NetConf, rt: RuntimeArgs, command: Command) -> None:
+    """Run DEL, CHECK, STATUS or GC on the network's IPAM plugin; nothing for an L2-only network."""
+    if conf.ipam is not None and conf.ipam.type:
+        delegate.call(conf.ipam.type, conf.raw, rt.with_command(command))

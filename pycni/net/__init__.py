@@ -1,0 +1,7 @@
+"""Kernel networking shared by the plugins; every netlink request goes through here.
+
+`netns` (entering namespaces, netlink sockets bound to one), `ip` (typed link, address and
+route helpers), `iface` (applying an IPAM result), `sysctl`, `lock` (per-resource flocks),
+`firewall` (masquerade and spoof-check rules), `veth_attach` (a pod's veth on a bridge) and
+`device/` (moving a node device into a pod and giving it back as recorded).
+"""

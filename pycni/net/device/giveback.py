@@ -1,0 +1,99 @@
+"""Giving a device back to the node: from the pod, as an orphan, or finishing a half-done return.
+
+Used by DEL, by GC and by ADD's rollback, and by ADD for orphans of finished attachments. A
+device is looked for, in order: in the pod (by CNI_IFNAME, or by alias/MAC if the pod renamed it,
+plugins#773); in the node under another name (the kernel put it back when the pod's netns died);
+in the node under its original name (a return that stopped before the attributes were restored).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from pycni.cni.rollback import quietly
+from pycni.net import ip, netns
+from pycni.net.device import move
+from pycni.net.device.record import DeviceState, StateStore
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+
+def return_device(pod_path: str, ifname: str, rec: DeviceState | None) -> bool:
+    """Put the device back in the node netns as recorded; False when it cannot be found anywhere."""
+    if rec is not None and rec.mode == "userspace":
+        return True
+    with netns.rtnl() as host, move.own_netns_fd() as node_fd:
+        if pod_path and _return_from_pod(pod_path, ifname, rec, host, node_fd):
+            return True
+        if rec is None:
+            return False
+        found = find_orphan(host, rec) or _restored(host, rec)
+        if found is None:
+            return False
+        move.restore_in_place(host, found, move.Restore.of(rec))
+        return True
+
+
+def _return_from_pod(
+    pod_path: str, ifname: str, rec: DeviceState | None, host: IPRoute, node_fd: int
+) -> bool:
+    try:
+        pod_fd = netns.open_netns(pod_path)
+    except (netns.NetnsGone, netns.NotANetns):
+        return False
+    try:
+        with netns.rtnl(pod_fd) as pod:
+            link = _pod_link(pod, ifname, rec)
+            if link is None:
+                return False
+            restore = move.Restore.of(rec) if rec is not None else move.Restore(link.alias)
+            move.move_out(pod, pod_fd, link, host, node_fd, restore)
+            return True
+    finally:
+        os.close(pod_fd)
+
+
+def _pod_link(pod: IPRoute, ifname: str, rec: DeviceState | None) -> ip.Link | None:
+    """Our device in the pod: by CNI_IFNAME, or by alias/MAC if the pod renamed it (plugins#773).
+
+    Without a record only a link whose alias names its node name is taken (the reference's marker):
+    anything else under CNI_IFNAME was never ours, e.g. after an ADD refused for a name clash.
+    """
+    link = ip.find_link(pod, ifname)
+    if rec is None:
+        return link if link is not None and link.alias else None
+    if link is not None and (link.alias == rec.name or link.mac == rec.mac):
+        return link
+    return next((lk for lk in ip.links(pod) if lk.alias == rec.name or (rec.mac and lk.mac == rec.mac)), None)
+
+
+def find_orphan(host: IPRoute, rec: DeviceState) -> ip.Link | None:
+    """The device back in the node under another name (its netns died), known by alias or index+MAC."""
+    if rec.mode != "netdev" or not rec.name:
+        return None
+    for link in ip.links(host):
+        if link.name != rec.name and (
+            link.alias == rec.name or (link.index, link.mac) == (rec.index, rec.mac)
+        ):
+            return link
+    return None
+
+
+def _restored(host: IPRoute, rec: DeviceState) -> ip.Link | None:
+    """The device already under its original name (a DEL that stopped after the move)."""
+    link = ip.find_link(host, rec.name)
+    return link if link is not None and (link.mac == rec.mac or link.index == rec.index) else None
+
+
+def reclaim_released(store: StateStore, host: IPRoute) -> None:
+    """Orphans of finished attachments that have come back since their DEL: restore them now."""
+    for rec in store.all():
+        if not rec.released:
+            continue
+        orphan = find_orphan(host, rec)
+        if orphan is not None:
+            quietly(move.restore_in_place)(host, orphan, move.Restore.of(rec))
+            if ip.find_link(host, rec.name) is not None:
+                store.remove(rec)

@@ -1,0 +1,138 @@
+"""Moving a device into a pod and back, always through a fresh temporary netns.
+
+Renaming in a netns of our own means udev and NetworkManager never see a transient name, and a
+name taken in either the node or the pod cannot clash halfway (plugins PR#1002). Into the pod:
+down, to temp, drop altnames, rename to CNI_IFNAME, alias = original name, to the pod. Back: to
+temp, rename to the original name, to the node, then put back alias, altnames, MTU, MAC and the
+admin state exactly as recorded. Altnames are dropped on the way in because they are node names:
+they would clash with names in the pod and could not come back if the netns died.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pycni.cni.errors import InternalError
+from pycni.cni.rollback import quietly
+from pycni.net import ip, netns
+from pycni.net.device.record import DeviceState
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+
+@dataclass(frozen=True)
+class Restore:
+    """How the device must look in the node netns; zero/empty fields are left as found."""
+
+    name: str
+    alias: str = ""
+    altnames: tuple[str, ...] = ()
+    mtu: int = 0
+    mac: str = ""
+    up: bool = False
+
+    @classmethod
+    def of(cls, rec: DeviceState) -> Restore:
+        return cls(rec.name, rec.alias, rec.altnames, rec.mtu, rec.mac, rec.up)
+
+
+@contextmanager
+def own_netns_fd() -> Iterator[int]:
+    fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def move_in(host: IPRoute, link: ip.Link, pod_fd: int, ifname: str, node_fd: int) -> None:
+    """Node -> temp -> pod under `ifname`; on failure the device is back in the node as it was."""
+    restore = Restore(link.name, link.alias, link.altnames, up=link.up)
+    if link.up:
+        ip.set_down(host, link)
+    try:
+        with netns.temporary() as tmp_fd, netns.rtnl(tmp_fd) as tmp:
+            ip.move_link(host, link, tmp_fd)
+            try:
+                moved = ip.get_link(tmp, link.name)
+                for altname in moved.altnames:
+                    ip.del_altname(tmp, moved, altname)
+                ip.rename_link(tmp, moved, ifname)
+                ip.set_alias(tmp, moved, link.name)
+                ip.move_link(tmp, moved, pod_fd)
+            except BaseException:
+                quietly(_temp_to)(tmp, restore.name, node_fd)
+                raise
+    except BaseException:
+        quietly(restore_attrs)(host, restore)
+        raise
+
+
+def move_out(src: IPRoute, src_fd: int, link: ip.Link, host: IPRoute, node_fd: int, restore: Restore) -> None:
+    """Pod -> temp -> node under the original name, then the recorded attributes.
+
+    If the last move fails the device goes back to the pod as it was, so a retried DEL finds it.
+    """
+    if ip.find_link(host, restore.name) is not None:
+        raise InternalError(f"cannot return {link.name} to the node as {restore.name!r}: that name is taken")
+    ip.set_down(src, link)
+    with netns.temporary() as tmp_fd, netns.rtnl(tmp_fd) as tmp:
+        ip.move_link(src, link, tmp_fd)
+        try:
+            _temp_to(tmp, restore.name, node_fd)
+        except BaseException:
+            quietly(_temp_to)(tmp, link.name, src_fd)
+            raise
+    restore_attrs(host, restore)
+
+
+def restore_in_place(host: IPRoute, link: ip.Link, restore: Restore) -> None:
+    """An orphan already in the node netns (its pod's netns died): give it its name back."""
+    if link.name != restore.name:
+        taken = ip.find_link(host, restore.name)
+        if taken is not None:
+            raise InternalError(
+                f"cannot rename orphan {link.name} back to {restore.name!r}: the name is taken"
+            )
+        ip.set_down(host, link)
+        ip.rename_link(host, link, restore.name)
+    restore_attrs(host, restore)
+
+
+def restore_attrs(host: IPRoute, restore: Restore) -> None:
+    """Alias, altnames, MTU, MAC and admin state as recorded (the reference leaves it down)."""
+    link = ip.get_link(host, restore.name)
+    if link.alias != restore.alias:
+        ip.set_alias(host, link, restore.alias)
+    for altname in restore.altnames:
+        if altname not in link.altnames:
+            ip.add_altname(host, link, altname)
+    if restore.mtu and link.mtu != restore.mtu:
+        ip.set_link(host, link, mtu=restore.mtu)
+    if restore.mac and link.mac != restore.mac:
+        ip.set_link(host, link, address=restore.mac)
+    if restore.up and not link.up:
+        ip.set_up(host, link)
+    elif not restore.up and link.up:
+        ip.set_down(host, link)
+
+
+def _temp_to(tmp: IPRoute, name: str, target_fd: int) -> None:
+    """The one device in the temp netns, renamed to `name` and moved to the netns `target_fd`."""
+    moved = _single_link(tmp)
+    if moved.name != name:
+        ip.rename_link(tmp, moved, name)
+        moved = ip.get_link(tmp, name)
+    ip.move_link(tmp, moved, target_fd)
+
+
+def _single_link(tmp: IPRoute) -> ip.Link:
+    found = [lk for lk in ip.links(tmp) if lk.name != "lo"]
+    if len(found) != 1:
+        raise InternalError(f"expected one device in the temporary netns, found {[lk.name for lk in found]}")
+    return found[0]

@@ -1,0 +1,65 @@
+"""Applying an IPAM result to an interface (the reference's `ipam.ConfigureIface`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING, Any
+
+from pycni.cni.errors import InternalError
+from pycni.net import ip, netns, sysctl
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+    from pycni.cni.types import Result
+
+
+def family_gateways(result: Result) -> dict[int, ip.IPAddress]:
+    """The first gateway of each family: routes without `gw` go via it."""
+    gateways: dict[int, ip.IPAddress] = {}
+    for cfg in result.ips:
+        if cfg.gateway is not None:
+            gateways.setdefault(cfg.gateway.version, cfg.gateway)
+    return gateways
+
+
+def configure_iface(
+    pod: IPRoute, pod_netns: str, link: ip.Link, result: Result, if_index: int | None = None
+) -> None:
+    """Add the result's addresses (those for interface `if_index`, or all) and routes, link up."""
+    mine = [c for c in result.ips if if_index is None or c.interface in (None, if_index)]
+    if any(c.address.version == 6 for c in mine):
+        with netns.entered(pod_netns):
+            sysctl.write_if_present(f"net/ipv6/conf/{link.name}/disable_ipv6", "0")
+            sysctl.write_if_present("net/ipv6/conf/lo/disable_ipv6", "0")
+    for cfg in mine:
+        ip.add_address(pod, link.index, cfg.address)
+    ip.set_up(pod, link)
+    gateways = family_gateways(result)
+    for route in result.routes:
+        gw = route.gw if route.gw is not None else gateways.get(route.dst.version)
+        extra: dict[str, Any] = {"priority": route.priority, "table": route.table, "scope": route.scope}
+        if route.mtu or route.advmss:
+            extra["metrics"] = {
+                "attrs": [(k, v) for k, v in (("RTAX_MTU", route.mtu), ("RTAX_ADVMSS", route.advmss)) if v]
+            }
+        ip.add_route(pod, route.dst, gw, link.index, **extra)
+
+
+def verify_iface(pod: IPRoute, link: ip.Link, result: Result, if_index: int | None = None) -> None:
+    """CHECK: every address and route of the result is present on `link`."""
+    have = set(ip.addresses(pod, link.index))
+    for cfg in result.ips:
+        if (if_index is None or cfg.interface in (None, if_index)) and cfg.address not in have:
+            raise InternalError(f"address {cfg.address} is missing from {link.name}")
+    gateways = family_gateways(result)
+    for route in result.routes:
+        family = 2 if route.dst.version == 4 else 10
+        gw = route.gw if route.gw is not None else gateways.get(route.dst.version)
+        present = ip.routes(pod, family, link.index)
+        if (route.dst, gw) not in present and (route.dst, None) not in present:
+            raise InternalError(f"route to {route.dst} via {gw or 'link'} is missing in the pod")
+
+
+def zero_network(version: int) -> ip.IPNetwork:
+    return ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")

@@ -1,0 +1,264 @@
+"""A pod's attachment to a bridge: veth, port settings, IPAM, addresses, routes, rules.
+
+The one home for veth handling: the bridge plugin calls it after ensuring its bridge, and
+the vxlan plugin after ensuring its VXLAN device and bridge.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pycni.cni.errors import InternalError
+from pycni.cni.rollback import BestEffort, quietly
+from pycni.cni.runtime import Command, RuntimeArgs
+from pycni.cni.types import DNS, Interface, IPConfig, Result, Route
+from pycni.libcni import delegate
+from pycni.net import firewall, ip, lock, netns, sysctl
+from pycni.net.iface import configure_iface, verify_iface, zero_network
+from pycni.net.veth_attach_conf import VethAttachConf
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+    from pycni.cni.plugin import Context
+
+POD_IF_INDEX = 2  # results list [bridge, host veth, pod veth]
+
+
+@dataclass(frozen=True)
+class PortOptions:
+    hairpin: bool = False
+    isolated: bool = False
+    vlan: int = 0
+    trunk: tuple[int, ...] = ()
+    preserve_default_vlan: bool = False
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def attachment(conf: VethAttachConf, rt: RuntimeArgs) -> firewall.Attachment:
+    return firewall.Attachment(conf.name, rt.container_id, rt.ifname)
+
+
+def attach(
+    conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, host: IPRoute, br: ip.Link, port: PortOptions
+) -> Result:
+    """ADD for the pod side; every step's undo is registered as soon as the step succeeds."""
+    with netns.rtnl(rt.netns) as pod, ExitStack() as undo:  # undo runs while pod is open
+        mac = conf.requested_mac(rt.arg("MAC"))
+        host_veth, pod_veth = ip.setup_veth(host, pod, rt.ifname, mtu=conf.mtu, mac=mac)
+        undo.callback(quietly(ip.delete_link), pod, rt.ifname)
+        configure_port(host, host_veth, br, port)
+        att = attachment(conf, rt)
+        if conf.macspoofchk:
+            firewall.setup_spoofcheck(att, host_veth.name, pod_veth.mac)
+            undo.callback(quietly(firewall.teardown_spoofcheck), att)
+        result = Result(
+            cni_version=conf.cni_version,
+            interfaces=[
+                Interface(name=br.name, mac=br.mac),
+                Interface(name=host_veth.name, mac=host_veth.mac, mtu=host_veth.mtu),
+                Interface(name=pod_veth.name, mac=pod_veth.mac, mtu=pod_veth.mtu, sandbox=rt.netns),
+            ],
+        )
+        if conf.has_ipam:
+            _add_l3(conf, rt, ctx, host, pod, br, pod_veth, result, undo)
+        elif not conf.disable_container_interface:
+            ip.set_up(pod, pod_veth)
+        fresh = ip.get_link(host, br.name)  # the bridge's MAC can change when its first port joins
+        result.interfaces[0].mac = fresh.mac
+        undo.pop_all()
+        return result
+
+
+def configure_port(host: IPRoute, veth: ip.Link, br: ip.Link, port: PortOptions) -> None:
+    ip.set_link(host, veth, master=br.index)
+    if port.hairpin or port.isolated:
+        host.brport("set", index=veth.index, mode=int(port.hairpin), isolated=int(port.isolated))
+    if port.vlan or port.trunk:
+        _configure_port_vlans(host, veth, port)
+    ip.set_up(host, veth)
+
+
+def _configure_port_vlans(host: IPRoute, veth: ip.Link, port: PortOptions) -> None:
+    try:
+        if not port.preserve_default_vlan:
+            host.vlan_filter("del", index=veth.index, vlan_info={"vid": 1})
+        if port.vlan:
+            host.vlan_filter(
+                "add", index=veth.index, vlan_info={"vid": port.vlan, "flags": 6}
+            )  # PVID|UNTAGGED
+        elif port.trunk and not port.preserve_default_vlan:
+            host.vlan_filter("add", index=veth.index, vlan_info={"vid": 1, "flags": 6})  # native VLAN
+        for vid in port.trunk:
+            host.vlan_filter("add", index=veth.index, vlan_info={"vid": vid})
+    except Exception as exc:
+        raise InternalError(f"failed to set VLANs on bridge port {veth.name}: {exc}") from exc
+
+
+def _add_l3(
+    conf: VethAttachConf,
+    rt: RuntimeArgs,
+    ctx: Context,
+    host: IPRoute,
+    pod: IPRoute,
+    br: ip.Link,
+    pod_veth: ip.Link,
+    result: Result,
+    undo: ExitStack,
+) -> None:
+    assert conf.ipam is not None
+    lease = delegate.add_with_undo(undo, ctx.delegate, conf.ipam.type, conf.raw, rt)
+    if not lease.ips:
+        raise InternalError("IPAM plugin returned missing IP config")
+    result.ips = [_with_gateway(c, conf.is_gateway) for c in lease.ips]
+    result.routes = list(lease.routes)
+    if conf.is_default_gateway:
+        result.routes += _default_routes(result)
+    result.dns = DNS.model_validate(conf.dns) if conf.dns else lease.dns
+    _pod_sysctls(rt, conf.enabledad)
+    configure_iface(pod, rt.netns, pod_veth, result, POD_IF_INDEX)
+    if conf.is_gateway:
+        ensure_gateways(host, br, result.ips, conf.force_address, rt)
+    if conf.ip_masq:
+        att = attachment(conf, rt)
+        firewall.setup_masq(att, [c.address for c in result.ips], conf.ip_masq_backend)
+        undo.callback(quietly(firewall.teardown_masq), att)
+
+
+def _with_gateway(cfg: IPConfig, is_gateway: bool) -> IPConfig:
+    """All IPs name the pod veth; a gateway bridge without an IPAM gateway takes network+1."""
+    gateway = cfg.gateway
+    if gateway is None and is_gateway:
+        gateway = cfg.address.network.network_address + 1
+    return cfg.model_copy(update={"interface": POD_IF_INDEX, "gateway": gateway})
+
+
+def _default_routes(result: Result) -> list[Route]:
+    """A default route per family via its gateway, unless IPAM already gave one with a gateway."""
+    have = {r.dst.version for r in result.routes if r.dst.prefixlen == 0 and r.gw is not None}
+    added: list[Route] = []
+    for cfg in result.ips:
+        v = cfg.address.version
+        if cfg.gateway is not None and v not in have:
+            added.append(Route(dst=zero_network(v), gw=cfg.gateway))
+            have.add(v)
+    return added
+
+
+def _pod_sysctls(rt: RuntimeArgs, enabledad: bool) -> None:
+    with netns.entered(rt.netns):
+        sysctl.write_if_present(f"net/ipv4/conf/{rt.ifname}/arp_notify", "1")
+        if not enabledad:  # DAD adds ~2 s per pod on IPv6; the reference made it opt-in
+            sysctl.write_if_present(f"net/ipv6/conf/{rt.ifname}/accept_dad", "0")
+        else:
+            sysctl.write_if_present(f"net/ipv6/conf/{rt.ifname}/enhanced_dad", "1")
+            sysctl.write_if_present(f"net/ipv6/conf/{rt.ifname}/accept_dad", "1")
+
+
+def ensure_gateways(host: IPRoute, br: ip.Link, ips: list[IPConfig], force: bool, rt: RuntimeArgs) -> None:
+    """Gateway addresses on the bridge, IP forwarding on; serialised per bridge.
+
+    Every pod after the first finds them in place: that check needs no lock.
+    """
+    wanted = [
+        ipaddress.ip_interface(f"{c.gateway}/{c.address.network.prefixlen}")
+        for c in ips
+        if c.gateway is not None
+    ]
+    if set(wanted) <= set(ip.addresses(host, br.index)) and all(_forwarding(g.version) for g in wanted):
+        return
+    with lock.flock(lock.resource_lock("bridge", br.name, rt.env), what=f"bridge {br.name}"):
+        for gw in wanted:
+            _ensure_bridge_addr(host, br, gw, force)
+            sysctl.write(_FORWARDING[gw.version], "1")
+        ip.set_link(
+            host, br, address=ip.get_link(host, br.name).mac
+        )  # pin the MAC: no flapping as ports churn
+
+
+_FORWARDING = {4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding"}
+
+
+def _forwarding(version: int) -> bool:
+    return sysctl.read(_FORWARDING[version]) == "1"
+
+
+def _ensure_bridge_addr(host: IPRoute, br: ip.Link, gw: ip.IPInterface, force: bool) -> None:
+    for have in ip.addresses(host, br.index):
+        if have.version != gw.version or have.ip.is_link_local:
+            continue
+        if have == gw:
+            return
+        conflicts = gw.version == 4 or have.network.overlaps(gw.network)
+        if not conflicts:
+            continue
+        if not force:
+            raise InternalError(f"{br.name!r} already has an IP address different from {gw}: {have}")
+        ip.delete_address(host, br.index, have)
+    ip.add_address(host, br.index, gw, nodad=True)
+
+
+def detach(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """DEL: every step runs even if an earlier one failed; the netns may already be gone."""
+    steps = BestEffort()
+    steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
+    if rt.netns:
+        steps.run("pod interface removal", _delete_pod_link, rt)
+    att = attachment(conf, rt)
+    if conf.ip_masq:  # a network without ipMasq never had rules; GC sweeps any left by a changed config
+        steps.run("masquerade teardown", firewall.teardown_masq, att)
+    if conf.macspoofchk:
+        steps.run("spoof-check teardown", firewall.teardown_spoofcheck, att)
+    steps.raise_if_failed()
+
+
+def _delete_pod_link(rt: RuntimeArgs) -> None:
+    try:
+        with netns.rtnl(rt.netns) as pod:
+            ip.delete_link(pod, rt.ifname)
+    except netns.NetnsGone:
+        pass
+
+
+def check(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, bridge: str) -> None:
+    """CHECK against prevResult: bridge, pod veth (MAC), its host peer on the bridge, IPs, routes."""
+    prev = conf.prev_result
+    if prev is None:
+        raise InternalError("required prevResult missing")
+    delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
+    with netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
+        br = ip.find_link(host, bridge)
+        if br is None or br.kind != "bridge":
+            raise InternalError(f"bridge {bridge!r} is missing")
+        veth = ip.find_link(pod, rt.ifname)
+        if veth is None:
+            raise InternalError(f"interface {rt.ifname!r} is missing from {rt.netns}")
+        expected = next((i for i in prev.interfaces if i.name == rt.ifname and i.sandbox), None)
+        if expected and expected.mac and expected.mac.lower() != veth.mac:
+            raise InternalError(f"{rt.ifname} has MAC {veth.mac}, expected {expected.mac}")
+        peer = ip.link_by_index(host, veth.peer_index)
+        if peer is None or peer.master != br.index:
+            raise InternalError(f"the host end of {rt.ifname} is not attached to bridge {bridge!r}")
+        verify_iface(pod, veth, prev, _index_of(prev, rt))
+
+
+def _index_of(prev: Result, rt: RuntimeArgs) -> int | None:
+    return next((n for n, i in enumerate(prev.interfaces) if i.name == rt.ifname and i.sandbox), None)
+
+
+def status(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
+    delegate.ipam(ctx.delegate, conf, rt, Command.STATUS)
+
+
+def gc(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """GC: IPAM's, then our rules whose attachment is not valid (the reference never cleans them)."""
+    steps = BestEffort()
+    steps.run("IPAM GC", delegate.ipam, ctx.delegate, conf, rt, Command.GC)
+    valid = conf.valid_attachments
+    if valid is not None:
+        keep = {firewall.attachment_hash(a.container_id, a.ifname) for a in valid}
+        steps.run("rule GC", firewall.gc_rules, conf.name, keep)
+    steps.raise_if_failed()
