@@ -8,14 +8,13 @@ not write is never overwritten without `--force`.
 
 from __future__ import annotations
 
-import os
 import sys
 import sysconfig
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pycni
+from pycni.cni.files import write_atomic
 from pycni.registry import PLUGINS
 
 MARKER = "# pycni-launcher"
@@ -77,7 +76,7 @@ def install_one(bin_dir: Path, plugin_type: str, force: bool = False) -> Install
             raise InstallError(f"{target} exists and was not written by pycni (use --force to replace it)")
         if target.is_file() and not target.is_symlink() and target.read_text(errors="replace") == text:
             return Installed(target, changed=False)
-    _write_atomically(target, text)
+    write_atomic(target, text.encode(), 0o755)  # a runtime exec'ing it never sees half
     return Installed(target, changed=True)
 
 
@@ -94,18 +93,3 @@ def install(bin_dir: Path, types: list[str] | None = None, force: bool = False) 
             names = ", ".join(str(p) for p in clobbered)
             raise InstallError(f"not overwriting files pycni did not write: {names} (use --force)")
     return [install_one(bin_dir, t, force) for t in wanted]
-
-
-def _write_atomically(target: Path, text: str) -> None:
-    """Write then rename, so a runtime exec'ing the file never sees half of it."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

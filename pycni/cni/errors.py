@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
+import sys
 from typing import Any, ClassVar
 
 
@@ -92,19 +93,64 @@ class InternalError(CNIError):
     code = 999
 
 
-def raw_error(code: int, msg: str, details: str = "") -> CNIError:
-    """An error with an arbitrary code, e.g. one relayed from a delegate's stdout."""
-    err = CNIError(msg, details)
-    err.code = code  # type: ignore[misc]
-    return err
+class NotFound(InternalError):
+    """Something the request names does not exist (any more): a netns, a link, a device.
+
+    DEL and GC treat these as "already done"; ADD and CHECK report them.
+    """
+
+
+class AlreadyExists(InternalError):
+    """Something ADD would create or claim is already there (a name taken, a device held)."""
+
+
+#: Each spec code's class, so an error relayed from a delegate keeps its class and code.
+_BY_CODE: dict[int, type[CNIError]] = {
+    cls.code: cls
+    for cls in (
+        IncompatibleVersion,
+        UnsupportedField,
+        UnknownContainer,
+        InvalidEnvironment,
+        IOFailure,
+        DecodingFailure,
+        InvalidConfig,
+        TryAgainLater,
+        PluginNotAvailable,
+        PluginNotAvailableLimitedConnectivity,
+        PluginError,
+        NotImplementedYet,
+        InternalError,
+    )
+}
+
+
+def from_code(code: int, msg: str, details: str = "") -> CNIError:
+    """The error a delegate printed, as the class of its code (a plugin-specific code gets its own)."""
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        cls = _BY_CODE[code] = type(f"PluginError{code}", (PluginError,), {"code": code})
+    return cls(msg, details)
+
+
+def netlink_errno(exc: BaseException) -> int | None:
+    """The errno of a pyroute2 `NetlinkError`, else None.
+
+    pyroute2 is not imported for this: if its exceptions module is not loaded, `exc` cannot be
+    one of its errors, and the VERSION path stays free of it.
+    """
+    module = sys.modules.get("pyroute2.netlink.exceptions")
+    if module is not None and isinstance(exc, module.NetlinkError) and isinstance(exc.code, int):
+        return int(exc.code)
+    return None
 
 
 def to_error(exc: BaseException) -> CNIError:
     """Map any exception to the spec error the caller sees; never wraps a CNIError twice."""
     if isinstance(exc, CNIError):
         return exc
-    code = getattr(exc, "code", None)
-    if type(exc).__name__ == "NetlinkError" and isinstance(code, int):
+    code = netlink_errno(exc)
+    if code is not None:
         text = os.strerror(code) if code in errno_mod.errorcode else str(code)
         msg = exc.args[1] if len(exc.args) > 1 and exc.args[1] else text
         return InternalError(f"netlink request failed: {msg}", f"errno {code} ({text})")

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pycni.hw.sysfs import PCI_CLASS_ACCELERATOR, PCI_CLASS_NETWORK, DeviceNotFoundError, SysFs, SysfsError
+from pycni.hw.sysfs import PCI_CLASS_ACCELERATOR, PCI_CLASS_NETWORK, DeviceNotFound, SysFs, SysfsError
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def discover(sysfs: SysFs, exclude_netdevs: Iterable[str] = ()) -> list[Device]:
     for address in sysfs.pci_addresses():
         try:
             dev = _read_device(sysfs, address, vf_indexes, pf_netdevs)
-        except DeviceNotFoundError:
+        except DeviceNotFound:
             continue  # removed while we were reading: the next pass will settle it
         except SysfsError as err:
             log.warning("skipping unreadable device", extra={"pci": address, "error": str(err)})

@@ -1,37 +1,93 @@
-"""The NPWG device-info file for a PCI device (device-info spec 1.1.0, §4.2 and §5.1.2).
+"""NPWG device-info files (device-info spec 1.1.0): the one place that names, builds, writes and
+reads them, for the device plugin, the PCI plugins (host-device, sriov) and the meta-plugin.
 
-A CNI result has no place for device info beyond `interfaces[].pciID` (spec 1.1.0); the NPWG
-channel is the file named by `runtimeConfig.CNIDeviceInfoFile`. When the meta-plugin copied the
-device plugin's file there we leave it alone; when it is absent we write one. Multus reads it
-into the pod's network-status and deletes it on DEL; we delete only a file we wrote.
+The device plugin writes one file per allocatable device into `DP_DIR`
+(`<resource>-<device ID>-device.json`, `/` → `-`). The meta-plugin copies the pod's file to the
+path it gives a delegate as `runtimeConfig.CNIDeviceInfoFile` (`CNI_DIR/<ns>-<net>-<cid>_<ifname>`),
+reports it in network-status and deletes it on DEL. A PCI plugin that finds that path empty
+writes its own (and removes only a file it wrote). Standard library only.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from pycni.net.device.record import write_atomic
+from pycni.cni.files import write_atomic
 
 SPEC_VERSION = "1.1.0"
+#: The device plugin's files, one per device it advertises (NPWG default).
+DP_DIR = Path("/var/run/k8s.cni.cncf.io/devinfo/dp")
+#: The files a meta-plugin hands its delegates, one per attachment (NPWG default).
+CNI_DIR = Path("/var/run/k8s.cni.cncf.io/devinfo/cni")
+VHOST_NET = "/dev/vhost-net"
+
+DeviceInfo = dict[str, Any]
 
 
-def pci_info(pci_address: str, pf_address: str | None) -> dict[str, object]:
+def pci_info(pci_address: str, pf_address: str | None = None, *, vhost_net: bool = False) -> DeviceInfo:
+    """The document for a PCI function (spec §4.2): its address, its PF's, and vhost-net if mounted."""
     pci: dict[str, str] = {"pci-address": pci_address}
     if pf_address:
         pci["pf-pci-address"] = pf_address
+    if vhost_net:
+        pci["vhost-net"] = VHOST_NET
     return {"type": "pci", "version": SPEC_VERSION, "pci": pci}
 
 
-def write_if_absent(path: str, info: dict[str, object]) -> bool:
-    """Write `info` at `path` unless a file is there; True when we wrote it."""
-    target = Path(path)
-    if target.exists():
+def _safe(text: str) -> str:
+    return text.replace("/", "-")
+
+
+def dp_path(directory: Path, resource: str, device_id: str) -> Path:
+    """Where the device plugin puts the file of `device_id` in pool `resource`."""
+    return directory / f"{_safe(resource)}-{_safe(device_id)}-device.json"
+
+
+def cni_path(directory: Path, namespace: str, network: str, container_id: str, ifname: str) -> Path:
+    """Where a meta-plugin puts the file it hands the delegate of one attachment."""
+    return directory / f"{_safe(namespace)}-{_safe(network)}-{container_id}_{ifname}"
+
+
+def write(path: Path, info: DeviceInfo, mode: int = 0o444) -> None:
+    """Write atomically; no fsync: these live on tmpfs and mean nothing after a reboot."""
+    write_atomic(path, json.dumps(info, sort_keys=True).encode(), mode, durable=False)
+
+
+def write_if_absent(path: Path, info: DeviceInfo) -> bool:
+    """Write `info` at `path` unless a file is there (a meta-plugin's copy); True when we wrote it."""
+    if path.exists():
         return False
-    write_atomic(target, json.dumps(info, sort_keys=True).encode(), 0o644)
+    write(path, info, 0o644)
     return True
 
 
-def remove(path: str | None) -> None:
+def read(path: Path) -> DeviceInfo | None:
+    """The document at `path`; None when absent or not a JSON object (a reader never fails on it)."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remove(path: Path | str | None) -> None:
     if path:
         Path(path).unlink(missing_ok=True)
+
+
+def remove_pool(directory: Path, resource: str, keep: Iterable[str] = ()) -> int:
+    """Remove the pool's files except those of the device IDs in `keep`; how many went."""
+    prefix = _safe(resource) + "-"
+    kept = {dp_path(directory, resource, d).name for d in keep}
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return 0
+    doomed = [n for n in names if n.startswith(prefix) and n.endswith("-device.json") and n not in kept]
+    for name in doomed:
+        (directory / name).unlink(missing_ok=True)
+    return len(doomed)

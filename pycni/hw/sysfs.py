@@ -6,7 +6,7 @@ device plugin all go through it so the layout knowledge lives in one place. The 
 that mirrors the kernel's layout. Standard library only, and nothing is read at import time.
 
 Answers are frozen dataclasses or plain values; a missing optional attribute is `None`, a missing
-device raises `DeviceNotFoundError`. Symlinks are resolved with `os.readlink` + basename, never followed
+device raises `DeviceNotFound`. Symlinks are resolved with `os.readlink` + basename, never followed
 into the real `/sys`, so a fake tree stays self-contained.
 """
 
@@ -17,6 +17,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from pycni.cni.errors import InternalError, NotFound
 
 ENV_ROOT = "PYCNI_SYSFS_ROOT"
 DEFAULT_ROOT = Path("/sys")
@@ -31,15 +33,17 @@ PCI_CLASS_ACCELERATOR = 0x12
 #: ARPHRD values from `class/net/<if>/type`, named as `ip link` shows them.
 LINK_TYPES: Mapping[int, str] = {1: "ether", 32: "infiniband", 772: "loopback", 65534: "none"}
 
-_PCI_ADDR = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
+#: A full PCI address (domain:bus:device.function), e.g. `0000:03:02.1`.
+PCI_ADDRESS_PATTERN = r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$"
+_PCI_ADDR = re.compile(PCI_ADDRESS_PATTERN)
 _VIRTFN = re.compile(r"^virtfn(\d+)$")
 
 
-class SysfsError(Exception):
+class SysfsError(InternalError):
     """A sysfs read failed in a way the caller cannot treat as "attribute absent"."""
 
 
-class DeviceNotFoundError(SysfsError, LookupError):
+class DeviceNotFound(NotFound):
     """The PCI device, netdev or auxiliary device is not (or no longer) present."""
 
 
@@ -130,7 +134,7 @@ class SysFs:
     def _existing_pci(self, address: str) -> Path:
         path = self.pci_path(address)
         if not path.exists():
-            raise DeviceNotFoundError(f"PCI device {address} not found under {self.root}")
+            raise DeviceNotFound(f"PCI device {address} not found under {self.root}")
         return path
 
     # -- PCI enumeration -----------------------------------------------------------------------
@@ -146,7 +150,7 @@ class SysFs:
         return self.pci_path(address).exists()
 
     def pci_device(self, address: str, *, resolve_vf_index: bool = True) -> PciDevice:
-        """All attributes of one device; raises DeviceNotFoundError if it is gone.
+        """All attributes of one device; raises DeviceNotFound if it is gone.
 
         Lists the device directory once and reads only what exists, since discovery calls this for
         every function on the bus. Finding a VF's index scans its PF's `virtfnN` links; a caller
@@ -157,7 +161,7 @@ class SysFs:
         try:
             names = frozenset(os.listdir(base))
         except (FileNotFoundError, NotADirectoryError):
-            raise DeviceNotFoundError(f"PCI device {address} not found under {self.root}") from None
+            raise DeviceNotFound(f"PCI device {address} not found under {self.root}") from None
 
         def attr(name: str) -> str | None:
             return _read(os.path.join(base, name)) if name in names else None
@@ -189,9 +193,6 @@ class SysFs:
     def device_id(self, address: str) -> str:
         return _hex_id(_read(self._existing_pci(address) / "device"))
 
-    def pci_class(self, address: str) -> int:
-        return _int(_read(self._existing_pci(address) / "class"), 16) or 0
-
     def driver(self, address: str) -> str | None:
         """The bound driver's name, or None when the device is unbound."""
         return _link_name(self._existing_pci(address) / "driver")
@@ -212,10 +213,6 @@ class SysFs:
 
     def acpi_index(self, address: str) -> int | None:
         return _int(_read(self._existing_pci(address) / "acpi_index"))
-
-    def uio_devices(self, address: str) -> tuple[str, ...]:
-        """`uioN` names for a device bound to a uio driver (device nodes are `/dev/uioN`)."""
-        return _listdir(self._existing_pci(address) / "uio")
 
     def netdevs(self, address: str) -> tuple[str, ...]:
         """Netdev names of the device, including those behind a virtio child (`virtioN/net/`)."""
@@ -255,9 +252,6 @@ class SysFs:
         return _int(_read(self._existing_pci(address) / "sriov_totalvfs"))
 
     # -- netdevs -------------------------------------------------------------------------------
-    def netdev_names(self) -> list[str]:
-        return sorted(_listdir(self.root / "class" / "net"))
-
     def netdev_pci_address(self, ifname: str) -> str | None:
         """The PCI address behind a netdev (`class/net/<if>/device`), walking up past virtio."""
         target = self._resolve(self.net_path(ifname) / "device")
@@ -279,7 +273,7 @@ class SysFs:
     def netdev(self, ifname: str) -> NetDev:
         path = self.net_path(ifname)
         if not path.exists():
-            raise DeviceNotFoundError(f"netdev {ifname} not found under {self.root}")
+            raise DeviceNotFound(f"netdev {ifname} not found under {self.root}")
         kind = _int(_read(path / "type"))
         return NetDev(
             name=ifname,

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pycni.cni.files import write_atomic
 
 DEFAULT_CACHE_DIR = Path("/var/lib/cni")
 
@@ -36,7 +36,6 @@ class ResultCache:
         return self.dir / f"{network}-{container_id}-{ifname}"
 
     def save(self, entry: CachedAttachment, config: bytes) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {
             "kind": "cniCacheV1",
             "containerId": entry.container_id,
@@ -48,11 +47,7 @@ class ResultCache:
             "capabilityArgs": entry.capability_args,
             "result": entry.result,
         }
-        target = self.path(entry.network, entry.container_id, entry.ifname)
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, target)
+        write_atomic(self.path(entry.network, entry.container_id, entry.ifname), json.dumps(data).encode())
 
     def load(self, network: str, container_id: str, ifname: str) -> CachedAttachment | None:
         """The cached attachment; an unreadable file is dropped, as libcni does."""

@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pycni.cni import version
-from pycni.cni.errors import CNIError, DecodingFailure, InternalError, raw_error
+from pycni.cni.errors import CNIError, DecodingFailure, InternalError, from_code
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 
@@ -153,7 +153,7 @@ def _error_from(plugin_type: str, proc: subprocess.CompletedProcess[bytes]) -> C
     """The delegate's own error object when it printed one (libcni reads stdout first)."""
     try:
         obj = json.loads(proc.stdout)
-        return raw_error(int(obj["code"]), str(obj.get("msg", "")), str(obj.get("details", "")))
+        return from_code(int(obj["code"]), str(obj.get("msg", "")), str(obj.get("details", "")))
     except (ValueError, KeyError, TypeError):
         text = (proc.stdout or b"").decode(errors="replace").strip()
         return InternalError(f"plugin {plugin_type} failed (exit {proc.returncode}): {text or 'no output'}")

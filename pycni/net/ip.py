@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pycni.cni.errors import CNIError, InternalError
+from pycni.cni.errors import AlreadyExists, InternalError, NotFound, netlink_errno
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -28,12 +28,12 @@ IFF_PROMISC = 0x100
 RETRIES = 5
 
 
-class LinkNotFound(CNIError):
-    code = 999
+class LinkNotFound(NotFound):
+    """No link of that name or index in the namespace."""
 
 
-class LinkExists(CNIError):
-    code = 999
+class LinkExists(AlreadyExists):
+    """The name (or an altname) is taken in the namespace."""
 
 
 @dataclass(frozen=True)
@@ -49,11 +49,6 @@ class Link:
     alias: str
     peer_index: int
     altnames: tuple[str, ...]
-
-
-def netlink_errno(exc: BaseException) -> int | None:
-    code = getattr(exc, "code", None)
-    return code if type(exc).__name__ == "NetlinkError" and isinstance(code, int) else None
 
 
 def _to_link(msg: Any) -> Link:

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from pycni.cni.errors import CNIError, InternalError
+from pycni.cni.errors import InternalError, InvalidEnvironment, NotFound
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -29,16 +29,12 @@ _SELF = "/proc/thread-self/ns/net"
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-class NetnsGone(CNIError):
+class NetnsGone(NotFound):
     """The netns path does not exist: the pod is gone. DEL treats this as done."""
 
-    code = 999
 
-
-class NotANetns(CNIError):
+class NotANetns(InvalidEnvironment):
     """The path exists but is not a network namespace."""
-
-    code = 4
 
 
 class _Statfs(ctypes.Structure):

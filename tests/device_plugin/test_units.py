@@ -13,7 +13,7 @@ from pycni.device_plugin.discovery import Device, discover, remember
 from pycni.device_plugin.pools import LinkState, assign, health, pools_of
 from pycni.device_plugin.preferred import preferred
 from pycni.device_plugin.ranges import parse_pf_ref
-from pycni.hw.sysfs import DeviceNotFoundError, SysFs
+from pycni.hw.sysfs import DeviceNotFound, SysFs
 from tests.helpers.fake_sysfs import FakeSysfs, build_sriov_node
 
 
@@ -41,9 +41,9 @@ def test_sysfs_reads_vf_pf_and_netdev_facts(tree: SysFs) -> None:
     assert tree.virtfns("0000:3b:00.0")[3] == "0000:3b:02.3"
     assert tree.netdev_pci_address("ens1f0v3") == "0000:3b:02.3"
     assert tree.netdev("ens1f0").link_type == "ether"
-    assert tree.uio_devices("0000:06:00.0") == ("uio3",)
+    assert tree.pci_device("0000:06:00.0").uio == ("uio3",)
     assert tree.numa_node("0000:00:03.0") is None  # -1 means no affinity
-    with pytest.raises(DeviceNotFoundError):
+    with pytest.raises(DeviceNotFound):
         tree.pci_device("0000:ff:00.0")
 
 

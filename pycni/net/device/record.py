@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pycni.cni.files import write_atomic
 
 STATE_DIR_ENV = "PYCNI_STATE_DIR"
 DEFAULT_STATE_DIR = Path("/var/lib/cni/pycni")
@@ -107,19 +108,3 @@ def _read(path: Path) -> DeviceState | None:
     except (OSError, ValidationError) as err:
         log.warning("ignoring unreadable host-device state %s: %s", path, err)
         return None
-
-
-def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` so that a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), mode)
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

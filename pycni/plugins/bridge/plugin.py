@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 
-from pycni.cni.errors import InternalError
+from pycni.cni.errors import InternalError, netlink_errno
 from pycni.cni.plugin import Context
 from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import Result
@@ -32,7 +32,7 @@ def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
                 if (
                     conf.uses_vlans
                     and isinstance(err.__cause__, Exception)
-                    and ip.netlink_errno(err.__cause__) == errno.EOPNOTSUPP
+                    and netlink_errno(err.__cause__) == errno.EOPNOTSUPP
                 ):
                     raise InternalError(
                         "vlan/vlanTrunk need bridge VLAN filtering, which this kernel does not support"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, PluginNotAvailable
@@ -19,7 +20,7 @@ from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, Result
 from pycni.hw import devinfo
-from pycni.hw.sysfs import SysFs
+from pycni.hw.sysfs import DeviceNotFound, SysFs
 from pycni.libcni import delegate
 from pycni.net import ip, lock, netns
 from pycni.net.device import giveback as release
@@ -28,7 +29,7 @@ from pycni.net.device.record import DeviceState, StateStore
 from pycni.net.iface import configure_iface, verify_iface
 from pycni.plugins.host_device import selection
 from pycni.plugins.host_device.config import HostDeviceConf
-from pycni.plugins.host_device.selection import DeviceInUse, DeviceNotFound, Target
+from pycni.plugins.host_device.selection import DeviceInUse, Target
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -122,7 +123,7 @@ def _write_devinfo(
     path = conf.runtime_config.device_info_file
     if not path or target.pci_address is None:
         return rec
-    if not devinfo.write_if_absent(path, devinfo.pci_info(target.pci_address, target.pf_address)):
+    if not devinfo.write_if_absent(Path(path), devinfo.pci_info(target.pci_address, target.pf_address)):
         return rec
     undo.callback(quietly(devinfo.remove), path)
     rec = rec.model_copy(update={"device_info_file": path})

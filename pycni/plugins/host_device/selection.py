@@ -11,18 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pycni.cni.errors import CNIError, PluginError
-from pycni.hw.sysfs import SysFs
+from pycni.cni.errors import PluginError
+from pycni.hw.sysfs import DeviceNotFound, SysFs
 from pycni.net import ip
 from pycni.net.device.record import DeviceState
 from pycni.plugins.host_device.config import HostDeviceConf
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
-
-
-class DeviceNotFound(CNIError):
-    code = 999
 
 
 class DeviceInUse(PluginError):

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pycni.cni.errors import InternalError, InvalidConfig
+from pycni.cni.errors import InternalError, InvalidConfig, netlink_errno
 from pycni.cni.rollback import quietly
 from pycni.net import ip
 from pycni.plugins.vxlan.config import IPAddress, VxlanConf
@@ -307,7 +307,7 @@ def _delete(host: IPRoute, link: ip.Link) -> bool:
     try:
         host.link("del", index=link.index)
     except Exception as exc:
-        if ip.netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
+        if netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
             return False
         raise
     return True
