@@ -217,9 +217,8 @@ def profile(work: Path, pods: list[str]) -> None:
     import io
     import pstats
 
-    from pycni.cni import skel
+    from pycni import registry
     from pycni.daemon.preload import preload
-    from pycni.registry import PLUGINS
 
     preload()
     v = Variant("profile", Path("-"), work / "bin", {}, 3)
@@ -235,9 +234,7 @@ def profile(work: Path, pods: list[str]) -> None:
         for command in ("ADD", "DEL"):
             if n:
                 prof.enable()
-            code = skel.run(
-                PLUGINS["bridge"], {**env, "CNI_COMMAND": command}, io.BytesIO(conf), io.StringIO()
-            )
+            code = registry.run("bridge", {**env, "CNI_COMMAND": command}, io.BytesIO(conf), io.StringIO())
             prof.disable()
             assert code == 0
     text = io.StringIO()

@@ -111,8 +111,6 @@ def main() -> None:
             )
         for plugin_type, func in (("host-local", host_local_add_del), ("bridge", None)):
             ours_bin = bin_dir / plugin_type
-            if not PLUGINS[plugin_type].implemented:
-                continue
             ref_bin = REFERENCE_DIR / plugin_type
             if func is not None:
                 ours = func(ours_bin, args.runs, Path(tmp) / "ours", "1.0.0")

@@ -25,8 +25,10 @@ def _install(args: argparse.Namespace) -> int:
 
 def _exec(args: argparse.Namespace) -> int:
     from pycni.cni.errors import to_error
+    from pycni.cni.settings import Settings
     from pycni.libcni import tool
     from pycni.libcni.delegate import AutoDelegate, ExecDelegate
+    from pycni.registry import lookup
 
     cni_path = args.cni_path or os.environ.get("CNI_PATH", "/opt/cni/bin")
     req = tool.Request(
@@ -39,7 +41,8 @@ def _exec(args: argparse.Namespace) -> int:
         capability_args=json.loads(args.capability_args) if args.capability_args else {},
         cache_dir=Path(args.cache_dir),
     )
-    delegate = ExecDelegate() if args.exec_plugins else AutoDelegate()
+    settings = Settings.from_env(os.environ)
+    delegate = ExecDelegate() if args.exec_plugins else AutoDelegate(lookup, settings)
     try:
         result = tool.run(args.command, req, delegate)
     except Exception as exc:

@@ -1,31 +1,62 @@
-"""Every plugin type pycni provides, by name. Standard library only.
+"""Every plugin type pycni provides, and the wiring of one request to it. Standard library only.
 
-This table is the one place that says which types exist: `pycni install` writes one
-executable per entry, in-process delegation and the daemon look types up here.
+This is the one module that knows every type: `pycni install` writes one executable per entry,
+the node daemon preloads and serves them, and `context` gives a call a delegate that runs our
+own types in-process. Types are named by import path, so nothing here imports a plugin.
 """
 
 from __future__ import annotations
 
-from pycni.cni.plugin import PluginRef
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, NoReturn
+
+from pycni.cni.plugin import Context, PluginRef
+
+if TYPE_CHECKING:
+    from pycni.cni.settings import Settings
 
 PLUGINS: dict[str, PluginRef] = {
     ref.type: ref
     for ref in (
         PluginRef("bridge", "pycni.plugins.bridge.config:BridgeConf", "pycni.plugins.bridge.plugin"),
         PluginRef("vxlan", "pycni.plugins.vxlan.config:VxlanConf", "pycni.plugins.vxlan.plugin"),
-        PluginRef("sriov"),
+        PluginRef("sriov", "pycni.cni.config:NetConf", "pycni.plugins.sriov.plugin"),
         PluginRef(
             "host-device",
             "pycni.plugins.host_device.config:HostDeviceConf",
             "pycni.plugins.host_device.plugin",
         ),
         PluginRef("host-local", "pycni.ipam.host_local.config:HostLocalConf", "pycni.ipam.host_local.plugin"),
-        PluginRef("multus"),
+        PluginRef("multus", "pycni.cni.config:NetConf", "pycni.meta_multus.plugin"),
     )
 }
 
 
 def lookup(plugin_type: str) -> PluginRef | None:
-    """Our implementation of `plugin_type`, if it is usable in this release."""
-    ref = PLUGINS.get(plugin_type)
-    return ref if ref is not None and ref.implemented else None
+    """Our implementation of `plugin_type`, if we have one."""
+    return PLUGINS.get(plugin_type)
+
+
+def context(settings: Settings) -> Context:
+    """A call's context: our types in-process, any other type exec'd from CNI_PATH."""
+    from pycni.libcni.delegate import AutoDelegate
+
+    return Context(delegate=AutoDelegate(lookup, settings), settings=settings)
+
+
+def run(plugin_type: str, env: Mapping[str, str], stdin: IO[bytes], stdout: IO[str]) -> int:
+    """Run one request for `plugin_type` in this process (an executable, or a daemon worker)."""
+    from pycni.cni import skel
+
+    return skel.run(PLUGINS[plugin_type], env, stdin, stdout, context)
+
+
+def main(plugin_type: str) -> NoReturn:
+    """Entry point of an executable that runs its request itself: the process's own world."""
+    import os
+    import sys
+
+    from pycni.cni.logs import setup_logging
+
+    setup_logging(os.environ)
+    sys.exit(run(plugin_type, os.environ, sys.stdin.buffer, sys.stdout))

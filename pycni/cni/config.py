@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from pycni.cni.errors import InvalidConfig
+from pycni.cni.runtime import NAME_PATTERN
 
 if TYPE_CHECKING:
     from pycni.cni.types import Result
-
-NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$"
 
 
 class Model(BaseModel):

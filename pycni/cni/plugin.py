@@ -1,76 +1,90 @@
-"""The plugin contract: a config model plus add/check/delete/status/gc functions.
+"""The plugin contract: a config model plus five verbs, and what a verb may use besides its config.
 
-A plugin type is named by a `PluginRef` holding import paths, so the runner can answer
-VERSION (and the daemon can list types) without importing the plugin or pyroute2.
+A plugin type is named by a `PluginRef` holding import paths, so the runner answers VERSION
+(and the daemon lists types) without importing the plugin, pydantic or pyroute2. Its ops module
+must define every verb of `PluginOps`; `PluginRef.load_ops` checks that when it first loads the
+module, so a misspelt or missing verb is an error, never a silent success.
 """
 
 from __future__ import annotations
 
 import builtins
 import importlib
-import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from pycni.cni.errors import InternalError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from pycni.cni.config import NetConf
     from pycni.cni.runtime import RuntimeArgs
+    from pycni.cni.settings import Settings
     from pycni.cni.types import Result
-    from pycni.libcni.delegate import Delegate
+
+#: The verbs every ops module defines, by the name of their function (`del` is a keyword).
+VERBS = ("add", "check", "delete", "status", "gc")
+
+
+class Delegate(Protocol):
+    """Runs a plugin of another type for the current request (bridge → host-local, multus → any)."""
+
+    def call(self, plugin_type: str, conf: Mapping[str, Any], rt: RuntimeArgs) -> Result | None:
+        """Run `rt.command` on `plugin_type` with `conf` on stdin; the ADD result, else None."""
+        ...
+
+
+def _default_settings() -> Settings:
+    from pycni.cni.settings import Settings
+
+    return Settings()
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a verb may use besides its config and runtime args; tests swap these freely."""
+
+    delegate: Delegate
+    settings: Settings = field(default_factory=_default_settings)
 
 
 class PluginOps(Protocol):
-    """What an ops module provides. `check`, `status` and `gc` are optional: a missing one is a no-op."""
+    """What an ops module provides: the five verbs, each a plain function of its arguments."""
 
     def add(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> Result: ...
 
+    def check(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
+
     def delete(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
+
+    def status(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
+
+    def gc(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
+
+
+def missing_verbs(ops: object) -> list[str]:
+    """The verbs of the contract that `ops` does not define as callables."""
+    return [verb for verb in VERBS if not callable(getattr(ops, verb, None))]
 
 
 @dataclass(frozen=True)
 class PluginRef:
-    """A plugin type, by import path: `conf` is "module:Class", `ops` a module name.
-
-    `ops is None` marks a type whose implementation has not landed: it answers VERSION and
-    returns a clear error for every other command.
-    """
+    """A plugin type, by import path: `conf` is "module:Class", `ops` a module name."""
 
     type: str
-    conf: str | None = None
-    ops: str | None = None
-
-    @property
-    def implemented(self) -> bool:
-        """True once the type's ops module exists (checked without importing it)."""
-        if self.ops is None:
-            return False
-        import importlib.util
-
-        try:
-            return importlib.util.find_spec(self.ops) is not None
-        except ModuleNotFoundError:
-            return False
+    conf: str
+    ops: str
 
     def load_conf_model(self) -> builtins.type[NetConf]:
-        if self.conf is None:
-            from pycni.cni.config import NetConf
-
-            return NetConf
         module, _, name = self.conf.partition(":")
         model: builtins.type[NetConf] = getattr(importlib.import_module(module), name)
         return model
 
-    def load_ops(self) -> ModuleType:
-        assert self.ops is not None
-        return importlib.import_module(self.ops)
-
-
-@dataclass
-class Context:
-    """What a plugin may use besides its config and runtime args; tests swap these freely."""
-
-    delegate: Delegate
-    env: Mapping[str, str] = field(default_factory=dict)
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("pycni"))
+    def load_ops(self) -> PluginOps:
+        """The ops module, checked against the contract (imports are cached, so is the check's cost)."""
+        module = importlib.import_module(self.ops)
+        missing = missing_verbs(module)
+        if missing:
+            raise InternalError(f"the {self.type} plugin ({self.ops}) does not define {', '.join(missing)}")
+        return cast("PluginOps", module)

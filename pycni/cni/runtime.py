@@ -5,6 +5,7 @@ Standard library only (used on the VERSION path).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,27 +33,47 @@ REQUIRED_ENV: dict[Command, tuple[str, ...]] = {
     Command.VERSION: (),
 }
 
-_CONTAINER_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+#: Network names (spec) and container IDs (libcni) share one rule.
+NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$"
+_NAME = re.compile(NAME_PATTERN)
 IFNAME_MAX = 15
+_NETNS_SELF = "/proc/thread-self/ns/net"
 
 
 def validate_container_id(container_id: str) -> None:
-    if not _CONTAINER_ID.match(container_id):
-        raise InvalidEnvironment(
-            f"invalid CNI_CONTAINERID {container_id!r}: must match {_CONTAINER_ID.pattern}"
-        )
+    if not _NAME.match(container_id):
+        raise InvalidEnvironment(f"CNI_CONTAINERID {container_id!r} is invalid: it must match {NAME_PATTERN}")
 
 
 def validate_ifname(ifname: str) -> None:
     """The kernel's and libcni's rules for an interface name."""
     if not ifname:
-        raise InvalidEnvironment("interface name is empty")
+        raise InvalidEnvironment("CNI_IFNAME is empty")
     if len(ifname) > IFNAME_MAX:
-        raise InvalidEnvironment(f"interface name {ifname!r} is too long (max {IFNAME_MAX} characters)")
+        raise InvalidEnvironment(f"CNI_IFNAME {ifname!r} is too long (max {IFNAME_MAX} characters)")
     if ifname in (".", ".."):
-        raise InvalidEnvironment(f"interface name {ifname!r} is not allowed")
+        raise InvalidEnvironment(f"CNI_IFNAME {ifname!r} is not allowed")
     if any(c in "/:" or c.isspace() for c in ifname):
-        raise InvalidEnvironment(f"interface name {ifname!r} contains '/', ':' or whitespace")
+        raise InvalidEnvironment(f"CNI_IFNAME {ifname!r} contains '/', ':' or whitespace")
+
+
+def is_netns_file(path: str) -> bool | None:
+    """Whether `path` is a network namespace file; None when there is nothing at `path`.
+
+    Every namespace file lives on the kernel's one nsfs filesystem, so its device is the one
+    our own netns file has (an `os.stat` each: no ctypes, cheap enough for the runner).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev == os.stat(_NETNS_SELF).st_dev
+
+
+def validate_netns(netns: str) -> None:
+    """CNI_NETNS must be a netns file when it exists (a missing one is the plugin's "gone" case)."""
+    if is_netns_file(netns) is False:
+        raise InvalidEnvironment(f"CNI_NETNS {netns!r} is not a network namespace")
 
 
 def parse_cni_args(raw: str) -> tuple[tuple[str, str], ...]:
@@ -61,7 +82,7 @@ def parse_cni_args(raw: str) -> tuple[tuple[str, str], ...]:
     for item in filter(None, raw.split(";")):
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise InvalidEnvironment(f"invalid CNI_ARGS pair {item!r}: expected KEY=VALUE")
+            raise InvalidEnvironment(f"CNI_ARGS has an invalid pair {item!r}: expected KEY=VALUE")
         pairs.append((key, value))
     return tuple(pairs)
 
@@ -76,6 +97,7 @@ class RuntimeArgs:
     ifname: str = ""
     args: tuple[tuple[str, str], ...] = ()
     path: tuple[str, ...] = ()
+    #: The caller's whole environment, passed on to plugins exec'd for this request.
     env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def arg(self, key: str) -> str | None:
@@ -118,4 +140,6 @@ class RuntimeArgs:
             validate_container_id(rt.container_id)
         if command in (Command.ADD, Command.DEL, Command.CHECK):
             validate_ifname(rt.ifname)
+        if command in (Command.ADD, Command.CHECK):
+            validate_netns(rt.netns)
         return rt

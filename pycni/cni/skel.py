@@ -7,11 +7,9 @@ imported; the config model and the plugin's ops load only once a verb needs them
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
 from pycni.cni import version
@@ -21,16 +19,20 @@ from pycni.cni.errors import (
     InvalidConfig,
     InvalidEnvironment,
     IOFailure,
-    NotImplementedYet,
     to_error,
 )
 from pycni.cni.plugin import Context, PluginRef
 from pycni.cni.runtime import Command, RuntimeArgs
 
 if TYPE_CHECKING:
+    from pycni.cni.settings import Settings
     from pycni.cni.types import Result
 
 log = logging.getLogger("pycni.skel")
+
+
+#: Builds the context of one call from its settings (the caller wires in its delegate).
+ContextFactory = Callable[["Settings"], Context]
 
 
 def run(
@@ -38,21 +40,28 @@ def run(
     env: Mapping[str, str],
     stdin: IO[bytes],
     stdout: IO[str],
-    ctx: Context | None = None,
+    make_context: ContextFactory,
 ) -> int:
-    """Run one CNI request; print its result or error on `stdout`; return the exit code."""
+    """Run one CNI request; print its result or error on `stdout`; return the exit code.
+
+    Every error object carries the config's `cniVersion` once the config names one, even when
+    the config is otherwise invalid (spec: "Error" section).
+    """
     cni_version: str | None = None
     try:
+        decoded = _decode(_read_stdin(stdin))
+        cni_version = _stated_version(decoded)
         command = _command(env)
-        raw = _read_stdin(stdin)
         if command is Command.VERSION:
-            _print(stdout, _version_answer(raw))
+            _print(stdout, _version_answer(decoded))
             return 0
-        rt = RuntimeArgs.from_env(command, env)
-        conf_json = _decode(raw)
+        rt = RuntimeArgs.from_env(command, env)  # environment errors first, as the reference skel
+        conf_json = _require_config(decoded)
         cni_version = version.negotiate(conf_json.get("cniVersion"), conf_json.get("cniVersions"))
         check_min_version(command, cni_version)
-        result = invoke(plugin, rt, conf_json, cni_version, ctx)
+        from pycni.cni.settings import Settings
+
+        result = invoke(plugin, rt, conf_json, cni_version, make_context(Settings.from_env(env)))
         if result is not None:
             from pycni.cni.types import render
 
@@ -73,34 +82,25 @@ def invoke(
     rt: RuntimeArgs,
     conf_json: dict[str, Any],
     cni_version: str,
-    ctx: Context | None = None,
+    ctx: Context,
 ) -> Result | None:
     """Validate the config and call the verb; the ADD result in the newest model."""
-    if not plugin.implemented:
-        raise NotImplementedYet(f"the {plugin.type} plugin does not implement {rt.command} in this release")
     conf = plugin.load_conf_model().load(conf_json, cni_version)
     ops = plugin.load_ops()
-    ctx = ctx or default_context(rt)
-    func = getattr(ops, _OPS_NAME[rt.command], None)
-    if func is None:
-        return None  # the spec's skel treats a verb without a handler as a successful no-op
-    result: Result | None = func(conf, rt, ctx)
-    return result if rt.command is Command.ADD else None
-
-
-_OPS_NAME = {
-    Command.ADD: "add",
-    Command.DEL: "delete",
-    Command.CHECK: "check",
-    Command.STATUS: "status",
-    Command.GC: "gc",
-}
-
-
-def default_context(rt: RuntimeArgs) -> Context:
-    from pycni.libcni.delegate import AutoDelegate
-
-    return Context(delegate=AutoDelegate(), env=rt.env)
+    match rt.command:
+        case Command.ADD:
+            return ops.add(conf, rt, ctx)
+        case Command.DEL:
+            ops.delete(conf, rt, ctx)
+        case Command.CHECK:
+            ops.check(conf, rt, ctx)
+        case Command.STATUS:
+            ops.status(conf, rt, ctx)
+        case Command.GC:
+            ops.gc(conf, rt, ctx)
+        case _:
+            raise InvalidEnvironment(f"CNI_COMMAND {rt.command} is not a plugin verb")
+    return None
 
 
 def _command(env: Mapping[str, str]) -> Command:
@@ -120,23 +120,34 @@ def _read_stdin(stdin: IO[bytes]) -> bytes:
         raise IOFailure(f"error reading from stdin: {err}") from err
 
 
-def _decode(raw: bytes) -> dict[str, Any]:
+def _decode(raw: bytes) -> dict[str, Any] | DecodingFailure:
+    """The config object, or the decoding error to raise once the environment has been checked."""
     try:
         conf = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
-        raise DecodingFailure(f"error parsing network config: {err}") from err
+        return DecodingFailure(f"error parsing network config: {err}")
     if not isinstance(conf, dict):
-        raise DecodingFailure("error parsing network config: expected a JSON object")
-    if not conf.get("name"):
-        raise InvalidConfig("missing network name")
+        return DecodingFailure("error parsing network config: expected a JSON object")
     return conf
 
 
-def _version_answer(raw: bytes) -> dict[str, Any]:
+def _stated_version(decoded: dict[str, Any] | DecodingFailure) -> str | None:
+    """The config's own `cniVersion`, for error objects before negotiation succeeds."""
+    stated = decoded.get("cniVersion") if isinstance(decoded, dict) else None
+    return stated if isinstance(stated, str) and stated else None
+
+
+def _require_config(decoded: dict[str, Any] | DecodingFailure) -> dict[str, Any]:
+    if isinstance(decoded, DecodingFailure):
+        raise decoded
+    if not decoded.get("name"):
+        raise InvalidConfig("missing network name")
+    return decoded
+
+
+def _version_answer(decoded: dict[str, Any] | DecodingFailure) -> dict[str, Any]:
     """Echo the caller's version when we speak it (the Go skel always says its own)."""
-    asked = None
-    with contextlib.suppress(ValueError, AttributeError, UnicodeDecodeError):
-        asked = json.loads(raw).get("cniVersion") if raw.strip() else None
+    asked = decoded.get("cniVersion") if isinstance(decoded, dict) else None
     answer = asked if asked in version.SUPPORTED_VERSIONS else version.CURRENT
     return {"cniVersion": answer, "supportedVersions": list(version.SUPPORTED_VERSIONS)}
 
@@ -155,15 +166,3 @@ def _print(stdout: IO[str], obj: Mapping[str, Any]) -> None:
     stdout.write(json.dumps(obj, separators=(",", ":")))
     stdout.write("\n")
     stdout.flush()
-
-
-def main(plugin_type: str) -> None:
-    """Entry point of an installed executable: run the request with the process's world."""
-    import os
-
-    from pycni.cni.logs import setup_logging
-    from pycni.registry import PLUGINS
-
-    setup_logging(os.environ)
-    code = run(PLUGINS[plugin_type], os.environ, sys.stdin.buffer, sys.stdout)
-    sys.exit(code)

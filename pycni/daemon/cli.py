@@ -8,15 +8,16 @@ import os
 import sys
 from pathlib import Path
 
-from pycni.daemon.launcher import DEFAULT_SOCKET, SOCKET_ENV
+from pycni.cni.env_names import DAEMON_SOCKET
+from pycni.cni.settings import Settings
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pycni daemon", description=__doc__)
     p.add_argument(
         "--socket",
-        default=os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET,
-        help=f"Unix socket path (default ${SOCKET_ENV} or {DEFAULT_SOCKET})",
+        default=Settings.from_env(os.environ).daemon_socket,
+        help=f"Unix socket path (default ${DAEMON_SOCKET} or {Settings().daemon_socket})",
     )
     p.add_argument("--status", action="store_true", help="print a running daemon's counters and exit")
     p.add_argument(

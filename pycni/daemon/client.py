@@ -6,7 +6,7 @@ import json
 import socket
 from typing import Any
 
-from pycni.daemon.launcher import DONE, KIND_STATUS, MAGIC
+from pycni.daemon.protocol import DONE, KIND_STATUS, MAGIC
 
 
 class NoDaemon(Exception):

@@ -1,9 +1,9 @@
 """What an installed executable runs: hand the request to the node daemon, or run it here.
 
-This module is the client end of the daemon's wire protocol (`pycni.daemon` imports its
-constants from here) and it runs on every CNI call, so it imports only what a `-I -S`
-interpreter already holds or builtins (`posix`, `sys`, `_socket`): even `import os` costs
-~1.5 ms there, and `json`/`re` several more. Nothing heavy loads unless we fall back.
+This module is the client end of the daemon's wire protocol and it runs on every CNI call,
+so it imports only what a `-I -S` interpreter already holds or builtins (`posix`, `sys`,
+`_socket`) and the import-free protocol module: even `import os` costs ~1.5 ms there, and
+`json`/`re` several more. Nothing heavy loads unless we fall back.
 
 The daemon is an accelerator, never a single point of failure. The launcher falls back to
 running the plugin in-process whenever the daemon did not *take* the request: no socket,
@@ -14,16 +14,7 @@ run an ADD ourselves (a lost ADD is reported as "try again later", after which t
 calls DEL). Commands the spec makes idempotent (DEL, CHECK, STATUS, GC, VERSION) are replayed
 in-process if the daemon dies after GO. docs/daemon.md has the full argument.
 
-Wire format (integers are 4-byte big-endian):
-  request   MAGIC kind(1) len(header) len(stdin) header stdin, with SCM_RIGHTS carrying our
-            network and mount namespace fds; kind C = CNI request, S = status;
-            header = plugin type NUL KEY=VALUE NUL ... (the forwarded environment)
-  answers   Q              queued: every worker is busy (the daemon is alive, worth waiting for)
-            R timeout_ms   taken by a worker, waiting for GO
-            X len reason   refused: the caller runs the request itself
-            D code len out done: exit code and stdout, relayed unchanged
-            K status       the worker died mid-request (status < 0: by that signal): we end the same way
-  client    G              go ahead (only after R)
+The wire protocol is `pycni.daemon.protocol`'s.
 """
 
 import posix
@@ -31,38 +22,22 @@ import sys
 from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET
 from _socket import socket as _socket
 
-MAGIC = b"PCNI"
-KIND_CNI = b"C"
-KIND_STATUS = b"S"
-READY = b"R"
-QUEUED = b"Q"
-REFUSED = b"X"
-DONE = b"D"
-DIED = b"K"
-GO = b"G"
-
-SOCKET_ENV = "PYCNI_DAEMON_SOCKET"
-MODE_ENV = "PYCNI_DAEMON"  # "auto" (default), "off" (never use it), "required" (never fall back)
-ACCEPT_TIMEOUT_ENV = "PYCNI_DAEMON_ACCEPT_TIMEOUT"
-DEFAULT_SOCKET = "/run/pycni/daemon.sock"
-
-#: Connecting to a Unix socket is immediate unless its backlog is full; then do not wait.
-CONNECT_TIMEOUT = 0.1
-#: How long the daemon may take to answer at all (READY, QUEUED or a refusal) before we run
-#: the request ourselves: a daemon that is alive answers in microseconds.
-ACCEPT_TIMEOUT = 2.0
-#: How long a request the daemon has queued (all workers busy) may wait for a worker.
-QUEUE_TIMEOUT = 30.0
-#: Added to the daemon's own per-request timeout (sent with READY) before we stop waiting.
-ANSWER_GRACE = 10.0
-#: Prefixes of the variables a request carries; everything else stays with the caller.
-FORWARDED = (b"CNI_", b"PYCNI_")
-#: Commands the spec makes idempotent or read-only: safe to replay if the daemon dies mid-way.
-REPLAYABLE = (b"DEL", b"CHECK", b"STATUS", b"GC", b"VERSION")
-
-LOST_ADD = (
-    b'{"code":11,"msg":"the pycni daemon took the request but did not answer",'
-    b'"details":"the request may have partly run; delete and retry"}\n'
+from pycni.cni import env_names
+from pycni.daemon.protocol import (
+    ANSWER_GRACE,
+    CONNECT_TIMEOUT,
+    DEFAULT_ACCEPT_TIMEOUT,
+    DIED,
+    DONE,
+    FORWARDED,
+    GO,
+    KIND_CNI,
+    LOST_ADD,
+    MAGIC,
+    QUEUE_TIMEOUT,
+    QUEUED,
+    READY,
+    REPLAYABLE,
 )
 
 
@@ -77,9 +52,9 @@ class Lost(Exception):
 def main(plugin_type: str) -> None:
     """Entry point of an installed executable."""
     env = posix.environ
-    mode = env.get(MODE_ENV.encode(), b"auto")
+    mode = env.get(env_names.DAEMON_MODE.encode(), env_names.DEFAULT_DAEMON_MODE.encode())
     if mode != b"off":
-        path = env.get(SOCKET_ENV.encode()) or DEFAULT_SOCKET.encode()
+        path = env.get(env_names.DAEMON_SOCKET.encode()) or env_names.DEFAULT_DAEMON_SOCKET.encode()
         try:
             code, out = forward(plugin_type, path, env, _accept_timeout(env))
         except Unavailable:
@@ -150,13 +125,13 @@ def forward(
 
 def _run_here(plugin_type: str) -> None:
     """The plugin in this process, exactly as without a daemon (stdin replayed if already read)."""
-    from pycni.cni import skel
+    from pycni.registry import main
 
     if _STDIN[0] is not None:
         from io import BytesIO, TextIOWrapper
 
         sys.stdin = TextIOWrapper(BytesIO(_STDIN[0]))
-    skel.main(plugin_type)
+    main(plugin_type)
 
 
 _STDIN: list[bytes | None] = [None]
@@ -188,11 +163,11 @@ def _fds_bytes(fds: list[int]) -> bytes:
 
 
 def _accept_timeout(env: dict[bytes, bytes]) -> float:
-    raw = env.get(ACCEPT_TIMEOUT_ENV.encode())
+    raw = env.get(env_names.DAEMON_ACCEPT_TIMEOUT.encode())
     try:
-        return float(raw) if raw else ACCEPT_TIMEOUT
+        return float(raw) if raw else DEFAULT_ACCEPT_TIMEOUT
     except ValueError:
-        return ACCEPT_TIMEOUT
+        return DEFAULT_ACCEPT_TIMEOUT
 
 
 def _u32(n: int) -> bytes:

@@ -16,22 +16,13 @@ worker that cannot return home exits rather than serve the next caller in the wr
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-CLONE_NEWNET = 0x40000000
-CLONE_NEWNS = 0x00020000
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _setns(fd: int, nstype: int) -> None:
-    if _libc.setns(fd, nstype) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns failed: {os.strerror(err)}")
+from pycni.net.netns import CLONE_NEWNET, CLONE_NEWNS, setns
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -82,15 +73,15 @@ def caller_namespaces(home: Home, fds: tuple[int, ...]) -> Iterator[None]:
     moved_mnt = moved_net = False
     try:
         if mnt != home.mnt and home.mnt_usable.get(mnt, True):
-            _setns(mnt_fd, CLONE_NEWNS)
+            setns(mnt_fd, CLONE_NEWNS)
             moved_mnt = True
             if mnt not in home.mnt_usable:
                 home.mnt_usable[mnt] = home._code_visible()
             if not home.mnt_usable[mnt]:
-                _setns(home.mnt_fd, CLONE_NEWNS)
+                setns(home.mnt_fd, CLONE_NEWNS)
                 moved_mnt = False
         if net != home.net:
-            _setns(net_fd, CLONE_NEWNET)
+            setns(net_fd, CLONE_NEWNET)
             moved_net = True
         yield
     finally:
@@ -101,9 +92,9 @@ def go_home(home: Home, net: bool = True, mnt: bool = True) -> None:
     """Back to the worker's namespaces; a worker that cannot get there must not go on."""
     try:
         if net:
-            _setns(home.net_fd, CLONE_NEWNET)
+            setns(home.net_fd, CLONE_NEWNET)
         if mnt:
-            _setns(home.mnt_fd, CLONE_NEWNS)
+            setns(home.mnt_fd, CLONE_NEWNS)
             os.chdir("/")
     except OSError as err:
         os.write(2, f"pycni daemon worker: cannot return to its namespaces: {err}\n".encode())

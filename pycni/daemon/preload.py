@@ -10,7 +10,7 @@ import gc
 import io
 import logging
 
-from pycni.cni import skel
+from pycni import registry
 from pycni.registry import PLUGINS
 
 log = logging.getLogger("pycni.daemon")
@@ -20,8 +20,6 @@ def preload() -> list[str]:
     """The plugin types now ready in memory; a type that fails to import is left to load later."""
     ready = []
     for ref in PLUGINS.values():
-        if not ref.implemented:
-            continue
         try:
             ref.load_conf_model()
             ref.load_ops()
@@ -29,12 +27,15 @@ def preload() -> list[str]:
             log.exception("cannot preload plugin type %s", ref.type)
             continue
         ready.append(ref.type)
+    import pycni.cni.settings
+    import pycni.cni.types
+    import pycni.libcni.delegate  # noqa: F401  (what every request's context and result need)
     from pycni.net import netns
 
     with netns.rtnl() as ipr:
         ipr.link("get", index=1)
     for ref in PLUGINS.values():
-        skel.run(ref, {"CNI_COMMAND": "VERSION"}, io.BytesIO(b"{}"), io.StringIO())
+        registry.run(ref.type, {"CNI_COMMAND": "VERSION"}, io.BytesIO(b"{}"), io.StringIO())
     gc.collect()
     gc.freeze()
     return ready

@@ -26,8 +26,8 @@ from types import FrameType
 from typing import Any
 
 from pycni.daemon import wire, worker
-from pycni.daemon.launcher import KIND_STATUS, MAGIC
 from pycni.daemon.listener import Listener, peer_uid
+from pycni.daemon.protocol import KIND_STATUS, MAGIC
 from pycni.daemon.stats import Stats
 
 log = logging.getLogger("pycni.daemon")

@@ -12,7 +12,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from pycni.daemon.launcher import DIED, DONE, KIND_CNI, KIND_STATUS, MAGIC, QUEUED, READY, REFUSED
+from pycni.daemon.protocol import DIED, DONE, KIND_CNI, KIND_STATUS, MAGIC, QUEUED, READY, REFUSED
 
 #: Limits on what a caller may send: configs are kilobytes, a multus conflist rarely more.
 MAX_HEADER = 1 << 20

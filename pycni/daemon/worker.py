@@ -22,12 +22,10 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import NoReturn
 
-from pycni.cni import skel
-from pycni.cni.plugin import PluginRef
+from pycni import registry
 from pycni.daemon import wire
-from pycni.daemon.launcher import GO, KIND_CNI
 from pycni.daemon.namespaces import Home, caller_namespaces, go_home
-from pycni.registry import PLUGINS
+from pycni.daemon.protocol import GO, KIND_CNI
 
 #: Supervisor → worker: a caller's connection is attached. Worker → supervisor: DONE_PREFIX + report.
 JOB = b"job"
@@ -75,8 +73,7 @@ def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]
         wire.send_refused(conn, f"bad request: {err}")
         return {"refused": "bad request"}
     try:
-        ref = PLUGINS.get(req.plugin_type)
-        if req.kind != KIND_CNI or ref is None:
+        if req.kind != KIND_CNI or registry.lookup(req.plugin_type) is None:
             wire.send_refused(conn, f"unknown plugin type {req.plugin_type!r}")
             return {"refused": "unknown type"}
         if len(req.ns_fds) != 2:
@@ -92,7 +89,7 @@ def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]
         started = time.monotonic()
         out = io.StringIO()
         with caller_namespaces(home, req.ns_fds):
-            code = _run_with_deadline(ref, req, out, limits.request_timeout)
+            code = _run_with_deadline(req, out, limits.request_timeout)
         ms = (time.monotonic() - started) * 1000
         with contextlib.suppress(OSError):  # a caller that went away still had its request run
             wire.send_done(conn, code, out.getvalue().encode())
@@ -101,11 +98,11 @@ def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]
         req.close()
 
 
-def _run_with_deadline(ref: PluginRef, req: wire.Request, out: io.StringIO, timeout: float) -> int:
+def _run_with_deadline(req: wire.Request, out: io.StringIO, timeout: float) -> int:
     signal.setitimer(signal.ITIMER_REAL, timeout)
     _ARMED[0] = True
     try:
-        return skel.run(ref, req.env, io.BytesIO(req.stdin), out)
+        return registry.run(req.plugin_type, req.env, io.BytesIO(req.stdin), out)
     finally:
         _ARMED[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -2,7 +2,7 @@
 
 This is the project's only module that reads `/sys` for PCI and netdev facts; host-device, sriov and the
 device plugin all go through it so the layout knowledge lives in one place. The root is injectable
-(`SysFs(root)`, or `SysFs.from_env(env)` reading `PYCNI_SYSFS_ROOT`) so tests point it at a fake tree
+(`SysFs(root)`, the root from the call's `Settings.sysfs_root`) so tests point it at a fake tree
 that mirrors the kernel's layout. Standard library only, and nothing is read at import time.
 
 Answers are frozen dataclasses or plain values; a missing optional attribute is `None`, a missing
@@ -20,7 +20,6 @@ from pathlib import Path
 
 from pycni.cni.errors import InternalError, NotFound
 
-ENV_ROOT = "PYCNI_SYSFS_ROOT"
 DEFAULT_ROOT = Path("/sys")
 
 #: Drivers that hand the device to userspace (DPDK and friends): no kernel netdev exists.
@@ -113,13 +112,6 @@ class SysFs:
 
     def __init__(self, root: Path = DEFAULT_ROOT) -> None:
         self.root = Path(root)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> SysFs:
-        """The default root, overridden by `PYCNI_SYSFS_ROOT` in `env` (os.environ when None)."""
-        source = os.environ if env is None else env
-        value = source.get(ENV_ROOT, "")
-        return cls(Path(value) if value else DEFAULT_ROOT)
 
     def __repr__(self) -> str:
         return f"SysFs({str(self.root)!r})"

@@ -13,8 +13,9 @@ from typing import Any, Self
 from pydantic import Field, ValidationError, field_validator
 
 from pycni.cni import version
-from pycni.cni.config import NAME_PATTERN, Model, describe_validation_error
+from pycni.cni.config import Model, describe_validation_error
 from pycni.cni.errors import DecodingFailure, InvalidConfig
+from pycni.cni.runtime import NAME_PATTERN
 
 
 class NetConfList(Model):

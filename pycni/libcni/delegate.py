@@ -12,28 +12,23 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from pycni.cni import version
 from pycni.cni.errors import CNIError, DecodingFailure, InternalError, from_code
+from pycni.cni.plugin import Context, Delegate
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 
 if TYPE_CHECKING:
     from pycni.cni.config import NetConf
+    from pycni.cni.plugin import PluginRef
+    from pycni.cni.settings import Settings
     from pycni.cni.types import Result
 
 Conf = Mapping[str, Any]
-
-
-class Delegate(Protocol):
-    """Runs a plugin of another type for the current request."""
-
-    def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
-        """Run `rt.command` on `plugin_type` with `conf` on stdin; the ADD result, else None."""
-        ...
 
 
 def add(delegate: Delegate, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result:
@@ -76,20 +71,32 @@ def _negotiated(conf: Conf) -> str:
     return version.negotiate(conf.get("cniVersion"), conf.get("cniVersions"))
 
 
+#: Finds our implementation of a type (the registry's `lookup`; tests pass their own).
+Lookup = Callable[[str], "PluginRef | None"]
+
+
 class InProcessDelegate:
-    """Our own plugin types, called as functions."""
+    """Our own plugin types, called as functions with this call's settings.
+
+    A nested delegation (bridge → host-local inside multus) goes through `outer`, so a type
+    that is not ours is still exec'd at any depth.
+    """
+
+    def __init__(self, lookup: Lookup, settings: Settings, outer: Delegate | None = None) -> None:
+        self.lookup = lookup
+        self.settings = settings
+        self.outer = outer
 
     def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
         from pycni.cni import skel
-        from pycni.cni.plugin import Context
-        from pycni.registry import lookup
 
-        ref = lookup(plugin_type)
+        ref = self.lookup(plugin_type)
         if ref is None:
             raise InternalError(f"{plugin_type} is not a pycni plugin type")
         cni_version = _negotiated(conf)
         skel.check_min_version(rt.command, cni_version)
-        return skel.invoke(ref, rt, dict(conf), cni_version, Context(delegate=self, env=rt.env))
+        ctx = Context(delegate=self.outer or self, settings=self.settings)
+        return skel.invoke(ref, rt, dict(conf), cni_version, ctx)
 
 
 class ExecDelegate:
@@ -128,14 +135,13 @@ class ExecDelegate:
 class AutoDelegate:
     """In-process when the type is ours, exec otherwise."""
 
-    def __init__(self) -> None:
-        self.in_process = InProcessDelegate()
+    def __init__(self, lookup: Lookup, settings: Settings) -> None:
+        self.lookup = lookup
+        self.in_process = InProcessDelegate(lookup, settings, outer=self)
         self.exec = ExecDelegate()
 
     def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
-        from pycni.registry import lookup
-
-        target: Delegate = self.in_process if lookup(plugin_type) else self.exec
+        target: Delegate = self.in_process if self.lookup(plugin_type) else self.exec
         return target.call(plugin_type, conf, rt)
 
 

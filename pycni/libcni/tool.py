@@ -14,10 +14,10 @@ from typing import Any
 
 from pycni.cni import version
 from pycni.cni.errors import CNIError, IncompatibleVersion, InvalidConfig
+from pycni.cni.plugin import Delegate
 from pycni.cni.runtime import Command, RuntimeArgs, parse_cni_args, validate_ifname
 from pycni.libcni.cache import CachedAttachment, ResultCache
 from pycni.libcni.conflist import NetConfList
-from pycni.libcni.delegate import Delegate
 
 
 @dataclass

@@ -12,24 +12,14 @@ import fcntl
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pycni.cni.errors import TryAgainLater
+from pycni.net import netns
 
-RUN_DIR_ENV = "PYCNI_RUN_DIR"
-DEFAULT_RUN_DIR = Path("/run/pycni")
 DEFAULT_TIMEOUT = 30.0
-
-
-def run_dir(env: Mapping[str, str] | None = None) -> Path:
-    return Path((env or os.environ).get(RUN_DIR_ENV) or DEFAULT_RUN_DIR)
-
-
-def netns_key() -> str:
-    """Identifies the calling thread's netns, so two simulated nodes never share a lock."""
-    return str(os.stat("/proc/thread-self/ns/net").st_ino)
 
 
 @contextmanager
@@ -58,9 +48,10 @@ def flock(path: Path, timeout: float = DEFAULT_TIMEOUT, what: str = "") -> Itera
         os.close(fd)
 
 
-def resource_lock(
-    kind: str, name: str, env: Mapping[str, str] | None = None, timeout: float = DEFAULT_TIMEOUT
-) -> Path:
-    """The lock file for one named resource of this netns, e.g. ("bridge", "cni0")."""
+def resource_lock(run_dir: Path, kind: str, name: str) -> Path:
+    """The lock file for one named resource of the calling thread's netns, e.g. ("bridge", "cni0").
+
+    Keyed by the netns too, so two simulated nodes sharing one filesystem never share a lock.
+    """
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return run_dir(env) / "locks" / f"{kind}-{netns_key()}-{digest}.lock"
+    return run_dir / "locks" / f"{kind}-{netns.own_inode()}-{digest}.lock"

@@ -10,23 +10,27 @@ helper process is forked (pyroute2's own `netns=` forks one per socket, ~10 ms).
 from __future__ import annotations
 
 import ctypes
-import errno
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, InvalidEnvironment, NotFound
+from pycni.cni.runtime import is_netns_file
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
 CLONE_NEWNET = 0x40000000
-NSFS_MAGIC = 0x6E736673
-PROC_MAGIC = 0x9FA0
-_SELF = "/proc/thread-self/ns/net"
+CLONE_NEWNS = 0x00020000
+#: The calling thread's own network namespace.
+OWN_NETNS = "/proc/thread-self/ns/net"
 
-_libc = ctypes.CDLL(None, use_errno=True)
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 class NetnsGone(NotFound):
@@ -37,52 +41,52 @@ class NotANetns(InvalidEnvironment):
     """The path exists but is not a network namespace."""
 
 
-class _Statfs(ctypes.Structure):
-    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 112)]
-
-
-def _fs_type(path: str) -> int:
-    buf = _Statfs()
-    if _libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err), path)
-    return int(buf.f_type)
-
-
 def open_netns(path: str) -> int:
     """An fd of the netns at `path`; `NetnsGone` if missing, `NotANetns` if it is something else."""
+    kind = is_netns_file(path)
+    if kind is None:
+        raise NetnsGone(f"netns {path} does not exist")
+    if not kind:
+        raise NotANetns(f"{path} is not a network namespace")
     try:
-        fs_type = _fs_type(path)
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NetnsGone(f"netns {path} does not exist") from None
-    except OSError as err:
-        if err.errno == errno.ENOENT:
-            raise NetnsGone(f"netns {path} does not exist") from None
-        raise
-    if fs_type not in (NSFS_MAGIC, PROC_MAGIC):
-        os.close(fd)
-        raise NotANetns(f"{path} is not a network namespace")
-    return fd
 
 
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    """Move the calling thread into the namespace `fd` (of kind `nstype`)."""
+    if _libc().setns(fd, nstype) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"setns failed: {os.strerror(err)}")
 
 
 @contextmanager
+def own_fd() -> Iterator[int]:
+    """An fd of the calling thread's own netns, for moving links here or coming back."""
+    fd = os.open(OWN_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def own_inode() -> int:
+    """Identifies the calling thread's netns (an inode of nsfs)."""
+    return os.stat(OWN_NETNS).st_ino
+
+
+@contextmanager
 def entered_fd(fd: int) -> Iterator[None]:
     """Move the calling thread into the netns `fd` for the block; always moves it back."""
-    home = os.open(_SELF, os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open(OWN_NETNS, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        _setns(fd)
+        setns(fd)
         try:
             yield
         finally:
             try:
-                _setns(home)
+                setns(home)
             except OSError as err:  # the thread would stay in the pod: never let it go on
                 os.write(2, f"pycni: cannot restore netns: {err}\n".encode())
                 os._exit(70)
@@ -126,14 +130,14 @@ def temporary() -> Iterator[int]:
 
     Used to rename devices away from udev and from name clashes in either namespace.
     """
-    home = os.open(_SELF, os.O_RDONLY | os.O_CLOEXEC)
+    home = os.open(OWN_NETNS, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if _libc.unshare(CLONE_NEWNET) != 0:
+        if _libc().unshare(CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
             raise InternalError(f"cannot create a temporary netns: {os.strerror(err)}")
-        fd = os.open(_SELF, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(OWN_NETNS, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _setns(home)
+            setns(home)
         except OSError as err:
             os.write(2, f"pycni: cannot restore netns: {err}\n".encode())
             os._exit(70)

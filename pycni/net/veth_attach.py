@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError
@@ -121,7 +122,7 @@ def _add_l3(
     _pod_sysctls(rt, conf.enabledad)
     configure_iface(pod, rt.netns, pod_veth, result, POD_IF_INDEX)
     if conf.is_gateway:
-        ensure_gateways(host, br, result.ips, conf.force_address, rt)
+        ensure_gateways(host, br, result.ips, conf.force_address, ctx.settings.run_dir)
     if conf.ip_masq:
         att = attachment(conf, rt)
         firewall.setup_masq(att, [c.address for c in result.ips], conf.ip_masq_backend)
@@ -158,7 +159,7 @@ def _pod_sysctls(rt: RuntimeArgs, enabledad: bool) -> None:
             sysctl.write_if_present(f"net/ipv6/conf/{rt.ifname}/accept_dad", "1")
 
 
-def ensure_gateways(host: IPRoute, br: ip.Link, ips: list[IPConfig], force: bool, rt: RuntimeArgs) -> None:
+def ensure_gateways(host: IPRoute, br: ip.Link, ips: list[IPConfig], force: bool, run_dir: Path) -> None:
     """Gateway addresses on the bridge, IP forwarding on; serialised per bridge.
 
     Every pod after the first finds them in place: that check needs no lock.
@@ -170,7 +171,7 @@ def ensure_gateways(host: IPRoute, br: ip.Link, ips: list[IPConfig], force: bool
     ]
     if set(wanted) <= set(ip.addresses(host, br.index)) and all(_forwarding(g.version) for g in wanted):
         return
-    with lock.flock(lock.resource_lock("bridge", br.name, rt.env), what=f"bridge {br.name}"):
+    with lock.flock(lock.resource_lock(run_dir, "bridge", br.name), what=f"bridge {br.name}"):
         for gw in wanted:
             _ensure_bridge_addr(host, br, gw, force)
             sysctl.write(_FORWARDING[gw.version], "1")

@@ -13,6 +13,7 @@ from pycni import registry
 from pycni.cni.errors import CNIError
 from pycni.cni.plugin import PluginRef
 from pycni.cni.runtime import Command, RuntimeArgs
+from pycni.cni.settings import Settings
 from pycni.libcni import delegate
 from tests.helpers.delegates import RecordingDelegate
 
@@ -53,7 +54,7 @@ def rt(bin_dir: Path, command: Command = Command.ADD) -> RuntimeArgs:
 def test_exec_delegate_passes_spec_env_and_upgrades_the_result(stand_in: tuple[Path, Path]) -> None:
     bin_dir, record = stand_in
     conf = {"cniVersion": "0.2.0", "name": "n1", "type": "x", "ipam": {"type": "fake-ipam"}}
-    result = delegate.add(delegate.AutoDelegate(), "fake-ipam", conf, rt(bin_dir))
+    result = delegate.add(delegate.AutoDelegate(registry.lookup, Settings()), "fake-ipam", conf, rt(bin_dir))
     assert str(result.ips[0].address) == "10.1.2.3/24"
     assert str(result.ips[0].gateway) == "10.1.2.1"
     call = json.loads(record.read_text())
@@ -85,7 +86,7 @@ def test_in_process_delegate_runs_our_type_without_a_process(
         "address": "10.5.0.9/16",
         "record": str(record),
     }
-    auto = delegate.AutoDelegate()
+    auto = delegate.AutoDelegate(registry.lookup, Settings())
     monkeypatch.setattr(auto.exec, "call", lambda *a: pytest.fail("must not exec our own plugin"))
     result = delegate.add(auto, "echo", conf, rt(tmp_path))
     assert str(result.ips[0].address) == "10.5.0.9/16"
@@ -97,12 +98,18 @@ def test_in_process_delegate_keeps_spec_semantics(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(registry.PLUGINS, "echo", ECHO)
     with pytest.raises(CNIError) as info:
         delegate.check(
-            delegate.InProcessDelegate(), "echo", {"cniVersion": "0.3.1", "name": "n"}, rt(tmp_path)
+            delegate.InProcessDelegate(registry.lookup, Settings()),
+            "echo",
+            {"cniVersion": "0.3.1", "name": "n"},
+            rt(tmp_path),
         )
     assert info.value.code == 1
     with pytest.raises(CNIError) as info:
         delegate.add(
-            delegate.InProcessDelegate(), "echo", {"cniVersion": "1.0.0", "name": "bad name"}, rt(tmp_path)
+            delegate.InProcessDelegate(registry.lookup, Settings()),
+            "echo",
+            {"cniVersion": "1.0.0", "name": "bad name"},
+            rt(tmp_path),
         )
     assert info.value.code == 7
 

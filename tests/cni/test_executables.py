@@ -54,25 +54,35 @@ CONF = {"cniVersion": "1.0.0", "name": "net1", "type": "bridge", "ipam": {}}
 
 
 @pytest.mark.parametrize(
-    ("stdin", "env", "code"),
+    ("stdin", "env", "code", "names", "version"),
     [
-        (b"{oops", {}, 6),
-        (json.dumps({"cniVersion": "1.0.0", "type": "bridge"}).encode(), {}, 7),
-        (json.dumps({**CONF, "cniVersion": "0.0.9"}).encode(), {}, 1),
-        (json.dumps(CONF).encode(), {"CNI_IFNAME": "eth0:1"}, 4),
-        (json.dumps(CONF).encode(), {"CNI_IFNAME": "averyveryverylongname"}, 4),
-        (json.dumps(CONF).encode(), {"CNI_CONTAINERID": "bad id"}, 4),
-        (json.dumps(CONF).encode(), {"CNI_COMMAND": "JUMP"}, 4),
+        (b"{oops", {}, 6, "", None),
+        (json.dumps({"cniVersion": "1.0.0", "type": "bridge"}).encode(), {}, 7, "name", "1.0.0"),
+        (json.dumps({**CONF, "cniVersion": "0.0.9"}).encode(), {}, 1, "0.0.9", "0.0.9"),
+        (json.dumps(CONF).encode(), {"CNI_IFNAME": "eth0:1"}, 4, "CNI_IFNAME", "1.0.0"),
+        (json.dumps(CONF).encode(), {"CNI_IFNAME": "averyveryverylongname"}, 4, "CNI_IFNAME", "1.0.0"),
+        (json.dumps(CONF).encode(), {"CNI_CONTAINERID": "bad id"}, 4, "CNI_CONTAINERID", "1.0.0"),
+        (json.dumps(CONF).encode(), {"CNI_COMMAND": "JUMP"}, 4, "CNI_COMMAND", "1.0.0"),
+        (json.dumps(CONF).encode(), {"CNI_ARGS": "NOEQUALS"}, 4, "CNI_ARGS", "1.0.0"),
+        (json.dumps(CONF).encode(), {"CNI_NETNS": "/proc/self/status"}, 4, "CNI_NETNS", "1.0.0"),
     ],
 )
-@pytest.mark.parametrize("plugin_type", ["bridge", "host-local", "sriov"])
+@pytest.mark.parametrize("plugin_type", TYPES)
 def test_error_paths_give_the_right_code(
-    cni: Runner, plugin_type: str, stdin: bytes, env: dict[str, str], code: int
+    cni: Runner,
+    plugin_type: str,
+    stdin: bytes,
+    env: dict[str, str],
+    code: int,
+    names: str,
+    version: str | None,
 ) -> None:
+    """Spec "Error": the right code, a message naming what is wrong, the config's cniVersion."""
     out = cni(plugin_type, "ADD", stdin, netns="/run/netns/none", env=env)
     assert out.code != 0
     assert out.json["code"] == code, out.stdout
-    assert out.json["msg"]
+    assert out.json["msg"] and names in out.json["msg"]
+    assert out.json.get("cniVersion") == version
     assert "Traceback" not in out.stdout + out.stderr
 
 
@@ -86,3 +96,26 @@ def test_unlanded_type_refuses_commands_clearly(cni: Runner) -> None:
     out = cni("multus", "ADD", {**CONF, "type": "multus"}, netns="/run/netns/none")
     assert out.code != 0 and out.json["code"] == 101
     assert "multus" in out.json["msg"] and "not implement" in out.json["msg"]
+
+
+def test_launcher_module_imports_only_the_protocol() -> None:
+    """Every CNI call imports the launcher under `-I -S`: nothing but its import-free protocol."""
+    repo = str(Path(__file__).resolve().parents[2])
+    probe = (
+        f"import sys; sys.path.insert(0, {repo!r}); import pycni.daemon.launcher; "
+        "print(sorted(m for m in sys.modules if 'pycni' in m))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-IS", "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(proc.stdout.replace("'", '"')) == [
+        "pycni",
+        "pycni.cni",
+        "pycni.cni.env_names",
+        "pycni.daemon",
+        "pycni.daemon.launcher",
+        "pycni.daemon.protocol",
+    ]

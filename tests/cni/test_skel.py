@@ -14,7 +14,7 @@ from tests.helpers.cni import ALL_SPEC_VERSIONS, has_check, has_gc
 from tests.helpers.delegates import RecordingDelegate
 
 ECHO = PluginRef("echo", "tests.helpers.echo_plugin:EchoConf", "tests.helpers.echo_plugin")
-UNLANDED = PluginRef("future")
+UNLANDED = PluginRef("future", "pycni.cni.config:NetConf", "tests.helpers.unlanded_plugin")
 
 BASE_ENV = {
     "CNI_COMMAND": "ADD",
@@ -28,7 +28,7 @@ BASE_ENV = {
 def call(conf: Any, plugin: PluginRef = ECHO, /, **env: str) -> tuple[int, Any]:
     stdin = io.BytesIO(conf if isinstance(conf, bytes) else json.dumps(conf).encode())
     stdout = io.StringIO()
-    code = run(plugin, {**BASE_ENV, **env}, stdin, stdout, Context(delegate=RecordingDelegate()))
+    code = run(plugin, {**BASE_ENV, **env}, stdin, stdout, lambda s: Context(RecordingDelegate(), s))
     text = stdout.getvalue()
     return code, json.loads(text) if text else None
 

@@ -72,5 +72,13 @@ def check(conf: ProbeConf, rt: RuntimeArgs, ctx: Context) -> None:
     _note(conf, rt)
 
 
+def status(conf: ProbeConf, rt: RuntimeArgs, ctx: Context) -> None:
+    _note(conf, rt)
+
+
+def gc(conf: ProbeConf, rt: RuntimeArgs, ctx: Context) -> None:
+    _note(conf, rt)
+
+
 def read_record(path: Path) -> list[list[str]]:
     return [line.split() for line in path.read_text().splitlines()] if path.exists() else []

@@ -89,7 +89,8 @@ def start_daemon(socket_dir: Path, *args: str, probe: bool = True, name: str = "
         return daemon.try_status() is not None
 
     try:
-        wait_until(ready, what=f"the daemon on {sock}")
+        # start-up imports every plugin type: seconds on a loaded 2-core machine, so a wide deadline
+        wait_until(ready, timeout=60.0, what=f"the daemon on {sock}")
     except BaseException:
         daemon.stop()
         raise

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pycni.daemon.launcher import REFUSED
+from pycni.daemon.protocol import REFUSED
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
 from tests.daemon.process import REPO, DaemonProcess
@@ -132,7 +132,9 @@ def test_a_crashing_request_is_an_error_for_its_caller_only(daemon: DaemonProces
         bad = pool.submit(call, "probe", "ADD", {**conf, "raise_error": True}, netns=NETNS)
         assert bad.result().json["code"] == 999
         assert all(f.result().ok()["interfaces"] for f in good)
-    assert daemon.status()["errors"] == 1
+    # a worker reports to the supervisor after answering its caller: wait for all six reports
+    counters = wait_for(lambda: (s := daemon.status())["requests"] >= 6 and s, what="six reports")
+    assert counters["errors"] == 1
 
 
 def test_a_full_queue_sends_callers_back_to_run_it_themselves(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pycni.daemon.launcher import GO, READY
+from pycni.daemon.protocol import GO, READY
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
 from tests.daemon.process import DaemonProcess

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pycni.cni.settings import Settings
 from pycni.device_plugin.config import ConfigError, parse_config
 from pycni.device_plugin.discovery import Device, discover, remember
 from pycni.device_plugin.pools import LinkState, assign, health, pools_of
@@ -48,8 +49,8 @@ def test_sysfs_reads_vf_pf_and_netdev_facts(tree: SysFs) -> None:
 
 
 def test_sysfs_root_from_env(tmp_path: Path) -> None:
-    assert SysFs.from_env({"PYCNI_SYSFS_ROOT": str(tmp_path)}).root == tmp_path
-    assert SysFs.from_env({}).root == Path("/sys")
+    assert Settings.from_env({"PYCNI_SYSFS_ROOT": str(tmp_path)}).sysfs_root == tmp_path
+    assert Settings.from_env({}).sysfs_root == Path("/sys")
 
 
 def test_discovery_skips_pfs_with_vfs_non_nics_and_default_route(tree: SysFs) -> None:

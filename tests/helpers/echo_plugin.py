@@ -48,3 +48,11 @@ def delete(conf: EchoConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def check(conf: EchoConf, rt: RuntimeArgs, ctx: Context) -> None:
     _note(conf, rt)
+
+
+def status(conf: EchoConf, rt: RuntimeArgs, ctx: Context) -> None:
+    _note(conf, rt)
+
+
+def gc(conf: EchoConf, rt: RuntimeArgs, ctx: Context) -> None:
+    _note(conf, rt)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pycni.ipam.host_local.plugin import CRASH_AT_ENV
+from pycni.cni.env_names import HOST_LOCAL_CRASH_AT as CRASH_AT_ENV
 from tests.ipam.conftest import Net
 
 PARALLEL = 64

@@ -136,7 +136,7 @@ def requested_ips(conf: HostLocalConf, rt: RuntimeArgs) -> list[Addr]:
         if key == "IP":
             texts += [t.strip() for t in value.split(",") if t.strip()]
         elif key != "IgnoreUnknown" and not rt.ignore_unknown_args:
-            raise InvalidEnvironment(f'ARGS: unknown args ["{key}={value}"]')
+            raise InvalidEnvironment(f'CNI_ARGS: unknown args ["{key}={value}"]')
     texts += conf.args.cni.ips + conf.runtime_config.ips
     out: list[Addr] = []
     for text in texts:

@@ -29,7 +29,6 @@ from pycni.ipam.host_local.store import Owner, Store
 log = logging.getLogger(__name__)
 
 #: Test hook: SIGKILL the plugin at the named write step (see files.Hook) to prove crash safety.
-CRASH_AT_ENV = "PYCNI_HOST_LOCAL_CRASH_AT"
 
 
 def add(conf: HostLocalConf, rt: RuntimeArgs, ctx: Context) -> Result:
@@ -110,7 +109,7 @@ def status(conf: HostLocalConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 
 def open_store(conf: HostLocalConf, ctx: Context) -> DiskStore:
-    crash_at = ctx.env.get(CRASH_AT_ENV)
+    crash_at = ctx.settings.host_local_crash_at
     hook = files.kill_at(crash_at) if crash_at else files.no_hook
     return DiskStore(Path(conf.ipam.data_dir), conf.name, hook=hook)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -21,9 +20,6 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pycni.cni.files import write_atomic
 
-STATE_DIR_ENV = "PYCNI_STATE_DIR"
-DEFAULT_STATE_DIR = Path("/var/lib/cni/pycni")
-SUBDIR = "host-device"
 SUFFIX = ".json"
 
 log = logging.getLogger(__name__)
@@ -64,11 +60,6 @@ class StateStore:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> StateStore:
-        root = env.get(STATE_DIR_ENV) or str(DEFAULT_STATE_DIR)
-        return cls(Path(root) / SUBDIR)
 
     def path(self, network: str, container_id: str, ifname: str) -> Path:
         # network names and container ids cannot contain "~" (spec patterns), so names never collide

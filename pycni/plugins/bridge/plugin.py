@@ -25,7 +25,9 @@ def port_options(conf: BridgeConf) -> veth_attach.PortOptions:
 
 def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
     with netns.rtnl() as host:
-        with lock.flock(lock.resource_lock("bridge", conf.bridge, rt.env), what=f"bridge {conf.bridge}"):
+        with lock.flock(
+            lock.resource_lock(ctx.settings.run_dir, "bridge", conf.bridge), what=f"bridge {conf.bridge}"
+        ):
             try:
                 br = ip.ensure_bridge(host, conf.bridge, conf.mtu, vlan_filtering=conf.uses_vlans)
             except InternalError as err:

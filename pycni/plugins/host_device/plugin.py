@@ -40,19 +40,23 @@ POD_IF_INDEX = 0  # the result lists only the pod's interface
 
 
 @contextmanager
-def claims_locked(rt: RuntimeArgs) -> Iterator[None]:
+def claims_locked(run_dir: Path) -> Iterator[None]:
     """The node-wide lock around reading and writing claims; held for milliseconds, never for IPAM."""
-    with lock.flock(lock.resource_lock("host-device", "claims", rt.env), what="host-device claims"):
+    with lock.flock(lock.resource_lock(run_dir, "host-device", "claims"), what="host-device claims"):
         yield
+
+
+def _store(ctx: Context) -> StateStore:
+    return StateStore(ctx.settings.state_dir / "host-device")
 
 
 def add(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> Result:
     conf.require_selector()
-    store = StateStore.from_env(ctx.env)
+    store = _store(ctx)
     with ExitStack() as undo, netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
         if ip.find_link(pod, rt.ifname) is not None:
             raise ip.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
-        rec, target = _claim(conf, rt, host, SysFs.from_env(ctx.env), store)
+        rec, target = _claim(conf, rt, host, SysFs(ctx.settings.sysfs_root), store, ctx.settings.run_dir)
         undo.callback(quietly(store.remove), rec)
         rec = _write_devinfo(conf, target, rec, store, undo)
         link = None
@@ -71,12 +75,12 @@ def add(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> Result:
 
 
 def _claim(
-    conf: HostDeviceConf, rt: RuntimeArgs, host: IPRoute, sysfs: SysFs, store: StateStore
+    conf: HostDeviceConf, rt: RuntimeArgs, host: IPRoute, sysfs: SysFs, store: StateStore, run_dir: Path
 ) -> tuple[DeviceState, Target]:
     """Find the device and record it as ours, unless another attachment's record names it."""
     sel = selection.selector(conf)
     me = (conf.name, rt.container_id, rt.ifname)
-    with claims_locked(rt):
+    with claims_locked(run_dir):
         release.reclaim_released(store, host)
         target = selection.find(conf, host, sysfs)
         held = selection.holder(store.all(), target, sel, me)
@@ -163,8 +167,8 @@ def delete(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Every step runs; the netns, the device and the record may each be gone already."""
     steps = BestEffort()
     steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
-    store = StateStore.from_env(ctx.env)
-    with claims_locked(rt):
+    store = _store(ctx)
+    with claims_locked(ctx.settings.run_dir):
         rec = store.load(conf.name, rt.container_id, rt.ifname)
         steps.run("returning the device to the node", _give_back, store, rt, rec)
     steps.raise_if_failed()
@@ -191,11 +195,11 @@ def check(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     if prev is None:
         raise InternalError("required prevResult missing")
     delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
-    rec = StateStore.from_env(ctx.env).load(conf.name, rt.container_id, rt.ifname)
+    rec = _store(ctx).load(conf.name, rt.container_id, rt.ifname)
     if rec is None or rec.released:
         raise InternalError(f"host-device holds no device for {rt.container_id}/{rt.ifname}")
     if rec.mode == "userspace":
-        _check_userspace(rec, SysFs.from_env(ctx.env))
+        _check_userspace(rec, SysFs(ctx.settings.sysfs_root))
         return
     with netns.rtnl(rt.netns) as pod:
         link = ip.find_link(pod, rt.ifname)
@@ -217,7 +221,7 @@ def _check_userspace(rec: DeviceState, sysfs: SysFs) -> None:
 
 def status(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when the state directory is writable (ADD must record) and IPAM is ready."""
-    store = StateStore.from_env(ctx.env)
+    store = _store(ctx)
     if not store.writable():
         raise PluginNotAvailable(f"host-device state directory {store.directory} is not writable")
     delegate.ipam(ctx.delegate, conf, rt, Command.STATUS)
@@ -229,8 +233,8 @@ def gc(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     valid = conf.valid_attachments
     if valid is not None:
         keep = {(a.container_id, a.ifname) for a in valid}
-        store = StateStore.from_env(ctx.env)
-        with claims_locked(rt):
+        store = _store(ctx)
+        with claims_locked(ctx.settings.run_dir):
             for rec in store.all():
                 if rec.network == conf.name and (rec.released or (rec.container_id, rec.ifname) not in keep):
                     steps.run(f"releasing {rec.describe()}", _release, store, rec)

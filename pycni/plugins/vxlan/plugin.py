@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
@@ -29,9 +30,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def vni_lock(conf: VxlanConf, rt: RuntimeArgs) -> AbstractContextManager[None]:
+def vni_lock(conf: VxlanConf, run_dir: Path) -> AbstractContextManager[None]:
     """Serialises this node's device creation, pod attachment and device GC for one VNI."""
-    return lock.flock(lock.resource_lock("vxlan", str(conf.vni), rt.env), what=f"VNI {conf.vni}")
+    return lock.flock(lock.resource_lock(run_dir, "vxlan", str(conf.vni)), what=f"VNI {conf.vni}")
 
 
 def port_options(conf: VxlanConf) -> veth_attach.PortOptions:
@@ -49,7 +50,7 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
     The pod veths get the device's MTU even when `mtu` is unset: a pod at 1500 behind a
     1450-byte tunnel would have its full-size frames dropped silently.
     """
-    with netns.rtnl() as host, vni_lock(conf, rt), ExitStack() as undo:
+    with netns.rtnl() as host, vni_lock(conf, ctx.settings.run_dir), ExitStack() as undo:
         spec = device.spec_for(conf, device.resolve_underlay(host, conf))
         vx = device.ensure_vxlan(host, spec, undo)
         if conf.remotes is not None:
@@ -109,15 +110,15 @@ def gc(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     except Exception as exc:  # GC goes on; every failure is reported at the end
         errors.append(f"pod side: {to_error(exc).msg}")
     try:
-        _gc_devices(conf, rt)
+        _gc_devices(conf, ctx.settings.run_dir)
     except Exception as exc:  # as above
         errors.append(f"devices: {to_error(exc).msg}")
     if errors:
         raise InternalError("; ".join(errors))
 
 
-def _gc_devices(conf: VxlanConf, rt: RuntimeArgs) -> None:
-    with netns.rtnl() as host, vni_lock(conf, rt):
+def _gc_devices(conf: VxlanConf, run_dir: Path) -> None:
+    with netns.rtnl() as host, vni_lock(conf, run_dir):
         removed = device.remove_if_unused(host, conf)
     if removed:
         log.info("removed unused %s", ", ".join(removed), extra={"vni": conf.vni})
