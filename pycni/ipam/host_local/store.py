@@ -40,10 +40,6 @@ class Owner:
     def is_exactly(self, container_id: str, ifname: str) -> bool:
         return self.container_id == container_id and self.ifname == ifname
 
-    def belongs_to(self, container_id: str, ifname: str) -> bool:
-        """True for this attachment's files, legacy id-only files of the container included."""
-        return self.container_id == container_id and self.ifname in (None, ifname)
-
 
 class Store(Protocol):
     """Reservations of one network. Every method but `lock` expects the lock to be held."""
