@@ -15,6 +15,7 @@ from types import FrameType
 
 from pycni.device_plugin import logs
 from pycni.device_plugin.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
+from pycni.device_plugin.options import Options
 
 log = logging.getLogger("pycni.device_plugin")
 
@@ -67,7 +68,7 @@ def main(argv: list[str]) -> int:
         return EXIT_CONFIG
     warn_unsupported(config)
 
-    from pycni.device_plugin.service import Daemon, Options  # grpc, pyroute2: only once the config is good
+    from pycni.device_plugin.service import Daemon  # grpc, pyroute2: only once the config is good
 
     opts = Options(
         config_path=args.config.absolute(),

@@ -18,20 +18,13 @@ import selectors
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pycni.device_plugin import files, inotify
 from pycni.device_plugin.allocate import cdi_spec
-from pycni.device_plugin.config import (
-    DEFAULT_PREFIX,
-    ConfigError,
-    PluginConfig,
-    load_config,
-    warn_unsupported,
-)
+from pycni.device_plugin.config import ConfigError, PluginConfig, load_config, warn_unsupported
 from pycni.device_plugin.discovery import Device, discover, remember
+from pycni.device_plugin.options import Options
 from pycni.device_plugin.pools import InUse, LinkState, Pool, PoolDevice, assign, health, pools_of
 from pycni.device_plugin.registration import KUBELET_SOCKET, Registrar
 from pycni.device_plugin.server import Outputs, PoolServer, PoolState
@@ -42,22 +35,6 @@ log = logging.getLogger(__name__)
 
 RESCAN = "rescan"  # sysfs may have changed: rediscover
 HEALTH = "health"  # only link state changed: re-evaluate health
-
-
-@dataclass(frozen=True)
-class Options:
-    config_path: Path
-    resource_prefix: str = DEFAULT_PREFIX
-    sysfs_root: Path = Path("/sys")
-    kubelet_dir: Path = Path("/var/lib/kubelet/device-plugins")
-    plugins_registry_dir: Path = Path("/var/lib/kubelet/plugins_registry")
-    devinfo_dir: Path = Path("/var/run/k8s.cni.cncf.io/devinfo/dp")
-    cdi_dir: Path = Path("/var/run/cdi")
-    use_cdi: bool = False
-    links_netns: str | None = None
-    use_netlink: bool = True
-    use_udev: bool = True
-    debounce: float = 0.02
 
 
 class Daemon:

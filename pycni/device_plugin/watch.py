@@ -13,13 +13,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pycni.device_plugin.inotify import Event, Inotify
 from pycni.device_plugin.netlink import LinkEvents, LinkView
-
-if TYPE_CHECKING:
-    from pycni.device_plugin.service import Options
+from pycni.device_plugin.options import Options
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ import pytest
 from pyroute2 import IPRoute, netns
 
 from pycni.device_plugin.config import load_config
-from pycni.device_plugin.service import Daemon, Options
+from pycni.device_plugin.options import Options
+from pycni.device_plugin.service import Daemon
 from tests.device_plugin.kubelet import FakeKubelet
 from tests.helpers.fake_sysfs import FakeNode, build_sriov_node
 
