@@ -1,7 +1,7 @@
-"""`pycni device-plugin`: command-line parsing, logging, signals; the daemon does the rest.
+"""`pycni device-plugin`: command-line parsing, logging, signals; the service does the rest.
 
 Exit codes: 0 after a clean SIGTERM/SIGINT shutdown, 2 for an invalid config file (the message
-names the entry and the reason), 1 when the daemon cannot start.
+names the entry and the reason), 1 when the service cannot start.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def main(argv: list[str]) -> int:
         return EXIT_CONFIG
     warn_unsupported(config)
 
-    from pycni.device_plugin.service import Daemon  # grpc, pyroute2: only once the config is good
+    # grpc and pyroute2 load only once the config is known to be good
+    from pycni.device_plugin.service import DevicePluginService
 
     opts = Options(
         config_path=args.config.absolute(),
@@ -82,19 +83,19 @@ def main(argv: list[str]) -> int:
         links_netns=args.links_netns,
         use_udev=not args.no_udev,
     )
-    daemon = Daemon(opts, config)
+    service = DevicePluginService(opts, config)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
-        daemon.request_stop()
+        service.request_stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, on_signal)
     try:
-        daemon.start()
+        service.start()
     except Exception as err:
         log.exception("cannot start", extra={"error": str(err)})
-        daemon.shutdown()
+        service.shutdown()
         return EXIT_START
-    daemon.run()
+    service.run()
     return 0

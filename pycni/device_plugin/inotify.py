@@ -1,4 +1,4 @@
-"""A minimal inotify over ctypes: directory watches whose fd goes into the daemon's selector.
+"""A minimal inotify over ctypes: directory watches whose fd goes into the service's selector.
 
 Why not `pyroute2.inotify`: it blocks in its own poll loop, closes its fds while a reader may still
 be polling them, and fails on events for a watch it no longer knows. We need a non-blocking fd to
@@ -30,7 +30,7 @@ IN_Q_OVERFLOW = 0x4000
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 
-#: What the daemon wants from a directory: entries appearing, disappearing or rewritten.
+#: What the service wants from a directory: entries appearing, disappearing or rewritten.
 DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF
 
 _HEADER = struct.Struct("iIII")

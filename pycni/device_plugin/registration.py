@@ -1,7 +1,7 @@
 """Registering a pool with the kubelet through `kubelet.sock` (used when there is no plugins_registry).
 
 The kubelet dials our socket back as soon as Register returns, so callers serve first. A failure is
-returned, not raised past the caller, because the daemon retries on the next kubelet.sock event or
+returned, not raised past the caller, because the service retries on the next kubelet.sock event or
 after a short backoff instead of exiting as the reference does.
 """
 

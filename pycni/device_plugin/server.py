@@ -2,7 +2,7 @@
 pluginregistration API on the same socket).
 
 `PoolState` is the pool's current device list and a version counter under a condition variable;
-the daemon's reconcile loop writes it, ListAndWatch streams wait on it. Servers are restarted (not
+the service's reconcile loop writes it, ListAndWatch streams wait on it. Servers are restarted (not
 reused) when their socket is removed, because a gRPC server cannot re-listen on a new inode.
 """
 
@@ -84,7 +84,7 @@ class Outputs:
 
     devinfo_dir: Path
     use_cdi: bool
-    on_allocated: Callable[[Pool, list[str]], None]
+    on_allocated: Callable[[list[str]], None]
 
 
 def to_response(state: PoolState, devices: list[PoolDevice]) -> dp.ListAndWatchResponse:
@@ -97,7 +97,9 @@ def to_response(state: PoolState, devices: list[PoolDevice]) -> dp.ListAndWatchR
     return dp.ListAndWatchResponse(devices=out)
 
 
-class DevicePluginService(dp_grpc.DevicePluginServicer):
+class DevicePluginServicer(dp_grpc.DevicePluginServicer):
+    """The kubelet's DevicePlugin API for one pool, answering from the pool's `PoolState`."""
+
     def __init__(self, state: PoolState, outputs: Outputs) -> None:
         self.state = state
         self.outputs = outputs
@@ -153,7 +155,7 @@ class DevicePluginService(dp_grpc.DevicePluginServicer):
                 )
             for name in result.cdi_devices:
                 resp.cdi_devices.add(name=name)
-            self.outputs.on_allocated(pool, list(creq.devices_ids))
+            self.outputs.on_allocated(list(creq.devices_ids))
             log.info("allocated", extra={"resource": pool.resource, "devices": list(creq.devices_ids)})
         return out
 
@@ -161,7 +163,7 @@ class DevicePluginService(dp_grpc.DevicePluginServicer):
         return dp.PreStartContainerResponse()
 
 
-class RegistrationService(reg_grpc.RegistrationServicer):
+class RegistrationServicer(reg_grpc.RegistrationServicer):
     """Plugin-watcher mode: the kubelet asks who we are, then tells us whether it took us."""
 
     def __init__(
@@ -200,11 +202,11 @@ class PoolServer:
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="dp-grpc")
         )
         dp_grpc.add_DevicePluginServicer_to_server(  # type: ignore[no-untyped-call]
-            DevicePluginService(state, outputs), self._server
+            DevicePluginServicer(state, outputs), self._server
         )
         if registration is not None:
             reg_grpc.add_RegistrationServicer_to_server(  # type: ignore[no-untyped-call]
-                RegistrationService(state, socket_path, registration), self._server
+                RegistrationServicer(state, socket_path, registration), self._server
             )
 
     def start(self) -> None:

@@ -1,4 +1,4 @@
-"""The node daemon: one event loop that keeps pools, servers and registrations in step with the node.
+"""The device-plugin service: one event loop keeping pools, servers and registrations in step with the node.
 
 Everything that can change the answer is an event on one selector: inotify on the socket directory
 (kubelet restarts, our socket removed), on the config file's directory, and on the sysfs PCI
@@ -37,7 +37,11 @@ RESCAN = "rescan"  # sysfs may have changed: rediscover
 HEALTH = "health"  # only link state changed: re-evaluate health
 
 
-class Daemon:
+class DevicePluginService:
+    """Everything the device plugin runs on a node: its event sources, one gRPC server per pool, and
+    the kubelet registrations; `start`, then `run` until `request_stop`.
+    """
+
     def __init__(self, opts: Options, config: PluginConfig) -> None:
         self.opts = opts
         self.config = config
@@ -219,7 +223,8 @@ class Daemon:
         if self.on_reconcile is not None:
             self.on_reconcile()
 
-    def mark_allocated(self, pool: Pool, ids: list[str]) -> None:
+    def mark_allocated(self, ids: list[str]) -> None:
+        """Allocate's hook: these devices went to a pod, so their netdevs leaving the host is expected."""
         self.in_use.mark(ids)
 
     def _log_pool(self, pool: Pool, members: list[PoolDevice]) -> None:

@@ -1,4 +1,4 @@
-"""The daemon's event sources, opened together and closed together.
+"""The device-plugin service's event sources, opened together and closed together.
 
 - inotify: the socket directory, the config file's directory, and sysfs `bus/pci/devices` plus the
   PCI driver directories (on the real /sys these stay quiet, but a fake tree in tests speaks
