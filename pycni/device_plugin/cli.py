@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from pycni.device_plugin import logs
+from pycni.cni.logs import setup_json_logging
 from pycni.device_plugin.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
 from pycni.device_plugin.options import Options
 
@@ -59,7 +59,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    logs.setup(logging.DEBUG if args.verbose else logging.INFO)
+    setup_json_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         config = load_config(args.config, args.resource_prefix)
     except ConfigError as err:
