@@ -16,6 +16,7 @@ from types import FrameType
 from pycni.cni.logs import setup_json_logging
 from pycni.device_plugin.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
 from pycni.device_plugin.options import Options
+from pycni.k8s.paths import DEVICE_PLUGINS_DIR, KUBELET_SOCKET, PLUGINS_REGISTRY_DIR
 
 log = logging.getLogger("pycni.device_plugin")
 
@@ -34,13 +35,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sysfs-root", default=Path("/sys"), type=Path)
     p.add_argument(
         "--kubelet-dir",
-        default=Path("/var/lib/kubelet/device-plugins"),
+        default=DEVICE_PLUGINS_DIR,
         type=Path,
-        help="the directory holding kubelet.sock",
+        help=f"the directory holding {KUBELET_SOCKET}",
     )
     p.add_argument(
         "--plugins-registry-dir",
-        default=Path("/var/lib/kubelet/plugins_registry"),
+        default=PLUGINS_REGISTRY_DIR,
         type=Path,
         help="plugin-watcher directory; used instead of Register when it exists",
     )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pycni.device_plugin.config import DEFAULT_PREFIX
+from pycni.k8s.paths import DEVICE_PLUGINS_DIR, PLUGINS_REGISTRY_DIR
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,8 @@ class Options:
     config_path: Path
     resource_prefix: str = DEFAULT_PREFIX
     sysfs_root: Path = Path("/sys")
-    kubelet_dir: Path = Path("/var/lib/kubelet/device-plugins")
-    plugins_registry_dir: Path = Path("/var/lib/kubelet/plugins_registry")
+    kubelet_dir: Path = DEVICE_PLUGINS_DIR
+    plugins_registry_dir: Path = PLUGINS_REGISTRY_DIR
     devinfo_dir: Path = Path("/var/run/k8s.cni.cncf.io/devinfo/dp")
     cdi_dir: Path = Path("/var/run/cdi")
     use_cdi: bool = False

@@ -26,10 +26,11 @@ from pycni.device_plugin.config import ConfigError, PluginConfig, load_config, w
 from pycni.device_plugin.discovery import Device, discover, remember
 from pycni.device_plugin.options import Options
 from pycni.device_plugin.pools import InUse, LinkState, Pool, PoolDevice, assign, health, pools_of
-from pycni.device_plugin.registration import KUBELET_SOCKET, Registrar
+from pycni.device_plugin.registration import Registrar
 from pycni.device_plugin.server import Outputs, PoolServer, PoolState
 from pycni.device_plugin.watch import Sources
 from pycni.hw.sysfs import SysFs, SysfsError
+from pycni.k8s.paths import KUBELET_SOCKET
 
 log = logging.getLogger(__name__)
 
