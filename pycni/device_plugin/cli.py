@@ -14,8 +14,10 @@ from pathlib import Path
 from types import FrameType
 
 from pycni.cni.logs import setup_json_logging
+from pycni.device_plugin.cdi import CDI_DIR
 from pycni.device_plugin.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
 from pycni.device_plugin.options import Options
+from pycni.hw.devinfo import DP_DIR
 from pycni.k8s.paths import DEVICE_PLUGINS_DIR, KUBELET_SOCKET, PLUGINS_REGISTRY_DIR
 
 log = logging.getLogger("pycni.device_plugin")
@@ -45,8 +47,8 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         help="plugin-watcher directory; used instead of Register when it exists",
     )
-    p.add_argument("--device-info-dir", default=Path("/var/run/k8s.cni.cncf.io/devinfo/dp"), type=Path)
-    p.add_argument("--cdi-dir", default=Path("/var/run/cdi"), type=Path)
+    p.add_argument("--device-info-dir", default=DP_DIR, type=Path)
+    p.add_argument("--cdi-dir", default=CDI_DIR, type=Path)
     p.add_argument(
         "--use-cdi", action="store_true", help="answer Allocate with CDI devices and write CDI specs"
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pycni.device_plugin.cdi import CDI_DIR
 from pycni.device_plugin.config import DEFAULT_PREFIX
+from pycni.hw.devinfo import DP_DIR
 from pycni.k8s.paths import DEVICE_PLUGINS_DIR, PLUGINS_REGISTRY_DIR
 
 
@@ -22,8 +24,8 @@ class Options:
     sysfs_root: Path = Path("/sys")
     kubelet_dir: Path = DEVICE_PLUGINS_DIR
     plugins_registry_dir: Path = PLUGINS_REGISTRY_DIR
-    devinfo_dir: Path = Path("/var/run/k8s.cni.cncf.io/devinfo/dp")
-    cdi_dir: Path = Path("/var/run/cdi")
+    devinfo_dir: Path = DP_DIR
+    cdi_dir: Path = CDI_DIR
     use_cdi: bool = False
     #: The network namespace whose links are the node's netdevs (None: our own).
     links_netns: str | None = None

@@ -19,9 +19,10 @@ from typing import Any
 import grpc
 
 from pycni.device_plugin import allocate as alloc
-from pycni.device_plugin import files, preferred
+from pycni.device_plugin import preferred
 from pycni.device_plugin.discovery import Device
 from pycni.device_plugin.pools import Pool, PoolDevice, matching_selector
+from pycni.hw import devinfo
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from pycni.k8s.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 from pycni.k8s.api import pluginregistration_v1_pb2 as reg
@@ -143,10 +144,7 @@ class DevicePluginServicer(dp_grpc.DevicePluginServicer):
                 )
             devices = [known[d] for d in creq.devices_ids]
             result = alloc.allocate(pool, devices, use_cdi=self.outputs.use_cdi)
-            for dev in devices:
-                sel = matching_selector(pool.conf, dev)
-                info = alloc.device_info(dev, bool(sel and sel.need_vhost_net))
-                files.write_devinfo(self.outputs.devinfo_dir, pool.resource, dev.address, info)
+            self._write_devinfo(pool, devices)
             resp = out.container_responses.add()
             resp.envs.update(result.envs)
             for node in result.devices:
@@ -161,6 +159,13 @@ class DevicePluginServicer(dp_grpc.DevicePluginServicer):
 
     def PreStartContainer(self, request: Any, context: Any) -> Any:  # noqa: N802
         return dp.PreStartContainerResponse()
+
+    def _write_devinfo(self, pool: Pool, devices: list[Device]) -> None:
+        """The NPWG device-info file of each device, for the CNI plugin that will attach it."""
+        for dev in devices:
+            sel = matching_selector(pool.conf, dev)
+            info = devinfo.pci_info(dev.address, dev.pf_address, vhost_net=bool(sel and sel.need_vhost_net))
+            devinfo.write(devinfo.dp_path(self.outputs.devinfo_dir, pool.resource, dev.address), info)
 
 
 class RegistrationServicer(reg_grpc.RegistrationServicer):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pycni.device_plugin import files, inotify
+from pycni.device_plugin import cdi, inotify
 from pycni.device_plugin.allocate import cdi_spec
 from pycni.device_plugin.config import ConfigError, PluginConfig, load_config, warn_unsupported
 from pycni.device_plugin.discovery import Device, discover, remember
@@ -29,6 +29,7 @@ from pycni.device_plugin.pools import InUse, LinkState, Pool, PoolDevice, assign
 from pycni.device_plugin.registration import Registrar
 from pycni.device_plugin.server import Outputs, PoolServer, PoolState
 from pycni.device_plugin.watch import Sources
+from pycni.hw import devinfo
 from pycni.hw.sysfs import SysFs, SysfsError
 from pycni.k8s.paths import KUBELET_SOCKET
 
@@ -214,13 +215,11 @@ class DevicePluginService:
                 self._log_pool(pool, members)
             else:
                 continue
-            files.remove_devinfo(
+            devinfo.remove_pool(
                 self.opts.devinfo_dir, pool.resource, keep=[m.device.address for m in members]
             )
             if self.opts.use_cdi:
-                files.write_cdi_spec(
-                    self.opts.cdi_dir, pool.resource, cdi_spec(pool, [m.device for m in members])
-                )
+                cdi.write_spec(self.opts.cdi_dir, pool.resource, cdi_spec(pool, [m.device for m in members]))
         if self.on_reconcile is not None:
             self.on_reconcile()
 
@@ -269,9 +268,9 @@ class DevicePluginService:
             state.close()
         if server is not None:
             server.stop(remove_socket=True)
-        files.remove_devinfo(self.opts.devinfo_dir, resource)
+        devinfo.remove_pool(self.opts.devinfo_dir, resource)
         if self.opts.use_cdi:
-            files.remove_cdi_spec(self.opts.cdi_dir, resource)
+            cdi.remove_spec(self.opts.cdi_dir, resource)
         log.info("pool removed", extra={"resource": resource})
 
 

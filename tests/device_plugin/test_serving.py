@@ -157,7 +157,9 @@ def test_allocate_with_cdi_returns_cdi_devices_and_writes_specs(
     resp = allocate(run, "dpdk", ["0000:3b:02.6"])
     assert [c.name for c in resp.cdi_devices] == [f"{PREFIX}/net-pci=0000:3b:02.6"]
     assert list(resp.devices) == []
-    spec = json.loads((run.opts.cdi_dir / f"pycni-{PREFIX}-dpdk.json").read_text())
+    spec_file = run.opts.cdi_dir / f"pycni-{PREFIX}-dpdk.json"
+    assert stat.S_IMODE(spec_file.stat().st_mode) == 0o644
+    spec = json.loads(spec_file.read_text())
     assert spec["kind"] == f"{PREFIX}/net-pci"
     assert sorted(d["name"] for d in spec["devices"]) == POOLS["dpdk"]
 
