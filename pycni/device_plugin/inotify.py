@@ -18,7 +18,6 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-IN_MODIFY = 0x002
 IN_CLOSE_WRITE = 0x008
 IN_MOVED_FROM = 0x040
 IN_MOVED_TO = 0x080
@@ -66,15 +65,12 @@ class Inotify:
     def fileno(self) -> int:
         return self._fd
 
-    def watch(self, directory: Path, mask: int = DIR_EVENTS) -> None:
-        wd = _libc.inotify_add_watch(self._fd, os.fsencode(directory), mask)
+    def watch(self, directory: Path) -> None:
+        wd = _libc.inotify_add_watch(self._fd, os.fsencode(directory), DIR_EVENTS)
         if wd < 0:
             code = ctypes.get_errno()
             raise OSError(code, f"inotify_add_watch {directory}: {os.strerror(code)}")
         self._watches[wd] = Path(directory)
-
-    def watched(self) -> set[Path]:
-        return set(self._watches.values())
 
     def read(self) -> list[Event]:
         try:

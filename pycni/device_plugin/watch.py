@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ class Sources:
     links: LinkView | None = None
     link_events: LinkEvents | None = None
     udev: Any = None
-    pending: list[Event] = field(default_factory=list)
 
     @classmethod
     def open(cls, opts: Options, socket_dir: Path) -> Sources:
