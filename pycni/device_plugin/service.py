@@ -40,8 +40,9 @@ HEALTH = "health"  # only link state changed: re-evaluate health
 
 
 class DevicePluginService:
-    """Everything the device plugin runs on a node: its event sources, one gRPC server per pool, and
-    the kubelet registrations; `start`, then `run` until `request_stop`.
+    """Everything the device plugin runs on a node: event sources, a gRPC server per pool, registrations.
+
+    `start` serves every pool; `run` is the event loop until `request_stop`, then shuts down.
     """
 
     def __init__(self, opts: Options, config: PluginConfig) -> None:
