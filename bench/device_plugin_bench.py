@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pycni.device_plugin.config import parse_config
 from pycni.device_plugin.discovery import discover
-from pycni.device_plugin.service import Daemon, Options
+from pycni.device_plugin.options import Options
+from pycni.device_plugin.service import DevicePluginService
 from pycni.hw.sysfs import SysFs
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from tests.device_plugin.kubelet import plugin
@@ -64,11 +65,11 @@ def bench_allocate(work: Path, root: Path, calls: int) -> dict[str, float]:
         use_netlink=False,
         use_udev=False,
     )
-    daemon = Daemon(opts, parse_config(config))
+    service = DevicePluginService(opts, parse_config(config))
     start = time.perf_counter()
-    daemon.start()
+    service.start()
     startup = time.perf_counter() - start
-    thread = threading.Thread(target=daemon.run, daemon=True)
+    thread = threading.Thread(target=service.run, daemon=True)
     thread.start()
     out: dict[str, float] = {"startup_ms": startup * 1e3}
     try:
@@ -85,7 +86,7 @@ def bench_allocate(work: Path, root: Path, calls: int) -> dict[str, float]:
             out[f"allocate_{name}_median_ms"] = statistics.median(times) * 1e3
             out[f"allocate_{name}_p99_ms"] = percentile(times, 99) * 1e3
     finally:
-        daemon.request_stop()
+        service.request_stop()
         thread.join(10)
         shutil.rmtree(opts.devinfo_dir.parent, ignore_errors=True)
     return out

@@ -56,7 +56,9 @@ def main(plugin_type: str) -> NoReturn:
     import os
     import sys
 
-    from pycni.cni.logs import setup_logging
+    if os.environ.get("CNI_COMMAND") != "VERSION":  # VERSION logs nothing: keep its imports minimal
+        from pycni.cni.logs import setup_logging
+        from pycni.cni.settings import Settings
 
-    setup_logging(os.environ)
+        setup_logging(Settings.from_env(os.environ))
     sys.exit(run(plugin_type, os.environ, sys.stdin.buffer, sys.stdout))

@@ -1,22 +1,80 @@
-"""Logging for plugins: stderr or a file, never stdout (stdout is the result's)."""
+"""Logging setup for every pycni process; standard library only (a plugin imports it on each call).
+
+Two formats, both on stderr or a file and never on stdout (a plugin's stdout is its result):
+- text lines, for plugins and the node daemon, to the call's `Settings.log_file` at `log_level`;
+- JSON lines, for the device plugin, whose logs go to a cluster log pipeline: log calls pass
+  context as `extra={"resource": ..., "pci": ...}` rather than formatting it into the message, and
+  each extra becomes a key, so lines can be filtered by field.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-from collections.abc import Mapping
+import sys
+import time
+from typing import TYPE_CHECKING, Any
 
-LOG_FILE_ENV = "PYCNI_LOG_FILE"
-LOG_LEVEL_ENV = "PYCNI_LOG_LEVEL"
+if TYPE_CHECKING:
+    from pycni.cni.settings import Settings
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s pid=%(process)d %(message)s"
 
+#: Attributes every LogRecord has; anything else on a record came from `extra=`.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
-def setup_logging(env: Mapping[str, str] = os.environ) -> None:
-    """Configure the root logger once per process from PYCNI_LOG_FILE / PYCNI_LOG_LEVEL."""
-    level = env.get(LOG_LEVEL_ENV, "WARNING").upper()
-    path = env.get(LOG_FILE_ENV)
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: `ts` (UTC, ms), `level`, `logger`, `msg`, the extras, and `exc`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(settings: Settings) -> None:
+    """Configure the root logger once per process from the settings' log target (text lines)."""
+    level = settings.log_level
+    path = settings.log_file
     handler: logging.Handler = logging.FileHandler(path) if path else logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level if level in logging.getLevelNamesMapping() else "WARNING")
+    _install(
+        logging.getLogger(),
+        handler,
+        logging.Formatter(FORMAT),
+        level if level in logging.getLevelNamesMapping() else "WARNING",
+    )
+
+
+def setup_json_logging(level: int = logging.INFO) -> None:
+    """Send everything under the `pycni` logger to stderr as JSON lines, and nowhere else.
+
+    Not propagated to the root logger, so a library that configures the root cannot duplicate
+    or reformat our lines.
+    """
+    root = logging.getLogger("pycni")
+    _install(root, logging.StreamHandler(sys.stderr), JsonFormatter(), level)
+    root.propagate = False
+
+
+def _install(
+    logger: logging.Logger, handler: logging.Handler, formatter: logging.Formatter, level: int | str
+) -> None:
+    """Make `handler` the logger's only one: setup may run more than once in a process (tests)."""
+    handler.setFormatter(formatter)
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)

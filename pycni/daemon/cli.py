@@ -63,18 +63,20 @@ def serve(args: argparse.Namespace) -> int:
     from pycni.cni.logs import setup_logging
     from pycni.daemon.listener import ListenerError, listen
     from pycni.daemon.preload import preload
-    from pycni.daemon.supervisor import Settings, Supervisor
+    from pycni.daemon.supervisor import Supervisor, SupervisorOptions
 
-    setup_logging(os.environ)
+    setup_logging(Settings.from_env(os.environ))
     os.chdir("/")
     preload()
-    settings = Settings(Path(args.socket), args.workers, args.queue, args.request_timeout, args.drain_timeout)
+    options = SupervisorOptions(
+        Path(args.socket), args.workers, args.queue, args.request_timeout, args.drain_timeout
+    )
     try:
-        listener = listen(settings.socket_path)
+        listener = listen(options.socket_path)
     except (ListenerError, OSError) as err:
         print(f"pycni daemon: {err}", file=sys.stderr)
         return 1
     try:
-        return Supervisor(settings, listener).run()
+        return Supervisor(options, listener).run()
     finally:
         listener.close()

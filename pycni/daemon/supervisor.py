@@ -39,7 +39,9 @@ CALLER_IO_TIMEOUT = 2.0
 
 
 @dataclass(frozen=True)
-class Settings:
+class SupervisorOptions:
+    """How the supervisor serves: its socket, worker count, queue bound and time limits."""
+
     socket_path: Path
     workers: int = 8
     queue: int = 128
@@ -70,8 +72,8 @@ class Worker:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, listener: Listener) -> None:
-        self.settings = settings
+    def __init__(self, options: SupervisorOptions, listener: Listener) -> None:
+        self.options = options
         self.listener = listener
         self.sel = selectors.DefaultSelector()
         self.queue: deque[socket.socket] = deque()
@@ -92,9 +94,9 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda _s, _f: None)
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.sel.register(self.listener.sock, selectors.EVENT_READ, "accept")
-        for _ in range(self.settings.workers):
+        for _ in range(self.options.workers):
             self._spawn()
-        log.warning("pycni daemon serving %s with %d workers", self.listener.path, self.settings.workers)
+        log.warning("pycni daemon serving %s with %d workers", self.listener.path, self.options.workers)
         while not self._finished():
             for key, _ in self.sel.select(self._timeout()):
                 if key.data == "accept":
@@ -163,7 +165,7 @@ class Supervisor:
                 conn.recv(64 * 1024)  # consume the request: closing over unread data resets the caller
                 wire.send_done(conn, 0, json.dumps(self.status()).encode())
             conn.close()
-        elif len(self.queue) >= self.settings.queue and self._busy() == len(self.workers):
+        elif len(self.queue) >= self.options.queue and self._busy() == len(self.workers):
             self._refuse(conn, "overloaded", "the pycni daemon's queue is full")
         else:
             self.queue.append(conn)
@@ -200,7 +202,7 @@ class Supervisor:
             try:
                 ours.close()
                 self._close_in_child()
-                worker.serve(theirs, worker.Limits(self.settings.request_timeout))
+                worker.serve(theirs, worker.Limits(self.options.request_timeout))
             finally:
                 os._exit(70)
         theirs.close()
@@ -293,9 +295,9 @@ class Supervisor:
                 del self.unread[conn]
                 conn.close()
         for w in self.workers.values():
-            if w.busy_since is not None and now - w.busy_since > self.settings.hard_deadline:
-                log.error("worker %d exceeded its %.0fs deadline", w.pid, self.settings.hard_deadline)
-                w.killed_for = f"it ran past the {self.settings.hard_deadline:.0f}s deadline"
+            if w.busy_since is not None and now - w.busy_since > self.options.hard_deadline:
+                log.error("worker %d exceeded its %.0fs deadline", w.pid, self.options.hard_deadline)
+                w.killed_for = f"it ran past the {self.options.hard_deadline:.0f}s deadline"
                 _kill(w.pid)
 
     # stopping
@@ -312,7 +314,7 @@ class Supervisor:
 
     def _begin_stop(self) -> None:
         """Stop taking callers at once; queued ones run the request themselves."""
-        self.drain_deadline = time.monotonic() + self.settings.drain_timeout
+        self.drain_deadline = time.monotonic() + self.options.drain_timeout
         self.sel.unregister(self.listener.sock)
         self.listener.close()
         while self.queue:

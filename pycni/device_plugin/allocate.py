@@ -1,4 +1,4 @@
-"""What a container gets for its devices: env, DeviceSpecs, CDI names, and the device-info files.
+"""What a container gets for its devices: env, DeviceSpecs or CDI names; and a pool's CDI spec.
 
 Answers as sriov-network-device-plugin does: `PCIDEVICE_<PREFIX>_<RESOURCE>` (comma-joined PCI
 addresses) with its `_INFO` JSON companion; `/dev/vfio/vfio` plus the IOMMU group node for vfio-pci,
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from pycni.device_plugin.discovery import Device
 from pycni.device_plugin.pools import Pool, matching_selector
+from pycni.hw.devinfo import VHOST_NET
 
 VFIO_CONTAINER = "/dev/vfio/vfio"
 UIO_DRIVERS = frozenset({"uio_pci_generic", "igb_uio"})
-VHOST_NET = "/dev/vhost-net"
 TUN = "/dev/net/tun"
 CDI_CLASS = "net-pci"
 
@@ -94,16 +94,6 @@ def allocate(pool: Pool, devices: Iterable[Device], use_cdi: bool = False) -> Co
     out.envs[name] = ",".join(ids)
     out.envs[f"{name}_INFO"] = json.dumps(info, sort_keys=True, separators=(",", ":"))
     return out
-
-
-def device_info(dev: Device, need_vhost_net: bool) -> dict[str, object]:
-    """The NPWG device-info (spec 1.1.0) document for a PCI device."""
-    pci: dict[str, object] = {"pci-address": dev.address}
-    if dev.pf_address:
-        pci["pf-pci-address"] = dev.pf_address
-    if need_vhost_net:
-        pci["vhost-net"] = VHOST_NET
-    return {"type": "pci", "version": "1.1.0", "pci": pci}
 
 
 def cdi_spec(pool: Pool, devices: Iterable[Device]) -> dict[str, object]:

@@ -1,7 +1,7 @@
-"""`pycni device-plugin`: command-line parsing, logging, signals; the daemon does the rest.
+"""`pycni device-plugin`: command-line parsing, logging, signals; the service does the rest.
 
 Exit codes: 0 after a clean SIGTERM/SIGINT shutdown, 2 for an invalid config file (the message
-names the entry and the reason), 1 when the daemon cannot start.
+names the entry and the reason), 1 when the service cannot start.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ import sys
 from pathlib import Path
 from types import FrameType
 
-from pycni.device_plugin import logs
+from pycni.cni.logs import setup_json_logging
+from pycni.device_plugin.cdi import CDI_DIR
 from pycni.device_plugin.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
+from pycni.device_plugin.options import Options
+from pycni.hw.devinfo import DP_DIR
+from pycni.k8s.paths import DEVICE_PLUGINS_DIR, KUBELET_SOCKET, PLUGINS_REGISTRY_DIR
 
 log = logging.getLogger("pycni.device_plugin")
 
@@ -33,18 +37,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sysfs-root", default=Path("/sys"), type=Path)
     p.add_argument(
         "--kubelet-dir",
-        default=Path("/var/lib/kubelet/device-plugins"),
+        default=DEVICE_PLUGINS_DIR,
         type=Path,
-        help="the directory holding kubelet.sock",
+        help=f"the directory holding {KUBELET_SOCKET}",
     )
     p.add_argument(
         "--plugins-registry-dir",
-        default=Path("/var/lib/kubelet/plugins_registry"),
+        default=PLUGINS_REGISTRY_DIR,
         type=Path,
         help="plugin-watcher directory; used instead of Register when it exists",
     )
-    p.add_argument("--device-info-dir", default=Path("/var/run/k8s.cni.cncf.io/devinfo/dp"), type=Path)
-    p.add_argument("--cdi-dir", default=Path("/var/run/cdi"), type=Path)
+    p.add_argument("--device-info-dir", default=DP_DIR, type=Path)
+    p.add_argument("--cdi-dir", default=CDI_DIR, type=Path)
     p.add_argument(
         "--use-cdi", action="store_true", help="answer Allocate with CDI devices and write CDI specs"
     )
@@ -58,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
-    logs.setup(logging.DEBUG if args.verbose else logging.INFO)
+    setup_json_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         config = load_config(args.config, args.resource_prefix)
     except ConfigError as err:
@@ -67,7 +71,8 @@ def main(argv: list[str]) -> int:
         return EXIT_CONFIG
     warn_unsupported(config)
 
-    from pycni.device_plugin.service import Daemon, Options  # grpc, pyroute2: only once the config is good
+    # grpc and pyroute2 load only once the config is known to be good
+    from pycni.device_plugin.service import DevicePluginService
 
     opts = Options(
         config_path=args.config.absolute(),
@@ -81,19 +86,19 @@ def main(argv: list[str]) -> int:
         links_netns=args.links_netns,
         use_udev=not args.no_udev,
     )
-    daemon = Daemon(opts, config)
+    service = DevicePluginService(opts, config)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
-        daemon.request_stop()
+        service.request_stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, on_signal)
     try:
-        daemon.start()
+        service.start()
     except Exception as err:
         log.exception("cannot start", extra={"error": str(err)})
-        daemon.shutdown()
+        service.shutdown()
         return EXIT_START
-    daemon.run()
+    service.run()
     return 0

@@ -1,4 +1,4 @@
-"""A minimal inotify over ctypes: directory watches whose fd goes into the daemon's selector.
+"""A minimal inotify over ctypes: directory watches whose fd goes into the service's selector.
 
 Why not `pyroute2.inotify`: it blocks in its own poll loop, closes its fds while a reader may still
 be polling them, and fails on events for a watch it no longer knows. We need a non-blocking fd to
@@ -18,7 +18,6 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-IN_MODIFY = 0x002
 IN_CLOSE_WRITE = 0x008
 IN_MOVED_FROM = 0x040
 IN_MOVED_TO = 0x080
@@ -30,7 +29,7 @@ IN_Q_OVERFLOW = 0x4000
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 
-#: What the daemon wants from a directory: entries appearing, disappearing or rewritten.
+#: What the service wants from a directory: entries appearing, disappearing or rewritten.
 DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF
 
 _HEADER = struct.Struct("iIII")
@@ -66,15 +65,12 @@ class Inotify:
     def fileno(self) -> int:
         return self._fd
 
-    def watch(self, directory: Path, mask: int = DIR_EVENTS) -> None:
-        wd = _libc.inotify_add_watch(self._fd, os.fsencode(directory), mask)
+    def watch(self, directory: Path) -> None:
+        wd = _libc.inotify_add_watch(self._fd, os.fsencode(directory), DIR_EVENTS)
         if wd < 0:
             code = ctypes.get_errno()
             raise OSError(code, f"inotify_add_watch {directory}: {os.strerror(code)}")
         self._watches[wd] = Path(directory)
-
-    def watched(self) -> set[Path]:
-        return set(self._watches.values())
 
     def read(self) -> list[Event]:
         try:

@@ -1,7 +1,7 @@
 """Registering a pool with the kubelet through `kubelet.sock` (used when there is no plugins_registry).
 
 The kubelet dials our socket back as soon as Register returns, so callers serve first. A failure is
-returned, not raised past the caller, because the daemon retries on the next kubelet.sock event or
+returned, not raised past the caller, because the service retries on the next kubelet.sock event or
 after a short backoff instead of exiting as the reference does.
 """
 
@@ -19,10 +19,9 @@ from pycni.device_plugin.pools import Pool
 from pycni.device_plugin.server import API_VERSION, OPTIONS
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from pycni.k8s.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
+from pycni.k8s.paths import KUBELET_SOCKET
 
 log = logging.getLogger(__name__)
-
-KUBELET_SOCKET = "kubelet.sock"
 
 
 class RegistrationError(Exception):

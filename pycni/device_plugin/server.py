@@ -2,7 +2,7 @@
 pluginregistration API on the same socket).
 
 `PoolState` is the pool's current device list and a version counter under a condition variable;
-the daemon's reconcile loop writes it, ListAndWatch streams wait on it. Servers are restarted (not
+the service's reconcile loop writes it, ListAndWatch streams wait on it. Servers are restarted (not
 reused) when their socket is removed, because a gRPC server cannot re-listen on a new inode.
 """
 
@@ -19,9 +19,10 @@ from typing import Any
 import grpc
 
 from pycni.device_plugin import allocate as alloc
-from pycni.device_plugin import files, preferred
+from pycni.device_plugin import preferred
 from pycni.device_plugin.discovery import Device
 from pycni.device_plugin.pools import Pool, PoolDevice, matching_selector
+from pycni.hw import devinfo
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from pycni.k8s.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 from pycni.k8s.api import pluginregistration_v1_pb2 as reg
@@ -84,7 +85,7 @@ class Outputs:
 
     devinfo_dir: Path
     use_cdi: bool
-    on_allocated: Callable[[Pool, list[str]], None]
+    on_allocated: Callable[[list[str]], None]
 
 
 def to_response(state: PoolState, devices: list[PoolDevice]) -> dp.ListAndWatchResponse:
@@ -97,7 +98,9 @@ def to_response(state: PoolState, devices: list[PoolDevice]) -> dp.ListAndWatchR
     return dp.ListAndWatchResponse(devices=out)
 
 
-class DevicePluginService(dp_grpc.DevicePluginServicer):
+class DevicePluginServicer(dp_grpc.DevicePluginServicer):
+    """The kubelet's DevicePlugin API for one pool, answering from the pool's `PoolState`."""
+
     def __init__(self, state: PoolState, outputs: Outputs) -> None:
         self.state = state
         self.outputs = outputs
@@ -141,10 +144,7 @@ class DevicePluginService(dp_grpc.DevicePluginServicer):
                 )
             devices = [known[d] for d in creq.devices_ids]
             result = alloc.allocate(pool, devices, use_cdi=self.outputs.use_cdi)
-            for dev in devices:
-                sel = matching_selector(pool.conf, dev)
-                info = alloc.device_info(dev, bool(sel and sel.need_vhost_net))
-                files.write_devinfo(self.outputs.devinfo_dir, pool.resource, dev.address, info)
+            self._write_devinfo(pool, devices)
             resp = out.container_responses.add()
             resp.envs.update(result.envs)
             for node in result.devices:
@@ -153,15 +153,22 @@ class DevicePluginService(dp_grpc.DevicePluginServicer):
                 )
             for name in result.cdi_devices:
                 resp.cdi_devices.add(name=name)
-            self.outputs.on_allocated(pool, list(creq.devices_ids))
+            self.outputs.on_allocated(list(creq.devices_ids))
             log.info("allocated", extra={"resource": pool.resource, "devices": list(creq.devices_ids)})
         return out
 
     def PreStartContainer(self, request: Any, context: Any) -> Any:  # noqa: N802
         return dp.PreStartContainerResponse()
 
+    def _write_devinfo(self, pool: Pool, devices: list[Device]) -> None:
+        """The NPWG device-info file of each device, for the CNI plugin that will attach it."""
+        for dev in devices:
+            sel = matching_selector(pool.conf, dev)
+            info = devinfo.pci_info(dev.address, dev.pf_address, vhost_net=bool(sel and sel.need_vhost_net))
+            devinfo.write(devinfo.dp_path(self.outputs.devinfo_dir, pool.resource, dev.address), info)
 
-class RegistrationService(reg_grpc.RegistrationServicer):
+
+class RegistrationServicer(reg_grpc.RegistrationServicer):
     """Plugin-watcher mode: the kubelet asks who we are, then tells us whether it took us."""
 
     def __init__(
@@ -200,11 +207,11 @@ class PoolServer:
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="dp-grpc")
         )
         dp_grpc.add_DevicePluginServicer_to_server(  # type: ignore[no-untyped-call]
-            DevicePluginService(state, outputs), self._server
+            DevicePluginServicer(state, outputs), self._server
         )
         if registration is not None:
             reg_grpc.add_RegistrationServicer_to_server(  # type: ignore[no-untyped-call]
-                RegistrationService(state, socket_path, registration), self._server
+                RegistrationServicer(state, socket_path, registration), self._server
             )
 
     def start(self) -> None:

@@ -1,4 +1,4 @@
-"""The node daemon: one event loop that keeps pools, servers and registrations in step with the node.
+"""The device-plugin service: one event loop keeping pools, servers and registrations in step with the node.
 
 Everything that can change the answer is an event on one selector: inotify on the socket directory
 (kubelet restarts, our socket removed), on the config file's directory, and on the sysfs PCI
@@ -18,25 +18,20 @@ import selectors
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pycni.device_plugin import files, inotify
+from pycni.device_plugin import cdi, inotify
 from pycni.device_plugin.allocate import cdi_spec
-from pycni.device_plugin.config import (
-    DEFAULT_PREFIX,
-    ConfigError,
-    PluginConfig,
-    load_config,
-    warn_unsupported,
-)
+from pycni.device_plugin.config import ConfigError, PluginConfig, load_config, warn_unsupported
 from pycni.device_plugin.discovery import Device, discover, remember
+from pycni.device_plugin.options import Options
 from pycni.device_plugin.pools import InUse, LinkState, Pool, PoolDevice, assign, health, pools_of
-from pycni.device_plugin.registration import KUBELET_SOCKET, Registrar
+from pycni.device_plugin.registration import Registrar
 from pycni.device_plugin.server import Outputs, PoolServer, PoolState
 from pycni.device_plugin.watch import Sources
+from pycni.hw import devinfo
 from pycni.hw.sysfs import SysFs, SysfsError
+from pycni.k8s.paths import KUBELET_SOCKET
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +39,12 @@ RESCAN = "rescan"  # sysfs may have changed: rediscover
 HEALTH = "health"  # only link state changed: re-evaluate health
 
 
-@dataclass(frozen=True)
-class Options:
-    config_path: Path
-    resource_prefix: str = DEFAULT_PREFIX
-    sysfs_root: Path = Path("/sys")
-    kubelet_dir: Path = Path("/var/lib/kubelet/device-plugins")
-    plugins_registry_dir: Path = Path("/var/lib/kubelet/plugins_registry")
-    devinfo_dir: Path = Path("/var/run/k8s.cni.cncf.io/devinfo/dp")
-    cdi_dir: Path = Path("/var/run/cdi")
-    use_cdi: bool = False
-    links_netns: str | None = None
-    use_netlink: bool = True
-    use_udev: bool = True
-    debounce: float = 0.02
+class DevicePluginService:
+    """Everything the device plugin runs on a node: event sources, a gRPC server per pool, registrations.
 
+    `start` serves every pool; `run` is the event loop until `request_stop`, then shuts down.
+    """
 
-class Daemon:
     def __init__(self, opts: Options, config: PluginConfig) -> None:
         self.opts = opts
         self.config = config
@@ -232,17 +216,16 @@ class Daemon:
                 self._log_pool(pool, members)
             else:
                 continue
-            files.remove_devinfo(
+            devinfo.remove_pool(
                 self.opts.devinfo_dir, pool.resource, keep=[m.device.address for m in members]
             )
             if self.opts.use_cdi:
-                files.write_cdi_spec(
-                    self.opts.cdi_dir, pool.resource, cdi_spec(pool, [m.device for m in members])
-                )
+                cdi.write_spec(self.opts.cdi_dir, pool.resource, cdi_spec(pool, [m.device for m in members]))
         if self.on_reconcile is not None:
             self.on_reconcile()
 
-    def mark_allocated(self, pool: Pool, ids: list[str]) -> None:
+    def mark_allocated(self, ids: list[str]) -> None:
+        """Allocate's hook: these devices went to a pod, so their netdevs leaving the host is expected."""
         self.in_use.mark(ids)
 
     def _log_pool(self, pool: Pool, members: list[PoolDevice]) -> None:
@@ -286,9 +269,9 @@ class Daemon:
             state.close()
         if server is not None:
             server.stop(remove_socket=True)
-        files.remove_devinfo(self.opts.devinfo_dir, resource)
+        devinfo.remove_pool(self.opts.devinfo_dir, resource)
         if self.opts.use_cdi:
-            files.remove_cdi_spec(self.opts.cdi_dir, resource)
+            cdi.remove_spec(self.opts.cdi_dir, resource)
         log.info("pool removed", extra={"resource": resource})
 
 

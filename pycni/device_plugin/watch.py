@@ -1,4 +1,4 @@
-"""The daemon's event sources, opened together and closed together.
+"""The device-plugin service's event sources, opened together and closed together.
 
 - inotify: the socket directory, the config file's directory, and sysfs `bus/pci/devices` plus the
   PCI driver directories (on the real /sys these stay quiet, but a fake tree in tests speaks
@@ -11,15 +11,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pycni.device_plugin.inotify import Event, Inotify
 from pycni.device_plugin.netlink import LinkEvents, LinkView
-
-if TYPE_CHECKING:
-    from pycni.device_plugin.service import Options
+from pycni.device_plugin.options import Options
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +29,6 @@ class Sources:
     links: LinkView | None = None
     link_events: LinkEvents | None = None
     udev: Any = None
-    pending: list[Event] = field(default_factory=list)
 
     @classmethod
     def open(cls, opts: Options, socket_dir: Path) -> Sources:

@@ -20,7 +20,8 @@ import pytest
 from pyroute2 import IPRoute, netns
 
 from pycni.device_plugin.config import load_config
-from pycni.device_plugin.service import Daemon, Options
+from pycni.device_plugin.options import Options
+from pycni.device_plugin.service import DevicePluginService
 from tests.device_plugin.kubelet import FakeKubelet
 from tests.helpers.fake_sysfs import FakeNode, build_sriov_node
 
@@ -92,9 +93,9 @@ def add_link(ns: str, ifname: str) -> None:
 
 @dataclass
 class Running:
-    """A daemon running in a thread against the fake node, plus everything a test needs to poke it."""
+    """A device-plugin service running in a thread against the fake node, and what a test needs to poke it."""
 
-    daemon: Daemon
+    service: DevicePluginService
     opts: Options
     kubelet: FakeKubelet | None
     thread: threading.Thread
@@ -102,17 +103,17 @@ class Running:
     reconciles: list[int] = field(default_factory=list)
 
     def socket(self, resource: str) -> Path:
-        return self.daemon.socket_dir / f"{PREFIX}_{resource}.sock"
+        return self.service.socket_dir / f"{PREFIX}_{resource}.sock"
 
     def stop(self) -> None:
-        self.daemon.request_stop()
+        self.service.request_stop()
         self.thread.join(10)
-        assert not self.thread.is_alive(), "daemon did not stop"
+        assert not self.thread.is_alive(), "service did not stop"
 
 
 @pytest.fixture
-def start_daemon(workdir: Path, node: FakeNode) -> Iterator[Callable[..., Running]]:
-    """Starts a daemon (kubelet.sock mode unless `watcher=True`); stops it after the test."""
+def start_service(workdir: Path, node: FakeNode) -> Iterator[Callable[..., Running]]:
+    """Starts a service (kubelet.sock mode unless `watcher=True`); stops it after the test."""
     started: list[Running] = []
     kubelets: list[FakeKubelet] = []
 
@@ -150,11 +151,11 @@ def start_daemon(workdir: Path, node: FakeNode) -> Iterator[Callable[..., Runnin
             use_netlink=links_netns is not None,
             use_udev=False,
         )
-        daemon = Daemon(opts, load_config(conf_path, PREFIX))
-        running = Running(daemon, opts, fake, threading.Thread(target=lambda: None), node)
-        daemon.on_reconcile = lambda: running.reconciles.append(1)
-        daemon.start()
-        running.thread = threading.Thread(target=daemon.run, name="dp-daemon", daemon=True)
+        service = DevicePluginService(opts, load_config(conf_path, PREFIX))
+        running = Running(service, opts, fake, threading.Thread(target=lambda: None), node)
+        service.on_reconcile = lambda: running.reconciles.append(1)
+        service.start()
+        running.thread = threading.Thread(target=service.run, name="dp-service", daemon=True)
         running.thread.start()
         started.append(running)
         return running

@@ -1,7 +1,7 @@
 """A kubelet stand-in: the device-manager side of the device-plugin and plugin-watcher protocols.
 
 It serves `v1beta1.Registration` on `<dir>/kubelet.sock` and records every RegisterRequest; it
-dials plugins' sockets with stubs generated from the same protos the daemon uses; and it can
+dials plugins' sockets with stubs generated from the same protos the device plugin uses; and it can
 "restart" the way a real kubelet does (remove every socket in its directory, then re-create its own).
 """
 

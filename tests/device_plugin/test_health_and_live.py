@@ -21,9 +21,9 @@ def healthy(devices: dict[str, str]) -> set[str]:
 
 
 def test_pf_carrier_loss_marks_its_vfs_unhealthy_and_back(
-    start_daemon: Callable[..., Running], links_ns: str
+    start_service: Callable[..., Running], links_ns: str
 ) -> None:
-    run = start_daemon(links_netns=links_ns)
+    run = start_service(links_netns=links_ns)
     stream = Stream(run.socket("sriov_a"))
     try:
         assert healthy(stream.next()) == set(A)
@@ -37,9 +37,9 @@ def test_pf_carrier_loss_marks_its_vfs_unhealthy_and_back(
 
 
 def test_vf_netdev_deleted_is_unhealthy_until_it_returns(
-    start_daemon: Callable[..., Running], links_ns: str
+    start_service: Callable[..., Running], links_ns: str
 ) -> None:
-    run = start_daemon(links_netns=links_ns)
+    run = start_service(links_netns=links_ns)
     stream = Stream(run.socket("sriov_a"))
     try:
         assert healthy(stream.next()) == set(A)
@@ -53,11 +53,11 @@ def test_vf_netdev_deleted_is_unhealthy_until_it_returns(
 
 
 def test_allocated_vf_whose_netdev_moves_to_a_pod_stays_healthy(
-    start_daemon: Callable[..., Running], links_ns: str
+    start_service: Callable[..., Running], links_ns: str
 ) -> None:
     from tests.device_plugin.test_serving import allocate
 
-    run = start_daemon(links_netns=links_ns)
+    run = start_service(links_netns=links_ns)
     allocate(run, "sriov_a", ["0000:3b:02.2"])
     stream = Stream(run.socket("sriov_a"))
     try:
@@ -72,8 +72,8 @@ def test_allocated_vf_whose_netdev_moves_to_a_pod_stays_healthy(
         stream.close()
 
 
-def test_vf_removed_from_sysfs_leaves_pool_and_new_vf_joins(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_vf_removed_from_sysfs_leaves_pool_and_new_vf_joins(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     stream = Stream(run.socket("sriov_b"))
     try:
         assert sorted(stream.next()) == ["0000:3b:02.4", "0000:3b:02.5", "0000:3c:02.0", "0000:3c:02.1"]
@@ -86,8 +86,8 @@ def test_vf_removed_from_sysfs_leaves_pool_and_new_vf_joins(start_daemon: Callab
         stream.close()
 
 
-def test_vf_rebound_to_vfio_moves_pool(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_vf_rebound_to_vfio_moves_pool(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     dpdk = Stream(run.socket("dpdk"))
     mlx = Stream(run.socket("mlx"))
     try:
@@ -101,8 +101,8 @@ def test_vf_rebound_to_vfio_moves_pool(start_daemon: Callable[..., Running]) -> 
         mlx.close()
 
 
-def test_unbound_vf_stays_listed_unhealthy(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_unbound_vf_stays_listed_unhealthy(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     stream = Stream(run.socket("dpdk"))
     try:
         assert healthy(stream.next()) == {
@@ -117,8 +117,8 @@ def test_unbound_vf_stays_listed_unhealthy(start_daemon: Callable[..., Running])
         stream.close()
 
 
-def test_config_change_by_atomic_rename_is_applied_live(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_config_change_by_atomic_rename_is_applied_live(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     stream = Stream(run.socket("sriov_a"))
     try:
         assert sorted(stream.next()) == A
@@ -138,8 +138,8 @@ def test_config_change_by_atomic_rename_is_applied_live(start_daemon: Callable[.
         stream.close()
 
 
-def test_invalid_config_change_keeps_running_config(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_invalid_config_change_keeps_running_config(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     count = len(run.reconciles)
     run.opts.config_path.write_text('{"resourceList": [{"resourceName": "bad name"}]}')
     run.opts.config_path.write_text(json.dumps(CONFIG | {"resourceList": CONFIG["resourceList"][:1]}))
@@ -148,8 +148,8 @@ def test_invalid_config_change_keeps_running_config(start_daemon: Callable[..., 
     assert run.socket("sriov_a").exists()
 
 
-def test_reregisters_within_a_second_after_kubelet_restart(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_reregisters_within_a_second_after_kubelet_restart(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     kubelet = run.kubelet
     assert kubelet is not None
     wait_for(lambda: len(kubelet.registrations) == 4, what="initial registrations")
@@ -167,8 +167,8 @@ def test_reregisters_within_a_second_after_kubelet_restart(start_daemon: Callabl
         stream.close()
 
 
-def test_our_socket_removed_in_watcher_mode_is_served_again(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon(watcher=True)
+def test_our_socket_removed_in_watcher_mode_is_served_again(start_service: Callable[..., Running]) -> None:
+    run = start_service(watcher=True)
     sock = run.socket("sriov_a")
     sock.unlink()  # the old server keeps listening on the unlinked inode: only a new one answers
     wait_for(sock.exists, timeout=1.0, what="socket re-created")
@@ -180,7 +180,7 @@ def test_our_socket_removed_in_watcher_mode_is_served_again(start_daemon: Callab
 
 
 def test_default_route_device_is_never_advertised(
-    start_daemon: Callable[..., Running], links_ns: str
+    start_service: Callable[..., Running], links_ns: str
 ) -> None:
     from pyroute2 import IPRoute
 
@@ -188,7 +188,7 @@ def test_default_route_device_is_never_advertised(
         index = ipr.link_lookup(ifname="ens1f0v0")[0]
         ipr.addr("add", index=index, address="192.0.2.2", prefixlen=24)
         ipr.route("add", dst="0.0.0.0/0", gateway="192.0.2.1", oif=index)
-    run = start_daemon(links_netns=links_ns)
+    run = start_service(links_netns=links_ns)
     stream = Stream(run.socket("sriov_a"))
     try:
         assert sorted(stream.next()) == A[1:]
@@ -196,10 +196,10 @@ def test_default_route_device_is_never_advertised(
         stream.close()
 
 
-def test_registers_once_kubelet_appears_after_the_plugin(start_daemon: Callable[..., Running]) -> None:
+def test_registers_once_kubelet_appears_after_the_plugin(start_service: Callable[..., Running]) -> None:
     from tests.device_plugin.kubelet import FakeKubelet
 
-    run = start_daemon(kubelet=False)
+    run = start_service(kubelet=False)
     wait_for(lambda: run.socket("sriov_a").exists(), what="serving before any kubelet")
     kubelet = FakeKubelet(run.opts.kubelet_dir)
     kubelet.start()

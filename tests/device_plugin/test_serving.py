@@ -24,8 +24,8 @@ POOLS = {
 }
 
 
-def test_registers_each_pool_through_kubelet_sock(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_registers_each_pool_through_kubelet_sock(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     kubelet = run.kubelet
     assert kubelet is not None
     wait_for(lambda: len(kubelet.registrations) >= 4, what="4 Registers")
@@ -42,15 +42,17 @@ def test_registers_each_pool_through_kubelet_sock(start_daemon: Callable[..., Ru
 
 
 def test_plugin_watcher_mode_serves_registration_and_never_calls_register(
-    start_daemon: Callable[..., Running],
+    start_service: Callable[..., Running],
 ) -> None:
-    run = start_daemon(watcher=True)
+    run = start_service(watcher=True)
     sock = run.opts.plugins_registry_dir / f"{PREFIX}_sriov_a.sock"
-    assert run.daemon.socket_dir == run.opts.plugins_registry_dir
+    assert run.service.socket_dir == run.opts.plugins_registry_dir
     info = watcher_register(sock)
     assert (info.type, info.name, info.endpoint) == ("DevicePlugin", f"{PREFIX}/sriov_a", str(sock))
     assert "v1beta1" in info.supported_versions
-    wait_for(lambda: run.daemon.registered.get(f"{PREFIX}/sriov_a"), what="NotifyRegistrationStatus recorded")
+    wait_for(
+        lambda: run.service.registered.get(f"{PREFIX}/sriov_a"), what="NotifyRegistrationStatus recorded"
+    )
     stream = Stream(sock)  # the same socket also serves the DevicePlugin API
     try:
         assert sorted(stream.next()) == POOLS["sriov_a"]
@@ -61,9 +63,9 @@ def test_plugin_watcher_mode_serves_registration_and_never_calls_register(
 
 @pytest.mark.parametrize("pool", sorted(POOLS))
 def test_list_and_watch_lists_each_pool_per_selectors(
-    start_daemon: Callable[..., Running], pool: str
+    start_service: Callable[..., Running], pool: str
 ) -> None:
-    run = start_daemon()
+    run = start_service()
     stream = Stream(run.socket(pool))
     try:
         first = stream.next_raw()
@@ -75,11 +77,11 @@ def test_list_and_watch_lists_each_pool_per_selectors(
     assert all(nodes == ([0] if dev.startswith("0000:3") else [1]) for dev, nodes in numa.items())
 
 
-def test_exclude_topology_drops_numa(start_daemon: Callable[..., Running]) -> None:
+def test_exclude_topology_drops_numa(start_service: Callable[..., Running]) -> None:
     config = {
         "resourceList": [{"resourceName": "a", "excludeTopology": True, "selectors": {"drivers": ["iavf"]}}]
     }
-    run = start_daemon(config)
+    run = start_service(config)
     stream = Stream(run.socket("a"))
     try:
         first = stream.next_raw()
@@ -94,7 +96,7 @@ def allocate(run: Running, pool: str, ids: list[str]) -> Any:
     return plugin(run.socket(pool)).Allocate(request, timeout=5).container_responses[0]
 
 
-def test_allocate_netdev_vfs_env_info_and_no_device_nodes(start_daemon: Callable[..., Running]) -> None:
+def test_allocate_netdev_vfs_env_info_and_no_device_nodes(start_service: Callable[..., Running]) -> None:
     config = {
         "resourceList": [
             {
@@ -104,7 +106,7 @@ def test_allocate_netdev_vfs_env_info_and_no_device_nodes(start_daemon: Callable
             }
         ]
     }
-    run = start_daemon(config)
+    run = start_service(config)
     resp = allocate(run, "sriov_a", ["0000:3b:02.1", "0000:3b:02.0"])
     assert resp.envs["PCIDEVICE_PYCNI_IO_SRIOV_A"] == "0000:3b:02.1,0000:3b:02.0"
     info = json.loads(resp.envs["PCIDEVICE_PYCNI_IO_SRIOV_A_INFO"])
@@ -121,8 +123,8 @@ def test_allocate_netdev_vfs_env_info_and_no_device_nodes(start_daemon: Callable
     assert not list(run.opts.devinfo_dir.glob(".*"))  # no temp files left behind
 
 
-def test_allocate_vfio_devices_get_vfio_nodes_from_sysfs(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_allocate_vfio_devices_get_vfio_nodes_from_sysfs(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     vfs = {vf.address: vf for vf in run.node.vfs}
     ids = ["0000:3b:02.6", "0000:86:02.4"]
     resp = allocate(run, "dpdk", ids)
@@ -139,8 +141,8 @@ def test_allocate_vfio_devices_get_vfio_nodes_from_sysfs(start_daemon: Callable[
         assert (run.opts.devinfo_dir / f"{PREFIX}-dpdk-{dev}-device.json").exists()
 
 
-def test_allocate_unknown_device_is_an_error(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_allocate_unknown_device_is_an_error(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     with pytest.raises(grpc.RpcError) as err:
         allocate(run, "sriov_a", ["0000:3b:02.0", "0000:3b:02.6"])  # .6 belongs to another pool
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -148,18 +150,22 @@ def test_allocate_unknown_device_is_an_error(start_daemon: Callable[..., Running
     assert not list(run.opts.devinfo_dir.glob("*sriov_a*"))
 
 
-def test_allocate_with_cdi_returns_cdi_devices_and_writes_specs(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon(use_cdi=True)
+def test_allocate_with_cdi_returns_cdi_devices_and_writes_specs(
+    start_service: Callable[..., Running],
+) -> None:
+    run = start_service(use_cdi=True)
     resp = allocate(run, "dpdk", ["0000:3b:02.6"])
     assert [c.name for c in resp.cdi_devices] == [f"{PREFIX}/net-pci=0000:3b:02.6"]
     assert list(resp.devices) == []
-    spec = json.loads((run.opts.cdi_dir / f"pycni-{PREFIX}-dpdk.json").read_text())
+    spec_file = run.opts.cdi_dir / f"pycni-{PREFIX}-dpdk.json"
+    assert stat.S_IMODE(spec_file.stat().st_mode) == 0o644
+    spec = json.loads(spec_file.read_text())
     assert spec["kind"] == f"{PREFIX}/net-pci"
     assert sorted(d["name"] for d in spec["devices"]) == POOLS["dpdk"]
 
 
-def test_sigterm_path_removes_sockets_and_devinfo(start_daemon: Callable[..., Running]) -> None:
-    run = start_daemon()
+def test_sigterm_path_removes_sockets_and_devinfo(start_service: Callable[..., Running]) -> None:
+    run = start_service()
     allocate(run, "sriov_a", ["0000:3b:02.0"])
     assert list(run.opts.devinfo_dir.iterdir())
     run.stop()
@@ -167,13 +173,13 @@ def test_sigterm_path_removes_sockets_and_devinfo(start_daemon: Callable[..., Ru
     assert list(run.opts.devinfo_dir.iterdir()) == []
 
 
-def test_get_preferred_allocation_over_grpc(start_daemon: Callable[..., Running]) -> None:
+def test_get_preferred_allocation_over_grpc(start_service: Callable[..., Running]) -> None:
     config = {
         "resourceList": [
             {"resourceName": "all", "allocationPolicy": "spread", "selectors": {"drivers": ["iavf"]}}
         ]
     }
-    run = start_daemon(config)
+    run = start_service(config)
     available = [f"0000:3b:02.{i}" for i in range(6)] + [f"0000:3c:02.{i}" for i in range(8)]
     request = dp.PreferredAllocationRequest(
         container_requests=[

@@ -4,10 +4,13 @@ the sysfs module, discovery, config validation, selectors with VF ranges, prefer
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 from pathlib import Path
 
 import pytest
 
+from pycni.cni.logs import setup_json_logging
 from pycni.cni.settings import Settings
 from pycni.device_plugin.config import ConfigError, parse_config
 from pycni.device_plugin.discovery import Device, discover, remember
@@ -247,3 +250,24 @@ def test_sysfs_auxiliary_devices(tmp_path: Path) -> None:
     assert [a.name for a in sysfs.auxiliary_devices()] == ["mlx5_core.eth.0", "mlx5_core.sf.2"]
     (sf,) = sysfs.auxiliary_devices("0000:86:00.0")
     assert (sf.parent_pci, sf.driver) == ("0000:86:00.0", "mlx5_core.sf_driver")
+
+
+def test_json_log_lines_carry_extras_as_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    logger = logging.getLogger("pycni")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    try:
+        setup_json_logging(logging.INFO)
+        logging.getLogger("pycni.device_plugin.test").info("pool %s", "updated", extra={"resource": "p.io/a"})
+        logging.getLogger("pycni.device_plugin.test").debug("not at INFO")
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["ts"].endswith("Z")
+    assert {k: v for k, v in entry.items() if k != "ts"} == {
+        "level": "info",
+        "logger": "pycni.device_plugin.test",
+        "msg": "pool updated",
+        "resource": "p.io/a",
+    }

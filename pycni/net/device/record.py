@@ -3,7 +3,7 @@
 The ifalias the reference relies on survives a trip through a dying netns, but it holds only the
 name and a pod can overwrite it. So ADD writes, before it touches the device, a record of the
 original name, index, MAC, MTU, admin state, alias and altnames to
-`$PYCNI_STATE_DIR/host-device/<network>~<containerID>~<ifname>.json` (0600, write-then-rename).
+`<state dir>/host-device/<network>~<containerID>~<ifname>.json` (0600, write-then-rename).
 The records are also the claim on a device: one that names it, for another attachment, means the
 device is taken. A record marked `released` is one whose DEL could not find the device (the netns
 died and the device had not come back yet); ADD and GC restore such an orphan when it shows up.

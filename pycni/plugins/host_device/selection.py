@@ -1,6 +1,6 @@
 """Finding the device a config names, in the node netns, and telling whether it is free.
 
-Netlink answers for names and MACs; sysfs (through `SysFs`, root from `PYCNI_SYSFS_ROOT`) maps a
+Netlink answers for names and MACs; sysfs (through `SysFs`, rooted at the settings' sysfs root) maps a
 kernel path, PCI address or auxiliary device to its netdev, and says whether a PCI device is
 bound to a userspace driver (DPDK: no netdev at all). A netdev listed by sysfs but absent from the
 node netns has been moved away; who took it is the claim records' business (`holder`).
