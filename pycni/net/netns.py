@@ -143,3 +143,17 @@ def temporary() -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+@contextmanager
+def own_fd() -> Iterator[int]:
+    """An fd of the calling thread's own netns, closed after the block.
+
+    For netlink requests that name the caller's namespace as a target (a veth peer born here,
+    a device moved back here) while the socket lives in another one.
+    """
+    fd = os.open(_SELF, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
