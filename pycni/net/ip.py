@@ -53,6 +53,8 @@ class LinkExists(AlreadyExists):
 
 @dataclass(frozen=True)
 class Link:
+    """A link as the kernel reports it; `master` and `peer_index` are 0 when it has none."""
+
     index: int
     name: str
     mac: str

@@ -196,7 +196,7 @@ def ensure_vxlan(host: IPRoute, spec: VxlanSpec, undo: ExitStack) -> ip.Link:
         raise InternalError(f"failed to create VXLAN device {spec.name} for VNI {spec.vni}: {exc}") from exc
     undo.callback(quietly(ip.delete_link), host, spec.name)
     link = ip.get_link(host, spec.name)
-    ip.set_link(host, link, ifalias=MARKER)
+    ip.set_alias(host, link, MARKER)
     ip.set_up(host, link)
     return ip.get_link(host, spec.name)
 
@@ -211,7 +211,7 @@ def ensure_marked_bridge(host: IPRoute, name: str, mtu: int, undo: ExitStack) ->
         return ip.ensure_bridge(host, name)
     br = ip.ensure_bridge(host, name, mtu)
     undo.callback(quietly(ip.delete_link), host, name)
-    ip.set_link(host, br, ifalias=MARKER)
+    ip.set_alias(host, br, MARKER)
     return ip.get_link(host, name)
 
 
