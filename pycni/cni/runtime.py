@@ -37,7 +37,8 @@ REQUIRED_ENV: dict[Command, tuple[str, ...]] = {
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$"
 _NAME = re.compile(NAME_PATTERN)
 IFNAME_MAX = 15
-_NETNS_SELF = "/proc/thread-self/ns/net"
+#: The calling thread's own network namespace file.
+OWN_NETNS = "/proc/thread-self/ns/net"
 
 
 def validate_container_id(container_id: str) -> None:
@@ -67,7 +68,7 @@ def is_netns_file(path: str) -> bool | None:
         st = os.stat(path)
     except FileNotFoundError:
         return None
-    return st.st_dev == os.stat(_NETNS_SELF).st_dev
+    return st.st_dev == os.stat(OWN_NETNS).st_dev
 
 
 def validate_netns(netns: str) -> None:

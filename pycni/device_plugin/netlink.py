@@ -1,64 +1,57 @@
 """The node's links as netlink sees them: a link-state table, the default-route netdevs, and an
 event socket that wakes the daemon on every RTM_NEWLINK/RTM_DELLINK.
 
-All pyroute2 use of the device plugin is here. `netns` (a name or path, None for our own) exists
-so tests can point the daemon at a namespace holding veth stand-ins for VF and PF netdevs.
+Dumps go through `pycni.net.ip` on a socket opened inside the namespace (`netns.rtnl`, no helper
+process); the event socket is a raw one of our own. `netns` (a name or path, None for our own)
+exists so tests can point the daemon at a namespace holding veth stand-ins for VF and PF netdevs.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
-from typing import Any
-
-from pyroute2 import IPRoute
 
 from pycni.device_plugin.pools import LinkState
-from pycni.net.netns import entered
+from pycni.net import ip
+from pycni.net.netns import entered, open_netns, rtnl
 
 log = logging.getLogger(__name__)
 
-IFF_UP = 0x1
-IFF_LOWER_UP = 0x10000
-RTMGRP_LINK = 0x1
-RT_TABLE_MAIN = 254
+RTMGRP_LINK = 0x1  # linux/rtnetlink.h: the multicast group of link changes
 
 
-def _open(netns: str | None) -> Any:
-    return IPRoute(netns=netns, flags=0) if netns else IPRoute()
+def _netns_path(netns: str) -> str:
+    """A namespace name (as `ip netns add` makes them) or a path, as a path."""
+    return netns if netns.startswith("/") else f"/run/netns/{netns}"
 
 
 class LinkView:
-    """Reads the link table and default routes of one network namespace."""
+    """Reads the link table and default routes of one network namespace.
+
+    Each read opens its socket on the calling thread: a pyroute2 `IPRoute` used from another
+    thread than the one that opened it makes itself a new socket there, in that thread's netns.
+    The namespace is held by an fd from construction to `close`, as a long-lived socket would.
+    """
 
     def __init__(self, netns: str | None = None) -> None:
         self.netns = netns
-        self._ipr: Any = _open(netns)
+        self._netns_fd = open_netns(_netns_path(netns)) if netns else None
 
     def close(self) -> None:
-        self._ipr.close()
+        if self._netns_fd is not None:
+            os.close(self._netns_fd)
+            self._netns_fd = None
 
     def links(self) -> dict[str, LinkState]:
-        out: dict[str, LinkState] = {}
-        for msg in self._ipr.get_links():
-            name = msg.get_attr("IFLA_IFNAME")
-            flags = int(msg["flags"])
-            out[name] = LinkState(up=bool(flags & IFF_UP), carrier=bool(flags & IFF_LOWER_UP))
-        return out
+        with rtnl(self._netns_fd) as ipr:
+            return {link.name: LinkState(up=link.up, carrier=link.carrier) for link in ip.links(ipr)}
 
     def default_route_netdevs(self) -> set[str]:
         """Netdevs that carry a default route (IPv4 or IPv6, main table), multipath included."""
-        names = {msg["index"]: msg.get_attr("IFLA_IFNAME") for msg in self._ipr.get_links()}
-        found: set[str] = set()
-        for family in (socket.AF_INET, socket.AF_INET6):
-            for route in self._ipr.get_routes(family=family, table=RT_TABLE_MAIN):
-                if route["dst_len"] != 0:
-                    continue
-                oifs = [route.get_attr("RTA_OIF")]
-                for hop in route.get_attr("RTA_MULTIPATH") or []:
-                    oifs.append(hop["oif"])
-                found.update(names[i] for i in oifs if i in names)
-        return found
+        with rtnl(self._netns_fd) as ipr:
+            names = {link.index: link.name for link in ip.links(ipr)}
+            return {names[index] for index in ip.default_route_ifindexes(ipr) if index in names}
 
 
 class LinkEvents:
@@ -71,7 +64,7 @@ class LinkEvents:
 
     def __init__(self, netns: str | None = None) -> None:
         if netns:
-            with entered(netns if netns.startswith("/") else f"/run/netns/{netns}"):
+            with entered(_netns_path(netns)):
                 self._sock = _subscribe()
         else:
             self._sock = _subscribe()

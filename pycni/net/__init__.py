@@ -1,7 +1,9 @@
 """Kernel networking shared by the plugins; every netlink request goes through here.
 
 `netns` (entering namespaces, netlink sockets bound to one), `ip` (typed link, address and
-route helpers), `iface` (applying an IPAM result), `sysctl`, `lock` (per-resource flocks),
-`firewall` (masquerade and spoof-check rules), `veth_attach` (a pod's veth on a bridge) and
-`device/` (moving a node device into a pod and giving it back as recorded).
+route helpers), `bridge_port` (hairpin, isolation, VLANs of a bridge port), `fdb` (FDB
+entries), `vxlan_link` (VXLAN devices), `iface` (applying an IPAM result), `sysctl`, `lock`
+(per-resource flocks), `firewall` (masquerade and spoof-check rules), `veth_attach` (a pod's
+veth on a bridge) and `device/` (moving a node device into a pod and giving it back as
+recorded).
 """

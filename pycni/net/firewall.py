@@ -13,8 +13,8 @@ rule building in Python that we would rather depend on.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pycni.cni.errors import InternalError
+from pycni.cni.ipaddr import IPInterface
 
-IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 NFT_TABLE = "pycni_masquerade"
 NFT_CHAIN = "postrouting"
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
@@ -34,7 +34,9 @@ def _h(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class Attachment:
+class RuleOwner:
+    """The attachment whose rules carry `tag`: one network, one container, one interface."""
+
     network: str
     container_id: str
     ifname: str
@@ -61,18 +63,42 @@ def stale_tags(tags: Iterable[str], network: str, keep: set[str]) -> set[str]:
 def _run(argv: list[str], stdin: str | None = None) -> str:
     proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise InternalError(
-            f"{argv[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}", f"exit {proc.returncode}"
-        )
+        raise _failed(argv, proc)
     return proc.stdout
+
+
+# What the tools print when the table (or nftables chain) to list does not exist: nft reports
+# ENOENT, iptables-save names the table (or asks for a module to be loaded).
+NFT_MISSING = re.compile(r"^Error: No such file or directory", re.MULTILINE)
+IPTABLES_MISSING = re.compile(r"[Tt]able .*does not exist")
+
+
+def _listing(argv: list[str], missing: re.Pattern[str]) -> str | None:
+    """A listing tool's stdout; None when it failed because the table or chain does not exist.
+
+    Any other failure raises: reading it as "no rules" would let DEL and GC leave rules behind
+    and report success.
+    """
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode == 0:
+        return proc.stdout
+    if missing.search(proc.stderr):
+        return None
+    raise _failed(argv, proc)
+
+
+def _failed(argv: list[str], proc: subprocess.CompletedProcess[str]) -> InternalError:
+    return InternalError(
+        f"{argv[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}", f"exit {proc.returncode}"
+    )
 
 
 class Backend(Protocol):
     name: str
 
-    def add(self, att: Attachment, addrs: list[IPInterface]) -> None: ...
+    def add(self, owner: RuleOwner, addrs: list[IPInterface]) -> None: ...
 
-    def delete(self, att: Attachment) -> None: ...
+    def delete(self, owner: RuleOwner) -> None: ...
 
     def tags(self) -> set[str]: ...
 
@@ -92,16 +118,12 @@ class NftChain:
         _run(["nft", "-f", "-"], "\n".join(lines) + "\n")
 
     def _rules(self) -> list[tuple[int, str]]:
-        proc = subprocess.run(
-            ["nft", "-j", "list", "chain", self.family, self.table, self.chain],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if proc.returncode != 0:
-            return []  # no table or chain: no rules of ours
+        """(handle, tag) of our rules; none when the table or chain does not exist."""
+        listing = _listing(["nft", "-j", "list", "chain", self.family, self.table, self.chain], NFT_MISSING)
+        if listing is None:
+            return []
         found = []
-        for item in json.loads(proc.stdout).get("nftables", []):
+        for item in json.loads(listing).get("nftables", []):
             rule = item.get("rule")
             if rule and rule.get("comment", "").startswith("pycni/"):
                 found.append((int(rule["handle"]), rule["comment"]))
@@ -125,7 +147,7 @@ class Nftables(NftChain):
             "inet", NFT_TABLE, NFT_CHAIN, "type nat hook postrouting priority srcnat; policy accept;"
         )
 
-    def add(self, att: Attachment, addrs: list[IPInterface]) -> None:
+    def add(self, owner: RuleOwner, addrs: list[IPInterface]) -> None:
         rules = []
         for addr in addrs:
             fam = "ip" if addr.version == 4 else "ip6"
@@ -133,10 +155,10 @@ class Nftables(NftChain):
                 f"{fam} saddr {addr.ip} {fam} daddr != {addr.network} "
                 f"{fam} daddr != {MULTICAST[addr.version]} masquerade"
             )
-        self.add_rules(rules, att.tag)
+        self.add_rules(rules, owner.tag)
 
-    def delete(self, att: Attachment) -> None:
-        self.delete_tags({att.tag})
+    def delete(self, owner: RuleOwner) -> None:
+        self.delete_tags({owner.tag})
 
 
 def spoofcheck_chain() -> NftChain:
@@ -149,13 +171,13 @@ def spoofcheck_chain() -> NftChain:
     )
 
 
-def setup_spoofcheck(att: Attachment, host_ifname: str, mac: str) -> None:
-    spoofcheck_chain().add_rules([f'iifname "{host_ifname}" ether saddr != {mac} drop'], att.tag)
+def setup_spoofcheck(owner: RuleOwner, host_ifname: str, mac: str) -> None:
+    spoofcheck_chain().add_rules([f'iifname "{host_ifname}" ether saddr != {mac} drop'], owner.tag)
 
 
-def teardown_spoofcheck(att: Attachment) -> None:
+def teardown_spoofcheck(owner: RuleOwner) -> None:
     if shutil.which("nft"):
-        spoofcheck_chain().delete_tags({att.tag})
+        spoofcheck_chain().delete_tags({owner.tag})
 
 
 class Iptables:
@@ -170,11 +192,11 @@ class Iptables:
         }
 
     @staticmethod
-    def chain(att: Attachment) -> str:
-        return "PYCNI-" + hashlib.sha256(att.tag.encode()).hexdigest()[:22]  # 28 chars, iptables' limit
+    def chain(owner: RuleOwner) -> str:
+        return "PYCNI-" + hashlib.sha256(owner.tag.encode()).hexdigest()[:22]  # 28 chars, iptables' limit
 
-    def add(self, att: Attachment, addrs: list[IPInterface]) -> None:
-        chain = self.chain(att)
+    def add(self, owner: RuleOwner, addrs: list[IPInterface]) -> None:
+        chain = self.chain(owner)
         for version in (4, 6):
             mine = [a for a in addrs if a.version == version]
             if not mine:
@@ -184,18 +206,20 @@ class Iptables:
                 lines += [
                     f"-A {chain} -d {addr.network} -j ACCEPT",
                     f"-A {chain} ! -d {MULTICAST[version]} -j MASQUERADE",
-                    f'-A POSTROUTING -s {addr.ip} -m comment --comment "{att.tag}" -j {chain}',
+                    f'-A POSTROUTING -s {addr.ip} -m comment --comment "{owner.tag}" -j {chain}',
                 ]
             _run([self.tools[version][1], "-w", "5", "--noflush"], "\n".join([*lines, "COMMIT", ""]))
 
     def _jumps(self, version: int) -> list[tuple[str, str, str]]:
-        """(tag, chain, rule spec) of our POSTROUTING jumps."""
+        """(tag, chain, rule spec) of our POSTROUTING jumps; none without the tool or a nat table."""
         save = shutil.which(self.tools[version][2])
         if save is None:
             return []
-        proc = subprocess.run([save, "-t", "nat"], capture_output=True, text=True, check=False)
+        listing = _listing([save, "-t", "nat"], IPTABLES_MISSING)
+        if listing is None:
+            return []
         found = []
-        for line in proc.stdout.splitlines():
+        for line in listing.splitlines():
             if line.startswith("-A POSTROUTING") and '--comment "pycni/' in line:
                 tag = line.split('--comment "', 1)[1].split('"', 1)[0]
                 chain = line.rsplit("-j ", 1)[1].strip()
@@ -215,8 +239,8 @@ class Iptables:
                 lines += [f"-F {chain}", f"-X {chain}"]
             _run([self.tools[version][1], "-w", "5", "--noflush"], "\n".join([*lines, "COMMIT", ""]))
 
-    def delete(self, att: Attachment) -> None:
-        self.delete_tags({att.tag})
+    def delete(self, owner: RuleOwner) -> None:
+        self.delete_tags({owner.tag})
 
 
 def available() -> list[Backend]:
@@ -241,13 +265,13 @@ def choose(explicit: str | None) -> Backend:
     return backends.get("nftables") or backends["iptables"]
 
 
-def setup_masq(att: Attachment, addrs: list[IPInterface], explicit: str | None) -> None:
-    choose(explicit).add(att, addrs)
+def setup_masq(owner: RuleOwner, addrs: list[IPInterface], explicit: str | None) -> None:
+    choose(explicit).add(owner, addrs)
 
 
-def teardown_masq(att: Attachment) -> None:
+def teardown_masq(owner: RuleOwner) -> None:
     for backend in available():
-        backend.delete(att)
+        backend.delete(owner)
 
 
 def gc_rules(network: str, keep: set[str]) -> None:

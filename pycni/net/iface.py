@@ -6,6 +6,7 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from pycni.cni.errors import InternalError
+from pycni.cni.ipaddr import IPAddress, IPNetwork
 from pycni.net import ip, netns, sysctl
 
 if TYPE_CHECKING:
@@ -14,9 +15,9 @@ if TYPE_CHECKING:
     from pycni.cni.types import Result
 
 
-def family_gateways(result: Result) -> dict[int, ip.IPAddress]:
+def family_gateways(result: Result) -> dict[int, IPAddress]:
     """The first gateway of each family: routes without `gw` go via it."""
-    gateways: dict[int, ip.IPAddress] = {}
+    gateways: dict[int, IPAddress] = {}
     for cfg in result.ips:
         if cfg.gateway is not None:
             gateways.setdefault(cfg.gateway.version, cfg.gateway)
@@ -54,12 +55,11 @@ def verify_iface(pod: IPRoute, link: ip.Link, result: Result, if_index: int | No
             raise InternalError(f"address {cfg.address} is missing from {link.name}")
     gateways = family_gateways(result)
     for route in result.routes:
-        family = 2 if route.dst.version == 4 else 10
         gw = route.gw if route.gw is not None else gateways.get(route.dst.version)
-        present = ip.routes(pod, family, link.index)
+        present = ip.routes(pod, ip.family_of(route.dst.version), link.index)
         if (route.dst, gw) not in present and (route.dst, None) not in present:
             raise InternalError(f"route to {route.dst} via {gw or 'link'} is missing in the pod")
 
 
-def zero_network(version: int) -> ip.IPNetwork:
+def zero_network(version: int) -> IPNetwork:
     return ipaddress.ip_network("0.0.0.0/0" if version == 4 else "::/0")

@@ -3,29 +3,44 @@
 Named by idempotence: `ensure_*` creates or verifies, `setup_*` creates, `delete_*` treats
 "missing" as done. They take an open IPRoute (one per namespace per request, see
 `pycni.net.netns.rtnl`) and return frozen dataclasses, so untyped netlink messages stop here.
+Bridge ports, FDB entries and VXLAN devices have their own modules beside this one.
+
+pyroute2 is imported at module level: only ops modules import this one, after the runner has
+answered VERSION and validated the config, and they open netlink sockets anyway.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import secrets
+import socket
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
+
 from pycni.cni.errors import AlreadyExists, InternalError, NotFound, netlink_errno
+from pycni.cni.ipaddr import IPAddress, IPInterface, IPNetwork
+from pycni.net import netns
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
-IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IFF_UP = 0x1  # linux/if.h: administratively up
+IFF_PROMISC = 0x100  # receive all frames
+IFF_LOWER_UP = 0x10000  # carrier
+IFA_F_NODAD = 0x02  # linux/if_addr.h: skip duplicate address detection
+RT_TABLE_MAIN = 254  # linux/rtnetlink.h: the table `ip route` shows
+RT_SCOPE_UNIVERSE = 0  # a global address
+FAMILIES = (socket.AF_INET, socket.AF_INET6)
+DUMP_RETRIES = 5
 
-IFF_UP = 0x1
-IFF_PROMISC = 0x100
-RETRIES = 5
+
+def family_of(version: int) -> int:
+    """The address family (AF_INET / AF_INET6) of IP version 4 or 6."""
+    return socket.AF_INET if version == 4 else socket.AF_INET6
 
 
 class LinkNotFound(NotFound):
@@ -38,6 +53,8 @@ class LinkExists(AlreadyExists):
 
 @dataclass(frozen=True)
 class Link:
+    """A link as the kernel reports it; `master` and `peer_index` are 0 when it has none."""
+
     index: int
     name: str
     mac: str
@@ -46,12 +63,14 @@ class Link:
     master: int
     up: bool
     promisc: bool
+    carrier: bool
     alias: str
     peer_index: int
     altnames: tuple[str, ...]
 
 
-def _to_link(msg: Any) -> Link:
+def to_link(msg: Any) -> Link:
+    """A link message of a dump or get, typed (for the kind-specific modules beside this one)."""
     info = msg.get("IFLA_LINKINFO")
     altnames = msg.get("IFLA_PROP_LIST")
     return Link(
@@ -63,21 +82,24 @@ def _to_link(msg: Any) -> Link:
         master=msg.get("IFLA_MASTER") or 0,
         up=bool(msg["flags"] & IFF_UP),
         promisc=bool(msg["flags"] & IFF_PROMISC),
+        carrier=bool(msg["flags"] & IFF_LOWER_UP),
         alias=msg.get("IFLA_IFALIAS") or "",
         peer_index=msg.get("IFLA_LINK") or 0,
         altnames=tuple(altnames.get_attrs("IFLA_ALT_IFNAME")) if altnames else (),
     )
 
 
-def _dump(ipr: IPRoute, **filters: Any) -> list[Any]:
-    """A link dump, retried when the kernel reports it was interrupted by a change."""
-    for attempt in range(RETRIES):
+def dump(fetch: Callable[[], Iterable[Any]]) -> list[Any]:
+    """The messages of a dump, retried when the kernel reports a change interrupted it.
+
+    An interrupted dump may miss or repeat entries; the last attempt's interruption is raised.
+    """
+    for _ in range(DUMP_RETRIES - 1):
         try:
-            return list(ipr.get_links(**filters))
-        except Exception as exc:
-            if type(exc).__name__ != "NetlinkDumpInterrupted" or attempt == RETRIES - 1:
-                raise
-    return []
+            return list(fetch())
+        except NetlinkDumpInterrupted:
+            continue
+    return list(fetch())
 
 
 def _get(ipr: IPRoute, **key: Any) -> Link | None:
@@ -88,7 +110,7 @@ def _get(ipr: IPRoute, **key: Any) -> Link | None:
         if netlink_errno(exc) == errno.ENODEV:
             return None
         raise
-    return _to_link(msgs[0]) if msgs else None
+    return to_link(msgs[0]) if msgs else None
 
 
 def find_link(ipr: IPRoute, name: str) -> Link | None:
@@ -107,7 +129,7 @@ def link_by_index(ipr: IPRoute, index: int) -> Link | None:
 
 
 def links(ipr: IPRoute) -> list[Link]:
-    return [_to_link(m) for m in _dump(ipr)]
+    return [to_link(m) for m in dump(ipr.get_links)]
 
 
 def set_link(ipr: IPRoute, link: Link, **attrs: Any) -> None:
@@ -116,6 +138,12 @@ def set_link(ipr: IPRoute, link: Link, **attrs: Any) -> None:
 
 def set_up(ipr: IPRoute, link: Link) -> None:
     ipr.link("set", index=link.index, state="up")
+
+
+def set_promisc(ipr: IPRoute, link: Link) -> None:
+    """Promiscuous mode on (`ip link set promisc on`); nothing to do when it already is."""
+    if not link.promisc:
+        ipr.link("set", index=link.index, flags=IFF_PROMISC, mask=IFF_PROMISC)
 
 
 def ensure_bridge(ipr: IPRoute, name: str, mtu: int | None = None, vlan_filtering: bool = False) -> Link:
@@ -160,8 +188,7 @@ def setup_veth(
     Creating it this way never leaves a transiently named device in either namespace.
     Returns (host side, pod side); the host side is down, the pod side is down.
     """
-    host_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
+    with netns.own_fd() as host_fd:
         for _ in range(10):
             host_name = random_veth_name()
             attrs: dict[str, Any] = {
@@ -183,15 +210,18 @@ def setup_veth(
                     continue  # the random host name was taken; pick another
                 raise InternalError(f"failed to create veth pair for {ifname}: {exc}") from exc
             return get_link(host, host_name), get_link(pod, ifname)
-    finally:
-        os.close(host_fd)
     raise InternalError("failed to find a free host veth name after 10 attempts")
 
 
-def delete_link(ipr: IPRoute, name: str) -> bool:
-    """Delete `name` if present; False when it was already gone."""
+def delete_link(ipr: IPRoute, link: str | Link) -> bool:
+    """Delete a link if present; False when it was already gone.
+
+    By name, or given a `Link`, by index: then a link renamed meanwhile is still the one deleted,
+    and a new link that took the name is left alone.
+    """
+    key: dict[str, Any] = {"ifname": link} if isinstance(link, str) else {"index": link.index}
     try:
-        ipr.link("del", ifname=name)
+        ipr.link("del", **key)
     except Exception as exc:
         if netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
             return False
@@ -200,10 +230,29 @@ def delete_link(ipr: IPRoute, name: str) -> bool:
 
 
 def addresses(ipr: IPRoute, index: int, family: int = 0) -> list[IPInterface]:
-    found: list[IPInterface] = []
-    for msg in ipr.get_addr(index=index, family=family) if family else ipr.get_addr(index=index):
-        found.append(ipaddress.ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}"))
-    return found
+    filters = {"index": index, "family": family} if family else {"index": index}
+    return [
+        ipaddress.ip_interface(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+        for msg in dump(lambda: ipr.get_addr(**filters))
+    ]
+
+
+@dataclass(frozen=True)
+class LinkAddress:
+    """An address and the index of the link holding it."""
+
+    index: int
+    address: IPAddress
+
+
+def global_addresses(ipr: IPRoute, index: int | None = None) -> list[LinkAddress]:
+    """Every global-scope address (of link `index`, or of every link), in the kernel's order."""
+    filters = {} if index is None else {"index": index}
+    return [
+        LinkAddress(msg["index"], ipaddress.ip_address(msg.get("IFA_ADDRESS")))
+        for msg in dump(lambda: ipr.get_addr(**filters))
+        if msg["scope"] == RT_SCOPE_UNIVERSE
+    ]
 
 
 def add_address(ipr: IPRoute, index: int, addr: IPInterface, nodad: bool = False) -> None:
@@ -212,7 +261,7 @@ def add_address(ipr: IPRoute, index: int, addr: IPInterface, nodad: bool = False
         attrs["broadcast"] = str(addr.network.broadcast_address) if addr.network.prefixlen < 31 else None
         attrs = {k: v for k, v in attrs.items() if v is not None}
     elif nodad:
-        attrs["flags"] = 0x02  # IFA_F_NODAD
+        attrs["flags"] = IFA_F_NODAD
     try:
         ipr.addr("add", **attrs)
     except Exception as exc:
@@ -246,10 +295,10 @@ def add_route(ipr: IPRoute, dst: IPNetwork, gw: IPAddress | None, index: int, **
 def routes(ipr: IPRoute, family: int, index: int | None = None) -> list[tuple[IPNetwork, IPAddress | None]]:
     """Main-table routes as (dst, gateway)."""
     found: list[tuple[IPNetwork, IPAddress | None]] = []
-    for msg in ipr.get_routes(family=family, table=254):
+    for msg in dump(lambda: ipr.get_routes(family=family, table=RT_TABLE_MAIN)):
         if index is not None and msg.get("RTA_OIF") != index:
             continue
-        dst = msg.get("RTA_DST") or ("0.0.0.0" if family == 2 else "::")
+        dst = msg.get("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
         gw = msg.get("RTA_GATEWAY")
         found.append(
             (
@@ -258,6 +307,57 @@ def routes(ipr: IPRoute, family: int, index: int | None = None) -> list[tuple[IP
             )
         )
     return found
+
+
+@dataclass(frozen=True)
+class DefaultRoute:
+    """A main-table default route: its outgoing link, or (multipath, `oif` 0) its next hops'."""
+
+    oif: int
+    nexthop_oifs: tuple[int, ...]
+
+
+def default_routes(ipr: IPRoute, family: int) -> list[DefaultRoute]:
+    """The main table's default routes of `family`, in the kernel's order."""
+    return [
+        DefaultRoute(msg.get("RTA_OIF") or 0, tuple(hop["oif"] for hop in msg.get("RTA_MULTIPATH") or ()))
+        for msg in dump(lambda: ipr.get_routes(family=family, table=RT_TABLE_MAIN))
+        if msg["dst_len"] == 0
+    ]
+
+
+def default_route_ifindexes(ipr: IPRoute) -> set[int]:
+    """Indexes of the links carrying a default route of either family, multipath hops included."""
+    return {
+        oif
+        for family in FAMILIES
+        for route in default_routes(ipr, family)
+        for oif in (route.oif, *route.nexthop_oifs)
+        if oif
+    }
+
+
+@dataclass(frozen=True)
+class RouteLookup:
+    """The kernel's answer to `ip route get DST`: the outgoing link and the preferred source."""
+
+    oif: int
+    prefsrc: IPAddress | None
+
+
+def route_to(ipr: IPRoute, dst: IPAddress) -> RouteLookup | None:
+    """How the kernel would send to `dst`; None when it would not (no route, unreachable)."""
+    try:
+        msgs = list(ipr.route("get", dst=str(dst)))
+    except Exception as exc:
+        if netlink_errno(exc) is None:
+            raise
+        return None
+    oif = msgs[0].get("RTA_OIF") if msgs else None
+    if not oif:
+        return None
+    src = msgs[0].get("RTA_PREFSRC")
+    return RouteLookup(oif, ipaddress.ip_address(src) if src else None)
 
 
 def move_link(ipr: IPRoute, link: Link, netns_fd: int) -> None:

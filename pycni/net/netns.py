@@ -17,15 +17,13 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, InvalidEnvironment, NotFound
-from pycni.cni.runtime import is_netns_file
+from pycni.cni.runtime import OWN_NETNS, is_netns_file
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
-#: The calling thread's own network namespace.
-OWN_NETNS = "/proc/thread-self/ns/net"
 
 
 @functools.cache
@@ -107,7 +105,11 @@ def entered(path: str) -> Iterator[None]:
 
 @contextmanager
 def rtnl(path: str | int | None = None) -> Iterator[IPRoute]:
-    """An IPRoute bound to the netns at `path` (an fd, or None for the caller's own)."""
+    """An IPRoute bound to the netns at `path` (an fd, or None for the caller's own).
+
+    Use it on the thread that opened it: pyroute2 gives each thread its own socket, created in
+    that thread's current netns, so another thread would silently talk to its own namespace.
+    """
     from pyroute2 import IPRoute
 
     if path is None or path == "":

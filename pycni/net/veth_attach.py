@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import ipaddress
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError
+from pycni.cni.ipaddr import IPInterface
 from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, IPConfig, Result, Route
 from pycni.libcni import delegate
-from pycni.net import firewall, ip, lock, netns, sysctl
+from pycni.net import bridge_port, firewall, ip, lock, netns, sysctl
 from pycni.net.iface import configure_iface, verify_iface, zero_network
 from pycni.net.veth_attach_conf import VethAttachConf
 
@@ -36,11 +37,11 @@ class PortOptions:
     vlan: int = 0
     trunk: tuple[int, ...] = ()
     preserve_default_vlan: bool = False
-    extra: dict[str, int] = field(default_factory=dict)
 
 
-def attachment(conf: VethAttachConf, rt: RuntimeArgs) -> firewall.Attachment:
-    return firewall.Attachment(conf.name, rt.container_id, rt.ifname)
+def rule_owner(conf: VethAttachConf, rt: RuntimeArgs) -> firewall.RuleOwner:
+    """The tag owner of this attachment's masquerade and spoof-check rules."""
+    return firewall.RuleOwner(conf.name, rt.container_id, rt.ifname)
 
 
 def attach(
@@ -52,10 +53,10 @@ def attach(
         host_veth, pod_veth = ip.setup_veth(host, pod, rt.ifname, mtu=conf.mtu, mac=mac)
         undo.callback(quietly(ip.delete_link), pod, rt.ifname)
         configure_port(host, host_veth, br, port)
-        att = attachment(conf, rt)
+        owner = rule_owner(conf, rt)
         if conf.macspoofchk:
-            firewall.setup_spoofcheck(att, host_veth.name, pod_veth.mac)
-            undo.callback(quietly(firewall.teardown_spoofcheck), att)
+            firewall.setup_spoofcheck(owner, host_veth.name, pod_veth.mac)
+            undo.callback(quietly(firewall.teardown_spoofcheck), owner)
         result = Result(
             cni_version=conf.cni_version,
             interfaces=[
@@ -77,7 +78,7 @@ def attach(
 def configure_port(host: IPRoute, veth: ip.Link, br: ip.Link, port: PortOptions) -> None:
     ip.set_link(host, veth, master=br.index)
     if port.hairpin or port.isolated:
-        host.brport("set", index=veth.index, mode=int(port.hairpin), isolated=int(port.isolated))
+        bridge_port.set_modes(host, veth, port.hairpin, port.isolated)
     if port.vlan or port.trunk:
         _configure_port_vlans(host, veth, port)
     ip.set_up(host, veth)
@@ -86,15 +87,13 @@ def configure_port(host: IPRoute, veth: ip.Link, br: ip.Link, port: PortOptions)
 def _configure_port_vlans(host: IPRoute, veth: ip.Link, port: PortOptions) -> None:
     try:
         if not port.preserve_default_vlan:
-            host.vlan_filter("del", index=veth.index, vlan_info={"vid": 1})
+            bridge_port.delete_vlan(host, veth, bridge_port.DEFAULT_VID)
         if port.vlan:
-            host.vlan_filter(
-                "add", index=veth.index, vlan_info={"vid": port.vlan, "flags": 6}
-            )  # PVID|UNTAGGED
+            bridge_port.add_vlan(host, veth, port.vlan, native=True)
         elif port.trunk and not port.preserve_default_vlan:
-            host.vlan_filter("add", index=veth.index, vlan_info={"vid": 1, "flags": 6})  # native VLAN
+            bridge_port.add_vlan(host, veth, bridge_port.DEFAULT_VID, native=True)
         for vid in port.trunk:
-            host.vlan_filter("add", index=veth.index, vlan_info={"vid": vid})
+            bridge_port.add_vlan(host, veth, vid)
     except Exception as exc:
         raise InternalError(f"failed to set VLANs on bridge port {veth.name}: {exc}") from exc
 
@@ -124,9 +123,9 @@ def _add_l3(
     if conf.is_gateway:
         ensure_gateways(host, br, result.ips, conf.force_address, ctx.settings.run_dir)
     if conf.ip_masq:
-        att = attachment(conf, rt)
-        firewall.setup_masq(att, [c.address for c in result.ips], conf.ip_masq_backend)
-        undo.callback(quietly(firewall.teardown_masq), att)
+        owner = rule_owner(conf, rt)
+        firewall.setup_masq(owner, [c.address for c in result.ips], conf.ip_masq_backend)
+        undo.callback(quietly(firewall.teardown_masq), owner)
 
 
 def _with_gateway(cfg: IPConfig, is_gateway: bool) -> IPConfig:
@@ -187,7 +186,7 @@ def _forwarding(version: int) -> bool:
     return sysctl.read(_FORWARDING[version]) == "1"
 
 
-def _ensure_bridge_addr(host: IPRoute, br: ip.Link, gw: ip.IPInterface, force: bool) -> None:
+def _ensure_bridge_addr(host: IPRoute, br: ip.Link, gw: IPInterface, force: bool) -> None:
     for have in ip.addresses(host, br.index):
         if have.version != gw.version or have.ip.is_link_local:
             continue
@@ -208,11 +207,11 @@ def detach(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
     steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
     if rt.netns:
         steps.run("pod interface removal", _delete_pod_link, rt)
-    att = attachment(conf, rt)
+    owner = rule_owner(conf, rt)
     if conf.ip_masq:  # a network without ipMasq never had rules; GC sweeps any left by a changed config
-        steps.run("masquerade teardown", firewall.teardown_masq, att)
+        steps.run("masquerade teardown", firewall.teardown_masq, owner)
     if conf.macspoofchk:
-        steps.run("spoof-check teardown", firewall.teardown_spoofcheck, att)
+        steps.run("spoof-check teardown", firewall.teardown_spoofcheck, owner)
     steps.raise_if_failed()
 
 

@@ -36,7 +36,13 @@ def add(
 
 
 def delete(
-    cni: Runner, node: Netns, pod: Netns | None, conf: dict[str, Any], cid: str, ifname: str = "eth0"
+    cni: Runner,
+    node: Netns,
+    pod: Netns | None,
+    conf: dict[str, Any],
+    cid: str,
+    ifname: str = "eth0",
+    env: dict[str, str] | None = None,
 ) -> Outcome:
     return cni(
         "bridge",
@@ -45,6 +51,7 @@ def delete(
         netns=pod.path if pod else "",
         container_id=cid,
         ifname=ifname,
+        env=env,
         netns_exec=node.name,
     )
 
@@ -143,6 +150,91 @@ def test_masquerade_rules_exist_after_add_and_are_gone_after_del(
     assert remaining and len(remaining) < len(rules(node)) + 1
     delete(cni, node, pods[1], conf, pods[1].name).ok()
     assert rules(node) == []
+
+
+def failing_tools(directory: Path, names: tuple[str, ...], stderr: str) -> dict[str, str]:
+    """Executables `names` that print `stderr` and exit 1; the env that puts them first on PATH."""
+    directory.mkdir(exist_ok=True)
+    for name in names:
+        tool = directory / name
+        tool.write_text(f"#!/bin/sh\ncat >&2 <<'EOF'\n{stderr}\nEOF\nexit 1\n")
+        tool.chmod(0o755)
+    return {"PATH": f"{directory}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+
+
+@pytest.fixture
+def direct(bin_dir: Path) -> Runner:
+    """The plugins exec'd directly, so a PATH in the request reaches them (a daemon keeps its own)."""
+    return Runner(bin_dir, extra_env={"PYCNI_DAEMON": "off"})
+
+
+NFT_DENIED = "netlink: Error: cache initialization failed: Operation not permitted"
+
+
+def test_del_reports_a_failing_nft_and_leaves_the_rules_for_a_retry(
+    direct: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory, tmp_path: Path
+) -> None:
+    pod = make_netns("pod")
+    conf = conf_factory(ipMasq=True, ipMasqBackend="nftables")
+    add(direct, node, pod, conf).ok()
+    denied = failing_tools(tmp_path / "fakebin", ("nft",), NFT_DENIED)
+    out = delete(direct, node, pod, conf, pod.name, env=denied)
+    assert out.code != 0, out.stdout
+    assert "masquerade teardown" in out.json["msg"] and "Operation not permitted" in out.json["msg"]
+    assert nft_masq_rules(node) != []
+    delete(direct, node, pod, conf, pod.name).ok()
+    assert nft_masq_rules(node) == []
+
+
+def test_gc_reports_a_failing_nft(
+    direct: Runner, node: Netns, conf_factory: ConfFactory, tmp_path: Path
+) -> None:
+    denied = failing_tools(tmp_path / "fakebin", ("nft",), NFT_DENIED)
+    gc_conf = {**conf_factory(ipMasq=True), "cni.dev/valid-attachments": []}
+    out = direct("bridge", "GC", gc_conf, container_id=None, ifname=None, env=denied, netns_exec=node.name)
+    assert out.code != 0 and "Operation not permitted" in out.json["msg"], out.stdout
+
+
+def test_del_and_gc_without_any_rule_table_succeed(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
+    """No table or chain of ours exists on this node yet: nft's ENOENT means "no rules"."""
+    assert "pycni" not in node.run("nft", "list", "tables")
+    conf = conf_factory(ipMasq=True, macspoofchk=True)
+    pod = make_netns("pod")
+    delete(cni, node, pod, conf, pod.name).ok()
+    gc_conf = {**conf, "cni.dev/valid-attachments": []}
+    out = cni("bridge", "GC", gc_conf, container_id=None, ifname=None, netns_exec=node.name)
+    assert out.code == 0, out.stdout
+
+
+@pytest.mark.parametrize(
+    ("stderr", "fails"),
+    [
+        ("iptables-save v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied", True),
+        ("Table `nat' does not exist", False),
+        (
+            "iptables-save v1.8.9 (legacy): Cannot initialize: Table does not exist (do you need to insmod?)",
+            False,
+        ),
+    ],
+)
+def test_a_failing_iptables_save_is_an_error_unless_the_nat_table_is_missing(
+    direct: Runner,
+    node: Netns,
+    make_netns: MakeNetns,
+    conf_factory: ConfFactory,
+    tmp_path: Path,
+    stderr: str,
+    fails: bool,
+) -> None:
+    env = failing_tools(tmp_path / "fakebin", ("iptables-save", "ip6tables-save"), stderr)
+    pod = make_netns("pod")
+    out = delete(direct, node, pod, conf_factory(ipMasq=True), pod.name, env=env)
+    if fails:
+        assert out.code != 0 and "Permission denied" in out.json["msg"], out.stdout
+    else:
+        assert out.code == 0, out.stdout
 
 
 def test_check_passes_after_add_and_fails_when_the_interface_is_gone(

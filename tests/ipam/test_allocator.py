@@ -7,9 +7,10 @@ from ipaddress import IPv4Address, ip_address, ip_network
 
 import pytest
 
+from pycni.cni.ipaddr import IPAddress
 from pycni.ipam.host_local.allocator import AllocationError, Allocator
 from pycni.ipam.host_local.plugin import allocate_all
-from pycni.ipam.host_local.range_set import Addr, RangeSet, canonical_range
+from pycni.ipam.host_local.range_set import RangeSet, canonical_range
 from pycni.ipam.host_local.store import MemoryStore, Owner
 
 A = Owner("ctr-a", "eth0")
@@ -77,7 +78,7 @@ def test_retry_asking_for_another_address_is_refused() -> None:
 
 def test_nearly_full_set_lists_the_store_once_instead_of_probing_everything() -> None:
     rs = one_set("10.0.0.0/16")
-    taken: dict[Addr, Owner] = {
+    taken: dict[IPAddress, Owner] = {
         IPv4Address(int(IPv4Address("10.0.0.2")) + i): Owner(f"c{i}", "eth0") for i in range(50_000)
     }
     store = MemoryStore(owners=dict(taken))

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pycni.ipam.host_local.range_set import Addr, Range, RangeSet, canonical_range
+from pycni.cni.ipaddr import IPAddress
+from pycni.ipam.host_local.range_set import Range, RangeSet, canonical_range
 
 
-def addr(text: str | None) -> Addr | None:
+def addr(text: str | None) -> IPAddress | None:
     return None if text is None else ip_address(text)
 
 

@@ -77,7 +77,20 @@ def test_the_executable_reports_code_7(cni: Runner) -> None:
 
 
 def test_an_mtu_the_underlay_cannot_carry_is_code_7() -> None:
-    link = ip.Link(1, "up0", "", 1500, "veth", 0, True, False, "", 0, ())
+    link = ip.Link(
+        index=1,
+        name="up0",
+        mac="",
+        mtu=1500,
+        kind="veth",
+        master=0,
+        up=True,
+        promisc=False,
+        carrier=True,
+        alias="",
+        peer_index=0,
+        altnames=(),
+    )
     under = Underlay(link, ipaddress.ip_address("192.0.2.1"))
     assert spec_for(load(), under).mtu == 1450
     with pytest.raises(InvalidConfig) as info:
@@ -87,4 +100,4 @@ def test_an_mtu_the_underlay_cannot_carry_is_code_7() -> None:
 
 def test_an_empty_remotes_list_is_a_node_without_peers_yet() -> None:
     conf = load(remotes=[])
-    assert conf.remotes == [] and conf.group is None and conf.family is None
+    assert conf.remotes == [] and conf.group is None and conf.ip_version is None

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.cni import ALL_SPEC_VERSIONS, has_check
-from tests.vxlan.topology import Cluster, Node, Pod
+from tests.vxlan.topology import UPLINK, Cluster, Node, Pod
 
 
 def flood_dsts(node: Node, dev: str) -> set[str]:
@@ -191,6 +191,23 @@ def test_status_is_ok_with_an_underlay_and_code_50_without(cluster: Cluster) -> 
     cluster.run("STATUS", node, cluster.conf(73, node), container_id=None).ok()
     out = cluster.run("STATUS", node, cluster.conf(73, node, underlay="nosuch0"), container_id=None)
     assert out.error_code == 50 and "nosuch0" in out.json["msg"]
+
+
+def test_without_peers_the_underlay_is_the_link_of_the_default_route(cluster: Cluster) -> None:
+    node = cluster.nodes[0]
+    conf = cluster.conf(77, node, remotes=[])
+    out = cluster.run("STATUS", node, conf, container_id=None)
+    assert out.error_code == 50 and "no default IPv4 route" in out.json["msg"], out.stdout
+    node.ns.run("ip", "route", "add", "default", "via", cluster.nodes[1].v4, "dev", UPLINK)
+    cluster.add_pod(node, conf)
+    vxlan = node.ns.links()["vx77"]["linkinfo"]["info_data"]
+    assert (vxlan["link"], vxlan["local"]) == (UPLINK, node.v4)
+
+
+def test_a_remote_without_a_route_leaves_no_underlay(cluster: Cluster) -> None:
+    node = cluster.nodes[0]
+    out = cluster.run("STATUS", node, cluster.conf(78, node, remotes=["198.51.100.7"]), container_id=None)
+    assert out.error_code == 50 and "no route towards 198.51.100.7" in out.json["msg"], out.stdout
 
 
 def test_concurrent_adds_on_one_node_share_one_device(cluster: Cluster) -> None:

@@ -26,6 +26,7 @@ from pydantic import (
     model_serializer,
 )
 
+from pycni.cni import ipaddr
 from pycni.cni.errors import DecodingFailure
 
 _INTERFACE_TYPES = (IPv4Interface, IPv6Interface)
@@ -60,9 +61,10 @@ def _to_address(value: object) -> object:
     return value if not isinstance(value, str) else ipaddress.ip_address(value)
 
 
-IPInterface = Annotated[IPv4Interface | IPv6Interface, BeforeValidator(_to_interface)]
-IPNetwork = Annotated[IPv4Network | IPv6Network, BeforeValidator(_to_network)]
-IPAddress = Annotated[IPv4Address | IPv6Address, BeforeValidator(_to_address)]
+#: The `pycni.cni.ipaddr` types, parsed from the result JSON's text forms.
+IPInterface = Annotated[ipaddr.IPInterface, BeforeValidator(_to_interface)]
+IPNetwork = Annotated[ipaddr.IPNetwork, BeforeValidator(_to_network)]
+IPAddress = Annotated[ipaddr.IPAddress, BeforeValidator(_to_address)]
 
 
 class CNIModel(BaseModel):

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 
 from pycni.cni.errors import PluginError
-from pycni.ipam.host_local.range_set import Addr, Range, RangeSet
+from pycni.cni.ipaddr import IPAddress
+from pycni.ipam.host_local.range_set import Range, RangeSet
 from pycni.ipam.host_local.store import Owner, Store
 
 PROBE_LIMIT = 32
@@ -29,7 +30,7 @@ class Lease:
     """An address given to an attachment; `fresh` is False when ADD found it already held."""
 
     address: IPv4Interface | IPv6Interface
-    gateway: Addr
+    gateway: IPAddress
     fresh: bool
 
 
@@ -42,7 +43,7 @@ class Allocator:
         self.set_index = set_index
         self.probe_limit = probe_limit
 
-    def allocate(self, owner: Owner, requested: Addr | None = None) -> Lease:
+    def allocate(self, owner: Owner, requested: IPAddress | None = None) -> Lease:
         """The attachment's address in this set, reserving one unless it already holds one.
 
         An ADD retried for the same (container, ifname) returns what the first one reserved,
@@ -60,12 +61,12 @@ class Allocator:
             return self._reserve_requested(owner, requested)
         return self._reserve_next(owner)
 
-    def held(self, owner: Owner) -> Addr | None:
+    def held(self, owner: Owner) -> IPAddress | None:
         """The lowest address in this set reserved for exactly this attachment."""
         mine = [a for a, o in self.store.held_by(owner.container_id).items() if o == owner]
         return min((a for a in mine if self.range_set.contains(a)), default=None)
 
-    def _reserve_requested(self, owner: Owner, requested: Addr) -> Lease:
+    def _reserve_requested(self, owner: Owner, requested: IPAddress) -> Lease:
         r = self._range(requested)
         if requested == r.gateway:
             raise AllocationError(f"requested ip {requested} is subnet's gateway")
@@ -76,7 +77,7 @@ class Allocator:
         return self._lease(requested, fresh=True)
 
     def _reserve_next(self, owner: Owner) -> Lease:
-        taken: Set[Addr] | None = None
+        taken: Set[IPAddress] | None = None
         misses = 0
         for addr, _ in self.range_set.candidates(self.store.last_reserved(self.set_index)):
             if taken is not None and addr in taken:
@@ -88,17 +89,17 @@ class Allocator:
                 taken = self.store.taken()
         raise AllocationError(f"no IP addresses available in range set: {self.range_set}")
 
-    def first_free(self) -> Addr | None:
+    def first_free(self) -> IPAddress | None:
         """An address ADD could take now (for STATUS): one store listing, nothing reserved."""
-        taken: Set[Addr] = self.store.taken()
+        taken: Set[IPAddress] = self.store.taken()
         return next((a for a, _ in self.range_set.candidates(None) if a not in taken), None)
 
-    def _range(self, addr: Addr) -> Range:
+    def _range(self, addr: IPAddress) -> Range:
         r = self.range_set.range_for(addr)
         if r is None:
             raise AllocationError(f"{addr} not in range set {self.range_set}")
         return r
 
-    def _lease(self, addr: Addr, fresh: bool) -> Lease:
+    def _lease(self, addr: IPAddress, fresh: bool) -> Lease:
         r = self._range(addr)
         return Lease(ip_interface(f"{addr}/{r.subnet.prefixlen}"), r.gateway, fresh)

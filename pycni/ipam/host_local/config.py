@@ -17,9 +17,10 @@ from pydantic import Field, PrivateAttr, model_validator
 from pycni.cni import version
 from pycni.cni.config import IPAMConf, Model, NetConf
 from pycni.cni.errors import CNIError, InvalidConfig, InvalidEnvironment
+from pycni.cni.ipaddr import IPAddress
 from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import Route
-from pycni.ipam.host_local.range_set import Addr, Range, RangeSet, canonical_range
+from pycni.ipam.host_local.range_set import Range, RangeSet, canonical_range
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 
@@ -96,7 +97,7 @@ class HostLocalConf(NetConf):
         return self
 
 
-def _addr(value: str | None) -> Addr | None:
+def _addr(value: str | None) -> IPAddress | None:
     return None if value is None else ip_address(value)
 
 
@@ -126,7 +127,7 @@ def _check_per_family(sets: list[RangeSet], cni_version: str, cni_versions: list
         raise InvalidConfig(f"CNI version {negotiated} does not support more than 1 address per family")
 
 
-def requested_ips(conf: HostLocalConf, rt: RuntimeArgs) -> list[Addr]:
+def requested_ips(conf: HostLocalConf, rt: RuntimeArgs) -> list[IPAddress]:
     """Addresses the request asks for: CNI_ARGS `IP=`, then `args.cni.ips`, then `runtimeConfig.ips`.
 
     Each may carry a prefix length ("10.1.2.3/24"), which is ignored: the range decides it.
@@ -138,7 +139,7 @@ def requested_ips(conf: HostLocalConf, rt: RuntimeArgs) -> list[Addr]:
         elif key != "IgnoreUnknown" and not rt.ignore_unknown_args:
             raise InvalidEnvironment(f'CNI_ARGS: unknown args ["{key}={value}"]')
     texts += conf.args.cni.ips + conf.runtime_config.ips
-    out: list[Addr] = []
+    out: list[IPAddress] = []
     for text in texts:
         try:
             addr = ip_address(text.partition("/")[0])

@@ -21,9 +21,9 @@ from contextlib import contextmanager
 from ipaddress import ip_address
 from pathlib import Path
 
+from pycni.cni.ipaddr import IPAddress
 from pycni.ipam.host_local import files
 from pycni.ipam.host_local.index import AttachmentIndex
-from pycni.ipam.host_local.range_set import Addr
 from pycni.ipam.host_local.store import Owner
 from pycni.net.lock import DEFAULT_TIMEOUT, flock
 
@@ -33,7 +33,7 @@ STATE_DIR = ".pycni"
 LAST_RESERVED_PREFIX = "last_reserved_ip."
 
 
-def parse_addr(name: str) -> Addr | None:
+def parse_addr(name: str) -> IPAddress | None:
     """The address a file name stands for; None for `lock`, `last_reserved_ip.*` and strays."""
     if not name or name[0] not in "0123456789abcdefABCDEF:":
         return None
@@ -43,7 +43,7 @@ def parse_addr(name: str) -> Addr | None:
         return None
 
 
-class NameSet(Set[Addr]):
+class NameSet(Set[IPAddress]):
     """Reserved addresses as the directory's file names: O(1) membership, no parsing up front."""
 
     def __init__(self, names: Set[str]):
@@ -52,7 +52,7 @@ class NameSet(Set[Addr]):
     def __contains__(self, addr: object) -> bool:
         return str(addr) in self.names
 
-    def __iter__(self) -> Iterator[Addr]:
+    def __iter__(self) -> Iterator[IPAddress]:
         return (a for a in map(parse_addr, self.names) if a is not None)
 
     def __len__(self) -> int:
@@ -91,7 +91,7 @@ class DiskStore:
                 raise
             self.index.commit()
 
-    def reserve(self, addr: Addr, owner: Owner, set_index: int) -> bool:
+    def reserve(self, addr: IPAddress, owner: Owner, set_index: int) -> bool:
         self.index.before_change()
         tmp = self.state_dir / "reserve.tmp"
         if not files.create_exclusive(self.net_dir / str(addr), owner.encode(), tmp, self.hook, "reserve"):
@@ -101,7 +101,7 @@ class DiskStore:
         self._write_last_reserved(set_index, addr)
         return True
 
-    def release(self, addr: Addr) -> None:
+    def release(self, addr: IPAddress) -> None:
         path = self.net_dir / str(addr)
         owner = Owner.decode(files.read_bytes(path) or b"")
         self.index.before_change()
@@ -109,19 +109,19 @@ class DiskStore:
         if owner is not None:
             self.index.removed(addr, owner.container_id)
 
-    def last_reserved(self, set_index: int) -> Addr | None:
+    def last_reserved(self, set_index: int) -> IPAddress | None:
         data = files.read_bytes(self.net_dir / f"{LAST_RESERVED_PREFIX}{set_index}")
         return parse_addr(data.decode(errors="replace").strip()) if data else None
 
-    def held_by(self, container_id: str) -> dict[Addr, Owner]:
+    def held_by(self, container_id: str) -> dict[IPAddress, Owner]:
         return self.index.lookup(container_id)
 
-    def taken(self) -> Set[Addr]:
+    def taken(self) -> Set[IPAddress]:
         return NameSet(set(os.listdir(self.net_dir)))
 
-    def reservations(self) -> dict[Addr, Owner | None]:
+    def reservations(self) -> dict[IPAddress, Owner | None]:
         """Every address file with its owner (None: empty or unreadable, e.g. a crashed writer's)."""
-        out: dict[Addr, Owner | None] = {}
+        out: dict[IPAddress, Owner | None] = {}
         for name in os.listdir(self.net_dir):
             addr = parse_addr(name)
             if addr is not None:
@@ -162,7 +162,7 @@ class DiskStore:
         )
         return released
 
-    def _write_last_reserved(self, set_index: int, addr: Addr) -> None:
+    def _write_last_reserved(self, set_index: int, addr: IPAddress) -> None:
         target = self.net_dir / f"{LAST_RESERVED_PREFIX}{set_index}"
         files.replace(target, str(addr).encode(), self.state_dir / "last.tmp", self.hook, "last-reserved")
 

@@ -26,13 +26,13 @@ from collections.abc import Callable, Mapping
 from ipaddress import ip_address
 from pathlib import Path
 
+from pycni.cni.ipaddr import IPAddress
 from pycni.ipam.host_local import files
-from pycni.ipam.host_local.range_set import Addr
 from pycni.ipam.host_local.store import Owner
 
 SHARDS = 256
 Shard = dict[str, list[str | None]]
-Scan = Callable[[], Mapping[Addr, Owner | None]]
+Scan = Callable[[], Mapping[IPAddress, Owner | None]]
 
 
 def shard_of(container_id: str) -> int:
@@ -53,7 +53,7 @@ class AttachmentIndex:
         self._trusted = False
         self._changing = False
 
-    def lookup(self, container_id: str) -> dict[Addr, Owner]:
+    def lookup(self, container_id: str) -> dict[IPAddress, Owner]:
         shard = self._shard(shard_of(container_id))
         return {ip_address(a): Owner(cid, ifn) for a, (cid, ifn) in shard.items() if cid == container_id}
 
@@ -65,12 +65,12 @@ class AttachmentIndex:
         self._stamp_path.unlink(missing_ok=True)
         self._changing = True
 
-    def added(self, addr: Addr, owner: Owner) -> None:
+    def added(self, addr: IPAddress, owner: Owner) -> None:
         n = shard_of(owner.container_id)
         self._shard(n)[str(addr)] = [owner.container_id, owner.ifname]
         self._dirty.add(n)
 
-    def removed(self, addr: Addr, container_id: str) -> None:
+    def removed(self, addr: IPAddress, container_id: str) -> None:
         n = shard_of(container_id)
         if self._shard(n).pop(str(addr), None) is not None:
             self._dirty.add(n)
@@ -94,7 +94,7 @@ class AttachmentIndex:
         self._trusted = False
         self._changing = False
 
-    def rebuild(self, owners: Mapping[Addr, Owner | None] | None = None) -> None:
+    def rebuild(self, owners: Mapping[IPAddress, Owner | None] | None = None) -> None:
         """Regenerate every shard from a full read of the store (or from `owners`, just read)."""
         self.rebuilds += 1
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)

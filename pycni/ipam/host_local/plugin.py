@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from pycni.cni.errors import InvalidConfig, PluginError, PluginNotAvailable
+from pycni.cni.ipaddr import IPAddress
 from pycni.cni.plugin import Context
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import RuntimeArgs
@@ -22,7 +23,7 @@ from pycni.ipam.host_local import files
 from pycni.ipam.host_local.allocator import AllocationError, Allocator, Lease
 from pycni.ipam.host_local.config import HostLocalConf, requested_ips
 from pycni.ipam.host_local.disk import DiskStore, read_boot_id
-from pycni.ipam.host_local.range_set import Addr, RangeSet
+from pycni.ipam.host_local.range_set import RangeSet
 from pycni.ipam.host_local.resolv import parse_resolv_conf
 from pycni.ipam.host_local.store import Owner, Store
 
@@ -54,7 +55,7 @@ def delete(conf: HostLocalConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def check(conf: HostLocalConf, rt: RuntimeArgs, ctx: Context) -> None:
     """The attachment holds a reservation, and every address of prevResult in our ranges is its."""
-    held: set[Addr] = set()
+    held: set[IPAddress] = set()
     if open_store(conf, ctx).exists():
         with locked(conf, ctx) as store:
             held = set(attachment_addrs(store, rt.container_id, rt.ifname))
@@ -126,7 +127,7 @@ def locked(conf: HostLocalConf, ctx: Context) -> Iterator[DiskStore]:
         yield store
 
 
-def allocate_all(sets: list[RangeSet], store: Store, owner: Owner, requested: list[Addr]) -> list[Lease]:
+def allocate_all(sets: list[RangeSet], store: Store, owner: Owner, requested: list[IPAddress]) -> list[Lease]:
     """A lease per set, or none: addresses reserved by this call are released on failure."""
     left = list(requested)
     leases: list[Lease] = []
@@ -148,14 +149,14 @@ def allocate_all(sets: list[RangeSet], store: Store, owner: Owner, requested: li
     return leases
 
 
-def attachment_addrs(store: Store, container_id: str, ifname: str) -> list[Addr]:
+def attachment_addrs(store: Store, container_id: str, ifname: str) -> list[IPAddress]:
     """The attachment's addresses; legacy id-only files count only when it has no exact ones."""
     held = store.held_by(container_id)
     exact = [a for a, o in held.items() if o.is_exactly(container_id, ifname)]
     return exact or [a for a, o in held.items() if o.ifname is None]
 
 
-def release_all(store: Store, addrs: list[Addr]) -> list[str]:
+def release_all(store: Store, addrs: list[IPAddress]) -> list[str]:
     """Release each address, carrying on past failures; the failures, described."""
     failures = []
     for addr in addrs:

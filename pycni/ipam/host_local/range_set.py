@@ -8,26 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv6Address
 
-Addr = IPv4Address | IPv6Address
-Net = IPv4Network | IPv6Network
+from pycni.cni.ipaddr import IPAddress, IPNetwork
 
 
 @dataclass(frozen=True)
 class Range:
     """One allocatable span `start..end` (inclusive) of `subnet`; `gateway` is never handed out."""
 
-    subnet: Net
-    start: Addr
-    end: Addr
-    gateway: Addr
+    subnet: IPNetwork
+    start: IPAddress
+    end: IPAddress
+    gateway: IPAddress
 
     @property
     def version(self) -> int:
         return self.subnet.version
 
-    def contains(self, addr: Addr) -> bool:
+    def contains(self, addr: IPAddress) -> bool:
         return addr.version == self.version and int(self.start) <= int(addr) <= int(self.end)
 
     def overlaps(self, other: Range) -> bool:
@@ -42,7 +41,10 @@ class Range:
 
 
 def canonical_range(
-    subnet: Net, start: Addr | None = None, end: Addr | None = None, gateway: Addr | None = None
+    subnet: IPNetwork,
+    start: IPAddress | None = None,
+    end: IPAddress | None = None,
+    gateway: IPAddress | None = None,
 ) -> Range:
     """Fill in the reference's defaults and reject what it rejects.
 
@@ -84,10 +86,10 @@ class RangeSet:
     def version(self) -> int:
         return self.ranges[0].version
 
-    def range_for(self, addr: Addr) -> Range | None:
+    def range_for(self, addr: IPAddress) -> Range | None:
         return next((r for r in self.ranges if r.contains(addr)), None)
 
-    def contains(self, addr: Addr) -> bool:
+    def contains(self, addr: IPAddress) -> bool:
         return self.range_for(addr) is not None
 
     def overlaps(self, other: RangeSet) -> bool:
@@ -97,7 +99,7 @@ class RangeSet:
         """How many addresses the set can hand out (gateways excluded)."""
         return sum(int(r.end) - int(r.start) + 1 - r.contains(r.gateway) for r in self.ranges)
 
-    def candidates(self, last_reserved: Addr | None = None) -> Iterator[tuple[Addr, Range]]:
+    def candidates(self, last_reserved: IPAddress | None = None) -> Iterator[tuple[IPAddress, Range]]:
         """Every allocatable address once, in the reference's round-robin order.
 
         Starts right after `last_reserved` (when it is in the set), runs to the end of its
@@ -125,7 +127,7 @@ class RangeSet:
         return ",".join(str(r) for r in self.ranges)
 
 
-def _span(r: Range, lo: int, hi: int) -> Iterator[tuple[Addr, Range]]:
+def _span(r: Range, lo: int, hi: int) -> Iterator[tuple[IPAddress, Range]]:
     gateway = int(r.gateway)
     for value in range(lo, hi + 1):
         if value != gateway:

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pycni.ipam.host_local.range_set import Addr
+from pycni.cni.ipaddr import IPAddress
 
 LINE_BREAK = "\r\n"
 
@@ -48,27 +48,27 @@ class Store(Protocol):
         """Serialise with every other writer of this network (other processes included)."""
         ...
 
-    def reserve(self, addr: Addr, owner: Owner, set_index: int) -> bool:
+    def reserve(self, addr: IPAddress, owner: Owner, set_index: int) -> bool:
         """Take `addr` for `owner` and remember it as the set's last reservation; False if taken."""
         ...
 
-    def release(self, addr: Addr) -> None:
+    def release(self, addr: IPAddress) -> None:
         """Free `addr`; an address that is already free is not an error."""
         ...
 
-    def last_reserved(self, set_index: int) -> Addr | None:
+    def last_reserved(self, set_index: int) -> IPAddress | None:
         """Where the set's round-robin continues from, if known."""
         ...
 
-    def held_by(self, container_id: str) -> dict[Addr, Owner]:
+    def held_by(self, container_id: str) -> dict[IPAddress, Owner]:
         """Every reservation naming `container_id` (any ifname, legacy files too), cheaply."""
         ...
 
-    def taken(self) -> Set[Addr]:
+    def taken(self) -> Set[IPAddress]:
         """Every reserved address; may cost a directory listing, so callers use it sparingly."""
         ...
 
-    def reservations(self) -> dict[Addr, Owner | None]:
+    def reservations(self) -> dict[IPAddress, Owner | None]:
         """Every reservation with its owner, read from the source of truth (GC, index rebuild)."""
         ...
 
@@ -77,8 +77,8 @@ class Store(Protocol):
 class MemoryStore:
     """A `Store` in a dict, for allocator tests; counts calls so tests can assert costs."""
 
-    owners: dict[Addr, Owner] = field(default_factory=dict)
-    last: dict[int, Addr] = field(default_factory=dict)
+    owners: dict[IPAddress, Owner] = field(default_factory=dict)
+    last: dict[int, IPAddress] = field(default_factory=dict)
     reserve_calls: int = 0
     taken_calls: int = 0
 
@@ -86,7 +86,7 @@ class MemoryStore:
     def lock(self) -> Iterator[None]:
         yield
 
-    def reserve(self, addr: Addr, owner: Owner, set_index: int) -> bool:
+    def reserve(self, addr: IPAddress, owner: Owner, set_index: int) -> bool:
         self.reserve_calls += 1
         if addr in self.owners:
             return False
@@ -94,18 +94,18 @@ class MemoryStore:
         self.last[set_index] = addr
         return True
 
-    def release(self, addr: Addr) -> None:
+    def release(self, addr: IPAddress) -> None:
         self.owners.pop(addr, None)
 
-    def last_reserved(self, set_index: int) -> Addr | None:
+    def last_reserved(self, set_index: int) -> IPAddress | None:
         return self.last.get(set_index)
 
-    def held_by(self, container_id: str) -> dict[Addr, Owner]:
+    def held_by(self, container_id: str) -> dict[IPAddress, Owner]:
         return {a: o for a, o in self.owners.items() if o.container_id == container_id}
 
-    def taken(self) -> Set[Addr]:
+    def taken(self) -> Set[IPAddress]:
         self.taken_calls += 1
         return set(self.owners)
 
-    def reservations(self) -> dict[Addr, Owner | None]:
+    def reservations(self) -> dict[IPAddress, Owner | None]:
         return dict(self.owners)

@@ -24,7 +24,7 @@ def return_device(pod_path: str, ifname: str, rec: DeviceState | None) -> bool:
     """Put the device back in the node netns as recorded; False when it cannot be found anywhere."""
     if rec is not None and rec.mode == "userspace":
         return True
-    with netns.rtnl() as host, move.own_netns_fd() as node_fd:
+    with netns.rtnl() as host, netns.own_fd() as node_fd:
         if pod_path and _return_from_pod(pod_path, ifname, rec, host, node_fd):
             return True
         if rec is None:

@@ -10,9 +10,6 @@ they would clash with names in the pod and could not come back if the netns died
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,15 +36,6 @@ class Restore:
     @classmethod
     def of(cls, rec: DeviceState) -> Restore:
         return cls(rec.name, rec.alias, rec.altnames, rec.mtu, rec.mac, rec.up)
-
-
-@contextmanager
-def own_netns_fd() -> Iterator[int]:
-    fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def move_in(host: IPRoute, link: ip.Link, pod_fd: int, ifname: str, node_fd: int) -> None:

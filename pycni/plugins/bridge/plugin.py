@@ -40,8 +40,8 @@ def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
                         "vlan/vlanTrunk need bridge VLAN filtering, which this kernel does not support"
                     ) from err
                 raise
-            if conf.promisc_mode and not br.promisc:
-                ip.set_link(host, br, flags=0x100, mask=0x100)  # IFF_PROMISC
+            if conf.promisc_mode:
+                ip.set_promisc(host, br)
         return veth_attach.attach(conf, rt, ctx, host, br, port_options(conf))
 
 

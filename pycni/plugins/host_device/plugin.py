@@ -140,7 +140,7 @@ def _move_in(
 ) -> ip.Link:
     pod_fd = netns.open_netns(rt.netns)
     try:
-        with move.own_netns_fd() as node_fd:
+        with netns.own_fd() as node_fd:
             move.move_in(host, link, pod_fd, rt.ifname, node_fd)
     finally:
         os.close(pod_fd)

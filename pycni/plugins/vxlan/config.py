@@ -12,9 +12,8 @@ from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
+from pycni.cni.ipaddr import IPAddress
 from pycni.net.veth_attach_conf import VethAttachConf
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 VNI_MAX = 2**24 - 1
 DEFAULT_PORT = 4789  # IANA; flannel and Cilium default to the pre-IANA 8472
@@ -114,7 +113,7 @@ class VxlanConf(VethAttachConf):
         return found
 
     @property
-    def family(self) -> int | None:
+    def ip_version(self) -> int | None:
         """4 or 6 when the config pins the underlay family; None leaves it to the underlay."""
         addrs = self.tunnel_addresses
         return addrs[0].version if addrs else None

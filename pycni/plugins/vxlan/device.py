@@ -8,21 +8,20 @@ made and named in `bridge`.
 
 from __future__ import annotations
 
-import errno
-import ipaddress
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pycni.cni.errors import InternalError, InvalidConfig, netlink_errno
+from pycni.cni.errors import InternalError, InvalidConfig
+from pycni.cni.ipaddr import IPAddress
 from pycni.cni.rollback import quietly
 from pycni.net import ip
-from pycni.plugins.vxlan.config import IPAddress, VxlanConf
+from pycni.net.vxlan_link import VxlanLink, VxlanParams, add_vxlan, vxlan_links
+from pycni.plugins.vxlan.config import VxlanConf
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
-AF_INET, AF_INET6 = 2, 10
 OVERHEAD = {4: 50, 6: 70}  # inner Ethernet 14 + outer IP (20 | 40) + UDP 8 + VXLAN 8
 MARKER = "pycni-vxlan"
 
@@ -53,28 +52,21 @@ class VxlanSpec:
     learning: bool
     mtu: int
 
-
-@dataclass(frozen=True)
-class VxlanState:
-    """A VXLAN device as the kernel reports it."""
-
-    link: ip.Link
-    vni: int
-    port: int
-    underlay_index: int
-    local: IPAddress | None
-    group: IPAddress | None
-    learning: bool
-
-
-def _global_addresses(host: IPRoute, index: int | None = None) -> list[tuple[int, IPAddress]]:
-    """(ifindex, address) of every global-scope address, in the kernel's order."""
-    msgs = host.get_addr(index=index) if index is not None else host.get_addr()
-    return [(m["index"], ipaddress.ip_address(m.get("IFA_ADDRESS"))) for m in msgs if m["scope"] == 0]
+    def params(self) -> VxlanParams:
+        return VxlanParams(
+            name=self.name,
+            vni=self.vni,
+            port=self.port,
+            underlay_index=self.underlay.link.index,
+            local=self.underlay.local,
+            group=self.group,
+            learning=self.learning,
+            mtu=self.mtu,
+        )
 
 
 def node_addresses(host: IPRoute) -> set[IPAddress]:
-    return {addr for _, addr in _global_addresses(host)}
+    return {found.address for found in ip.global_addresses(host)}
 
 
 def resolve_underlay(host: IPRoute, conf: VxlanConf) -> Underlay:
@@ -83,22 +75,22 @@ def resolve_underlay(host: IPRoute, conf: VxlanConf) -> Underlay:
         link = ip.find_link(host, conf.underlay)
         if link is None:
             raise UnderlayUnavailable(f"underlay interface {conf.underlay!r} does not exist")
-        return Underlay(link, conf.local_ip or _address_on(host, link, conf.family))
+        return Underlay(link, conf.local_ip or _address_on(host, link, conf.ip_version))
     if conf.local_ip is not None:
-        index = next((i for i, a in _global_addresses(host) if a == conf.local_ip), None)
+        index = next((a.index for a in ip.global_addresses(host) if a.address == conf.local_ip), None)
         if index is None:
             raise UnderlayUnavailable(f"localIP {conf.local_ip} is not an address of this node")
         return Underlay(_link(host, index), conf.local_ip)
     return _routed_underlay(host, conf)
 
 
-def _address_on(host: IPRoute, link: ip.Link, family: int | None) -> IPAddress:
+def _address_on(host: IPRoute, link: ip.Link, version: int | None) -> IPAddress:
     """The first global address of `link` (IPv4 first unless the config pins IPv6)."""
-    found = [a for _, a in _global_addresses(host, link.index) if family in (None, a.version)]
+    found = [a.address for a in ip.global_addresses(host, link.index) if version in (None, a.address.version)]
     found.sort(key=lambda a: a.version)
     if not found:
         raise UnderlayUnavailable(
-            f"underlay {link.name!r} has no global IPv{family or 4} address for the tunnel"
+            f"underlay {link.name!r} has no global IPv{version or 4} address for the tunnel"
         )
     return found[0]
 
@@ -115,25 +107,24 @@ def _routed_underlay(host: IPRoute, conf: VxlanConf) -> Underlay:
     own = node_addresses(host)
     target = next((r for r in conf.remotes or [] if r not in own), conf.group)
     if target is None:
-        return _default_route_underlay(host, conf.family or 4)
-    try:
-        msg = host.route("get", dst=str(target))[0]
-    except Exception as exc:
-        raise UnderlayUnavailable(f"no route towards {target}; set underlay or localIP") from exc
-    link = _link(host, msg.get("RTA_OIF"))
-    src = msg.get("RTA_PREFSRC")
-    return Underlay(link, ipaddress.ip_address(src) if src else _address_on(host, link, target.version))
+        return _default_route_underlay(host, conf.ip_version or 4)
+    route = ip.route_to(host, target)
+    if route is None:
+        raise UnderlayUnavailable(f"no route towards {target}; set underlay or localIP")
+    link = _link(host, route.oif)
+    return Underlay(link, route.prefsrc or _address_on(host, link, target.version))
 
 
-def _default_route_underlay(host: IPRoute, family: int) -> Underlay:
-    af = AF_INET if family == 4 else AF_INET6
-    for msg in host.get_routes(family=af, table=254):
-        if msg["dst_len"] == 0 and msg.get("RTA_OIF"):
-            link = _link(host, msg.get("RTA_OIF"))
-            return Underlay(link, _address_on(host, link, family))
-    raise UnderlayUnavailable(
-        f"no default IPv{family} route to pick an underlay from; set underlay or localIP"
-    )
+def _default_route_underlay(host: IPRoute, version: int) -> Underlay:
+    """The first default route with a single outgoing link (multipath routes are passed over)."""
+    routes = ip.default_routes(host, ip.family_of(version))
+    oif = next((route.oif for route in routes if route.oif), None)
+    if oif is None:
+        raise UnderlayUnavailable(
+            f"no default IPv{version} route to pick an underlay from; set underlay or localIP"
+        )
+    link = _link(host, oif)
+    return Underlay(link, _address_on(host, link, version))
 
 
 def spec_for(conf: VxlanConf, underlay: Underlay) -> VxlanSpec:
@@ -155,40 +146,7 @@ def spec_for(conf: VxlanConf, underlay: Underlay) -> VxlanSpec:
     )
 
 
-def _vxlan_data(msg: Any) -> Any:
-    info = msg.get("IFLA_LINKINFO")
-    if not info or info.get("IFLA_INFO_KIND") != "vxlan":
-        return None
-    return info.get("IFLA_INFO_DATA")
-
-
-def _state(link: ip.Link, data: Any) -> VxlanState:
-    local = data.get("IFLA_VXLAN_LOCAL") or data.get("IFLA_VXLAN_LOCAL6")
-    group = data.get("IFLA_VXLAN_GROUP") or data.get("IFLA_VXLAN_GROUP6")
-    return VxlanState(
-        link=link,
-        vni=data.get("IFLA_VXLAN_ID"),
-        port=data.get("IFLA_VXLAN_PORT"),
-        underlay_index=data.get("IFLA_VXLAN_LINK") or 0,
-        local=ipaddress.ip_address(local) if local else None,
-        group=ipaddress.ip_address(group) if group else None,
-        learning=bool(data.get("IFLA_VXLAN_LEARNING")),
-    )
-
-
-def vxlan_devices(host: IPRoute, vni: int) -> list[VxlanState]:
-    """Every VXLAN device carrying `vni` on this node, whatever its name."""
-    found = []
-    for msg in host.get_links():
-        data = _vxlan_data(msg)
-        if data is not None and data.get("IFLA_VXLAN_ID") == vni:
-            link = ip.link_by_index(host, msg["index"])
-            if link is not None:
-                found.append(_state(link, data))
-    return found
-
-
-def differences(have: VxlanState, want: VxlanSpec, have_underlay: str) -> list[str]:
+def differences(have: VxlanLink, want: VxlanSpec, have_underlay: str) -> list[str]:
     """What differs between an existing device and the config, in words an operator can act on."""
     pairs: list[tuple[str, object, object]] = [
         ("port", have.port, want.port),
@@ -201,9 +159,9 @@ def differences(have: VxlanState, want: VxlanSpec, have_underlay: str) -> list[s
     return [f"{key} is {h} (config wants {w})" for key, h, w in pairs if h != w]
 
 
-def find_vxlan(host: IPRoute, spec: VxlanSpec) -> VxlanState | None:
+def find_vxlan(host: IPRoute, spec: VxlanSpec) -> VxlanLink | None:
     """Our device for the VNI, checked against the config; anything in the way is an error."""
-    same_vni = vxlan_devices(host, spec.vni)
+    same_vni = vxlan_links(host, spec.vni)
     foreign = [s.link.name for s in same_vni if s.link.name != spec.name]
     if foreign:
         raise InternalError(f"VNI {spec.vni} is already carried by {', '.join(foreign)}, not by {spec.name}")
@@ -233,40 +191,27 @@ def ensure_vxlan(host: IPRoute, spec: VxlanSpec, undo: ExitStack) -> ip.Link:
             ip.set_up(host, existing.link)
         return ip.get_link(host, spec.name)
     try:
-        host.link("add", **_create_attrs(spec))
+        add_vxlan(host, spec.params())
     except Exception as exc:
         raise InternalError(f"failed to create VXLAN device {spec.name} for VNI {spec.vni}: {exc}") from exc
     undo.callback(quietly(ip.delete_link), host, spec.name)
     link = ip.get_link(host, spec.name)
-    ip.set_link(host, link, ifalias=MARKER)
+    ip.set_alias(host, link, MARKER)
     ip.set_up(host, link)
     return ip.get_link(host, spec.name)
 
 
-def _create_attrs(spec: VxlanSpec) -> dict[str, Any]:
-    v6 = spec.underlay.local.version == 6
-    attrs: dict[str, Any] = {
-        "ifname": spec.name,
-        "kind": "vxlan",
-        "mtu": spec.mtu,
-        "vxlan_id": spec.vni,
-        "vxlan_port": spec.port,
-        "vxlan_link": spec.underlay.link.index,
-        "vxlan_learning": int(spec.learning),
-        ("vxlan_local6" if v6 else "vxlan_local"): str(spec.underlay.local),
-    }
-    if spec.group is not None:
-        attrs["vxlan_group6" if v6 else "vxlan_group"] = str(spec.group)
-    return attrs
+def ensure_marked_bridge(host: IPRoute, name: str, mtu: int, undo: ExitStack) -> ip.Link:
+    """The VNI's bridge: `ip.ensure_bridge`, plus ownership of a bridge this call creates.
 
-
-def ensure_bridge(host: IPRoute, name: str, mtu: int, undo: ExitStack) -> ip.Link:
-    """The VNI's bridge; one we create is marked as ours and removed again on rollback."""
+    One it creates is marked as ours (GC may remove it) and removed again on rollback; an
+    existing bridge is used as found, never marked.
+    """
     if ip.find_link(host, name) is not None:
         return ip.ensure_bridge(host, name)
     br = ip.ensure_bridge(host, name, mtu)
     undo.callback(quietly(ip.delete_link), host, name)
-    ip.set_link(host, br, ifalias=MARKER)
+    ip.set_alias(host, br, MARKER)
     return ip.get_link(host, name)
 
 
@@ -298,16 +243,6 @@ def remove_if_unused(host: IPRoute, conf: VxlanConf) -> list[str]:
         return []
     removed = []
     for link in (dev, br):
-        if link is not None and link.alias == MARKER and _delete(host, link):
+        if link is not None and link.alias == MARKER and ip.delete_link(host, link):
             removed.append(link.name)
     return removed
-
-
-def _delete(host: IPRoute, link: ip.Link) -> bool:
-    try:
-        host.link("del", index=link.index)
-    except Exception as exc:
-        if netlink_errno(exc) in (errno.ENODEV, errno.ENOENT):
-            return False
-        raise
-    return True

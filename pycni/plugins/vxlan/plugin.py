@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING
 from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
 from pycni.cni.types import Interface, Result
 from pycni.net import ip, lock, netns, veth_attach
-from pycni.plugins.vxlan import device, fdb, offload
-from pycni.plugins.vxlan.config import IPAddress, VxlanConf
+from pycni.plugins.vxlan import device, flood, offload
+from pycni.plugins.vxlan.config import VxlanConf
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
+    from pycni.cni.ipaddr import IPAddress
     from pycni.cni.plugin import Context
     from pycni.cni.runtime import RuntimeArgs
 
@@ -54,13 +55,13 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
         spec = device.spec_for(conf, device.resolve_underlay(host, conf))
         vx = device.ensure_vxlan(host, spec, undo)
         if conf.remotes is not None:
-            fdb.reconcile(host, vx.index, wanted_remotes(host, conf))
+            flood.reconcile(host, vx.index, wanted_remotes(host, conf))
         if conf.disable_tx_checksum_offload:
             offload.disable_tx_checksum_offload(vx.name)
-        br = device.ensure_bridge(host, conf.bridge, spec.mtu, undo)
+        br = device.ensure_marked_bridge(host, conf.bridge, spec.mtu, undo)
         device.enslave(host, vx, br)
-        if conf.promisc_mode and not br.promisc:
-            ip.set_link(host, br, flags=ip.IFF_PROMISC, mask=ip.IFF_PROMISC)
+        if conf.promisc_mode:
+            ip.set_promisc(host, br)
         result = veth_attach.attach(
             conf.model_copy(update={"mtu": spec.mtu}), rt, ctx, host, br, port_options(conf)
         )
@@ -81,7 +82,7 @@ def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
         if state is None:
             raise InternalError(f"VXLAN device {spec.name} for VNI {conf.vni} is missing")
         if conf.remotes is not None:
-            fdb.verify(host, state.link.index, spec.name, wanted_remotes(host, conf))
+            flood.verify(host, state.link.index, spec.name, wanted_remotes(host, conf))
         br = ip.find_link(host, conf.bridge)
         if br is None or state.link.master != br.index:
             raise InternalError(f"{spec.name} is not attached to bridge {conf.bridge!r}")
