@@ -7,6 +7,7 @@ because delegates get "the complete upper-plugin config" byte for byte in meanin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Self
 
@@ -98,7 +99,9 @@ class NetConf(Model):
         try:
             conf = cls.model_validate(raw)
         except ValidationError as err:
-            raise InvalidConfig(describe_validation_error(err, raw.get("type", "plugin"))) from err
+            raise InvalidConfig(
+                describe_validation_error(err, f"invalid {raw.get('type', 'plugin')} config")
+            ) from err
         conf._raw = raw
         if cni_version is not None:
             conf.cni_version = cni_version
@@ -134,10 +137,23 @@ class NetConf(Model):
         return self.runtime_config.mac or self.args.cni.mac or cni_args_mac
 
 
-def describe_validation_error(err: ValidationError, what: str) -> str:
-    """One operator-readable sentence per problem, naming the key as written in the config."""
-    problems = []
-    for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(config)"
-        problems.append(f"{key}: {e['msg']}")
-    return f"invalid {what} config: " + "; ".join(problems)
+#: Names where in a config a problem is, from pydantic's location tuple.
+Locate = Callable[[tuple[int | str, ...]], str]
+
+
+def json_path(loc: tuple[int | str, ...]) -> str:
+    """`('ranges', 0, 1, 'subnet')` -> `ranges[0][1].subnet`: the key as a reader finds it."""
+    text = ""
+    for item in loc:
+        text += f"[{item}]" if isinstance(item, int) else (f".{item}" if text else str(item))
+    return text
+
+
+def describe_validation_error(err: ValidationError, what: str, locate: Locate = json_path) -> str:
+    """The one formatter of validation errors: every problem, each naming its key.
+
+    `locate` lets a caller name a location better than the bare path (the device plugin adds
+    the `resourceName` of the entry).
+    """
+    problems = [f"{locate(e['loc']) or '(config)'}: {e['msg']}" for e in err.errors()]
+    return f"{what}: " + "; ".join(problems)

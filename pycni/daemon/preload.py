@@ -30,10 +30,10 @@ def preload() -> list[str]:
     import pycni.cni.settings
     import pycni.cni.types
     import pycni.libcni.delegate  # noqa: F401  (what every request's context and result need)
-    from pycni.net import netns
+    from pycni.net import ip, netns
 
     with netns.rtnl() as ipr:
-        ipr.link("get", index=1)
+        ip.link_by_index(ipr, 1)  # settles pyroute2's lazily built state before the fork
     for ref in PLUGINS.values():
         registry.run(ref.type, {"CNI_COMMAND": "VERSION"}, io.BytesIO(b"{}"), io.StringIO())
     gc.collect()

@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pycni.cni.config import describe_validation_error, json_path
 from pycni.device_plugin.ranges import PfRef, parse_pf_ref
 
 RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
@@ -155,8 +157,7 @@ def parse_config(raw: Any, default_prefix: str = DEFAULT_PREFIX, source: str = "
     try:
         conf = PluginConfig.model_validate(raw)
     except ValidationError as err:
-        first = err.errors()[0]
-        raise ConfigError(f"{source}: {_where(raw, first['loc'])}: {first['msg']}") from err
+        raise ConfigError(describe_validation_error(err, source, partial(_where, raw))) from err
     seen: dict[str, int] = {}
     for index, res in enumerate(conf.resource_list):
         full = f"{res.resource_prefix or default_prefix}/{res.resource_name}"
@@ -174,21 +175,14 @@ def _where(raw: Any, loc: tuple[int | str, ...]) -> str:
 
     `('resourceList', 1, 'selectors', 0, 'pfNames')` -> `resourceList[1] (sriov_b): selectors[0].pfNames`.
     """
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int) and parts:
-            parts[-1] += f"[{item}]"
-        else:
-            parts.append(str(item))
-    head = parts[0] if parts else "config"
     if len(loc) >= 2 and loc[0] == "resourceList" and isinstance(loc[1], int):
         try:
             name = raw["resourceList"][loc[1]].get("resourceName", "?")
         except (KeyError, IndexError, TypeError, AttributeError):
             name = "?"
-        rest = ".".join(parts[1:])
-        return f"{head} ({name})" + (f": {rest}" if rest else "")
-    return ".".join(parts) or head
+        rest = json_path(loc[2:])
+        return f"resourceList[{loc[1]}] ({name})" + (f": {rest}" if rest else "")
+    return json_path(loc) or "config"
 
 
 def warn_unsupported(config: PluginConfig) -> None:

@@ -50,7 +50,7 @@ class NetConfList(Model):
         try:
             return cls.model_validate(raw)
         except ValidationError as err:
-            raise InvalidConfig(describe_validation_error(err, "network list")) from err
+            raise InvalidConfig(describe_validation_error(err, "invalid network list config")) from err
 
     @classmethod
     def from_file(cls, path: Path) -> Self:

@@ -22,7 +22,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from pycni.cni.ipaddr import IPAddress
-from pycni.ipam.host_local import files
+from pycni.ipam.host_local import store_files
 from pycni.ipam.host_local.index import AttachmentIndex
 from pycni.ipam.host_local.store import Owner
 from pycni.net.lock import DEFAULT_TIMEOUT, flock
@@ -67,7 +67,7 @@ class DiskStore:
         data_dir: Path,
         network: str,
         lock_timeout: float = DEFAULT_TIMEOUT,
-        hook: files.Hook = files.no_hook,
+        hook: store_files.Hook = store_files.no_hook,
     ):
         self.net_dir = data_dir / network
         self.state_dir = data_dir / STATE_DIR / network
@@ -94,7 +94,9 @@ class DiskStore:
     def reserve(self, addr: IPAddress, owner: Owner, set_index: int) -> bool:
         self.index.before_change()
         tmp = self.state_dir / "reserve.tmp"
-        if not files.create_exclusive(self.net_dir / str(addr), owner.encode(), tmp, self.hook, "reserve"):
+        if not store_files.create_exclusive(
+            self.net_dir / str(addr), owner.encode(), tmp, self.hook, "reserve"
+        ):
             return False
         self.hook("reserve-linked")
         self.index.added(addr, owner)
@@ -103,14 +105,14 @@ class DiskStore:
 
     def release(self, addr: IPAddress) -> None:
         path = self.net_dir / str(addr)
-        owner = Owner.decode(files.read_bytes(path) or b"")
+        owner = Owner.decode(store_files.read_bytes(path) or b"")
         self.index.before_change()
         path.unlink(missing_ok=True)
         if owner is not None:
             self.index.removed(addr, owner.container_id)
 
     def last_reserved(self, set_index: int) -> IPAddress | None:
-        data = files.read_bytes(self.net_dir / f"{LAST_RESERVED_PREFIX}{set_index}")
+        data = store_files.read_bytes(self.net_dir / f"{LAST_RESERVED_PREFIX}{set_index}")
         return parse_addr(data.decode(errors="replace").strip()) if data else None
 
     def held_by(self, container_id: str) -> dict[IPAddress, Owner]:
@@ -125,14 +127,14 @@ class DiskStore:
         for name in os.listdir(self.net_dir):
             addr = parse_addr(name)
             if addr is not None:
-                data = files.read_bytes(self.net_dir / name)
+                data = store_files.read_bytes(self.net_dir / name)
                 if data is not None:
                     out[addr] = Owner.decode(data)
         return out
 
     def recorded_boot_id(self) -> str | None:
         """The boot in which the reboot guard last ran on this store."""
-        data = files.read_bytes(self.state_dir / "boot_id")
+        data = store_files.read_bytes(self.state_dir / "boot_id")
         return None if data is None else data.decode(errors="replace")
 
     def forget_previous_boot(self, boot_id: str) -> int:
@@ -152,7 +154,7 @@ class DiskStore:
                 if parse_addr(name) is not None:
                     (self.net_dir / name).unlink(missing_ok=True)
                     released += 1
-        files.replace(
+        store_files.replace(
             self.state_dir / "boot_id",
             boot_id.encode(),
             self.state_dir / "boot_id.tmp",
@@ -164,7 +166,9 @@ class DiskStore:
 
     def _write_last_reserved(self, set_index: int, addr: IPAddress) -> None:
         target = self.net_dir / f"{LAST_RESERVED_PREFIX}{set_index}"
-        files.replace(target, str(addr).encode(), self.state_dir / "last.tmp", self.hook, "last-reserved")
+        store_files.replace(
+            target, str(addr).encode(), self.state_dir / "last.tmp", self.hook, "last-reserved"
+        )
 
     def _commit_quietly(self) -> None:
         """On a failing path the index must not mask the error; without a stamp it is rebuilt."""

@@ -27,7 +27,7 @@ from ipaddress import ip_address
 from pathlib import Path
 
 from pycni.cni.ipaddr import IPAddress
-from pycni.ipam.host_local import files
+from pycni.ipam.host_local import store_files
 from pycni.ipam.host_local.store import Owner
 
 SHARDS = 256
@@ -42,7 +42,9 @@ def shard_of(container_id: str) -> int:
 class AttachmentIndex:
     """The sharded container → addresses cache of one network."""
 
-    def __init__(self, index_dir: Path, net_dir: Path, scan: Scan, hook: files.Hook = files.no_hook):
+    def __init__(
+        self, index_dir: Path, net_dir: Path, scan: Scan, hook: store_files.Hook = store_files.no_hook
+    ):
         self.dir = index_dir
         self.net_dir = net_dir
         self.scan = scan
@@ -87,7 +89,7 @@ class AttachmentIndex:
         self._changing = False
 
     def invalidate(self) -> None:
-        """Forget everything; the next use rebuilds from the reservation files."""
+        """Forget everything; the next use rebuilds from the reservation store_files."""
         self._stamp_path.unlink(missing_ok=True)
         self._shards.clear()
         self._dirty.clear()
@@ -121,7 +123,7 @@ class AttachmentIndex:
     def _ensure_trusted(self) -> None:
         if self._trusted:
             return
-        if files.read_bytes(self._stamp_path) == self._current_stamp():
+        if store_files.read_bytes(self._stamp_path) == self._current_stamp():
             self._trusted = True
         else:
             self.rebuild()
@@ -135,7 +137,7 @@ class AttachmentIndex:
         return shard
 
     def _load_shard(self, n: int) -> Shard:
-        data = files.read_bytes(self.dir / f"{n:02x}")
+        data = store_files.read_bytes(self.dir / f"{n:02x}")
         if data is None:
             return {}
         try:
@@ -152,9 +154,9 @@ class AttachmentIndex:
             path.unlink(missing_ok=True)
             return
         data = json.dumps(shard, separators=(",", ":")).encode()
-        files.replace(path, data, self.dir / "shard.tmp", self.hook, "index", mode=0o600)
+        store_files.replace(path, data, self.dir / "shard.tmp", self.hook, "index", mode=0o600)
 
     def _write_stamp(self) -> None:
-        files.replace(
+        store_files.replace(
             self._stamp_path, self._current_stamp(), self.dir / "stamp.tmp", self.hook, "stamp", 0o600
         )

@@ -19,7 +19,7 @@ from pycni.cni.plugin import Context
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import IPConfig, Result
-from pycni.ipam.host_local import files
+from pycni.ipam.host_local import store_files
 from pycni.ipam.host_local.allocator import AllocationError, Allocator, Lease
 from pycni.ipam.host_local.config import HostLocalConf, requested_ips
 from pycni.ipam.host_local.disk import DiskStore, read_boot_id
@@ -29,7 +29,7 @@ from pycni.ipam.host_local.store import Owner, Store
 
 log = logging.getLogger(__name__)
 
-#: Test hook: SIGKILL the plugin at the named write step (see files.Hook) to prove crash safety.
+#: Test hook: SIGKILL the plugin at the named write step (see store_files.Hook) to prove crash safety.
 
 
 def add(conf: HostLocalConf, rt: RuntimeArgs, ctx: Context) -> Result:
@@ -111,7 +111,7 @@ def status(conf: HostLocalConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def open_store(conf: HostLocalConf, ctx: Context) -> DiskStore:
     crash_at = ctx.settings.host_local_crash_at
-    hook = files.kill_at(crash_at) if crash_at else files.no_hook
+    hook = store_files.kill_at(crash_at) if crash_at else store_files.no_hook
     return DiskStore(Path(conf.ipam.data_dir), conf.name, hook=hook)
 
 
