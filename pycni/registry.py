@@ -20,14 +20,14 @@ PLUGINS: dict[str, PluginRef] = {
     for ref in (
         PluginRef("bridge", "pycni.plugins.bridge.config:BridgeConf", "pycni.plugins.bridge.plugin"),
         PluginRef("vxlan", "pycni.plugins.vxlan.config:VxlanConf", "pycni.plugins.vxlan.plugin"),
-        PluginRef("sriov", "pycni.cni.config:NetConf", "pycni.plugins.sriov.plugin"),
+        PluginRef("sriov", "pycni.cni.config:NetConf", "pycni.cni.unlanded"),
         PluginRef(
             "host-device",
             "pycni.plugins.host_device.config:HostDeviceConf",
             "pycni.plugins.host_device.plugin",
         ),
         PluginRef("host-local", "pycni.ipam.host_local.config:HostLocalConf", "pycni.ipam.host_local.plugin"),
-        PluginRef("multus", "pycni.cni.config:NetConf", "pycni.meta_multus.plugin"),
+        PluginRef("multus", "pycni.cni.config:NetConf", "pycni.cni.unlanded"),
     )
 }
 

@@ -1,4 +1,8 @@
-"""Placeholder verbs until this type lands: VERSION works, every other command is code 101."""
+"""The verbs of a type whose implementation has not landed: VERSION works, the rest is code 101.
+
+The registry points such a type here, so it is installed, answers VERSION and refuses every
+other command clearly instead of failing to import.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +17,25 @@ if TYPE_CHECKING:
     from pycni.cni.types import Result
 
 
-def _not_landed(conf: NetConf, rt: RuntimeArgs) -> NoReturn:
-    raise NotImplementedYet(f"the sriov plugin does not implement {rt.command} in this release")
+def _refuse(conf: NetConf, rt: RuntimeArgs) -> NoReturn:
+    raise NotImplementedYet(f"the {conf.type} plugin does not implement {rt.command} in this release")
 
 
 def add(conf: NetConf, rt: RuntimeArgs, ctx: Context) -> Result:
-    _not_landed(conf, rt)
+    _refuse(conf, rt)
 
 
 def check(conf: NetConf, rt: RuntimeArgs, ctx: Context) -> None:
-    _not_landed(conf, rt)
+    _refuse(conf, rt)
 
 
 def delete(conf: NetConf, rt: RuntimeArgs, ctx: Context) -> None:
-    _not_landed(conf, rt)
+    _refuse(conf, rt)
 
 
 def status(conf: NetConf, rt: RuntimeArgs, ctx: Context) -> None:
-    _not_landed(conf, rt)
+    _refuse(conf, rt)
 
 
 def gc(conf: NetConf, rt: RuntimeArgs, ctx: Context) -> None:
-    _not_landed(conf, rt)
+    _refuse(conf, rt)
