@@ -10,57 +10,51 @@ from __future__ import annotations
 
 import builtins
 import importlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from pycni.cni.errors import InternalError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from typing import Protocol
 
     from pycni.cni.config import NetConf
     from pycni.cni.runtime import RuntimeArgs
     from pycni.cni.settings import Settings
     from pycni.cni.types import Result
 
+    # The contract's two protocols exist for the type checker only: nothing checks them with
+    # isinstance, and building Protocol classes costs every exec'd call (even VERSION) ~1 ms.
+    class Delegate(Protocol):
+        """Runs a plugin of another type for the current request (bridge → host-local, multus → any)."""
+
+        def call(self, plugin_type: str, conf: Mapping[str, Any], rt: RuntimeArgs) -> Result | None:
+            """Run `rt.command` on `plugin_type` with `conf` on stdin; the ADD result, else None."""
+            ...
+
+    class PluginOps(Protocol):
+        """What an ops module provides: the five verbs, each a plain function of its arguments."""
+
+        def add(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> Result: ...
+
+        def check(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
+
+        def delete(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
+
+        def status(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
+
+        def gc(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
+
+
 #: The verbs every ops module defines, by the name of their function (`del` is a keyword).
 VERBS = ("add", "check", "delete", "status", "gc")
 
 
-class Delegate(Protocol):
-    """Runs a plugin of another type for the current request (bridge → host-local, multus → any)."""
-
-    def call(self, plugin_type: str, conf: Mapping[str, Any], rt: RuntimeArgs) -> Result | None:
-        """Run `rt.command` on `plugin_type` with `conf` on stdin; the ADD result, else None."""
-        ...
-
-
-def _default_settings() -> Settings:
-    from pycni.cni.settings import Settings
-
-    return Settings()
-
-
-@dataclass(frozen=True)
-class Context:
+class Context(NamedTuple):
     """What a verb may use besides its config and runtime args; tests swap these freely."""
 
     delegate: Delegate
-    settings: Settings = field(default_factory=_default_settings)
-
-
-class PluginOps(Protocol):
-    """What an ops module provides: the five verbs, each a plain function of its arguments."""
-
-    def add(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> Result: ...
-
-    def check(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
-
-    def delete(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
-
-    def status(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
-
-    def gc(self, conf: Any, rt: RuntimeArgs, ctx: Context) -> None: ...
+    settings: Settings
 
 
 def missing_verbs(ops: object) -> list[str]:
@@ -68,9 +62,11 @@ def missing_verbs(ops: object) -> list[str]:
     return [verb for verb in VERBS if not callable(getattr(ops, verb, None))]
 
 
-@dataclass(frozen=True)
-class PluginRef:
-    """A plugin type, by import path: `conf` is "module:Class", `ops` a module name."""
+class PluginRef(NamedTuple):
+    """A plugin type, by import path: `conf` is "module:Class", `ops` a module name.
+
+    A NamedTuple rather than a dataclass: the registry builds one per type on every exec'd call.
+    """
 
     type: str
     conf: str

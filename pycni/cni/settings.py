@@ -8,14 +8,15 @@ by the `Context`; no other module reads `PYCNI_*` variables. Tests set them per 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from pycni.cni import env_names as names
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
+    """Immutable; a NamedTuple rather than a dataclass because every exec'd call builds the class."""
+
     #: Where plugins keep durable per-attachment state (restore records, allocations).
     state_dir: Path = Path(names.DEFAULT_STATE_DIR)
     #: Where plugins keep runtime-only files: locks, the daemon socket's directory.

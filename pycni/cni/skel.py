@@ -28,11 +28,10 @@ if TYPE_CHECKING:
     from pycni.cni.settings import Settings
     from pycni.cni.types import Result
 
+    #: Builds the context of one call from its settings (the caller wires in its delegate).
+    ContextFactory = Callable[[Settings], Context]
+
 log = logging.getLogger("pycni.skel")
-
-
-#: Builds the context of one call from its settings (the caller wires in its delegate).
-ContextFactory = Callable[["Settings"], Context]
 
 
 def run(

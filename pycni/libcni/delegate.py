@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from pycni.cni import version
 from pycni.cni.errors import CNIError, DecodingFailure, InternalError, from_code
-from pycni.cni.plugin import Context, Delegate
+from pycni.cni.plugin import Context
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 
 if TYPE_CHECKING:
     from pycni.cni.config import NetConf
-    from pycni.cni.plugin import PluginRef
+    from pycni.cni.plugin import Delegate, PluginRef
     from pycni.cni.settings import Settings
     from pycni.cni.types import Result
 

@@ -10,14 +10,16 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycni.cni import version
 from pycni.cni.errors import CNIError, IncompatibleVersion, InvalidConfig
-from pycni.cni.plugin import Delegate
 from pycni.cni.runtime import Command, RuntimeArgs, parse_cni_args, validate_ifname
 from pycni.libcni.cache import CachedAttachment, ResultCache
 from pycni.libcni.conflist import NetConfList
+
+if TYPE_CHECKING:
+    from pycni.cni.plugin import Delegate
 
 
 @dataclass

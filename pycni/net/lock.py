@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pycni.cni.errors import TryAgainLater
-from pycni.net import netns
+from pycni.cni.runtime import OWN_NETNS
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -54,4 +54,4 @@ def resource_lock(run_dir: Path, kind: str, name: str) -> Path:
     Keyed by the netns too, so two simulated nodes sharing one filesystem never share a lock.
     """
     digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return run_dir / "locks" / f"{kind}-{netns.own_inode()}-{digest}.lock"
+    return run_dir / "locks" / f"{kind}-{os.stat(OWN_NETNS).st_ino}-{digest}.lock"

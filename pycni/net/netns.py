@@ -69,11 +69,6 @@ def own_fd() -> Iterator[int]:
         os.close(fd)
 
 
-def own_inode() -> int:
-    """Identifies the calling thread's netns (an inode of nsfs)."""
-    return os.stat(OWN_NETNS).st_ino
-
-
 @contextmanager
 def entered_fd(fd: int) -> Iterator[None]:
     """Move the calling thread into the netns `fd` for the block; always moves it back."""
