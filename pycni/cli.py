@@ -31,7 +31,7 @@ def _exec(args: argparse.Namespace) -> int:
     from pycni.registry import lookup
 
     cni_path = args.cni_path or os.environ.get("CNI_PATH", "/opt/cni/bin")
-    req = tool.Request(
+    req = tool.ExecOptions(
         conf_path=Path(args.conf),
         netns=args.netns or "",
         ifname=args.ifname,

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Request:
+class ExecOptions:
+    """What `pycni exec` was asked to do: the config, the attachment and where plugins are."""
+
     conf_path: Path
     netns: str
     ifname: str = "eth0"
@@ -44,7 +46,7 @@ def default_container_id(netns: str) -> str:
 
 
 class Tool:
-    def __init__(self, req: Request, delegate: Delegate) -> None:
+    def __init__(self, req: ExecOptions, delegate: Delegate) -> None:
         self.req = req
         self.delegate = delegate
         self.conflist = NetConfList.from_file(req.conf_path)
@@ -145,7 +147,7 @@ def _render(result: Any, cni_version: str) -> dict[str, Any]:
     return rendered
 
 
-def run(command: str, req: Request, delegate: Delegate) -> dict[str, Any] | None:
+def run(command: str, req: ExecOptions, delegate: Delegate) -> dict[str, Any] | None:
     tool = Tool(req, delegate)
     match Command(command.upper()):
         case Command.ADD:

@@ -15,9 +15,9 @@ from pydantic import Field, field_validator, model_validator
 
 from pycni.cni.config import NetConf, RuntimeConfig
 from pycni.cni.errors import InvalidConfig
+from pycni.hw.sysfs import is_pci_address
 
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-_BDF = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$")
 KERNEL_PATH_PREFIX = "/sys/devices/"
 SELECTOR_KEYS = ("device", "hwaddr", "kernelpath", "pciBusID", "runtimeConfig.deviceID")
 
@@ -61,7 +61,7 @@ class HostDeviceConf(NetConf):
     @field_validator("pci_bus_id")
     @classmethod
     def _bdf(cls, value: str | None) -> str | None:
-        if value is not None and not _BDF.match(value):
+        if value is not None and not is_pci_address(value):
             raise ValueError(f"{value!r} is not a PCI address such as '0000:03:00.1'")
         return value.lower() if value else value
 
