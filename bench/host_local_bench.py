@@ -85,7 +85,7 @@ def daemon(sock_dir: Path) -> Iterator[dict[str, str] | None]:
 
     sock = sock_dir / "d.sock"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pycni", "daemon", "--socket", str(sock)],
+        [sys.executable, "-m", "pycni", "daemon", "--socket", str(sock), "--metrics-address="],
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

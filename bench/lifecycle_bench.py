@@ -107,7 +107,17 @@ def version(v: Variant) -> None:
 
 def start_daemon(sock: Path, workers: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pycni", "daemon", "--socket", str(sock), "--workers", str(workers)],
+        [
+            sys.executable,
+            "-m",
+            "pycni",
+            "daemon",
+            "--socket",
+            str(sock),
+            "--workers",
+            str(workers),
+            "--metrics-address=",
+        ],
         cwd=Path(__file__).resolve().parent.parent,
     )
     deadline = time.monotonic() + 60

@@ -11,6 +11,8 @@ from pathlib import Path
 from pycni.cni.env_names import DAEMON_SOCKET
 from pycni.cni.settings import Settings
 
+DEFAULT_METRICS_ADDRESS = "127.0.0.1:9161"
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pycni daemon", description=__doc__)
@@ -28,6 +30,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--queue", type=int, default=128, help="callers waiting for a worker before refusing")
     p.add_argument("--request-timeout", type=float, default=60.0, help="seconds one request may run")
+    p.add_argument(
+        "--metrics-address",
+        default=DEFAULT_METRICS_ADDRESS,
+        help="HOST:PORT of /metrics, /healthz and /readyz ('' to serve none)",
+    )
     p.add_argument(
         "--drain-timeout",
         type=float,
@@ -69,7 +76,12 @@ def serve(args: argparse.Namespace) -> int:
     os.chdir("/")
     preload()
     options = SupervisorOptions(
-        Path(args.socket), args.workers, args.queue, args.request_timeout, args.drain_timeout
+        Path(args.socket),
+        args.workers,
+        args.queue,
+        args.request_timeout,
+        args.drain_timeout,
+        args.metrics_address,
     )
     try:
         listener = listen(options.socket_path)
@@ -77,6 +89,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"pycni daemon: {err}", file=sys.stderr)
         return 1
     try:
-        return Supervisor(options, listener).run()
+        supervisor = Supervisor(options, listener)
+    except (OSError, ValueError) as err:
+        print(f"pycni daemon: cannot serve metrics on {args.metrics_address!r}: {err}", file=sys.stderr)
+        listener.close()
+        return 1
+    try:
+        return supervisor.run()
     finally:
         listener.close()

@@ -37,13 +37,14 @@ class Latency:
             "requests": self.requests,
             "errors": self.errors,
             "mean_ms": round(self.total_ms / self.requests, 3) if self.requests else None,
-            "p50_ms": _percentile(ordered, 0.50),
-            "p99_ms": _percentile(ordered, 0.99),
+            "p50_ms": percentile(ordered, 0.50),
+            "p99_ms": percentile(ordered, 0.99),
             "max_ms": round(self.max_ms, 3),
         }
 
 
-def _percentile(ordered: list[float], q: float) -> float | None:
+def percentile(ordered: list[float], q: float) -> float | None:
+    """The q-quantile of sorted values (nearest rank), in their unit; None when there are none."""
     if not ordered:
         return None
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)

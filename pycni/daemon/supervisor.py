@@ -23,12 +23,15 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycni.daemon import wire, worker
 from pycni.daemon.listener import Listener, peer_uid
 from pycni.daemon.protocol import KIND_STATUS, MAGIC
 from pycni.daemon.stats import Stats
+
+if TYPE_CHECKING:
+    from pycni.k8s.endpoint import Endpoint
 
 log = logging.getLogger("pycni.daemon")
 
@@ -47,6 +50,8 @@ class SupervisorOptions:
     queue: int = 128
     request_timeout: float = 60.0
     drain_timeout: float = 30.0
+    #: HOST:PORT of /metrics, /healthz and /readyz; empty serves none.
+    metrics_address: str = ""
 
     @property
     def hard_deadline(self) -> float:
@@ -85,6 +90,16 @@ class Supervisor:
         self.exited: dict[int, int] = {}
         #: Accepted callers whose request has not arrived yet, with their accept time.
         self.unread: dict[socket.socket, float] = {}
+        #: /metrics, /healthz, /readyz, answered by this loop (so /healthz fails if the loop hangs).
+        self.endpoint = self._bind_endpoint(options.metrics_address)
+
+    def _bind_endpoint(self, address: str) -> Endpoint | None:
+        if not address:
+            return None
+        from pycni.daemon import metrics
+        from pycni.k8s.endpoint import Endpoint
+
+        return Endpoint(address, metrics.registry(self.stats, self.live), lambda: True, self.ready)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT and the drain that follows; the process's exit code."""
@@ -94,6 +109,8 @@ class Supervisor:
         signal.signal(signal.SIGCHLD, lambda _s, _f: None)
         self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
         self.sel.register(self.listener.sock, selectors.EVENT_READ, "accept")
+        if self.endpoint is not None:
+            self.sel.register(self.endpoint, selectors.EVENT_READ, "endpoint")
         for _ in range(self.options.workers):
             self._spawn()
         log.warning("pycni daemon serving %s with %d workers", self.listener.path, self.options.workers)
@@ -103,6 +120,8 @@ class Supervisor:
                     self._accept()
                 elif key.data == "wake":
                     self._drain_wakeups()
+                elif key.data == "endpoint":
+                    self._serve_endpoint()
                 elif isinstance(key.data, socket.socket):
                     self._classify(key.data)
                 else:
@@ -116,9 +135,27 @@ class Supervisor:
         log.warning("pycni daemon stopped")
         return 0
 
+    def live(self) -> tuple[int, int, int]:
+        """(workers, busy, queued) now."""
+        return len(self.workers), self._busy(), len(self.queue)
+
+    def ready(self) -> bool:
+        """Readiness: taking callers (not draining) with at least one worker."""
+        return self.drain_deadline is None and bool(self.workers)
+
+    def _serve_endpoint(self) -> None:
+        assert self.endpoint is not None
+        try:
+            self.endpoint.handle_one()
+        except OSError as err:  # a prober that went away must not stop the daemon
+            log.warning("metrics endpoint: %s", err)
+
     def status(self) -> dict[str, Any]:
-        busy = sum(w.busy_since is not None for w in self.workers.values())
-        return self.stats.to_json(workers=len(self.workers), busy=busy, queued=len(self.queue))
+        workers, busy, queued = self.live()
+        answer = self.stats.to_json(workers=workers, busy=busy, queued=queued)
+        if self.endpoint is not None:
+            answer["metrics_port"] = self.endpoint.port
+        return answer
 
     # callers
 
@@ -218,6 +255,8 @@ class Supervisor:
         os.setpgid(0, 0)  # a terminal's ^C goes to the supervisor, which drains
         self.sel.close()
         self.listener.sock.close()
+        if self.endpoint is not None:
+            self.endpoint.close()
         os.close(self.wake_r)
         os.close(self.wake_w)
         for conn in self.queue:

@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from pycni.cni.logs import setup_json_logging
 from pycni.device_plugin.cdi import CDI_DIR
@@ -20,13 +21,18 @@ from pycni.device_plugin.options import Options
 from pycni.hw.devinfo import DP_DIR
 from pycni.k8s.paths import DEVICE_PLUGINS_DIR, KUBELET_SOCKET, PLUGINS_REGISTRY_DIR
 
+if TYPE_CHECKING:
+    from pycni.device_plugin.service import DevicePluginService
+    from pycni.k8s.endpoint import Endpoint
+
 log = logging.getLogger("pycni.device_plugin")
 
+DEFAULT_METRICS_ADDRESS = "127.0.0.1:9162"
 EXIT_CONFIG = 2
 EXIT_START = 1
 
 
-def parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pycni device-plugin", description="SR-IOV / PCI NIC device plugin for kubelet"
     )
@@ -56,12 +62,17 @@ def parser() -> argparse.ArgumentParser:
         "--links-netns", default=None, help="network namespace holding the node's netdevs (default: our own)"
     )
     p.add_argument("--no-udev", action="store_true", help="do not listen for kernel uevents")
+    p.add_argument(
+        "--metrics-address",
+        default=DEFAULT_METRICS_ADDRESS,
+        help="HOST:PORT of /metrics, /healthz and /readyz ('' to serve none)",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
 
 def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     setup_json_logging(logging.DEBUG if args.verbose else logging.INFO)
     try:
         config = load_config(args.config, args.resource_prefix)
@@ -95,10 +106,26 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(sig, on_signal)
     try:
+        endpoint = _endpoint(args.metrics_address, service)
         service.start()
     except Exception as err:
         log.exception("cannot start", extra={"error": str(err)})
         service.shutdown()
         return EXIT_START
-    service.run()
+    try:
+        service.run()
+    finally:
+        if endpoint is not None:
+            endpoint.close()
     return 0
+
+
+def _endpoint(address: str, service: DevicePluginService) -> Endpoint | None:
+    if not address:
+        return None
+    from pycni.k8s.endpoint import Endpoint
+
+    endpoint = Endpoint(address, service.metrics.registry, service.healthy, service.ready)
+    endpoint.serve_in_thread()
+    log.info("serving metrics and probes", extra={"address": address})
+    return endpoint

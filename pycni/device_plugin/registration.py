@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import grpc
@@ -51,8 +51,9 @@ class Registrar:
     FIRST_RETRY = 0.05
     MAX_RETRY = 5.0
 
-    def __init__(self, kubelet_dir: Path) -> None:
+    def __init__(self, kubelet_dir: Path, on_result: Callable[[str, bool], None] | None = None) -> None:
         self.kubelet_dir = kubelet_dir
+        self.on_result = on_result
         self.registered: dict[str, bool] = {}
         self._due: dict[str, tuple[float, float]] = {}  # resource -> (next attempt, backoff)
 
@@ -84,11 +85,17 @@ class Registrar:
                 log.warning(
                     "registration failed, will retry", extra={"resource": resource, "error": str(err)}
                 )
+                self._report(resource, False)
                 self._due[resource] = (now + backoff, min(backoff * 2, self.MAX_RETRY))
                 continue
             del self._due[resource]
             self.registered[resource] = True
             log.info("registered with kubelet", extra={"resource": resource})
+            self._report(resource, True)
+
+    def _report(self, resource: str, ok: bool) -> None:
+        if self.on_result is not None:
+            self.on_result(resource, ok)
 
     def next_deadline(self) -> float | None:
         deadline = min((when for when, _ in self._due.values()), default=math.inf)

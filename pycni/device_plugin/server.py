@@ -85,7 +85,7 @@ class Outputs:
 
     devinfo_dir: Path
     use_cdi: bool
-    on_allocated: Callable[[list[str]], None]
+    on_allocated: Callable[[str, list[str]], None]
 
 
 def to_response(state: PoolState, devices: list[PoolDevice]) -> dp.ListAndWatchResponse:
@@ -153,7 +153,7 @@ class DevicePluginServicer(dp_grpc.DevicePluginServicer):
                 )
             for name in result.cdi_devices:
                 resp.cdi_devices.add(name=name)
-            self.outputs.on_allocated(list(creq.devices_ids))
+            self.outputs.on_allocated(pool.resource, list(creq.devices_ids))
             log.info("allocated", extra={"resource": pool.resource, "devices": list(creq.devices_ids)})
         return out
 

@@ -24,6 +24,7 @@ from pycni.device_plugin import cdi, inotify
 from pycni.device_plugin.allocate import cdi_spec
 from pycni.device_plugin.config import ConfigError, PluginConfig, load_config, warn_unsupported
 from pycni.device_plugin.discovery import Device, discover, remember
+from pycni.device_plugin.metrics import DevicePluginMetrics
 from pycni.device_plugin.options import Options
 from pycni.device_plugin.pools import InUse, LinkState, Pool, PoolDevice, assign, health, pools_of
 from pycni.device_plugin.registration import Registrar
@@ -53,7 +54,8 @@ class DevicePluginService:
         self.socket_dir = opts.plugins_registry_dir if self.watcher_mode else opts.kubelet_dir
         self.states: dict[str, PoolState] = {}
         self.servers: dict[str, PoolServer] = {}
-        self.registrar = Registrar(opts.kubelet_dir)
+        self.metrics = DevicePluginMetrics(self.pool_devices)
+        self.registrar = Registrar(opts.kubelet_dir, self.metrics.registration)
         self.registered = self.registrar.registered
         self._known: dict[str, Device] = {}
         self._assignment: dict[str, list[Device]] = {}
@@ -62,6 +64,7 @@ class DevicePluginService:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._sources: Sources | None = None
         self.on_reconcile: Callable[[], None] | None = None  # tests: observe passes
+        self._running = False
 
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -94,6 +97,7 @@ class DevicePluginService:
             sel.register(fileobj, selectors.EVENT_READ, tag)
         dirty_at: float | None = None
         rescan = False
+        self._running = True
         try:
             while not self._stop.is_set():
                 self.registrar.run_due(self._pools())
@@ -107,9 +111,11 @@ class DevicePluginService:
                         rescan |= change == RESCAN
                         dirty_at = dirty_at or time.monotonic() + self.opts.debounce
                 if dirty_at is not None and time.monotonic() >= dirty_at and not self._stop.is_set():
+                    self.metrics.reconciles.labels("rescan" if rescan else "health").inc()
                     self.reconcile() if rescan else self.refresh_health()
                     dirty_at, rescan = None, False
         finally:
+            self._running = False
             sel.close()
             self.shutdown()
 
@@ -224,9 +230,22 @@ class DevicePluginService:
         if self.on_reconcile is not None:
             self.on_reconcile()
 
-    def mark_allocated(self, ids: list[str]) -> None:
+    def mark_allocated(self, resource: str, ids: list[str]) -> None:
         """Allocate's hook: these devices went to a pod, so their netdevs leaving the host is expected."""
         self.in_use.mark(ids)
+        self.metrics.allocated.labels(resource).inc(len(ids))
+
+    # -- what the endpoint reports -----------------------------------------------------------------
+    def pool_devices(self) -> dict[str, list[PoolDevice]]:
+        return {resource: state.snapshot()[1] for resource, state in list(self.states.items())}
+
+    def healthy(self) -> bool:
+        """Liveness: the event loop is running (it stops only on request)."""
+        return self._running
+
+    def ready(self) -> bool:
+        """Readiness: every pool is served and kubelet has registered it."""
+        return self._running and all(self.registered.get(resource, False) for resource in list(self.servers))
 
     def _log_pool(self, pool: Pool, members: list[PoolDevice]) -> None:
         unhealthy = {m.device.address: m.unhealthy for m in members if not m.healthy}
@@ -252,6 +271,7 @@ class DevicePluginService:
 
     def _on_status(self, pool: Pool, registered: bool, error: str) -> None:
         self.registered[pool.resource] = registered
+        self.metrics.registration(pool.resource, registered)
         if registered:
             log.info("kubelet registered the pool", extra={"resource": pool.resource})
         else:

@@ -75,7 +75,8 @@ def start_daemon(socket_dir: Path, *args: str, probe: bool = True, name: str = "
     module = ["-m", "tests.daemon.serve_probe"] if probe else ["-m", "pycni", "daemon"]
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, *module, "--socket", str(sock), *args],
+            # a port of its own for /metrics: tests start many daemons side by side
+            [sys.executable, *module, "--socket", str(sock), "--metrics-address=127.0.0.1:0", *args],
             cwd=REPO,
             stdout=out,
             stderr=out,
