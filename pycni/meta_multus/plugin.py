@@ -9,6 +9,7 @@ succeeded. CHECK checks every attachment; STATUS and GC go to every network the 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import Result
 from pycni.libcni import netlist
 from pycni.libcni.cache import ResultCache
+from pycni.libcni.conflist import NetConfList
 from pycni.meta_multus import attach
 from pycni.meta_multus import status as network_status
 from pycni.meta_multus.config import LOG_LEVELS, MultusConf
@@ -311,43 +313,76 @@ def node_networks(conf: MultusConf, rt: RuntimeArgs) -> list[PlannedAttachment]:
             continue
         for att in plan.attachments if plan else []:
             found.setdefault(att.network_name, att.model_copy(update={"default": False}))
+    for entry in ResultCache(conf.cni_dir).all_attachments():
+        if entry.network not in found and (cached := _cached_network(entry.config)) is not None:
+            found[entry.network] = PlannedAttachment(network=entry.network, ifname="", conflist=cached)
     return list(found.values())
+
+
+def _cached_network(config: bytes) -> dict[str, Any] | None:
+    """The network list a cached result was made with (a plan lost, its networks still known)."""
+    try:
+        value = json.loads(config)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "plugins" in value else None
 
 
 def _gc_networks(
     conf: MultusConf, rt: RuntimeArgs, ctx: Context, kept: list[Plan], valid_ids: set[str]
 ) -> list[str]:
-    """GC each network with the attachments of the valid pods; cached results of others go."""
+    """DEL the cached attachments of gone pods that no plan names (a lost plan), then GC each
+    network with the attachments of the pods still valid."""
     cache = ResultCache(conf.cni_dir)
+    errors = _del_cached_orphans(conf, rt, ctx, cache, valid_ids)
     valid: dict[str, list[dict[str, str]]] = {}
     for plan in kept:
         for att in plan.attachments:
             valid.setdefault(att.network_name, []).append(
                 {"containerID": plan.container_id, "ifname": att.ifname}
             )
-    errors: list[str] = []
+    for entry in cache.all_attachments():
+        pair = {"containerID": entry.container_id, "ifname": entry.ifname}
+        if entry.container_id in valid_ids and pair not in valid.setdefault(entry.network, []):
+            valid[entry.network].append(pair)
     try:
         attachments = node_networks(conf, rt)
     except CNIError as err:
         errors.append(f"cannot list the node's networks: {err.msg}")
         attachments = []
     for att in attachments:
-        name = att.network_name
-        for entry in cache.attachments(name):
-            if entry.container_id in valid_ids:
-                valid.setdefault(name, [])
-                pair = {"containerID": entry.container_id, "ifname": entry.ifname}
-                if pair not in valid[name]:
-                    valid[name].append(pair)
         try:
             call = attach.network_call(conf, _stub_plan(rt), att, rt)
-            netlist.gc(call, ctx.delegate, valid.get(name, []))
+            netlist.gc(call, ctx.delegate, valid.get(att.network_name, []))
         except CNIError as err:
             errors.append(f"network {att.network}: {err.msg}")
+    return errors
+
+
+def _del_cached_orphans(
+    conf: MultusConf, rt: RuntimeArgs, ctx: Context, cache: ResultCache, valid_ids: set[str]
+) -> list[str]:
+    """A cached result carries everything its DEL needs: config, netns, interface, args."""
+    errors: list[str] = []
+    path = tuple(dict.fromkeys((conf.bin_dir, *rt.path)))
+    for entry in cache.all_attachments():
+        if entry.container_id in valid_ids or PlanStore(conf.cni_dir).exists(entry.container_id):
             continue
-        for entry in cache.attachments(name):
-            if entry.container_id not in valid_ids:
-                cache.remove(name, entry.container_id, entry.ifname)
+        listed = _cached_network(entry.config)
+        if listed is None:
+            cache.remove(entry.network, entry.container_id, entry.ifname)
+            continue
+        args = tuple((str(k), str(v)) for k, v in entry.cni_args)
+        call = netlist.NetworkCall(
+            netlist=NetConfList.from_json(listed),
+            rt=RuntimeArgs(Command.DEL, entry.container_id, entry.netns, entry.ifname, args, path, rt.env),
+            cache=cache,
+            capability_args=entry.capability_args,
+        )
+        try:
+            netlist.delete(call, ctx.delegate)
+        except CNIError as err:
+            errors.append(f"network {entry.network} of gone container {entry.container_id}: {err.msg}")
     return errors
 
 
