@@ -8,6 +8,9 @@ daemon forks its workers after importing this module, and gRPC channels do not s
 
 from __future__ import annotations
 
+import gc
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,9 @@ from pycni.cni.errors import TryAgainLater
 CALL_TIMEOUT = 5.0
 #: The reference's receive limit: a List on a dense node is large.
 MAX_MESSAGE = 16 * 1024 * 1024
+
+#: How long to wait for gRPC's threads to end after the lookup (see `_settle`).
+SETTLE_TIMEOUT = 2.0
 
 DeviceMap = dict[str, list[str]]
 
@@ -31,6 +37,17 @@ def pod_devices(socket: Path, namespace: str, name: str) -> DeviceMap:
     if not socket.exists():
         raise TryAgainLater(f"the kubelet's pod-resources socket {socket} does not exist")
     options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
+    threads = _thread_count()
+    try:
+        found = _lookup(grpc, pb, pb_grpc, socket, options, namespace, name)
+    finally:
+        _settle(threads)
+    return _devices(found)
+
+
+def _lookup(
+    grpc: Any, pb: Any, pb_grpc: Any, socket: Path, options: list[Any], namespace: str, name: str
+) -> list[Any]:
     with grpc.insecure_channel(f"unix://{socket}", options=options) as channel:
         stub = pb_grpc.PodResourcesListerStub(channel)  # type: ignore[no-untyped-call]
         try:
@@ -48,7 +65,27 @@ def pod_devices(socket: Path, namespace: str, name: str) -> DeviceMap:
             raise TryAgainLater(
                 f"the kubelet's pod-resources API at {socket} failed: {err.code().name}: {err.details()}"
             ) from err
-    return _devices(found)
+    return found
+
+
+def _thread_count() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _settle(threads: int, timeout: float = SETTLE_TIMEOUT) -> None:
+    """Wait for gRPC's threads to end once its channel is closed.
+
+    A daemon worker switches mount namespaces per request, which the kernel refuses to a
+    process with more than one thread; gRPC's threads end a few milliseconds after the last
+    channel is gone, so the worker waits for them rather than die on its way home.
+    """
+    deadline = time.monotonic() + timeout
+    collected = False
+    while _thread_count() > threads and time.monotonic() < deadline:
+        if not collected:
+            gc.collect()  # the channel's last references may sit in a cycle
+            collected = True
+        time.sleep(0.002)
 
 
 def _unreachable(err: Any) -> bool:

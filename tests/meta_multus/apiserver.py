@@ -64,6 +64,8 @@ class Cluster:
     nads: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    #: TCP connections accepted (a client that reuses its connection makes one).
+    connections: int = 0
     #: Status PUTs still to refuse with 409 (the first one is, by default).
     conflicts: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -98,6 +100,10 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
+    def setup(self) -> None:
+        super().setup()
+        self.server.cluster.connections += 1
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -120,7 +126,7 @@ class _Handler(BaseHTTPRequestHandler):
         value: dict[str, Any] = json.loads(self.rfile.read(length))
         return value
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         cluster = self.server.cluster
         path = self.path.split("?")[0]
         cluster.requests.append(("GET", path))
@@ -137,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._reply(200, copy.deepcopy(obj))
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         cluster = self.server.cluster
         path = self.path.split("?")[0]
         cluster.requests.append(("PUT", path))
@@ -164,7 +170,7 @@ class _Handler(BaseHTTPRequestHandler):
             cluster.pods[key] = body
             self._reply(200, copy.deepcopy(body))
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         cluster = self.server.cluster
         path = self.path.split("?")[0]
         cluster.requests.append(("POST", path))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,9 @@ UNDERLAY_V4 = "192.0.2.1"
 
 
 @pytest.fixture
-def mnode(make_netns: Callable[..., Netns], cni: Runner, bin_dir: Path, tmp_path: Path) -> MultusNode:
+def mnode(
+    make_netns: Callable[..., Netns], cni: Runner, bin_dir: Path, tmp_path: Path
+) -> Iterator[MultusNode]:
     ns = make_netns("mmn")
     ns.run("ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p")
     ns.run("ip", "addr", "add", f"{UNDERLAY_V4}/24", "dev", "up0")
@@ -28,6 +32,7 @@ def mnode(make_netns: Callable[..., Netns], cni: Runner, bin_dir: Path, tmp_path
         runner=cni,
         pod_factory=lambda: make_netns("mmp"),
         cni_bin=bin_dir,
+        tmp_short=Path(tempfile.mkdtemp(prefix="mm", dir="/tmp")),
         env={
             "CNI_PATH": str(bin_dir),
             "PYCNI_STATE_DIR": str(tmp_path / "state"),
@@ -38,7 +43,10 @@ def mnode(make_netns: Callable[..., Netns], cni: Runner, bin_dir: Path, tmp_path
     (tmp_path / "sys").mkdir()
     (tmp_path / "net.d").mkdir()
     install_stub(node.stub_bin)
-    return node
+    try:
+        yield node
+    finally:
+        shutil.rmtree(node.tmp_short, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,8 @@ if conf.get("failOn") == cmd and (not gate or os.path.exists(gate)):
     sys.exit(1)
 if cmd == "ADD":
     print(json.dumps({{"cniVersion": conf["cniVersion"],
-                      "interfaces": [{{"name": os.environ["CNI_IFNAME"], "sandbox": os.environ["CNI_NETNS"]}}],
+                      "interfaces": [{{"name": os.environ["CNI_IFNAME"],
+                                       "sandbox": os.environ["CNI_NETNS"]}}],
                       "ips": [{{"address": conf.get("address", "192.0.2.200/24"), "interface": 0}}]}}))
 """
 
@@ -100,6 +101,8 @@ class MultusNode:
     runner: Runner
     pod_factory: Callable[[], Netns]
     cni_bin: Path
+    #: A short directory for unix sockets (their paths must stay under 108 bytes).
+    tmp_short: Path
     env: dict[str, str] = field(default_factory=dict)
 
     @property

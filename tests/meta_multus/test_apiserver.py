@@ -25,12 +25,16 @@ def api(mnode: MultusNode, pki: Pki) -> Iterator[FakeApiServer]:
 
 
 def populate(node: MultusNode, cluster: Cluster, networks: str = "blue", uid: str = "uid-web") -> None:
-    cluster.add(nad_manifest("cluster", node.bridge("cluster", "mmc0", "10.10.0.0/24", gateway=True), "kube-system"))
+    cluster.add(
+        nad_manifest("cluster", node.bridge("cluster", "mmc0", "10.10.0.0/24", gateway=True), "kube-system")
+    )
     cluster.add(nad_manifest("blue", node.bridge("blue", "mmb0", "10.20.0.0/24")))
     cluster.add(pod_manifest("web", networks=networks, uid=uid))
 
 
-def test_add_writes_status_through_the_api_and_del_works_with_it_down(mnode: MultusNode, api: FakeApiServer) -> None:
+def test_add_writes_status_through_the_api_and_del_works_with_it_down(
+    mnode: MultusNode, api: FakeApiServer
+) -> None:
     populate(mnode, api.cluster)
     conf = mnode.multus_conf(kubeconfig=str(api.kubeconfig(mnode.tmp / "kubeconfig")))
     pod = mnode.pod()
@@ -71,7 +75,9 @@ def test_del_without_a_plan_rebuilds_it_from_the_api(mnode: MultusNode, api: Fak
     ("uid", "code", "words"),
     [("uid-other", 3, "was deleted and re-created"), ("", None, None)],
 )
-def test_pod_uid_must_match(mnode: MultusNode, api: FakeApiServer, uid: str, code: int | None, words: str | None) -> None:
+def test_pod_uid_must_match(
+    mnode: MultusNode, api: FakeApiServer, uid: str, code: int | None, words: str | None
+) -> None:
     populate(mnode, api.cluster)
     conf = mnode.multus_conf(kubeconfig=str(api.kubeconfig(mnode.tmp / "kubeconfig")))
     pod = mnode.pod()
@@ -104,7 +110,8 @@ import json, os, sys
 info = json.loads(os.environ["KUBERNETES_EXEC_INFO"])
 assert info["apiVersion"] == "client.authentication.k8s.io/v1", info
 print(json.dumps({{"apiVersion": info["apiVersion"], "kind": "ExecCredential",
-                  "status": {{"token": os.environ["TOKEN_FROM_ENV"], "expirationTimestamp": "2999-01-01T00:00:00Z"}}}}))
+                  "status": {{"token": os.environ["TOKEN_FROM_ENV"],
+                             "expirationTimestamp": "2999-01-01T00:00:00Z"}}}}))
 """
 
 
