@@ -178,7 +178,7 @@ class Resolver:
         if net.resource_name:
             if self._device_map is None:
                 self._device_map = self.devices()
-            ids = self._device_map.get(net.resource_name, [])
+            ids = sorted(self._device_map.get(net.resource_name, []))
             taken = self._taken.get(net.resource_name, 0)
             if taken >= len(ids):
                 raise InvalidConfig(

@@ -99,6 +99,7 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real API server
 
     def setup(self) -> None:
         super().setup()
