@@ -49,7 +49,7 @@ def _lookup(
     grpc: Any, pb: Any, pb_grpc: Any, socket: Path, options: list[Any], namespace: str, name: str
 ) -> list[Any]:
     with grpc.insecure_channel(f"unix://{socket}", options=options) as channel:
-        stub = pb_grpc.PodResourcesListerStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.PodResourcesListerStub(channel)
         try:
             try:
                 reply = stub.Get(

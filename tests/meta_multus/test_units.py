@@ -255,7 +255,8 @@ def test_pod_default_network_annotation_replaces_the_cluster_network() -> None:
             "app/a was asked for ips, but none of its plugins declares",
         ),
         (
-            '[{"name": "a", "default-route": []}, {"name": "a", "namespace": "default", "default-route": []}]',
+            '[{"name": "a", "default-route": []},'
+            ' {"name": "a", "namespace": "default", "default-route": []}]',
             "ECMP",
         ),
         ("sriov", "allocated 0 to this pod"),
@@ -357,7 +358,8 @@ def test_importing_multus_opens_nothing() -> None:
     probe = (
         "import os, sys\n"
         "import pycni.meta_multus.plugin, pycni.k8s.apiserver, pycni.k8s.podresources, pycni.k8s.manifests\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('grpc', 'lightkube', 'httpx2', 'yaml'))\n"
+        "heavy = sorted(m for m in sys.modules\n"
+        "               if m.split('.')[0] in ('grpc', 'lightkube', 'httpx2', 'yaml'))\n"
         "print(len(os.listdir('/proc/self/task')), heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
