@@ -49,7 +49,7 @@ class ObjectMeta(_Model):
     annotations: dict[str, str] = Field(default_factory=dict)
 
 
-class Pod(_Model):
+class _Object(_Model):
     metadata: ObjectMeta
 
     @property
@@ -60,6 +60,8 @@ class Pod(_Model):
     def name(self) -> str:
         return self.metadata.name
 
+
+class Pod(_Object):
     @property
     def uid(self) -> str:
         return self.metadata.uid
@@ -77,17 +79,8 @@ class NadSpec(_Model):
     config: str | None = None
 
 
-class NetworkAttachmentDefinition(_Model):
-    metadata: ObjectMeta
+class NetworkAttachmentDefinition(_Object):
     spec: NadSpec = Field(default_factory=NadSpec)
-
-    @property
-    def namespace(self) -> str:
-        return self.metadata.namespace
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
 
     @property
     def resource_name(self) -> str:

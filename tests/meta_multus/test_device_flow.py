@@ -106,10 +106,8 @@ def vf_stand_in(mnode: MultusNode, kubelet: Kubelet, address: str) -> str:
     return vf.netdev
 
 
-def run_flow(mnode: MultusNode, kubelet: Kubelet, delegate: dict[str, Any], env: dict[str, str]) -> None:
-    ids = kubelet.allocate("default", "web")
-    netdev = vf_stand_in(mnode, kubelet, ids[0])
-    mac = mnode.ns.links()[netdev]["address"]
+def write_fast_network(mnode: MultusNode, delegate: dict[str, Any], networks: str) -> None:
+    """The cluster network, the NAD `fast` on the VF resource, and pod `web` selecting `networks`."""
     write_manifests(
         mnode.manifests,
         [
@@ -117,9 +115,16 @@ def run_flow(mnode: MultusNode, kubelet: Kubelet, delegate: dict[str, Any], env:
                 "cluster", mnode.bridge("cluster", "mmc0", "10.10.0.0/24", gateway=True), "kube-system"
             ),
             nad_manifest("fast", delegate, resource=RESOURCE),
-            pod_manifest("web", networks="fast"),
+            pod_manifest("web", networks=networks),
         ],
     )
+
+
+def run_flow(mnode: MultusNode, kubelet: Kubelet, delegate: dict[str, Any], env: dict[str, str]) -> None:
+    ids = kubelet.allocate("default", "web")
+    netdev = vf_stand_in(mnode, kubelet, ids[0])
+    mac = mnode.ns.links()[netdev]["address"]
+    write_fast_network(mnode, delegate, "fast")
     mnode.env.update(env, PYCNI_SYSFS_ROOT=str(kubelet.node.sysfs.root))
     conf = mnode.multus_conf(podResourcesSocket=str(kubelet.pod_resources.socket))
     pod = mnode.pod()
@@ -169,16 +174,7 @@ def test_a_second_network_of_the_resource_needs_a_second_device(mnode: MultusNod
         "type": "host-device",
         "ipam": mnode.ipam("10.60.0.0/24"),
     }
-    write_manifests(
-        mnode.manifests,
-        [
-            nad_manifest(
-                "cluster", mnode.bridge("cluster", "mmc0", "10.10.0.0/24", gateway=True), "kube-system"
-            ),
-            nad_manifest("fast", delegate, resource=RESOURCE),
-            pod_manifest("web", networks="fast,fast"),
-        ],
-    )
+    write_fast_network(mnode, delegate, "fast,fast")
     pod = mnode.pod()
     out = mnode.multus(
         "ADD", mnode.multus_conf(podResourcesSocket=str(kubelet.pod_resources.socket)), pod, name="web"

@@ -24,8 +24,7 @@ def four_networks(
     node: MultusNode, networks: str | list[dict[str, Any]], device: str
 ) -> list[dict[str, Any]]:
     return [
-        nad_manifest("cluster", node.bridge("cluster", "mmc0", CLUSTER_SUBNET, gateway=True), "kube-system"),
-        nad_manifest("blue", node.bridge("blue", "mmb0", BLUE_SUBNET)),
+        *cluster_and_blue(node),
         nad_manifest(
             "vx",
             {
@@ -50,6 +49,14 @@ def four_networks(
             },
         ),
         pod_manifest("web", networks=networks),
+    ]
+
+
+def cluster_and_blue(node: MultusNode) -> list[dict[str, Any]]:
+    """The cluster network (a NAD in kube-system) and a secondary bridge network `blue`."""
+    return [
+        nad_manifest("cluster", node.bridge("cluster", "mmc0", CLUSTER_SUBNET, gateway=True), "kube-system"),
+        nad_manifest("blue", node.bridge("blue", "mmb0", BLUE_SUBNET)),
     ]
 
 
@@ -111,10 +118,7 @@ def test_named_interface_and_default_route(mnode: MultusNode) -> None:
     write_manifests(
         mnode.manifests,
         [
-            nad_manifest(
-                "cluster", mnode.bridge("cluster", "mmc0", CLUSTER_SUBNET, gateway=True), "kube-system"
-            ),
-            nad_manifest("blue", mnode.bridge("blue", "mmb0", BLUE_SUBNET)),
+            *cluster_and_blue(mnode),
             pod_manifest("web", networks=networks),
         ],
     )
@@ -153,10 +157,7 @@ def test_refused_before_anything_runs(mnode: MultusNode, networks: Any, words: s
     write_manifests(
         mnode.manifests,
         [
-            nad_manifest(
-                "cluster", mnode.bridge("cluster", "mmc0", CLUSTER_SUBNET, gateway=True), "kube-system"
-            ),
-            nad_manifest("blue", mnode.bridge("blue", "mmb0", BLUE_SUBNET)),
+            *cluster_and_blue(mnode),
             nad_manifest("blue", mnode.bridge("blue", "mmb1", BLUE_SUBNET), "other"),
             pod_manifest("web", networks=networks),
         ],
@@ -172,10 +173,7 @@ def test_failing_third_delegate_rolls_back_the_first_two(mnode: MultusNode) -> N
     write_manifests(
         mnode.manifests,
         [
-            nad_manifest(
-                "cluster", mnode.bridge("cluster", "mmc0", CLUSTER_SUBNET, gateway=True), "kube-system"
-            ),
-            nad_manifest("blue", mnode.bridge("blue", "mmb0", BLUE_SUBNET)),
+            *cluster_and_blue(mnode),
             nad_manifest("broken", mnode.stub("broken", failOn="ADD")),
             pod_manifest("web", networks="blue,broken"),
         ],
@@ -195,10 +193,7 @@ def test_retried_del_finishes_after_a_failing_delegate_del(mnode: MultusNode) ->
     write_manifests(
         mnode.manifests,
         [
-            nad_manifest(
-                "cluster", mnode.bridge("cluster", "mmc0", CLUSTER_SUBNET, gateway=True), "kube-system"
-            ),
-            nad_manifest("blue", mnode.bridge("blue", "mmb0", BLUE_SUBNET)),
+            *cluster_and_blue(mnode),
             nad_manifest("flaky", mnode.stub("flaky", failOn="DEL", failWhile=str(gate))),
             nad_manifest("green", mnode.bridge("green", "mmg0", "10.50.0.0/24")),
             pod_manifest("web", networks="blue,flaky,green"),
@@ -225,10 +220,7 @@ def test_check_finds_a_removed_secondary_interface(mnode: MultusNode) -> None:
     write_manifests(
         mnode.manifests,
         [
-            nad_manifest(
-                "cluster", mnode.bridge("cluster", "mmc0", CLUSTER_SUBNET, gateway=True), "kube-system"
-            ),
-            nad_manifest("blue", mnode.bridge("blue", "mmb0", BLUE_SUBNET)),
+            *cluster_and_blue(mnode),
             pod_manifest("web", networks="blue"),
         ],
     )
@@ -247,10 +239,7 @@ def test_gc_removes_an_orphaned_secondary_attachment(mnode: MultusNode) -> None:
     write_manifests(
         mnode.manifests,
         [
-            nad_manifest(
-                "cluster", mnode.bridge("cluster", "mmc0", CLUSTER_SUBNET, gateway=True), "kube-system"
-            ),
-            nad_manifest("blue", mnode.bridge("blue", "mmb0", BLUE_SUBNET)),
+            *cluster_and_blue(mnode),
             pod_manifest("web", networks="blue"),
             pod_manifest("db", networks="blue"),
         ],
@@ -277,10 +266,7 @@ def test_gc_without_a_plan_releases_the_secondary_address(mnode: MultusNode) -> 
     write_manifests(
         mnode.manifests,
         [
-            nad_manifest(
-                "cluster", mnode.bridge("cluster", "mmc0", CLUSTER_SUBNET, gateway=True), "kube-system"
-            ),
-            nad_manifest("blue", mnode.bridge("blue", "mmb0", BLUE_SUBNET)),
+            *cluster_and_blue(mnode),
             pod_manifest("db", networks="blue"),
         ],
     )
