@@ -59,6 +59,8 @@ class Resolver:
     source: PodSource | None
     pod: Pod | None
     devices: DeviceLookup
+    #: False on DEL without a plan: a NAD whose device cannot be found is still deleted.
+    require_devices: bool = True
     _device_map: dict[str, list[str]] | None = field(default=None, init=False)
     _taken: dict[str, int] = field(default_factory=dict, init=False)
 
@@ -180,6 +182,8 @@ class Resolver:
                 self._device_map = self.devices()
             ids = sorted(self._device_map.get(net.resource_name, []))
             taken = self._taken.get(net.resource_name, 0)
+            if taken >= len(ids) and not self.require_devices:
+                return "", ""
             if taken >= len(ids):
                 raise InvalidConfig(
                     f"network {net.status_name} needs a device of resource {net.resource_name!r}, "

@@ -143,3 +143,18 @@ def test_in_cluster_without_service_env_is_a_config_error(mnode: MultusNode, tmp
     pod = mnode.pod()
     out = mnode.multus("ADD", mnode.multus_conf(kubeconfig="incluster"), pod, name="web")
     assert out.json["code"] == 7 and "KUBERNETES_SERVICE_HOST" in out.json["msg"]
+
+
+def test_del_with_a_damaged_plan_and_the_api_down_uses_the_cached_results(
+    mnode: MultusNode, api: FakeApiServer
+) -> None:
+    """Neither the plan nor the API: every attachment that was made left its exact config in the cache."""
+    populate(mnode, api.cluster)
+    conf = mnode.multus_conf(kubeconfig=str(api.kubeconfig(mnode.tmp / "kubeconfig")))
+    pod = mnode.pod()
+    mnode.multus("ADD", conf, pod, name="web", uid="uid-web").ok()
+    (mnode.cni_dir / "ctr-1").write_bytes(b"\0" * 64)  # a power loss's leftovers
+    api.stop()
+    mnode.multus("DEL", conf, pod, name="web", uid="uid-web").ok()
+    assert pod.link_names() == {"lo"} and mnode.leases() == [] and mnode.plans() == []
+    assert mnode.veths() == [] and mnode.cached_results() == []
