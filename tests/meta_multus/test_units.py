@@ -364,3 +364,27 @@ def test_importing_multus_opens_nothing() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "1 []"
+
+
+def test_readiness_indicator_is_polled_until_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pycni.cni.errors import TryAgainLater
+    from pycni.meta_multus import guards
+
+    indicator = tmp_path / "ready"
+    conf = MultusConf.load(
+        {"cniVersion": "1.1.0", "name": "m", "clusterNetwork": "x", "readinessindicatorfile": str(indicator)}
+    )
+    monkeypatch.setattr(guards, "READINESS_TIMEOUT", 0.3)
+    with pytest.raises(TryAgainLater, match="did not appear within"):
+        guards.wait_ready(conf)
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        indicator.touch()
+
+    monkeypatch.setattr("pycni.meta_multus.guards.time.sleep", sleep)
+    guards.wait_ready(conf)
+    assert polls == [guards.READINESS_POLL], "it returns on the first poll that finds the file"
