@@ -12,14 +12,15 @@ import ipaddress
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import Result, Route, parse_result
 from pycni.hw import devinfo
 from pycni.libcni import netlist
-from pycni.libcni.cache import CachedAttachment, ResultCache
+from pycni.libcni.cache import ResultCache
 from pycni.libcni.conflist import NetConfList
 
 if TYPE_CHECKING:
@@ -123,16 +124,5 @@ def _apply_default_routes(call: netlist.NetworkCall, att: PlannedAttachment, res
 
 def _recache(call: netlist.NetworkCall, result: Result) -> None:
     cached = call.cached()
-    if cached is None:
-        return
-    rendered: dict[str, Any] = netlist.render(result, call.version)
-    entry = CachedAttachment(
-        network=cached.network,
-        container_id=cached.container_id,
-        ifname=cached.ifname,
-        netns=cached.netns,
-        result=rendered,
-        cni_args=cached.cni_args,
-        capability_args=cached.capability_args,
-    )
-    call.cache.save(entry, call.config)
+    if cached is not None:
+        call.cache.save(replace(cached, result=netlist.render(result, call.version)), call.config)
