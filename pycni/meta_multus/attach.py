@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pycni.cni import version
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import Result, Route, parse_result
 from pycni.hw import devinfo
@@ -34,12 +35,15 @@ ZERO = {4: ipaddress.ip_network("0.0.0.0/0"), 6: ipaddress.ip_network("::/0")}
 
 
 def delegate_args(plan: Plan, att: PlannedAttachment) -> tuple[tuple[str, str], ...]:
-    """CNI_ARGS for a delegate: the runtime's, `IgnoreUnknown`, and the deprecated MAC=/IP= keys."""
-    args = [(k, v) for k, v in plan.cni_args if k not in ("IgnoreUnknown", "MAC", "IP")]
+    """CNI_ARGS for a delegate: the runtime's plus `IgnoreUnknown`; a secondary network gets its
+    selection's `mac`/`ips` as the reference's deprecated MAC=/IP= keys instead of the runtime's."""
+    args = [
+        (k, v) for k, v in plan.cni_args if k != "IgnoreUnknown" and (att.default or k not in ("MAC", "IP"))
+    ]
     args.insert(0, ("IgnoreUnknown", "true"))
-    if att.capability_args.get("mac") and not att.default:
+    if not att.default and att.capability_args.get("mac"):
         args.append(("MAC", str(att.capability_args["mac"])))
-    if att.capability_args.get("ips") and not att.default:
+    if not att.default and att.capability_args.get("ips"):
         args.append(("IP", ",".join(att.capability_args["ips"])))
     return tuple(args)
 
@@ -53,7 +57,7 @@ def network_call(
         rt=RuntimeArgs(
             rt.command,
             plan.container_id,
-            plan.netns or rt.netns,
+            rt.netns or plan.netns,
             att.ifname,
             delegate_args(plan, att),
             path,
@@ -82,7 +86,10 @@ def delete(conf: MultusConf, plan: Plan, att: PlannedAttachment, rt: RuntimeArgs
 
 
 def check(conf: MultusConf, plan: Plan, att: PlannedAttachment, rt: RuntimeArgs, ctx: Context) -> None:
-    netlist.check(network_call(conf, plan, att, rt.with_command(Command.CHECK)), ctx.delegate)
+    """CHECK the attachment; a network below 0.4.0 has no CHECK and passes (libcni would refuse)."""
+    call = network_call(conf, plan, att, rt.with_command(Command.CHECK))
+    if version.at_least(call.version, "0.4.0"):
+        netlist.check(call, ctx.delegate)
 
 
 def device_info(att: PlannedAttachment) -> devinfo.DeviceInfo | None:
