@@ -27,7 +27,7 @@ PLUGINS: dict[str, PluginRef] = {
             "pycni.plugins.host_device.plugin",
         ),
         PluginRef("host-local", "pycni.ipam.host_local.config:HostLocalConf", "pycni.ipam.host_local.plugin"),
-        PluginRef("multus", "pycni.cni.config:NetConf", "pycni.cni.unlanded"),
+        PluginRef("multus", "pycni.meta_multus.config:MultusConf", "pycni.meta_multus.plugin"),
     )
 }
 

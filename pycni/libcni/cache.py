@@ -26,6 +26,8 @@ class CachedAttachment:
     result: dict[str, Any] | None
     cni_args: list[list[str]]
     capability_args: dict[str, Any]
+    #: The network config the attachment was made with, as cached.
+    config: bytes = b""
 
 
 class ResultCache:
@@ -66,18 +68,23 @@ class ResultCache:
 
     def attachments(self, network: str) -> list[CachedAttachment]:
         """Every cached attachment of `network` (libcni GetCachedAttachments)."""
+        return [e for e in self._entries(f"{network}-") if e.network == network]
+
+    def all_attachments(self) -> list[CachedAttachment]:
+        """Every cached attachment of every network (readable ones)."""
+        return self._entries("")
+
+    def _entries(self, prefix: str) -> list[CachedAttachment]:
         if not self.dir.is_dir():
             return []
         found = []
         for path in sorted(self.dir.iterdir()):
-            if not path.name.startswith(f"{network}-"):
+            if not path.name.startswith(prefix) or path.name.startswith("."):
                 continue
             try:
-                entry = _entry(json.loads(path.read_text()))
+                found.append(_entry(json.loads(path.read_text())))
             except (ValueError, KeyError, TypeError, OSError):
                 continue
-            if entry.network == network:
-                found.append(entry)
         return found
 
 
@@ -90,4 +97,5 @@ def _entry(data: dict[str, Any]) -> CachedAttachment:
         result=data.get("result"),
         cni_args=data.get("cniArgs") or [],
         capability_args=data.get("capabilityArgs") or {},
+        config=base64.b64decode(data.get("config") or ""),
     )

@@ -77,8 +77,8 @@ class NetConfList(Model):
             for key, value in (capability_args or {}).items()
             if plugin.get("capabilities", {}).get(key)
         }
-        if runtime:
-            conf["runtimeConfig"] = runtime
+        if runtime:  # merged over what the plugin config itself carries (a meta-plugin's injections)
+            conf["runtimeConfig"] = {**(plugin.get("runtimeConfig") or {}), **runtime}
         if prev_result is not None:
             conf["prevResult"] = prev_result
         return conf

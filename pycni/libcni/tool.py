@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pycni.cni import version
-from pycni.cni.errors import CNIError, IncompatibleVersion, InvalidConfig
+from pycni.cni.errors import InvalidConfig
 from pycni.cni.runtime import Command, RuntimeArgs, parse_cni_args, validate_ifname
-from pycni.libcni.cache import CachedAttachment, ResultCache
+from pycni.libcni import netlist
+from pycni.libcni.cache import ResultCache
 from pycni.libcni.conflist import NetConfList
 
 if TYPE_CHECKING:
@@ -68,83 +68,34 @@ class Tool:
             env={},
         )
 
-    def add(self) -> dict[str, Any] | None:
-        rt = self.rt(Command.ADD)
-        prev: dict[str, Any] | None = None
-        for plugin in self.conflist.plugins:
-            conf = self.conflist.plugin_conf(plugin, prev, self.req.capability_args)
-            result = self.delegate.call(plugin["type"], conf, rt)
-            prev = _render(result, self.version) if result is not None else prev
-        self.cache.save(
-            CachedAttachment(
-                network=self.conflist.name,
-                container_id=self.container_id,
-                ifname=self.req.ifname,
-                netns=self.netns,
-                result=prev,
-                cni_args=[list(p) for p in rt.args],
-                capability_args=self.req.capability_args,
-            ),
-            self.req.conf_path.read_bytes(),
+    def call(self, command: Command) -> netlist.NetworkCall:
+        return netlist.NetworkCall(
+            netlist=self.conflist,
+            rt=self.rt(command),
+            cache=self.cache,
+            capability_args=self.req.capability_args,
+            config=self.req.conf_path.read_bytes() if command is Command.ADD else b"",
         )
-        return prev
+
+    def add(self) -> dict[str, Any] | None:
+        return netlist.add(self.call(Command.ADD), self.delegate)
 
     def delete(self) -> None:
-        rt = self.rt(Command.DEL)
-        cached = self.cache.load(self.conflist.name, self.container_id, self.req.ifname)
-        prev = cached.result if cached and version.at_least(self.version, "0.4.0") else None
-        for plugin in reversed(self.conflist.plugins):
-            conf = self.conflist.plugin_conf(plugin, prev, self.req.capability_args)
-            self.delegate.call(plugin["type"], conf, rt)
-        self.cache.remove(self.conflist.name, self.container_id, self.req.ifname)
+        netlist.delete(self.call(Command.DEL), self.delegate)
 
     def check(self) -> None:
-        if not version.at_least(self.version, "0.4.0"):
-            raise IncompatibleVersion(f"configuration version {self.version} does not support CHECK")
-        if self.conflist.disable_check:
-            return
-        cached = self.cache.load(self.conflist.name, self.container_id, self.req.ifname)
-        if cached is None or cached.result is None:
-            raise InvalidConfig(
-                f"no cached result for {self.conflist.name}/{self.container_id}/{self.req.ifname}"
-            )
-        rt = self.rt(Command.CHECK)
-        for plugin in self.conflist.plugins:
-            conf = self.conflist.plugin_conf(plugin, cached.result, self.req.capability_args)
-            self.delegate.call(plugin["type"], conf, rt)
+        netlist.check(self.call(Command.CHECK), self.delegate)
 
     def status(self) -> None:
-        rt = self.rt(Command.STATUS)
-        for plugin in self.conflist.plugins:
-            self.delegate.call(plugin["type"], self.conflist.plugin_conf(plugin), rt)
+        netlist.status(self.call(Command.STATUS), self.delegate)
 
     def gc(self) -> None:
-        """GC with every cached attachment of this network as the valid list; errors joined."""
-        if self.conflist.disable_gc or not version.at_least(self.version, "1.1.0"):
-            return
+        """GC with every cached attachment of this network as the valid list."""
         valid = [
             {"containerID": a.container_id, "ifname": a.ifname}
             for a in self.cache.attachments(self.conflist.name)
         ]
-        rt = self.rt(Command.GC)
-        errors: list[str] = []
-        for plugin in self.conflist.plugins:
-            conf = self.conflist.plugin_conf(plugin)
-            conf["cni.dev/valid-attachments"] = valid
-            conf["cni.dev/attachments"] = valid
-            try:
-                self.delegate.call(plugin["type"], conf, rt)
-            except CNIError as err:
-                errors.append(f"{plugin['type']}: {err.msg}")
-        if errors:
-            raise CNIError("; ".join(errors))
-
-
-def _render(result: Any, cni_version: str) -> dict[str, Any]:
-    from pycni.cni.types import render
-
-    rendered: dict[str, Any] = render(result, cni_version)
-    return rendered
+        netlist.gc(self.call(Command.GC), self.delegate, valid)
 
 
 def run(command: str, req: ExecOptions, delegate: Delegate) -> dict[str, Any] | None:

@@ -1,0 +1,129 @@
+"""The Kubernetes objects a meta-plugin reads (Pods, NetworkAttachmentDefinitions), and the one
+small interface every source of them offers.
+
+Only the fields the meta-plugin uses are modelled; each source reads objects in the API's own
+JSON shape (`metadata.annotations`, `spec.config`), so an API server and a directory of
+manifests are read by the same models.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pycni.cni.errors import DecodingFailure
+
+if TYPE_CHECKING:
+    from typing import Protocol
+
+#: The pod's selection of extra networks (NPWG v1.3 §4.1).
+NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
+#: The attachments' status, written by the meta-plugin (NPWG v1.3 §4.1.2).
+NETWORK_STATUS_ANNOTATION = "k8s.v1.cni.cncf.io/network-status"
+#: On a NAD: the device-plugin resource whose devices its attachments use.
+RESOURCE_NAME_ANNOTATION = "k8s.v1.cni.cncf.io/resourceName"
+#: On a pod: a NAD (in multusNamespace) replacing the cluster network for it.
+DEFAULT_NETWORK_ANNOTATION = "v1.multus-cni.io/default-network"
+#: "api" for pods from the API server; static pods' mirrors carry "file" or "http".
+CONFIG_SOURCE_ANNOTATION = "kubernetes.io/config.source"
+NAD_GROUP, NAD_VERSION, NAD_KIND, NAD_PLURAL = (
+    "k8s.cni.cncf.io",
+    "v1",
+    "NetworkAttachmentDefinition",
+    "network-attachment-definitions",
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+M = TypeVar("M", bound=_Model)
+
+
+class ObjectMeta(_Model):
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class _Object(_Model):
+    metadata: ObjectMeta
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.namespace
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class Pod(_Object):
+    @property
+    def uid(self) -> str:
+        return self.metadata.uid
+
+    def annotation(self, key: str) -> str:
+        return self.metadata.annotations.get(key, "")
+
+    @property
+    def is_static(self) -> bool:
+        """A static pod's mirror has its own UID, which the runtime's K8S_POD_UID never matches."""
+        return self.annotation(CONFIG_SOURCE_ANNOTATION) not in ("", "api")
+
+
+class NadSpec(_Model):
+    config: str | None = None
+
+
+class NetworkAttachmentDefinition(_Object):
+    spec: NadSpec = Field(default_factory=NadSpec)
+
+    @property
+    def resource_name(self) -> str:
+        return self.metadata.annotations.get(RESOURCE_NAME_ANNOTATION, "")
+
+
+def parse_pod(obj: Any, where: str) -> Pod:
+    return _parse(Pod, obj, where)
+
+
+def parse_nad(obj: Any, where: str) -> NetworkAttachmentDefinition:
+    return _parse(NetworkAttachmentDefinition, obj, where)
+
+
+def _parse(model: type[M], obj: Any, where: str) -> M:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise DecodingFailure(f"{where}: not a valid {model.__name__}: {problems}") from err
+
+
+if TYPE_CHECKING:
+
+    class PodSource(Protocol):
+        """Where pods and NADs are read and network-status is written: an API server or manifests."""
+
+        def pod(self, namespace: str, name: str, *, wait: bool) -> Pod | None:
+            """The pod, or None when it does not exist; `wait` allows a short wait for a new pod."""
+            ...
+
+        def nad(self, namespace: str, name: str) -> NetworkAttachmentDefinition | None:
+            """The NAD, or None when it does not exist."""
+            ...
+
+        def write_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
+            """Record the pod's attachments; a pod that is gone meanwhile is not an error."""
+            ...
+
+        def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
+            """On DEL: drop the record if it is still the one written (the API keeps annotations)."""
+            ...
+
+        def event(self, pod: Pod, reason: str, message: str) -> None:
+            """Tell the pod's watchers (best effort: never raises)."""
+            ...

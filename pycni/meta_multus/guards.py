@@ -1,0 +1,60 @@
+"""What every verb runs inside: the readiness wait, the per-pod lock, multus's own log file."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pycni.cni.errors import CNIError, TryAgainLater
+from pycni.meta_multus.config import LOG_LEVELS
+from pycni.net import lock
+
+if TYPE_CHECKING:
+    from pycni.cni.plugin import Context
+    from pycni.meta_multus.config import MultusConf
+
+#: The reference waits this long for the readiness indicator file on ADD, STATUS and GC.
+READINESS_TIMEOUT = 45.0
+READINESS_POLL = 0.25
+
+
+def wait_ready(conf: MultusConf, error: type[CNIError] = TryAgainLater) -> None:
+    """Wait (polling) up to 45 s for `readinessindicatorfile`, as the reference does."""
+    if not conf.readiness_indicator_file:
+        return
+    path = Path(conf.readiness_indicator_file)
+    deadline = time.monotonic() + READINESS_TIMEOUT
+    while not path.exists():
+        if time.monotonic() >= deadline:
+            raise error(f"readiness indicator file {path} did not appear within {READINESS_TIMEOUT:.0f}s")
+        time.sleep(READINESS_POLL)
+
+
+@contextmanager
+def pod_lock(ctx: Context, container_id: str) -> Iterator[None]:
+    """One operation at a time per pod (NPWG §7.3); a crashed holder's lock goes with it."""
+    path = lock.resource_lock(ctx.settings.run_dir, "multus", container_id)
+    with lock.flock(path, what=f"multus pod {container_id}"):
+        yield
+
+
+@contextmanager
+def log_file(conf: MultusConf) -> Iterator[None]:
+    """`logFile` at `logLevel` for this call (our own logging still follows PYCNI_LOG_*)."""
+    if not conf.log_file:
+        yield
+        return
+    handler = logging.FileHandler(conf.log_file)
+    handler.setLevel(LOG_LEVELS[conf.log_level])
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("pycni")
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()

@@ -1,0 +1,128 @@
+"""The attachment plan: what ADD is about to do to a pod, kept until DEL has undone all of it.
+
+`<cniDir>/<container ID>` (0600), written atomically (temp file, fsync, rename) before the first
+delegate runs and rewritten as attachments are torn down, so a DEL never needs the API server
+or the kubelet, and a DEL that failed part-way is finished by the next one. Each attachment
+holds the network list exactly as it was run (device IDs injected), its interface and what its
+runtime requests were. A checksum over the content tells a damaged file from a plan.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from pycni.cni.config import Model
+from pycni.cni.files import write_atomic
+from pycni.cni.runtime import NAME_PATTERN
+
+log = logging.getLogger(__name__)
+
+KIND = "pycniMultusPlan"
+FORMAT = 1
+
+
+class PlannedAttachment(Model):
+    """One network on one pod interface."""
+
+    network: str = Field(description="The network-status name: 'namespace/nad', or the config name.")
+    ifname: str
+    default: bool = Field(False, description="The cluster network: its result is the pod's.")
+    conflist: dict[str, Any] = Field(description="The network list as run (deviceID, cni-args injected).")
+    capability_args: dict[str, Any] = Field(default_factory=dict, alias="capabilityArgs")
+    resource_name: str = Field("", alias="resourceName")
+    device_id: str = Field("", alias="deviceID")
+    device_info_file: str = Field("", alias="deviceInfoFile", description="The copy handed to the delegate.")
+    gateways: list[str] = Field(default_factory=list, description="Its default-route request.")
+    claims_default_route: bool = Field(
+        False, alias="claimsDefaultRoute", description="Its selection had default-route (even empty)."
+    )
+    filter_families: list[int] = Field(
+        default_factory=list, alias="filterFamilies", description="IP versions whose default routes it loses."
+    )
+    deleted: bool = Field(False, description="Its DEL succeeded: a retried DEL skips it.")
+
+    @property
+    def network_name(self) -> str:
+        """The CNI network name (the result cache key)."""
+        return str(self.conflist.get("name", ""))
+
+
+class Plan(Model):
+    kind: str = KIND
+    format: int = FORMAT
+    container_id: str = Field(alias="containerID")
+    netns: str = ""
+    pod_namespace: str = Field("", alias="podNamespace")
+    pod_name: str = Field("", alias="podName")
+    pod_uid: str = Field("", alias="podUID")
+    cni_args: list[tuple[str, str]] = Field(default_factory=list, alias="cniArgs")
+    attachments: list[PlannedAttachment]
+    network_status: list[dict[str, Any]] | None = Field(None, alias="networkStatus")
+
+    def pending(self) -> list[PlannedAttachment]:
+        return [a for a in self.attachments if not a.deleted]
+
+
+class CorruptPlan(Exception):
+    """The file exists but is not a plan we wrote (damaged, truncated by a failing disk, foreign)."""
+
+
+class PlanStore:
+    """The plans under one `cniDir`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    def path(self, container_id: str) -> Path:
+        return self.dir / container_id
+
+    def exists(self, container_id: str) -> bool:
+        return self.path(container_id).is_file()
+
+    def save(self, plan: Plan) -> None:
+        body = plan.model_dump(mode="json", by_alias=True)
+        data = {"checksum": _checksum(body), **body}
+        write_atomic(self.path(plan.container_id), json.dumps(data, indent=1).encode(), 0o600)
+
+    def load(self, container_id: str) -> Plan | None:
+        """The plan; None when there is none; `CorruptPlan` when the file cannot be trusted."""
+        try:
+            data = json.loads(self.path(container_id).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            raise CorruptPlan(f"{self.path(container_id)}: {err}") from err
+        if not isinstance(data, dict) or data.get("kind") != KIND:
+            raise CorruptPlan(f"{self.path(container_id)}: not a {KIND}")
+        checksum = data.pop("checksum", None)
+        if checksum != _checksum(data):
+            raise CorruptPlan(f"{self.path(container_id)}: checksum mismatch")
+        try:
+            return Plan.model_validate(data)
+        except ValidationError as err:
+            raise CorruptPlan(f"{self.path(container_id)}: {err}") from err
+
+    def remove(self, container_id: str) -> None:
+        self.path(container_id).unlink(missing_ok=True)
+
+    def container_ids(self) -> list[str]:
+        """The containers that have a plan file (names of regular files that are container IDs)."""
+        import re
+
+        pattern = re.compile(NAME_PATTERN)
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if pattern.match(n) and (self.dir / n).is_file())
+
+
+def _checksum(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -1,0 +1,172 @@
+"""multus ADD/DEL/CHECK/STATUS/GC: a pod's cluster network plus every network it selects.
+
+ADD resolves everything first (pod, NADs, devices, interface names, default routes), writes the
+plan, then attaches in order, cluster network first; a failure DELs what was attached, in
+reverse, and reports the delegate's error. DEL needs only the plan: it works with the API server
+and the kubelet down, continues past a failing delegate, and keeps the plan until every DEL has
+succeeded. CHECK checks every attachment; STATUS and GC go to every network the node uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pycni.cni.errors import AlreadyExists, CNIError, InternalError, InvalidConfig, PluginNotAvailable
+from pycni.cni.runtime import RuntimeArgs
+from pycni.cni.types import Result
+from pycni.meta_multus import attach, guards, node, pods
+from pycni.meta_multus import status as network_status
+from pycni.meta_multus.config import MultusConf
+from pycni.meta_multus.plan import CorruptPlan, Plan, PlanStore
+from pycni.meta_multus.resolve import PodArgs, Resolver
+from pycni.meta_multus.teardown import forget_status, new_plan, rebuild, teardown
+
+if TYPE_CHECKING:
+    from pycni.cni.plugin import Context
+    from pycni.k8s.objects import Pod, PodSource
+
+log = logging.getLogger(__name__)
+
+
+def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
+    with guards.log_file(conf), guards.pod_lock(ctx, rt.container_id):
+        guards.wait_ready(conf)
+        store = PlanStore(conf.cni_dir)
+        if store.exists(rt.container_id):
+            raise AlreadyExists(
+                f"container {rt.container_id} already has attachments "
+                f"({store.path(rt.container_id)}): DEL it first"
+            )
+        source = pods.open_source(conf, rt)
+        pod = pods.find_pod(source, PodArgs.from_rt(rt), adding=True)
+        resolver = Resolver(conf, rt, source, pod, lambda: pods.devices(conf, pod))
+        plan = new_plan(rt, pod, resolver.attachments())
+        _refuse_existing_ifnames(rt, plan)
+        store.save(plan)
+        results = _attach_all(conf, plan, store, rt, ctx)
+        entries = [
+            entry
+            for att, result in zip(plan.attachments, results, strict=True)
+            for entry in network_status.entries(
+                result,
+                att.network,
+                att.ifname,
+                default=att.default,
+                gateways=att.gateways,
+                device_info=attach.device_info(att),
+            )
+        ]
+        if pod is not None and source is not None:
+            _publish(conf, plan, store, rt, ctx, source, pod, entries)
+        return results[0].model_copy(update={"cni_version": conf.cni_version})
+
+
+def delete(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
+    with guards.log_file(conf), guards.pod_lock(ctx, rt.container_id):
+        if conf.readiness_indicator_file and not Path(conf.readiness_indicator_file).exists():
+            log.warning("readiness indicator %s is missing; deleting anyway", conf.readiness_indicator_file)
+        store = PlanStore(conf.cni_dir)
+        try:
+            plan = store.load(rt.container_id)
+        except CorruptPlan as err:
+            log.warning("rebuilding the attachments of %s: %s", rt.container_id, err)
+            plan = None
+        if plan is None:
+            plan = rebuild(conf, rt)
+            if plan is None:
+                store.remove(rt.container_id)
+                return
+        errors = teardown(conf, plan, store, rt, ctx)
+        if errors:
+            raise errors[0] if len(errors) == 1 else InternalError("; ".join(e.msg for e in errors))
+        forget_status(conf, plan, rt)
+
+
+def check(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
+    with guards.log_file(conf), guards.pod_lock(ctx, rt.container_id):
+        try:
+            plan = PlanStore(conf.cni_dir).load(rt.container_id)
+        except CorruptPlan as err:
+            raise InternalError(f"the attachment plan of {rt.container_id} is damaged: {err}") from err
+        if plan is None:
+            raise InvalidConfig(f"container {rt.container_id} has no multus attachments: was it added?")
+        for att in plan.attachments:
+            try:
+                attach.check(conf, plan, att, rt, ctx)
+            except CNIError as err:
+                raise type(err)(f"network {att.network} on {att.ifname}: {err.msg}", err.details) from err
+
+
+def status(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """STATUS of every network the node uses; the cluster network's failure is the node's answer."""
+    with guards.log_file(conf):
+        guards.wait_ready(conf, PluginNotAvailable)
+        node.status(conf, rt, ctx)
+
+
+def gc(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """DEL every pod the runtime no longer lists, then GC every network with what is left."""
+    with guards.log_file(conf):
+        guards.wait_ready(conf)
+        errors = node.collect(conf, rt, ctx, {a.container_id for a in conf.valid_attachments or []})
+        if errors:
+            raise InternalError("; ".join(errors))
+
+
+# -- ADD ---------------------------------------------------------------------------------------
+def _refuse_existing_ifnames(rt: RuntimeArgs, plan: Plan) -> None:
+    """An interface the pod already has is an error before anything runs (the reference's validateIfName)."""
+    from pycni.net import ip, netns
+
+    with netns.rtnl(rt.netns) as pod:
+        for att in plan.attachments:
+            if ip.find_link(pod, att.ifname) is not None:
+                raise ip.LinkExists(
+                    f"interface {att.ifname!r} for network {att.network} already exists in {rt.netns}"
+                )
+
+
+def _attach_all(
+    conf: MultusConf, plan: Plan, store: PlanStore, rt: RuntimeArgs, ctx: Context
+) -> list[Result]:
+    """ADD in order; on a failure, DEL the failed one and those before it in reverse, then raise."""
+    results: list[Result] = []
+    for index, att in enumerate(plan.attachments):
+        try:
+            results.append(attach.add(conf, plan, att, rt, ctx))
+        except BaseException as err:
+            for later in plan.attachments[index + 1 :]:
+                later.deleted = True  # never attempted: nothing to undo
+            undo_errors = teardown(conf, plan, store, rt, ctx)
+            if undo_errors:
+                log.warning(
+                    "rollback of %s left work for DEL: %s", rt.container_id, [e.msg for e in undo_errors]
+                )
+            if isinstance(err, CNIError):
+                raise type(err)(f"network {att.network} on {att.ifname}: {err.msg}", err.details) from err
+            raise
+    return results
+
+
+def _publish(
+    conf: MultusConf,
+    plan: Plan,
+    store: PlanStore,
+    rt: RuntimeArgs,
+    ctx: Context,
+    source: PodSource,
+    pod: Pod,
+    entries: list[dict[str, Any]],
+) -> None:
+    """Write network-status (undoing every attachment if that fails), then post the events."""
+    try:
+        source.write_network_status(pod, entries)
+    except BaseException:
+        teardown(conf, plan, store, rt, ctx)
+        raise
+    plan.network_status = entries
+    store.save(plan)
+    for entry in entries:
+        source.event(pod, "AddedInterface", network_status.describe(entry))

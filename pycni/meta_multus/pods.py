@@ -1,0 +1,67 @@
+"""Where a call learns about its pod: the source of Pods and NADs, the pod itself, its devices."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pycni.cni.errors import CNIError, TryAgainLater, UnknownContainer
+
+if TYPE_CHECKING:
+    from pycni.cni.runtime import RuntimeArgs
+    from pycni.k8s.objects import Pod, PodSource
+    from pycni.meta_multus.config import MultusConf
+    from pycni.meta_multus.resolve import PodArgs
+
+log = logging.getLogger(__name__)
+
+
+def open_source(conf: MultusConf, rt: RuntimeArgs) -> PodSource | None:
+    """The API server when `kubeconfig` is set, else the manifest directory, else none."""
+    if conf.kubeconfig:
+        from pycni.k8s.apiserver import ApiServer
+
+        return ApiServer(conf.kubeconfig, rt.env)
+    if conf.manifests:
+        from pycni.k8s.manifests import ManifestSource
+
+        return ManifestSource(Path(conf.manifests), conf.status_dir)
+    return None
+
+
+def find_pod(source: PodSource | None, args: PodArgs, *, adding: bool) -> Pod | None:
+    """The pod CNI_ARGS names; on ADD it must exist and be the same pod (UID) as the runtime's.
+
+    Off ADD a missing or re-created pod is None: DEL then works from what it has on disk.
+    """
+    if source is None or not args.name:
+        return None
+    pod = source.pod(args.namespace or "default", args.name, wait=adding)
+    if pod is None:
+        if adding:
+            raise TryAgainLater(f"pod {args.namespace}/{args.name} not found")
+        return None
+    if args.uid and pod.uid and args.uid != pod.uid and not pod.is_static:
+        if adding:
+            raise UnknownContainer(
+                f"pod {pod.namespace}/{pod.name} has UID {pod.uid}, the runtime asked for {args.uid}: "
+                "the pod was deleted and re-created"
+            )
+        return None
+    return pod
+
+
+def devices(conf: MultusConf, pod: Pod | None, *, quiet: bool = False) -> dict[str, list[str]]:
+    """The pod's devices per resource, from the kubelet; `quiet` (DEL) turns failure into none."""
+    if pod is None:
+        return {}
+    from pycni.k8s.podresources import pod_devices
+
+    try:
+        return pod_devices(conf.pod_resources_socket, pod.namespace, pod.name)
+    except CNIError as err:
+        if quiet:
+            log.warning("no device IDs for pod %s/%s: %s", pod.namespace, pod.name, err.msg)
+            return {}
+        raise

@@ -1,0 +1,132 @@
+"""Undoing a pod's attachments: from its plan, or, when the plan is lost or damaged, from what
+is left to know them by (the cached results, which hold each attachment's exact config, and the
+pod's own networks from the API).
+
+Every attachment's DEL runs even when another failed; the plan is rewritten with what is done
+and removed only when nothing is left, so the runtime's retried DEL finishes the job.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pycni.cni.errors import CNIError, to_error
+from pycni.libcni.cache import CachedAttachment, ResultCache
+from pycni.meta_multus import attach, pods
+from pycni.meta_multus.plan import Plan, PlannedAttachment
+from pycni.meta_multus.resolve import PodArgs, Resolver
+
+if TYPE_CHECKING:
+    from pycni.cni.plugin import Context
+    from pycni.cni.runtime import RuntimeArgs
+    from pycni.k8s.objects import Pod, PodSource
+    from pycni.meta_multus.config import MultusConf
+    from pycni.meta_multus.plan import PlanStore
+
+log = logging.getLogger(__name__)
+
+
+def new_plan(rt: RuntimeArgs, pod: Pod | None, attachments: list[PlannedAttachment]) -> Plan:
+    args = PodArgs.from_rt(rt)
+    return Plan(
+        container_id=rt.container_id,
+        netns=rt.netns,
+        pod_namespace=pod.namespace if pod else args.namespace,
+        pod_name=pod.name if pod else args.name,
+        pod_uid=pod.uid if pod else args.uid,
+        cni_args=list(rt.args),
+        attachments=attachments,
+    )
+
+
+def teardown(conf: MultusConf, plan: Plan, store: PlanStore, rt: RuntimeArgs, ctx: Context) -> list[CNIError]:
+    """DEL every attachment not yet deleted, in reverse, past failures; the plan goes when all did."""
+    errors: list[CNIError] = []
+    for att in reversed(plan.pending()):
+        try:
+            attach.delete(conf, plan, att, rt, ctx)
+            att.deleted = True
+        except Exception as exc:
+            err = to_error(exc)
+            errors.append(type(err)(f"network {att.network} on {att.ifname}: {err.msg}", err.details))
+    if errors:
+        store.save(plan)
+    else:
+        store.remove(plan.container_id)
+    return errors
+
+
+def rebuild(conf: MultusConf, rt: RuntimeArgs) -> Plan | None:
+    """A plan for DEL without one: the cached attachments of the container, plus the pod's
+    networks if the API still knows the pod, else at least its cluster network."""
+    source: PodSource | None = None
+    pod = None
+    try:
+        source = pods.open_source(conf, rt)
+        pod = pods.find_pod(source, PodArgs.from_rt(rt), adding=False)
+    except CNIError as err:
+        log.warning("DEL of %s without a plan and without the pod: %s", rt.container_id, err.msg)
+    cache = ResultCache(conf.cni_dir)
+    found = [
+        a for e in cache.all_attachments() if e.container_id == rt.container_id and (a := from_cache(e, rt))
+    ]
+    known = {(a.network_name, a.ifname) for a in found}
+    resolver = Resolver(
+        conf, rt, source, pod, lambda: pods.devices(conf, pod, quiet=True), require_devices=False
+    )
+    try:
+        resolved = resolver.attachments()
+    except CNIError as err:
+        log.warning("DEL of %s: cannot resolve the pod's networks (%s)", rt.container_id, err.msg)
+        try:
+            resolved = [resolver.attachment(resolver.cluster_network(), None, 0)]
+        except CNIError as err2:
+            log.warning("DEL of %s: no cluster network either: %s", rt.container_id, err2.msg)
+            resolved = []
+    found += [a for a in resolved if (a.network_name, a.ifname) not in known]
+    found.sort(key=lambda a: not a.default)  # the cluster network first: it is deleted last
+    return new_plan(rt, pod, found) if found else None
+
+
+def from_cache(entry: CachedAttachment, rt: RuntimeArgs) -> PlannedAttachment | None:
+    """A cached result as an attachment: its config as run, its interface, its runtime requests."""
+    listed = cached_network(entry.config)
+    if listed is None:
+        return None
+    runtime = listed["plugins"][0].get("runtimeConfig") or {}
+    return PlannedAttachment(
+        network=entry.network,
+        ifname=entry.ifname,
+        default=entry.ifname == rt.ifname,
+        conflist=listed,
+        capability_args=entry.capability_args,
+        device_id=str(runtime.get("deviceID") or ""),
+        device_info_file=str(runtime.get("CNIDeviceInfoFile") or ""),
+    )
+
+
+def cached_network(config: bytes) -> dict[str, Any] | None:
+    """The network list a cached result was made with (a plan lost, its networks still known)."""
+    try:
+        value = json.loads(config)
+    except ValueError:
+        return None
+    ok = isinstance(value, dict) and isinstance(value.get("plugins"), list) and value["plugins"]
+    return value if ok and all(isinstance(p, dict) for p in value["plugins"]) else None
+
+
+def forget_status(conf: MultusConf, plan: Plan, rt: RuntimeArgs) -> None:
+    """The pod's network-status record, if the source keeps one apart from the pod (manifests)."""
+    if not plan.network_status or not plan.pod_name:
+        return
+    from pycni.k8s.objects import ObjectMeta, Pod
+
+    try:
+        source = pods.open_source(conf, rt)
+        if source is not None:
+            meta = ObjectMeta(name=plan.pod_name, namespace=plan.pod_namespace, uid=plan.pod_uid)
+            source.forget_network_status(Pod(metadata=meta), plan.network_status)
+    except Exception as err:
+        log.warning("cannot remove the network-status of %s/%s: %s", plan.pod_namespace, plan.pod_name, err)

@@ -1,0 +1,79 @@
+"""deploy/kubernetes/rbac.yaml grants exactly what multus calls: the calls seen on the wire by the
+API server stand-in over ADD, a status write with a conflict, events, DEL and a rebuilt DEL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.meta_multus.apiserver import FakeApiServer, Pki
+from tests.meta_multus.helpers import MultusNode
+from tests.meta_multus.test_apiserver import populate
+
+RBAC = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "rbac.yaml"
+#: (method, path) as the API server sees it -> (API group, resource, verb) as RBAC names it.
+ROUTES = [
+    (re.compile(r"^GET /api/v1/namespaces/[^/]+/pods/[^/]+$"), ("", "pods", "get")),
+    (re.compile(r"^PUT /api/v1/namespaces/[^/]+/pods/[^/]+/status$"), ("", "pods/status", "update")),
+    (re.compile(r"^POST /api/v1/namespaces/[^/]+/events$"), ("", "events", "create")),
+    (
+        re.compile(r"^GET /apis/k8s.cni.cncf.io/v1/namespaces/[^/]+/network-attachment-definitions/[^/]+$"),
+        ("k8s.cni.cncf.io", "network-attachment-definitions", "get"),
+    ),
+]
+#: lightkube Client methods -> the RBAC verb each one needs.
+CLIENT_VERBS = {"get": "get", "list": "list", "watch": "watch", "create": "create", "replace": "update",
+                "patch": "patch", "delete": "delete", "apply": "patch"}  # fmt: skip
+
+
+def granted() -> set[tuple[str, str, str]]:
+    role = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d["kind"] == "ClusterRole")
+    return {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def route(method: str, path: str) -> tuple[str, str, str]:
+    line = f"{method} {path}"
+    for pattern, rule in ROUTES:
+        if pattern.match(line):
+            return rule
+    raise AssertionError(f"multus made a call no rule covers: {line}")
+
+
+@pytest.fixture
+def api(mnode: MultusNode, pki: Pki) -> Iterator[FakeApiServer]:
+    server = FakeApiServer(pki, mnode.ns.path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_rbac_rules_are_exactly_the_calls_made(mnode: MultusNode, api: FakeApiServer) -> None:
+    populate(mnode, api.cluster)
+    conf = mnode.multus_conf(kubeconfig=str(api.kubeconfig(mnode.tmp / "kubeconfig")))
+    pod = mnode.pod()
+    mnode.multus("ADD", conf, pod, name="web", uid="uid-web").ok()  # GET pod, NADs; PUT status (409); events
+    mnode.multus("DEL", conf, pod, name="web", uid="uid-web").ok()
+    mnode.multus("ADD", conf, pod, name="web", uid="uid-web", container_id="again").ok()
+    for plan in mnode.plans():
+        (mnode.cni_dir / plan).unlink()  # a DEL without its plan rebuilds it from the API
+    mnode.multus("DEL", conf, pod, name="web", uid="uid-web", container_id="again").ok()
+    seen = {route(method, path.split("?")[0]) for method, path in api.cluster.requests}
+    assert seen == granted()
+
+
+def test_the_client_module_uses_no_verb_beyond_the_rules() -> None:
+    """Every lightkube call in pycni/k8s/apiserver.py maps to a granted verb (a static check)."""
+    source = (Path(__file__).resolve().parents[2] / "pycni" / "k8s" / "apiserver.py").read_text()
+    used = set(re.findall(r"\b(?:client|c)\.(get|list|watch|create|replace|patch|delete|apply)\(", source))
+    assert {CLIENT_VERBS[m] for m in used} == {verb for _, _, verb in granted()}
