@@ -84,4 +84,8 @@ for i in 1 2; do
     --cni-path "$work/bin" --cache-dir "$work/vxcache$i"   # no pod left: removes vx42 and its bridge
   echo "node $i links after DEL+GC: $(ip -n "$vnode" -br link show | awk '{print $1}' | tr '\n' ' ')"
 done
+
+echo
+echo "== multus: a pod with a cluster network and a secondary network, from a manifest directory"
+bash scripts/demo_multus.sh
 echo "demo: ok"
