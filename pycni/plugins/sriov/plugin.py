@@ -83,11 +83,11 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
             raise ip.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
         with vf_locked(ctx.settings.run_dir, address), ExitStack() as undo:
             control = vf_control(ctx.settings, host)
-            take(stores, address, conf, rt, control, sysfs, clog)
-            vf = virtual_function(sysfs, address)  # a reclaimed VF's netdev is back under its own name
-            rec = snapshot(conf, rt, vf, node_netdev(host, vf), control, wanted)
-            stores.claim(rec)
+            restored = take(stores, address, conf, rt, control, sysfs, clog)
+            vf = virtual_function(sysfs, address)
+            rec = snapshot(conf, rt, vf, node_netdev(host, vf, restored), control, wanted)
             undo.callback(quietly(release_and_forget), stores, rec, control, sysfs)
+            stores.claim(rec)
             control.set(vf.pf_netdev, vf.index, wanted)
             link = _pod_netdev(host, pod, rt, rec, stores) if rec.mode == "netdev" else None
             rec = write_devinfo(conf, vf, rec, stores, undo)
@@ -108,8 +108,11 @@ def take(
     control: VfControl,
     sysfs: SysFs,
     clog: logging.Logger,
-) -> None:
-    """Make the VF free for this attachment: refuse a live holder, reclaim one whose netns is gone."""
+) -> str | None:
+    """Make the VF free for this attachment: refuse a live holder, reclaim one whose netns is gone.
+
+    Returns the name a reclaimed VF's netdev was restored under.
+    """
     me = (conf.name, rt.container_id, rt.ifname)
     leftover = stores.attachments.load(*me)
     if leftover is not None and leftover.pci != pci:
@@ -122,22 +125,28 @@ def take(
         raise VfInUse(
             f"pci address {pci} is already allocated to {holder.describe()} in its netns {holder.netns}"
         )
-    if holder is not None:
-        reclaim(stores, pci, holder, control, sysfs, clog)
+    restored = reclaim(stores, pci, holder, control, sysfs, clog) if holder is not None else None
     leftover = stores.attachments.load(*me)
     if leftover is not None:  # an ADD of ours that died before it could roll back
         release_and_forget(stores, leftover, control, sysfs)
+        restored = leftover.name or restored
+    return restored
 
 
-def node_netdev(host: IPRoute, vf: VirtualFunction) -> ip.Link | None:
-    """The VF's netdev in the node netns (None for a userspace VF)."""
+def node_netdev(host: IPRoute, vf: VirtualFunction, restored: str | None = None) -> ip.Link | None:
+    """The VF's netdev in the node netns (None for a userspace VF).
+
+    By the name sysfs lists at its PCI address, or the name a reclaim just gave it back.
+    """
     if vf.userspace:
         return None
-    assert vf.netdev is not None
-    link = ip.find_link(host, vf.netdev)
-    if link is None:
-        raise InternalError(f"netdev {vf.netdev} of VF {vf.address} is not in the node network namespace")
-    return link
+    for name in (*vf.netdevs, *([restored] if restored else [])):
+        link = ip.find_link(host, name)
+        if link is not None:
+            return link
+    raise InternalError(
+        f"netdev {vf.netdev} of VF {vf.address} is not in the node network namespace (is it in a pod?)"
+    )
 
 
 def snapshot(
@@ -187,11 +196,16 @@ def _pod_netdev(host: IPRoute, pod: IPRoute, rt: RuntimeArgs, rec: VfAttachment,
 def write_devinfo(
     conf: SriovConf, vf: VirtualFunction, rec: VfAttachment, stores: Stores, undo: ExitStack
 ) -> VfAttachment:
-    """The NPWG device-info, when the runtime names a file and nobody (a meta-plugin) filled it."""
+    """The NPWG device-info, when the runtime names a file and nobody (a meta-plugin) filled it.
+
+    Only `pci-address` and `pf-pci-address` are ours to say; `vhost-net` and `rdma-device` are the
+    device plugin's, and reach the file through the meta-plugin's copy, which is never replaced.
+    """
     path = conf.runtime_config.device_info_file
-    if not path or not devinfo.write_if_absent(Path(path), devinfo.pci_info(vf.address, vf.pf_address)):
+    if not path or Path(path).exists():
         return rec
     undo.callback(quietly(devinfo.remove), path)
+    devinfo.write_if_absent(Path(path), devinfo.pci_info(vf.address, vf.pf_address))
     rec = rec.model_copy(update={"device_info_file": path})
     stores.attachments.save(rec)
     return rec
@@ -278,11 +292,11 @@ def check(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     prev = conf.prev_result
     if prev is None:
         raise InternalError("required prevResult missing")
-    delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
     stores = Stores(ctx.settings.state_dir)
     rec = stores.attachments.load(conf.name, rt.container_id, rt.ifname)
     if rec is None or rec.released:
         raise InternalError(f"sriov holds no VF for {rt.container_id}/{rt.ifname} on network {conf.name!r}")
+    delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
     holder = stores.holder(rec.pci)
     if holder is None or holder.key != rec.key:
         raise InternalError(f"VF {rec.pci} is no longer claimed by {rec.describe()}")

@@ -53,9 +53,10 @@ def release_and_forget(stores: Stores, rec: VfAttachment, control: VfControl, sy
 
 def reclaim(
     stores: Stores, pci: str, holder: Allocation, control: VfControl, sysfs: SysFs, log: logging.Logger
-) -> None:
+) -> str | None:
     """Take back a VF whose holder's netns is gone: restore it from the holder's record, drop its claim.
 
+    Returns the name its netdev is back under (None for a userspace VF or a claim without record).
     When its netdev has not come back to the node yet (netns teardown is asynchronous) the claim
     stays and ADD is asked to retry: taking the VF now would snapshot it dirty.
     """
@@ -63,7 +64,7 @@ def reclaim(
     if rec is None or rec.pci != pci:
         log.warning("dropping the claim of %s on VF %s: it has no record", holder.describe(), pci)
         stores.allocations.remove(pci)
-        return
+        return None
     if not release(rec, "", control, sysfs):
         raise TryAgainLater(
             f"VF {rec.pci} was held by {holder.describe()}, whose netns {holder.netns} is gone, "
@@ -72,3 +73,4 @@ def reclaim(
     log.info("reclaimed VF %s from %s, whose netns %s is gone", pci, holder.describe(), holder.netns)
     devinfo.remove(rec.device_info_file)
     stores.forget(rec)
+    return rec.name if rec.mode == "netdev" else None
