@@ -76,19 +76,18 @@ class FileVfControl:
             data = json.loads(raw) if raw.strip() else {}
         except ValueError as err:
             raise InternalError(f"VF state file {self.path} is not valid JSON: {err}") from err
-        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        if not isinstance(data, dict):
             raise InternalError(f'VF state file {self.path} must map PF names to {{"<VF index>": {{...}}}}')
         return data
 
     def _state(self, data: dict[str, Any], pf: str, vf: int) -> VfState:
-        entry = data.get(pf, {}).get(str(vf), {})
-        known = (
-            {k: v for k, v in entry.items() if k in VfState.model_fields}
-            if isinstance(entry, dict)
-            else entry
-        )
+        """One VF's entry (the defaults when absent); other PFs and VFs are not looked at."""
+        vfs = data.get(pf, {})
+        entry = vfs.get(str(vf), {}) if isinstance(vfs, dict) else None
+        if not isinstance(entry, dict):
+            raise InternalError(f'VF state file {self.path}: {pf} must map VF indexes to {{"mac": ..., ...}}')
         try:
-            return VfState.model_validate(known)
+            return VfState.model_validate({k: v for k, v in entry.items() if k in VfState.model_fields})
         except ValidationError as err:
             raise InternalError(
                 describe_validation_error(err, f"VF state file {self.path}: entry {pf}/{vf}")

@@ -17,7 +17,8 @@ cannot tell it from the real thing:
     bus/auxiliary/devices/<name> -> ../../../devices/pci0000:00/<addr>/<name>
 
 Mutators (`remove_pci`, `bind`, `unbind`, `remove_netdev`, `rename_netdev`, `set_numvfs`) let tests
-play hot-plug, driver rebinds, the kernel renaming a netdev, and `sriov_numvfs` changes. Everything is created with plain files and relative symlinks.
+play hot-plug, driver rebinds, the kernel renaming a netdev, and `sriov_numvfs` changes. Everything
+is created with plain files and relative symlinks.
 """
 
 from __future__ import annotations

@@ -174,7 +174,12 @@ def conf(
 
 
 def make_node(
-    make_netns: Callable[..., Netns], cni: Runner, bin_dir: Path, tmp: Path, kernel_vfs: int = 4, vfio_vfs: int = 2
+    make_netns: Callable[..., Netns],
+    cni: Runner,
+    bin_dir: Path,
+    tmp: Path,
+    kernel_vfs: int = 4,
+    vfio_vfs: int = 2,
 ) -> SriovNode:
     fake = build_sriov_node(tmp / "sys", layout(kernel_vfs, vfio_vfs))
     env = {

@@ -11,7 +11,13 @@ import pytest
 from tests.helpers.netns import Netns
 from tests.sriov.helpers import PF, PF_ADDRESS, SriovNode, conf, seeded_state, stand_in_mac
 
-KEYS = {"mac": "0a:58:00:00:00:71", "vlan": 71, "spoofchk": "on", "link_state": "enable", "max_tx_rate": 100}
+KEYS: dict[str, Any] = {
+    "mac": "0a:58:00:00:00:71",
+    "vlan": 71,
+    "spoofchk": "on",
+    "link_state": "enable",
+    "max_tx_rate": 100,
+}
 
 
 def set_pf_key(node: SriovNode, index: int, key: str, value: Any) -> None:

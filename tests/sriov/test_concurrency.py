@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -58,7 +59,7 @@ def test_parallel_add_del_never_gives_one_vf_to_two_pods(big_node: SriovNode) ->
     assert held, "no ADD succeeded at all"
     for vf in range(VFS):
         spans = sorted((s, e) for v, s, e in held if v == vf)
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert end < start, f"VF {vf} was in two pods at once"
     assert_all_home(node)
 
@@ -69,18 +70,22 @@ def test_one_winner_per_vf_when_all_add_at_once(big_node: SriovNode) -> None:
     vfs = node.kernel_vfs
     configs = [conf(vfs[i % VFS], node=node) for i in range(PODS)]
     with ThreadPoolExecutor(PODS) as pool:
-        outs = list(pool.map(lambda i: node.cni("ADD", configs[i], pods[i], container_id=f"c{i}"), range(PODS)))
+        outs = list(
+            pool.map(lambda i: node.cni("ADD", configs[i], pods[i], container_id=f"c{i}"), range(PODS))
+        )
 
     winners = [i for i, out in enumerate(outs) if out.code == 0]
     assert sorted(i % VFS for i in winners) == list(range(VFS))
     assert all("already allocated" in outs[i].json["msg"] for i in range(PODS) if i not in winners)
-    aliases = [pods[i].links()["net1"].get("ifalias") for i in winners]
-    assert sorted(aliases) == sorted(vf.netdev for vf in vfs)
+    aliases = [str(pods[i].links()["net1"].get("ifalias")) for i in winners]
+    assert sorted(aliases) == sorted(str(vf.netdev) for vf in vfs)
     assert all(pods[i].link_names() == {"lo"} for i in range(PODS) if i not in winners)
     assert len(node.reservations()) == VFS
 
     with ThreadPoolExecutor(PODS) as pool:
-        dels = list(pool.map(lambda i: node.cni("DEL", configs[i], pods[i], container_id=f"c{i}"), range(PODS)))
+        dels = list(
+            pool.map(lambda i: node.cni("DEL", configs[i], pods[i], container_id=f"c{i}"), range(PODS))
+        )
     assert all(out.code == 0 for out in dels), [out.stdout for out in dels if out.code]
     assert_all_home(node)
 

@@ -5,12 +5,14 @@ Every test seeds the PF-side state with non-default values, so a restore to defa
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.helpers.cni import ALL_SPEC_VERSIONS, has_check, has_interfaces
 from tests.sriov.helpers import PF_ADDRESS, SriovNode, conf, seeded_state, stand_in_mac
 
-EVERY_KEY = {
+EVERY_KEY: dict[str, Any] = {
     "mac": "0a:58:00:00:00:41",
     "vlan": 100,
     "vlanQoS": 5,
@@ -21,7 +23,7 @@ EVERY_KEY = {
     "min_tx_rate": 10,
     "max_tx_rate": 1000,
 }
-APPLIED = {
+APPLIED: dict[str, Any] = {
     "mac": "0a:58:00:00:00:41",
     "vlan": 100,
     "qos": 5,
@@ -89,7 +91,7 @@ def test_only_the_configured_keys_are_touched(node: SriovNode) -> None:
 def test_mac_precedence_is_the_reference_one(node: SriovNode, source: str, expected: str) -> None:
     """`mac`, then CNI_ARGS MAC, then runtimeConfig.mac: each later one wins."""
     vf = node.kernel_vfs[2]
-    keys: dict[str, object] = {"mac": "0a:58:00:00:00:01"}
+    keys: dict[str, Any] = {"mac": "0a:58:00:00:00:01"}
     args = None
     if source in ("args", "runtime"):
         args = "IgnoreUnknown=1;MAC=0A:58:00:00:00:02"

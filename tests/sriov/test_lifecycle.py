@@ -7,13 +7,17 @@ pod-side name, and rename the VF's netdev in the fake sysfs as the kernel's sysf
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.helpers.netns import Netns, delete_netns
 from tests.sriov.helpers import SriovNode, conf, seeded_state, stand_in_mac
 
-APPLIED = {"mac": "0a:58:00:00:00:51", "vlan": 300, "spoofchk": "on", "trust": "off"}
+APPLIED: dict[str, Any] = {"mac": "0a:58:00:00:00:51", "vlan": 300, "spoofchk": "on", "trust": "off"}
 
 
-def die_returning_vf(node: SriovNode, pod: Netns, netdev: str, address: str, clear_alias: bool = False) -> None:
+def die_returning_vf(
+    node: SriovNode, pod: Netns, netdev: str, address: str, clear_alias: bool = False
+) -> None:
     """The pod's netns goes before its DEL; the kernel puts the VF back under its pod-side name."""
     if clear_alias:
         pod.run("ip", "link", "set", "net1", "alias", "")

@@ -18,7 +18,7 @@ from pycni import registry
 from pycni.hw import devinfo
 from pycni.hw.vf_control import FileVfControl
 from pycni.libcni import delegate
-from pycni.net import netns
+from pycni.net import iface, netns
 from pycni.net.vf_state import VfSettings
 from pycni.plugins.sriov import plugin
 from pycni.plugins.sriov import pod as pod_side
@@ -52,7 +52,9 @@ def partial_pf_apply(real: Callable[..., Any]) -> Callable[..., Any]:
     def step(self: FileVfControl, pf: str, vf: int, settings: VfSettings) -> None:
         calls.append(settings)
         if len(calls) == 1:
-            real(self, pf, vf, VfSettings(vlan=settings.vlan, qos=settings.qos, vlan_proto=settings.vlan_proto))
+            real(
+                self, pf, vf, VfSettings(vlan=settings.vlan, qos=settings.qos, vlan_proto=settings.vlan_proto)
+            )
             raise Injected("injected after the VLAN was set")
         real(self, pf, vf, settings)
 
@@ -68,7 +70,7 @@ STEPS: dict[str, tuple[Any, str, Callable[[Callable[..., Any]], Callable[..., An
     "mac": (pod_side, "set_mac", then_fail),
     "device-info": (devinfo, "write_if_absent", then_fail),
     "ipam": (delegate, "add", then_fail),
-    "addresses": (plugin, "configure_iface", then_fail),
+    "addresses": (plugin, "configure_iface", lambda real: then_fail(iface.configure_iface)),
 }
 VFIO_STEPS = ("snapshot", "records", "pf-side", "device-info", "ipam")
 
@@ -101,7 +103,9 @@ def inject(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
     yield apply
 
 
-def assert_untouched(node: SriovNode, vf: FakeVf, pod: Netns, info: Path, before: dict[str, Any] | None) -> None:
+def assert_untouched(
+    node: SriovNode, vf: FakeVf, pod: Netns, info: Path, before: dict[str, Any] | None
+) -> None:
     if vf.netdev is not None:
         link = node.link(vf.netdev)
         assert link is not None, "the VF's netdev is not back in the node"
@@ -149,7 +153,9 @@ def test_vfio_mode_add_failing_at_each_step_changes_nothing(
     vf = node.vfio_vfs[0]
     pod = node.pod()
     info = node.tmp / "devinfo-file"
-    cfg = conf(vf, node=node, mac="0a:58:00:00:00:82", vlan=82, runtimeConfig={"CNIDeviceInfoFile": str(info)})
+    cfg = conf(
+        vf, node=node, mac="0a:58:00:00:00:82", vlan=82, runtimeConfig={"CNIDeviceInfoFile": str(info)}
+    )
     inject(step)
 
     out = in_process(node, "ADD", cfg, pod)
@@ -166,7 +172,7 @@ def test_after_a_failed_add_the_vf_works_normally(
     pod = node.pod()
     info = node.tmp / "devinfo-file"
     cfg = kernel_conf(node, vf, info)
-    real = plugin.configure_iface
+    real = iface.configure_iface
     monkeypatch.setattr(plugin, "configure_iface", then_fail(real))
     assert in_process(node, "ADD", cfg, pod).code == 1
     monkeypatch.setattr(plugin, "configure_iface", real)

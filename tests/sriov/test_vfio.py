@@ -47,7 +47,9 @@ def test_a_configured_mac_is_reported_and_a_meta_plugin_copy_is_left_alone(node:
     info = node.tmp / "copied-by-multus"
     copied = '{"type":"pci","version":"1.1.0","pci":{"pci-address":"%s","vhost-net":"/dev/vhost-net"}}'
     info.write_text(copied % vf.address)
-    cfg = conf(vf, node=node, ipam=False, mac="0a:58:00:00:00:61", runtimeConfig={"CNIDeviceInfoFile": str(info)})
+    cfg = conf(
+        vf, node=node, ipam=False, mac="0a:58:00:00:00:61", runtimeConfig={"CNIDeviceInfoFile": str(info)}
+    )
     pod = node.pod()
     result = node.cni("ADD", cfg, pod).ok()
     assert result["interfaces"][0]["mac"] == "0a:58:00:00:00:61" == node.pf_entry(vf)["mac"]
