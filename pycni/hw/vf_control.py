@@ -64,7 +64,8 @@ class FileVfControl:
             state = settings.applied_to(self._state(data, pf, vf))
             entry = data.setdefault(pf, {}).setdefault(str(vf), {})
             entry.update(state.model_dump())
-            write_atomic(self.path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), 0o644)
+            text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+            write_atomic(self.path, text.encode(), 0o644, durable=False)  # a PF forgets on reboot too
 
     def _read(self) -> dict[str, Any]:
         """The whole file (empty when there is none yet); malformed content is an error, never reset."""

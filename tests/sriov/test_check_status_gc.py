@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.fake_sysfs import FakeVf
 from tests.helpers.netns import Netns
 from tests.sriov.helpers import PF, PF_ADDRESS, SriovNode, conf, seeded_state, stand_in_mac
 
@@ -24,6 +25,15 @@ def set_pf_key(node: SriovNode, index: int, key: str, value: Any) -> None:
     state = node.pf_state()
     state[PF][str(index)][key] = value
     node.vf_state_file.write_text(json.dumps(state))
+
+
+def add_and_check(node: SriovNode, vf: FakeVf) -> tuple[Netns, dict[str, Any], dict[str, Any]]:
+    """ADD with every kind of key, then a CHECK that passes: (pod, config, CHECK config)."""
+    pod = node.pod()
+    cfg = conf(vf, node=node, **KEYS)
+    checked = {**cfg, "prevResult": node.cni("ADD", cfg, pod).ok()}
+    node.cni("CHECK", checked, pod).ok()
+    return pod, cfg, checked
 
 
 POD_DRIFT: dict[str, tuple[Callable[[Netns], object], str]] = {
@@ -46,11 +56,7 @@ POD_DRIFT: dict[str, tuple[Callable[[Netns], object], str]] = {
 )
 def test_check_detects_pf_side_drift(node: SriovNode, key: str, drifted: Any, named: str) -> None:
     vf = node.kernel_vfs[0]
-    pod = node.pod()
-    cfg = conf(vf, node=node, **KEYS)
-    result = node.cni("ADD", cfg, pod).ok()
-    checked = {**cfg, "prevResult": result}
-    node.cni("CHECK", checked, pod).ok()
+    pod, cfg, checked = add_and_check(node, vf)
     good = node.pf_entry(vf)[key]
 
     set_pf_key(node, vf.index, key, drifted)
@@ -66,11 +72,7 @@ def test_check_detects_pf_side_drift(node: SriovNode, key: str, drifted: Any, na
 @pytest.mark.parametrize("drift", sorted(POD_DRIFT))
 def test_check_detects_pod_side_drift(node: SriovNode, drift: str) -> None:
     vf = node.kernel_vfs[1]
-    pod = node.pod()
-    cfg = conf(vf, node=node, **KEYS)
-    result = node.cni("ADD", cfg, pod).ok()
-    checked = {**cfg, "prevResult": result}
-    node.cni("CHECK", checked, pod).ok()
+    pod, cfg, checked = add_and_check(node, vf)
     change, named = POD_DRIFT[drift]
     change(pod)
     out = node.cni("CHECK", checked, pod)

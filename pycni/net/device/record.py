@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pycni.cni.config import Attachment
 from pycni.cni.files import write_atomic
 
 SUFFIX = ".json"
@@ -90,6 +92,15 @@ class RecordStore(Generic[State]):
             return []
         records = (self._read(self.directory / n) for n in names if n.endswith(SUFFIX))
         return [r for r in records if r is not None]
+
+    def collectable(self, network: str, valid: Iterable[Attachment]) -> list[State]:
+        """GC's work: this network's records that were released or whose attachment is not valid."""
+        keep = {(a.container_id, a.ifname) for a in valid}
+        return [
+            rec
+            for rec in self.all()
+            if rec.network == network and (rec.released or (rec.container_id, rec.ifname) not in keep)
+        ]
 
     def writable(self) -> bool:
         try:

@@ -14,7 +14,6 @@ releases VFs of attachments that are not valid any more.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -89,7 +88,7 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
             undo.callback(quietly(release_and_forget), stores, rec, control, sysfs)
             stores.claim(rec)
             control.set(vf.pf_netdev, vf.index, wanted)
-            link = _pod_netdev(host, pod, rt, rec, stores) if rec.mode == "netdev" else None
+            link = _pod_netdev(host, pod, rt, rec) if rec.mode == "netdev" else None
             rec = write_devinfo(conf, vf, rec, stores, undo)
             result = Result(cni_version=conf.cni_version, interfaces=[_interface(rt, rec, link)])
             if conf.has_ipam:
@@ -178,18 +177,17 @@ def snapshot(
             "vf_index": vf.index,
             "original": control.get(vf.pf_netdev, vf.index),
             "applied": wanted,
+            "pod_mac": wanted.mac if link is not None and wanted.mac and wanted.mac != link.mac else "",
             **netdev,
         }
     )
 
 
-def _pod_netdev(host: IPRoute, pod: IPRoute, rt: RuntimeArgs, rec: VfAttachment, stores: Stores) -> ip.Link:
+def _pod_netdev(host: IPRoute, pod: IPRoute, rt: RuntimeArgs, rec: VfAttachment) -> ip.Link:
     """The VF's netdev moved into the pod under CNI_IFNAME, with the configured MAC."""
     link = pod_side.move_in(host, pod, ip.get_link(host, rec.name), rt.netns, rt.ifname)
-    mac = rec.applied.mac
-    if mac and link.mac != mac:
-        stores.attachments.save(rec.model_copy(update={"pod_mac": mac}))  # DEL knows it by this MAC too
-        link = pod_side.set_mac(pod, link, mac)
+    if rec.pod_mac and link.mac != rec.pod_mac:
+        link = pod_side.set_mac(pod, link, rec.pod_mac)
     return link
 
 
@@ -343,10 +341,8 @@ def status(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
         problem = pf_problem(sysfs, address)
         if problem:
             raise PluginNotAvailable(problem)
-    else:
-        devices = sysfs.root / "bus" / "pci" / "devices"
-        if not os.access(devices, os.R_OK | os.X_OK) or not devices.is_dir():
-            raise PluginNotAvailable(f"cannot read the PCI devices in sysfs ({devices})")
+    elif not sysfs.pci_bus_readable():
+        raise PluginNotAvailable(f"cannot read the PCI devices in sysfs (at {sysfs.root})")
     delegate.ipam(ctx.delegate, conf, rt, Command.STATUS)
 
 
@@ -355,12 +351,10 @@ def gc(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     steps = BestEffort()
     valid = conf.valid_attachments
     if valid is not None:
-        keep = {(a.container_id, a.ifname) for a in valid}
         stores = Stores(ctx.settings.state_dir)
         sysfs = SysFs(ctx.settings.sysfs_root)
-        for rec in stores.attachments.all():
-            if rec.network == conf.name and (rec.released or (rec.container_id, rec.ifname) not in keep):
-                steps.run(f"releasing VF {rec.pci} of {rec.describe()}", _collect, stores, rec, sysfs, ctx)
+        for rec in stores.attachments.collectable(conf.name, valid):
+            steps.run(f"releasing VF {rec.pci} of {rec.describe()}", _collect, stores, rec, sysfs, ctx)
     steps.run("IPAM GC", delegate.ipam, ctx.delegate, conf, rt, Command.GC)
     steps.raise_if_failed()
 
