@@ -154,3 +154,16 @@ def test_unusable_devices_are_clear_errors(node: SriovNode) -> None:
     out = node.cni("ADD", conf(None, node=node), pod)
     assert out.json["code"] == 7 and "deviceID" in out.json["msg"]
     assert node.state_files() == [] and node.reservations() == []
+
+
+def test_log_level_and_log_file_are_this_calls(node: SriovNode) -> None:
+    vf = node.kernel_vfs[1]
+    log = node.tmp / "sriov.log"
+    pod = node.pod()
+    cfg = conf(vf, node=node, vlan=3, logLevel="debug", logFile=str(log))
+    node.cni("ADD", cfg, pod).ok()
+    node.cni("DEL", {**cfg, "logLevel": "error"}, pod).ok()
+    text = log.read_text()
+    assert f"attaching VF {vf.address} (VF {vf.index} of ens1f0, netdev mode)" in text
+    assert f"attached VF {vf.address}" in text, "debug lines are written at logLevel debug"
+    assert "releasing VF" not in text, "info lines are not written at logLevel error"

@@ -85,6 +85,10 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
             restored = take(stores, address, conf, rt, control, sysfs, clog)
             vf = virtual_function(sysfs, address)
             rec = snapshot(conf, rt, vf, node_netdev(host, vf, restored), control, wanted)
+            clog.info(
+                "attaching VF %s (VF %d of %s, %s mode) to %s as %s, PF side %s",
+                vf.address, vf.index, vf.pf_netdev, rec.mode, rt.netns, rt.ifname, wanted.changes(),
+            )  # fmt: skip
             undo.callback(quietly(release_and_forget), stores, rec, control, sysfs)
             stores.claim(rec)
             control.set(vf.pf_netdev, vf.index, wanted)
@@ -96,6 +100,7 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
             if link is not None:
                 _configure(pod, rt, link, result, clog)
             undo.pop_all()
+            clog.debug("attached VF %s: %s", vf.address, result.model_dump(exclude_none=True))
             return result
 
 
@@ -250,6 +255,7 @@ def delete(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
         control = vf_control(ctx.settings, host)
         returned: list[bool] = []
         pod_path = rt.netns or rec.netns
+        clog.info("releasing VF %s of %s from %s", rec.pci, rec.describe(), pod_path or "a gone netns")
         steps.run(
             f"releasing VF {rec.pci}",
             lambda: returned.append(_release_if_mine(stores, rec, pod_path, control, sysfs, clog)),
@@ -366,4 +372,5 @@ def _collect(stores: Stores, rec: VfAttachment, sysfs: SysFs, ctx: Context) -> N
         if holder is None or holder.key == rec.key:
             release_and_forget(stores, rec, vf_control(ctx.settings, host), sysfs)
         else:
+            devinfo.remove(rec.device_info_file)
             stores.forget(rec)
