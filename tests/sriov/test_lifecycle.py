@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.helpers.netns import Netns, delete_netns
+from tests.helpers.netns import Netns, delete_netns, sh
 from tests.sriov.helpers import SriovNode, conf, seeded_state, stand_in_mac
 
 APPLIED: dict[str, Any] = {"mac": "0a:58:00:00:00:51", "vlan": 300, "spoofchk": "on", "trust": "off"}
@@ -122,3 +122,18 @@ def test_del_without_a_record_releases_ipam_only(node: SriovNode) -> None:
     pod = node.pod()
     node.cni("DEL", conf(vf, node=node), pod).ok()
     assert node.link(vf.netdev or "") is not None and node.pf_entry(vf) == seeded_state(vf.index)
+
+
+def test_a_netns_path_reused_by_another_netns_is_not_the_holder(node: SriovNode) -> None:
+    """The claim records the netns's identity, not only its path (a /proc/<pid>/ns/net gets reused)."""
+    vf = node.kernel_vfs[0]
+    assert vf.netdev is not None
+    pod_a = node.pod()
+    node.cni("ADD", conf(vf, node=node, **APPLIED), pod_a).ok()
+    die_returning_vf(node, pod_a, vf.netdev, vf.address)
+    sh("ip", "netns", "add", pod_a.name)  # a new netns at the dead pod's path
+
+    node.cni("ADD", conf(vf, node=node), node.pod(), container_id="ctr-b").ok()
+
+    assert node.pf_entry(vf) == seeded_state(vf.index)
+    assert node.state_files() == [f"allocations/{vf.address}.json", "attachments/sriovnet~ctr-b~net1.json"]
