@@ -20,7 +20,7 @@ PLUGINS: dict[str, PluginRef] = {
     for ref in (
         PluginRef("bridge", "pycni.plugins.bridge.config:BridgeConf", "pycni.plugins.bridge.plugin"),
         PluginRef("vxlan", "pycni.plugins.vxlan.config:VxlanConf", "pycni.plugins.vxlan.plugin"),
-        PluginRef("sriov", "pycni.cni.config:NetConf", "pycni.cni.unlanded"),
+        PluginRef("sriov", "pycni.plugins.sriov.config:SriovConf", "pycni.plugins.sriov.plugin"),
         PluginRef(
             "host-device",
             "pycni.plugins.host_device.config:HostDeviceConf",

@@ -13,6 +13,8 @@ LOG_LEVEL = "PYCNI_LOG_LEVEL"
 DAEMON_MODE = "PYCNI_DAEMON"
 DAEMON_SOCKET = "PYCNI_DAEMON_SOCKET"
 DAEMON_ACCEPT_TIMEOUT = "PYCNI_DAEMON_ACCEPT_TIMEOUT"
+#: sriov: keep PF-side VF settings in this JSON file instead of programming the PF over netlink.
+SRIOV_VF_STATE = "PYCNI_SRIOV_VF_STATE"
 #: Test hook: host-local SIGKILLs itself at this named write step (crash-safety tests).
 HOST_LOCAL_CRASH_AT = "PYCNI_HOST_LOCAL_CRASH_AT"
 

@@ -30,6 +30,8 @@ class Settings(NamedTuple):
     daemon_socket: str = names.DEFAULT_DAEMON_SOCKET
     #: host-local's crash-test hook (empty in production).
     host_local_crash_at: str = ""
+    #: sriov: a JSON file standing in for the PF's VF settings (empty: program the PF over netlink).
+    vf_state_file: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -43,4 +45,5 @@ class Settings(NamedTuple):
             daemon_mode=env.get(names.DAEMON_MODE) or names.DEFAULT_DAEMON_MODE,
             daemon_socket=env.get(names.DAEMON_SOCKET) or names.DEFAULT_DAEMON_SOCKET,
             host_local_crash_at=env.get(names.HOST_LOCAL_CRASH_AT, ""),
+            vf_state_file=env.get(names.SRIOV_VF_STATE, ""),
         )

@@ -141,6 +141,11 @@ class SysFs:
     def exists(self, address: str) -> bool:
         return self.pci_path(address).exists()
 
+    def pci_bus_readable(self) -> bool:
+        """Whether the PCI device list can be read at all (a plugin's STATUS with no device to name)."""
+        devices = self.root / "bus" / "pci" / "devices"
+        return devices.is_dir() and os.access(devices, os.R_OK | os.X_OK)
+
     def pci_device(self, address: str, *, resolve_vf_index: bool = True) -> PciDevice:
         """All attributes of one device; raises DeviceNotFound if it is gone.
 

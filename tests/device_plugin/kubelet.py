@@ -1,8 +1,7 @@
-"""A kubelet stand-in: the device-manager side of the device-plugin and plugin-watcher protocols.
+"""The device-manager side of the device-plugin and plugin-watcher protocols, for these tests.
 
-It serves `v1beta1.Registration` on `<dir>/kubelet.sock` and records every RegisterRequest; it
-dials plugins' sockets with stubs generated from the same protos the device plugin uses; and it can
-"restart" the way a real kubelet does (remove every socket in its directory, then re-create its own).
+The kubelet stand-in itself (`FakeKubelet`, the plugin stubs) lives in `tests/helpers/kubelet.py`,
+shared with the SR-IOV demo; this adds the plugin watcher's calls and a ListAndWatch reader.
 """
 
 from __future__ import annotations
@@ -11,17 +10,18 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent import futures
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
-from pycni.k8s.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 from pycni.k8s.api import pluginregistration_v1_pb2 as reg
 from pycni.k8s.api import pluginregistration_v1_pb2_grpc as reg_grpc
+from tests.helpers.kubelet import FakeKubelet, plugin, plugin_channel, plugin_stub
 from tests.helpers.poll import wait_until
+
+__all__ = ["FakeKubelet", "Stream", "plugin", "plugin_channel", "plugin_stub", "wait_for", "watcher_register"]
 
 T = TypeVar("T")
 
@@ -29,65 +29,6 @@ T = TypeVar("T")
 def wait_for(predicate: Callable[[], T], timeout: float = 5.0, what: str = "condition") -> T:
     """A health change must show within a second: the default deadline here is tighter."""
     return wait_until(predicate, timeout, what)
-
-
-class _Registration(dp_grpc.RegistrationServicer):
-    def __init__(self, sink: list[Any]) -> None:
-        self.sink = sink
-
-    def Register(self, request: Any, context: Any) -> Any:  # noqa: N802
-        self.sink.append(request)
-        return dp.Empty()
-
-
-class FakeKubelet:
-    """The kubelet.sock side; `registrations` lists RegisterRequests across restarts."""
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
-        self.registrations: list[Any] = []
-        self._server: Any = None
-
-    @property
-    def socket(self) -> Path:
-        return self.dir / "kubelet.sock"
-
-    def start(self) -> None:
-        self.socket.unlink(missing_ok=True)
-        self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        dp_grpc.add_RegistrationServicer_to_server(  # type: ignore[no-untyped-call]
-            _Registration(self.registrations), self._server
-        )
-        self._server.add_insecure_port(f"unix://{self.socket}")
-        self._server.start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(grace=None).wait(5)
-            self._server = None
-        self.socket.unlink(missing_ok=True)
-
-    def restart(self) -> None:
-        """As kubelet does on start: wipe the plugin sockets in its directory, then serve again."""
-        self.stop()
-        for sock in self.dir.glob("*.sock"):
-            sock.unlink()
-        self.start()
-
-    def registered(self, resource: str) -> list[Any]:
-        return [r for r in self.registrations if r.resource_name == resource]
-
-
-def plugin_channel(socket: Path) -> grpc.Channel:
-    return grpc.insecure_channel(f"unix://{socket}")
-
-
-def plugin_stub(channel: grpc.Channel) -> Any:
-    return dp_grpc.DevicePluginStub(channel)  # type: ignore[no-untyped-call]
-
-
-def plugin(socket: Path) -> Any:
-    return dp_grpc.DevicePluginStub(plugin_channel(socket))  # type: ignore[no-untyped-call]
 
 
 def registration_client(socket: Path) -> Any:

@@ -16,8 +16,9 @@ cannot tell it from the real thing:
     kernel/iommu_groups/<N>/devices/<addr> -> ../../../../devices/pci0000:00/<addr>
     bus/auxiliary/devices/<name> -> ../../../devices/pci0000:00/<addr>/<name>
 
-Mutators (`remove_pci`, `bind`, `unbind`, `remove_netdev`, `set_numvfs`) let tests play hot-plug,
-driver rebinds and `sriov_numvfs` changes. Everything is created with plain files and relative symlinks.
+Mutators (`remove_pci`, `bind`, `unbind`, `remove_netdev`, `rename_netdev`, `set_numvfs`) let tests
+play hot-plug, driver rebinds, the kernel renaming a netdev, and `sriov_numvfs` changes. Everything
+is created with plain files and relative symlinks.
 """
 
 from __future__ import annotations
@@ -130,6 +131,15 @@ class FakeSysfs:
     def remove_netdev(self, address: str, ifname: str) -> None:
         _unlink(self.root / "class/net" / ifname)
         shutil.rmtree(self.dev_dir(address) / "net" / ifname)
+
+    def rename_netdev(self, address: str, old: str, new: str) -> None:
+        """What sysfs shows after `ip link set <old> name <new>`: the entry and its class link move."""
+        (self.dev_dir(address) / "net" / old).rename(self.dev_dir(address) / "net" / new)
+        _unlink(self.root / "class/net" / old)
+        _link(self.root / "class/net" / new, f"../../devices/{BRIDGE}/{address}/net/{new}")
+
+    def netdevs(self, address: str) -> list[str]:
+        return _ls(self.dev_dir(address) / "net")
 
     def set_operstate(self, address: str, ifname: str, state: str) -> None:
         _write(self.dev_dir(address) / "net" / ifname / "operstate", state)

@@ -4,6 +4,9 @@ Used by DEL, by GC and by ADD's rollback, and by ADD for orphans of finished att
 device is looked for, in order: in the pod (by CNI_IFNAME, or by alias/MAC if the pod renamed it,
 plugins#773); in the node under another name (the kernel put it back when the pod's netns died);
 in the node under its original name (a return that stopped before the attributes were restored).
+A caller that knows the device's current node-side names from elsewhere (sriov: the netdev sysfs
+lists at the VF's PCI address) passes them as `node_names`, so an orphan is found even when the
+pod cleared its alias and changed its MAC.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
 
-def return_device(pod_path: str, ifname: str, rec: DeviceState | None) -> bool:
+def return_device(
+    pod_path: str, ifname: str, rec: DeviceState | None, node_names: tuple[str, ...] = ()
+) -> bool:
     """Put the device back in the node netns as recorded; False when it cannot be found anywhere."""
     if rec is not None and rec.mode == "userspace":
         return True
@@ -29,7 +34,7 @@ def return_device(pod_path: str, ifname: str, rec: DeviceState | None) -> bool:
             return True
         if rec is None:
             return False
-        found = find_orphan(host, rec) or _restored(host, rec)
+        found = find_orphan(host, rec, node_names) or _restored(host, rec, node_names)
         if found is None:
             return False
         move.restore_in_place(host, found, move.Restore.of(rec))
@@ -64,27 +69,41 @@ def _pod_link(pod: IPRoute, ifname: str, rec: DeviceState | None) -> ip.Link | N
     link = ip.find_link(pod, ifname)
     if rec is None:
         return link if link is not None and link.alias else None
-    if link is not None and (link.alias == rec.name or link.mac == rec.mac):
+    if link is not None and (link.alias == rec.name or link.mac in _macs(rec)):
         return link
-    return next((lk for lk in ip.links(pod) if lk.alias == rec.name or (rec.mac and lk.mac == rec.mac)), None)
+    return next((lk for lk in ip.links(pod) if lk.alias == rec.name or lk.mac in _macs(rec)), None)
 
 
-def find_orphan(host: IPRoute, rec: DeviceState) -> ip.Link | None:
-    """The device back in the node under another name (its netns died), known by alias or index+MAC."""
+def _macs(rec: DeviceState) -> set[str]:
+    """The MACs the device is known by: its own, and the one the plugin gave it in the pod."""
+    return {mac for mac in (rec.mac, rec.pod_mac) if mac}
+
+
+def find_orphan(host: IPRoute, rec: DeviceState, node_names: tuple[str, ...] = ()) -> ip.Link | None:
+    """The device back in the node under another name (its netns died).
+
+    Known by a name in `node_names`, by alias, or by index and MAC.
+    """
     if rec.mode != "netdev" or not rec.name:
         return None
+    for name in node_names:
+        link = ip.find_link(host, name) if name != rec.name else None
+        if link is not None:
+            return link
     for link in ip.links(host):
         if link.name != rec.name and (
-            link.alias == rec.name or (link.index, link.mac) == (rec.index, rec.mac)
+            link.alias == rec.name or (link.index == rec.index and link.mac in _macs(rec))
         ):
             return link
     return None
 
 
-def _restored(host: IPRoute, rec: DeviceState) -> ip.Link | None:
+def _restored(host: IPRoute, rec: DeviceState, node_names: tuple[str, ...] = ()) -> ip.Link | None:
     """The device already under its original name (a DEL that stopped after the move)."""
     link = ip.find_link(host, rec.name)
-    return link if link is not None and (link.mac == rec.mac or link.index == rec.index) else None
+    if link is None:
+        return None
+    return link if rec.name in node_names or link.mac in _macs(rec) or link.index == rec.index else None
 
 
 def reclaim_released(store: StateStore, host: IPRoute) -> None:

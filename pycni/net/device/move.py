@@ -10,6 +10,7 @@ they would clash with names in the pod and could not come back if the netns died
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,16 @@ def move_in(host: IPRoute, link: ip.Link, pod_fd: int, ifname: str, node_fd: int
     except BaseException:
         quietly(restore_attrs)(host, restore)
         raise
+
+
+def move_into_pod(host: IPRoute, link: ip.Link, pod_path: str, ifname: str) -> None:
+    """`move_in` to the netns at `pod_path`, from the calling thread's netns (the node's)."""
+    pod_fd = netns.open_netns(pod_path)
+    try:
+        with netns.own_fd() as node_fd:
+            move_in(host, link, pod_fd, ifname, node_fd)
+    finally:
+        os.close(pod_fd)
 
 
 def move_out(src: IPRoute, src_fd: int, link: ip.Link, host: IPRoute, node_fd: int, restore: Restore) -> None:

@@ -1,0 +1,376 @@
+"""sriov ADD/DEL/CHECK/STATUS/GC.
+
+ADD, under the VF's lock: refuse a VF another live pod holds (reclaim it if its netns is gone);
+snapshot the VF's PF-side settings and netdev and record them durably; apply the PF-side
+settings; move the netdev in (kernel mode) and set its MAC; IPAM; announce. Each step's undo is
+on an ExitStack, so a failed ADD leaves the VF, its PF side and the IPAM store as they were.
+A VF bound to a userspace driver (VFIO/DPDK) gets its PF-side settings and IPs, and is handed
+over by reference (`pciID`, the NPWG device-info file) without moving anything.
+DEL restores from the record, PF side first, and succeeds with the netns gone; a late DEL never
+touches a VF that a newer pod holds. CHECK compares both sides with config and prevResult; GC
+releases VFs of attachments that are not valid any more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pycni.cni.errors import AlreadyExists, InternalError, PluginError, PluginNotAvailable
+from pycni.cni.logs import FORMAT
+from pycni.cni.rollback import BestEffort, quietly
+from pycni.cni.runtime import Command, RuntimeArgs
+from pycni.cni.types import DNS, Interface, Result
+from pycni.hw import devinfo
+from pycni.hw.sriov import VirtualFunction, pf_problem, virtual_function
+from pycni.hw.sysfs import SysFs
+from pycni.hw.vf_control import VfControl, vf_control
+from pycni.libcni import delegate
+from pycni.net import ip, netns
+from pycni.net.iface import configure_iface, verify_iface
+from pycni.net.vf_state import ZERO_MAC, VfSettings
+from pycni.plugins.sriov import pod as pod_side
+from pycni.plugins.sriov.config import LOG_LEVELS, SriovConf
+from pycni.plugins.sriov.release import reclaim, release, release_and_forget
+from pycni.plugins.sriov.state import Stores, VfAttachment, netns_id, vf_locked
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+    from pycni.cni.plugin import Context
+
+POD_IF_INDEX = 0  # the result lists only the pod's interface
+log = logging.getLogger(__name__)
+
+
+class VfInUse(PluginError):
+    """Another attachment whose netns still exists holds the VF."""
+
+
+@contextmanager
+def call_log(conf: SriovConf) -> Iterator[logging.Logger]:
+    """This call's logger: sriov-cni's `logLevel`/`logFile` when the config sets them, else ours.
+
+    A logger of its own per call, never registered globally, so concurrent calls in the node daemon
+    each write where their own config says.
+    """
+    if not conf.log_level and not conf.log_file:
+        yield log
+        return
+    logger = logging.Logger(__name__)
+    handler = logging.FileHandler(conf.log_file) if conf.log_file else logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(LOG_LEVELS[conf.log_level or "info"])
+    try:
+        yield logger
+    finally:
+        handler.close()
+
+
+def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
+    address = conf.require_vf_address()
+    wanted = conf.vf_settings(conf.effective_mac(rt))
+    sysfs = SysFs(ctx.settings.sysfs_root)
+    stores = Stores(ctx.settings.state_dir)
+    vf = virtual_function(sysfs, address, need_netdev=False)
+    with call_log(conf) as clog, netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
+        if not vf.userspace and ip.find_link(pod, rt.ifname) is not None:
+            raise ip.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
+        with vf_locked(ctx.settings.run_dir, address), ExitStack() as undo:
+            control = vf_control(ctx.settings, host)
+            restored = take(stores, address, conf, rt, control, sysfs, clog)
+            vf = virtual_function(sysfs, address)
+            rec = snapshot(conf, rt, vf, node_netdev(host, vf, restored), control, wanted)
+            clog.info(
+                "attaching VF %s (VF %d of %s, %s mode) to %s as %s, PF side %s",
+                vf.address, vf.index, vf.pf_netdev, rec.mode, rt.netns, rt.ifname, wanted.changes(),
+            )  # fmt: skip
+            undo.callback(quietly(release_and_forget), stores, rec, control, sysfs)
+            stores.claim(rec)
+            control.set(vf.pf_netdev, vf.index, wanted)
+            link = _pod_netdev(host, pod, rt, rec) if rec.mode == "netdev" else None
+            rec = write_devinfo(conf, vf, rec, stores, undo)
+            result = Result(cni_version=conf.cni_version, interfaces=[_interface(rt, rec, link)])
+            if conf.has_ipam:
+                _add_ipam(conf, rt, ctx, result, undo)
+            if link is not None:
+                _configure(pod, rt, link, result, clog)
+            undo.pop_all()
+            clog.debug("attached VF %s: %s", vf.address, result.model_dump(exclude_none=True))
+            return result
+
+
+def take(
+    stores: Stores,
+    pci: str,
+    conf: SriovConf,
+    rt: RuntimeArgs,
+    control: VfControl,
+    sysfs: SysFs,
+    clog: logging.Logger,
+) -> str | None:
+    """Make the VF free for this attachment: refuse a live holder, reclaim one whose netns is gone.
+
+    Returns the name a reclaimed VF's netdev was restored under.
+    """
+    me = (conf.name, rt.container_id, rt.ifname)
+    leftover = stores.attachments.load(*me)
+    if leftover is not None and leftover.pci != pci:
+        raise AlreadyExists(
+            f"container {rt.container_id} already holds VF {leftover.pci} as {rt.ifname} on network "
+            f"{conf.name!r}: DEL it first"
+        )
+    holder = stores.holder(pci)
+    if holder is not None and holder.alive():
+        raise VfInUse(
+            f"pci address {pci} is already allocated to {holder.describe()} in its netns {holder.netns}"
+        )
+    restored = reclaim(stores, pci, holder, control, sysfs, clog) if holder is not None else None
+    leftover = stores.attachments.load(*me)
+    if leftover is not None:  # an ADD of ours that died before it could roll back
+        release_and_forget(stores, leftover, control, sysfs)
+        restored = leftover.name or restored
+    return restored
+
+
+def node_netdev(host: IPRoute, vf: VirtualFunction, restored: str | None = None) -> ip.Link | None:
+    """The VF's netdev in the node netns (None for a userspace VF).
+
+    By the name sysfs lists at its PCI address, or the name a reclaim just gave it back.
+    """
+    if vf.userspace:
+        return None
+    for name in (*vf.netdevs, *([restored] if restored else [])):
+        link = ip.find_link(host, name)
+        if link is not None:
+            return link
+    raise InternalError(
+        f"netdev {vf.netdev} of VF {vf.address} is not in the node network namespace (is it in a pod?)"
+    )
+
+
+def snapshot(
+    conf: SriovConf,
+    rt: RuntimeArgs,
+    vf: VirtualFunction,
+    link: ip.Link | None,
+    control: VfControl,
+    wanted: VfSettings,
+) -> VfAttachment:
+    """The record of the VF as it is now, PF side and netdev, and of what ADD is about to set."""
+    netdev: dict[str, object] = {}
+    if link is not None:
+        netdev = {
+            "name": link.name, "index": link.index, "mac": link.mac, "mtu": link.mtu,
+            "up": link.up, "alias": link.alias, "altnames": link.altnames,
+        }  # fmt: skip
+    return VfAttachment.model_validate(
+        {
+            "network": conf.name,
+            "container_id": rt.container_id,
+            "ifname": rt.ifname,
+            "netns": rt.netns,
+            "netns_id": netns_id(rt.netns),
+            "mode": "userspace" if link is None else "netdev",
+            "selector": f"deviceID={vf.address}",
+            "pci_address": vf.address,
+            "pf_netdev": vf.pf_netdev,
+            "vf_index": vf.index,
+            "original": control.get(vf.pf_netdev, vf.index),
+            "applied": wanted,
+            "pod_mac": wanted.mac if link is not None and wanted.mac and wanted.mac != link.mac else "",
+            **netdev,
+        }
+    )
+
+
+def _pod_netdev(host: IPRoute, pod: IPRoute, rt: RuntimeArgs, rec: VfAttachment) -> ip.Link:
+    """The VF's netdev moved into the pod under CNI_IFNAME, with the configured MAC."""
+    link = pod_side.move_in(host, pod, ip.get_link(host, rec.name), rt.netns, rt.ifname)
+    if rec.pod_mac and link.mac != rec.pod_mac:
+        link = pod_side.set_mac(pod, link, rec.pod_mac)
+    return link
+
+
+def write_devinfo(
+    conf: SriovConf, vf: VirtualFunction, rec: VfAttachment, stores: Stores, undo: ExitStack
+) -> VfAttachment:
+    """The NPWG device-info, when the runtime names a file and nobody (a meta-plugin) filled it.
+
+    Only `pci-address` and `pf-pci-address` are ours to say; `vhost-net` and `rdma-device` are the
+    device plugin's, and reach the file through the meta-plugin's copy, which is never replaced.
+    """
+    path = conf.runtime_config.device_info_file
+    if not path or Path(path).exists():
+        return rec
+    undo.callback(quietly(devinfo.remove), path)
+    devinfo.write_if_absent(Path(path), devinfo.pci_info(vf.address, vf.pf_address))
+    rec = rec.model_copy(update={"device_info_file": path})
+    stores.attachments.save(rec)
+    return rec
+
+
+def _interface(rt: RuntimeArgs, rec: VfAttachment, link: ip.Link | None) -> Interface:
+    if link is not None:
+        return Interface(name=link.name, mac=link.mac, mtu=link.mtu, sandbox=rt.netns, pci_id=rec.pci)
+    admin = rec.applied.mac or rec.original.mac  # sriov-cni reports a set administrative MAC
+    return Interface(
+        name=rt.ifname, mac=None if admin == ZERO_MAC else admin, sandbox=rt.netns, pci_id=rec.pci
+    )
+
+
+def _add_ipam(conf: SriovConf, rt: RuntimeArgs, ctx: Context, result: Result, undo: ExitStack) -> None:
+    """IPAM for the pod interface; for a userspace VF the IPs are reported, not configured."""
+    assert conf.ipam is not None
+    lease = delegate.add_with_undo(undo, ctx.delegate, conf.ipam.type, conf.raw, rt)
+    result.ips = [c.model_copy(update={"interface": POD_IF_INDEX}) for c in lease.ips]
+    result.routes = list(lease.routes)
+    result.dns = DNS.model_validate(conf.dns) if conf.dns else lease.dns
+
+
+def _configure(pod: IPRoute, rt: RuntimeArgs, link: ip.Link, result: Result, clog: logging.Logger) -> None:
+    """Addresses, routes and link up; then tell the segment where the addresses are now."""
+    if result.ips:
+        configure_iface(pod, rt.netns, link, result, POD_IF_INDEX)
+        pod_side.announce_addresses(pod, rt.netns, link, [c.address.ip for c in result.ips], clog)
+    else:
+        ip.set_up(pod, link)
+
+
+def delete(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """Every step runs; the netns, the VF's netdev and the record may each be gone already."""
+    steps = BestEffort()
+    stores = Stores(ctx.settings.state_dir)
+    rec = stores.attachments.load(conf.name, rt.container_id, rt.ifname)
+    if rec is None:
+        steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
+        steps.raise_if_failed()
+        return
+    sysfs = SysFs(ctx.settings.sysfs_root)
+    with call_log(conf) as clog, vf_locked(ctx.settings.run_dir, rec.pci), netns.rtnl() as host:
+        control = vf_control(ctx.settings, host)
+        returned: list[bool] = []
+        pod_path = rt.netns or rec.netns
+        clog.info("releasing VF %s of %s from %s", rec.pci, rec.describe(), pod_path or "a gone netns")
+        steps.run(
+            f"releasing VF {rec.pci}",
+            lambda: returned.append(_release_if_mine(stores, rec, pod_path, control, sysfs, clog)),
+        )
+        steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
+        if returned and not steps.errors:
+            _forget(stores, rec, returned[0], clog)
+    steps.raise_if_failed()
+
+
+def _release_if_mine(
+    stores: Stores, rec: VfAttachment, pod_path: str, control: VfControl, sysfs: SysFs, clog: logging.Logger
+) -> bool:
+    """Release the VF unless a newer attachment holds it now (a late DEL, sriov-cni#219)."""
+    holder = stores.holder(rec.pci)
+    if holder is not None and holder.key != rec.key:
+        clog.warning("VF %s is held by %s now: leaving it alone", rec.pci, holder.describe())
+        return True
+    return release(rec, pod_path, control, sysfs)
+
+
+def _forget(stores: Stores, rec: VfAttachment, returned: bool, clog: logging.Logger) -> None:
+    """Drop the records, or mark them released while the netdev has not come back from a dead netns.
+
+    A released record keeps the VF's claim: the VF stays reserved until ADD or GC find its netdev
+    back in the node and restore it.
+    """
+    devinfo.remove(rec.device_info_file)
+    if returned:
+        stores.forget(rec)
+    elif not rec.released:
+        clog.info("netdev %s of VF %s is not back in the node yet: marked released", rec.name, rec.pci)
+        stores.attachments.save(rec.model_copy(update={"released": True, "device_info_file": None}))
+
+
+def check(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """PF-side settings match the config; the netdev is in the pod as prevResult says."""
+    prev = conf.prev_result
+    if prev is None:
+        raise InternalError("required prevResult missing")
+    stores = Stores(ctx.settings.state_dir)
+    rec = stores.attachments.load(conf.name, rt.container_id, rt.ifname)
+    if rec is None or rec.released:
+        raise InternalError(f"sriov holds no VF for {rt.container_id}/{rt.ifname} on network {conf.name!r}")
+    delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
+    holder = stores.holder(rec.pci)
+    if holder is None or holder.key != rec.key:
+        raise InternalError(f"VF {rec.pci} is no longer claimed by {rec.describe()}")
+    sysfs = SysFs(ctx.settings.sysfs_root)
+    problem = pf_problem(sysfs, rec.pci)
+    if problem:
+        raise InternalError(problem)
+    with netns.rtnl() as host:
+        state = vf_control(ctx.settings, host).get(rec.pf_netdev, rec.vf_index)
+    drift = conf.vf_settings(conf.effective_mac(rt)).differences(state)
+    if drift:
+        raise InternalError(
+            f"VF {rec.pci} (VF {rec.vf_index} of {rec.pf_netdev}) drifted: {'; '.join(drift)}"
+        )
+    if rec.mode == "userspace":
+        if not sysfs.is_userspace_driver(rec.pci):
+            raise InternalError(f"VF {rec.pci} is no longer bound to a userspace driver")
+        return
+    with netns.rtnl(rt.netns) as pod:
+        _check_netdev(pod, rt, prev, rec)
+
+
+def _check_netdev(pod: IPRoute, rt: RuntimeArgs, prev: Result, rec: VfAttachment) -> None:
+    link = ip.find_link(pod, rt.ifname)
+    if link is None:
+        raise InternalError(f"interface {rt.ifname!r} is missing from {rt.netns}")
+    expected = next((i for i in prev.interfaces if i.name == rt.ifname and i.sandbox), None)
+    mac = (expected.mac.lower() if expected and expected.mac else None) or rec.pod_mac or None
+    if mac and link.mac != mac:
+        raise InternalError(f"{rt.ifname} has MAC {link.mac}, expected {mac}")
+    if expected is not None and expected.mtu and link.mtu != expected.mtu:
+        raise InternalError(f"{rt.ifname} has MTU {link.mtu}, expected {expected.mtu}")
+    verify_iface(pod, link, prev, POD_IF_INDEX)
+
+
+def status(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """Ready when state can be recorded and the VF's PF is there with VFs (or sysfs is readable)."""
+    stores = Stores(ctx.settings.state_dir)
+    if not stores.attachments.writable():
+        raise PluginNotAvailable(f"sriov state directory {stores.attachments.directory} is not writable")
+    sysfs = SysFs(ctx.settings.sysfs_root)
+    address = conf.vf_address
+    if address is not None:
+        problem = pf_problem(sysfs, address)
+        if problem:
+            raise PluginNotAvailable(problem)
+    elif not sysfs.pci_bus_readable():
+        raise PluginNotAvailable(f"cannot read the PCI devices in sysfs (at {sysfs.root})")
+    delegate.ipam(ctx.delegate, conf, rt, Command.STATUS)
+
+
+def gc(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """Release this network's VFs whose attachment is not valid (or was released), then IPAM GC."""
+    steps = BestEffort()
+    valid = conf.valid_attachments
+    if valid is not None:
+        stores = Stores(ctx.settings.state_dir)
+        sysfs = SysFs(ctx.settings.sysfs_root)
+        for rec in stores.attachments.collectable(conf.name, valid):
+            steps.run(f"releasing VF {rec.pci} of {rec.describe()}", _collect, stores, rec, sysfs, ctx)
+    steps.run("IPAM GC", delegate.ipam, ctx.delegate, conf, rt, Command.GC)
+    steps.raise_if_failed()
+
+
+def _collect(stores: Stores, rec: VfAttachment, sysfs: SysFs, ctx: Context) -> None:
+    """GC of one attachment, under its VF's lock; a VF someone else holds now is left alone."""
+    with vf_locked(ctx.settings.run_dir, rec.pci), netns.rtnl() as host:
+        holder = stores.holder(rec.pci)
+        if holder is None or holder.key == rec.key:
+            release_and_forget(stores, rec, vf_control(ctx.settings, host), sysfs)
+        else:
+            devinfo.remove(rec.device_info_file)
+            stores.forget(rec)

@@ -1,0 +1,63 @@
+"""The VF's netdev on the pod side: moved in under CNI_IFNAME, its MAC set, its addresses announced."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from pycni.cni.errors import InternalError
+from pycni.cni.ipaddr import IPAddress
+from pycni.net import announce, ip, netns, sysctl
+from pycni.net.device import move
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+#: Some VF drivers (iavf) apply a MAC asynchronously; wait this long for the netdev to show it.
+MAC_SETTLE_SECONDS = 1.0
+#: sriov-cni waits this long for carrier before announcing (a VF may take a moment to link up).
+CARRIER_WAIT_SECONDS = 0.2
+
+
+def move_in(host: IPRoute, pod: IPRoute, link: ip.Link, pod_path: str, ifname: str) -> ip.Link:
+    """The netdev into the pod under `ifname` (through a temporary netns), set to announce itself.
+
+    `arp_notify`/`ndisc_notify`: the kernel then announces on every link-up and MAC change.
+    """
+    move.move_into_pod(host, link, pod_path, ifname)
+    with netns.entered(pod_path):
+        sysctl.write_if_present(f"net/ipv4/conf/{ifname}/arp_notify", "1")
+        sysctl.write_if_present(f"net/ipv6/conf/{ifname}/ndisc_notify", "1")
+    return ip.get_link(pod, ifname)
+
+
+def set_mac(pod: IPRoute, link: ip.Link, mac: str) -> ip.Link:
+    """Give the pod's netdev `mac`, and wait (bounded) until the kernel reports it."""
+    ip.set_link(pod, link, address=mac)
+    deadline = time.monotonic() + MAC_SETTLE_SECONDS
+    current = ip.get_link(pod, link.name)
+    while current.mac != mac:
+        if time.monotonic() > deadline:
+            raise InternalError(f"{link.name} still has MAC {current.mac} instead of {mac}")
+        time.sleep(0.02)  # the driver applies the MAC asynchronously; poll with a deadline
+        current = ip.get_link(pod, link.name)
+    return current
+
+
+def announce_addresses(
+    pod: IPRoute, pod_path: str, link: ip.Link, addresses: list[IPAddress], log: logging.Logger
+) -> None:
+    """A gratuitous ARP / unsolicited NA per address, once the link has carrier (or 200 ms passed).
+
+    Best effort, as in sriov-cni: it only speeds up neighbours, so a failure is logged, not raised.
+    """
+    deadline = time.monotonic() + CARRIER_WAIT_SECONDS
+    while not ip.get_link(pod, link.name).carrier and time.monotonic() < deadline:
+        time.sleep(0.01)  # polling the carrier with a deadline
+    try:
+        sent = announce.announce(pod_path, link.name, link.mac, addresses)
+    except OSError as err:
+        log.warning("could not announce %s on %s: %s", addresses, link.name, err)
+        return
+    log.debug("announced %d addresses on %s", sent, link.name)
