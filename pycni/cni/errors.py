@@ -83,12 +83,6 @@ class PluginError(CNIError):
     code = 100
 
 
-class NotImplementedYet(CNIError):
-    """A command this plugin type does not implement in this release."""
-
-    code = 101
-
-
 class InternalError(CNIError):
     code = 999
 
@@ -119,7 +113,6 @@ _BY_CODE: dict[int, type[CNIError]] = {
         PluginNotAvailable,
         PluginNotAvailableLimitedConnectivity,
         PluginError,
-        NotImplementedYet,
         InternalError,
     )
 }

@@ -92,18 +92,6 @@ def test_missing_env_is_code_4_naming_it(cni: Runner, missing: str) -> None:
     assert out.json["code"] == 4 and missing in out.json["msg"]
 
 
-UNLANDED = sorted(t for t, ref in PLUGINS.items() if ref.ops == "pycni.cni.unlanded")
-
-
-@pytest.mark.parametrize("plugin_type", UNLANDED or ["(none)"])
-def test_unlanded_type_refuses_commands_clearly(cni: Runner, plugin_type: str) -> None:
-    if not UNLANDED:
-        pytest.skip("every plugin type has landed")
-    out = cni(plugin_type, "ADD", {**CONF, "type": plugin_type}, netns="/run/netns/none")
-    assert out.code != 0 and out.json["code"] == 101
-    assert plugin_type in out.json["msg"] and "not implement" in out.json["msg"]
-
-
 def test_launcher_module_imports_only_the_protocol() -> None:
     """Every CNI call imports the launcher under `-I -S`: nothing but its import-free protocol."""
     repo = str(Path(__file__).resolve().parents[2])

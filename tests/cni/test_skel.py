@@ -14,7 +14,6 @@ from tests.helpers.cni import ALL_SPEC_VERSIONS, has_check, has_gc
 from tests.helpers.delegates import RecordingDelegate
 
 ECHO = PluginRef("echo", "tests.helpers.echo_plugin:EchoConf", "tests.helpers.echo_plugin")
-UNLANDED = PluginRef("future", "pycni.cni.config:NetConf", "pycni.cni.unlanded")
 
 BASE_ENV = {
     "CNI_COMMAND": "ADD",
@@ -127,9 +126,3 @@ def test_unexpected_exception_is_an_error_object_not_a_traceback(monkeypatch: py
     assert code != 0
     assert out["code"] == 999
     assert "ZeroDivisionError" in out["msg"] and "Traceback" not in json.dumps(out)
-
-
-def test_unlanded_type_answers_version_and_refuses_add() -> None:
-    assert call(conf(type="future"), UNLANDED, CNI_COMMAND="VERSION")[0] == 0
-    code, out = call(conf(type="future"), UNLANDED)
-    assert code != 0 and out["code"] == 101 and "future" in out["msg"]

@@ -18,7 +18,6 @@ from pycni.device_plugin.config import load_config
 from pycni.device_plugin.options import Options
 from pycni.device_plugin.service import DevicePluginService
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
-from pycni.registry import PLUGINS
 from tests.device_plugin.kubelet import FakeKubelet, Stream, plugin, wait_for
 from tests.helpers.fake_sysfs import FakeNode, build_sriov_node
 from tests.meta_multus.helpers import MultusNode, nad_manifest, pod_manifest, write_manifests
@@ -160,8 +159,6 @@ def test_host_device_takes_the_allocated_vf(mnode: MultusNode, kubelet: Kubelet)
 
 
 def test_sriov_takes_the_allocated_vf(mnode: MultusNode, kubelet: Kubelet) -> None:
-    if PLUGINS["sriov"].ops == "pycni.cni.unlanded":
-        pytest.skip("the sriov plugin has not landed")
     delegate = {"cniVersion": "1.0.0", "name": "fast", "type": "sriov", "ipam": mnode.ipam("10.60.0.0/24")}
     run_flow(mnode, kubelet, delegate, {"PYCNI_SRIOV_VF_STATE": str(mnode.tmp / "vf-state.json")})
 
