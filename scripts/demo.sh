@@ -88,4 +88,8 @@ done
 echo
 echo "== multus: a pod with a cluster network and a secondary network, from a manifest directory"
 bash scripts/demo_multus.sh
+
+echo
+echo "== SR-IOV on a fake NIC: the device plugin advertises VFs, a pod gets one through sriov"
+bash scripts/demo_sriov.sh
 echo "demo: ok"
