@@ -232,12 +232,10 @@ def gc(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     steps = BestEffort()
     valid = conf.valid_attachments
     if valid is not None:
-        keep = {(a.container_id, a.ifname) for a in valid}
         store = _store(ctx)
         with claims_locked(ctx.settings.run_dir):
-            for rec in store.all():
-                if rec.network == conf.name and (rec.released or (rec.container_id, rec.ifname) not in keep):
-                    steps.run(f"releasing {rec.describe()}", _release, store, rec)
+            for rec in store.collectable(conf.name, valid):
+                steps.run(f"releasing {rec.describe()}", _release, store, rec)
     steps.run("IPAM GC", delegate.ipam, ctx.delegate, conf, rt, Command.GC)
     steps.raise_if_failed()
 
