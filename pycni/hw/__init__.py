@@ -1,3 +1,5 @@
-"""Hardware facts: `sysfs` (PCI, SR-IOV and netdev attributes; standard library only) and
-`devinfo` (the NPWG device-info file, one reader and writer for every producer).
+"""Hardware facts: `sysfs` (PCI, SR-IOV and netdev attributes; standard library only), `sriov`
+(a VF as sysfs describes it: PF, index, driver, netdev), `vf_control` (where a VF's PF-side
+settings are read and set: netlink, or a state file on nodes without SR-IOV hardware) and
+`devinfo` (NPWG device-info files, one reader and writer for every producer).
 """
