@@ -20,6 +20,8 @@ from pycni.cni.errors import InternalError, InvalidEnvironment, NotFound
 from pycni.cni.runtime import OWN_NETNS, is_netns_file
 
 if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
     from pycni.net.nlsock import Rtnl
 
 CLONE_NEWNET = 0x40000000
@@ -122,11 +124,19 @@ def rtnl(path: str | int | None = None) -> Iterator[Rtnl]:
     except BaseException:
         os.close(home)
         raise
-    handle = Rtnl(nl, home)
+    handle = Rtnl(nl, home, _iproute_in)
     try:
         yield handle
     finally:
         handle.close()
+
+
+def _iproute_in(fd: int) -> IPRoute:
+    """pyroute2's IPRoute, its socket made in the netns `fd`."""
+    from pyroute2 import IPRoute
+
+    with entered_fd(fd):
+        return IPRoute()
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyroute2.netlink import (
@@ -122,14 +123,15 @@ class Rtnl:
     """A namespace's rtnetlink for one request: the synchronous socket, pyroute2's on demand.
 
     `home` is an fd of the namespace the socket was made in (owned by this object): the lazily
-    opened `IPRoute` is made there too, whatever namespace the thread is in at that moment.
+    opened `IPRoute` is made there too (by `open_ipr`), whatever namespace the thread is in at that moment.
     Attributes it lacks are the `IPRoute`'s, so modules written against pyroute2's `IPRoute`
     (bridge ports, FDB, VXLAN) take an `Rtnl` unchanged.
     """
 
-    def __init__(self, nl: NetlinkSocket, home: int):
+    def __init__(self, nl: NetlinkSocket, home: int, open_ipr: Callable[[int], IPRoute]):
         self.nl = nl
         self._home = home
+        self._open_ipr = open_ipr
         self._ipr: IPRoute | None = None
 
     @property
@@ -140,12 +142,7 @@ class Rtnl:
     def pyroute2(self) -> IPRoute:
         """pyroute2's full IPRoute in the same namespace, for what `pycni.net.ip` does not cover."""
         if self._ipr is None:
-            from pyroute2 import IPRoute
-
-            from pycni.net.netns import entered_fd
-
-            with entered_fd(self._home):
-                self._ipr = IPRoute()
+            self._ipr = self._open_ipr(self._home)
         return self._ipr
 
     def __getattr__(self, name: str) -> Any:
