@@ -1,9 +1,12 @@
-"""Pod lifecycle (bridge + host-local ADD, DEL): reference Go plugins vs pycni, without and with the daemon.
+"""Pod lifecycle (bridge + host-local ADD, DEL): reference Go plugins vs pycni, direct and via the daemon.
+
+pycni runs three ways: without the daemon (Python launcher, in-process), through the daemon with
+the Python launcher, and through the daemon with the native forwarder.
 
 Run as root: `.venv/bin/python bench/lifecycle_bench.py [--runs N] [--json out.json] [--profile]`.
 Everything happens inside a throw-away "node" namespace that this process enters (so the
 plugins run without an `ip netns exec` in front of them and the machine is never touched);
-each pod gets its own netns. The three variants are interleaved run by run, so machine
+each pod gets its own netns. The variants are interleaved run by run, so machine
 noise hits them alike. Ratios are pycni / reference for times (<= 1.0 is as fast or faster)
 and pycni / reference for throughput (>= 1.0 is as fast or faster).
 """
@@ -123,7 +126,9 @@ def start_daemon(sock: Path, workers: int) -> subprocess.Popen[bytes]:
 
 def run(args: argparse.Namespace, work: Path, pods: list[str]) -> tuple[list[Variant], dict[str, Any]]:
     bin_dir = work / "bin"
-    install(bin_dir)
+    install(bin_dir, launcher="python")
+    native_dir = work / "native"
+    install(native_dir, launcher="native")
     sock_dir = work / "run"
     sock_dir.mkdir(mode=0o700)
     sock = sock_dir / "daemon.sock"
@@ -138,6 +143,13 @@ def run(args: argparse.Namespace, work: Path, pods: list[str]) -> tuple[list[Var
                 bin_dir,
                 {"PYCNI_DAEMON": "required", "PYCNI_DAEMON_SOCKET": str(sock)},
                 2,
+            ),
+            Variant(
+                "pycni+native",
+                native_dir / "bridge",
+                native_dir,
+                {"PYCNI_DAEMON": "required", "PYCNI_DAEMON_SOCKET": str(sock)},
+                3,
             ),
         ]
         data = work / "ipam"
@@ -221,7 +233,7 @@ def profile(work: Path, pods: list[str]) -> None:
     from pycni.daemon.preload import preload
 
     preload()
-    v = Variant("profile", Path("-"), work / "bin", {}, 3)
+    v = Variant("profile", Path("-"), work / "bin", {}, 4)
     conf = json.dumps(v.conf(work / "ipam")).encode()
     prof = cProfile.Profile()
     for n, pod in enumerate(pods):
@@ -262,7 +274,7 @@ def main() -> int:
         print("run as root", file=sys.stderr)
         return 1
     node = f"pbn{uuid.uuid4().hex[:8]}"
-    count = 3 * 3 + 3 * args.runs + 3 * args.parallel_lifecycles + (11 if args.profile else 0)
+    count = 4 * 3 + 4 * args.runs + 4 * args.parallel_lifecycles + (11 if args.profile else 0)
     pods = [f"pbp{uuid.uuid4().hex[:10]}" for _ in range(count)]
     sh("ip", "netns", "add", node)
     try:
