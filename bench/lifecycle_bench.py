@@ -251,6 +251,7 @@ def profile(work: Path, pods: list[str]) -> None:
             assert code == 0
     text = io.StringIO()
     pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(30)
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
     print(f"\nprofile of {len(pods) - 1} in-process ADD+DEL (what a daemon worker runs):")
     print(text.getvalue())
 
