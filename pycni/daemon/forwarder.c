@@ -100,15 +100,15 @@ static int append(struct buf *b, const void *data, size_t n)
     return 0;
 }
 
-/* All of stdin up to the daemon's limit; 1 if there is more than that (left unread). */
+/* All of stdin up to the daemon's limit; 1 if there is more than that (the rest left unread). */
 static int read_stdin(void)
 {
     char chunk[65536];
-    in.limit = PYCNI_MAX_STDIN;
+    in.limit = PYCNI_MAX_STDIN + 1u; /* one byte past the limit tells that it was exceeded */
     stdin_read = 1;
-    for (;;) {
+    while (in.len <= PYCNI_MAX_STDIN) {
         size_t room = in.limit - in.len;
-        ssize_t n = read(0, chunk, room < sizeof chunk ? room + 1 : sizeof chunk);
+        ssize_t n = read(0, chunk, room < sizeof chunk ? room : sizeof chunk);
         if (n == 0)
             return 0;
         if (n < 0) {
@@ -118,14 +118,10 @@ static int read_stdin(void)
                 return 0; /* no stdin at all: the same as an empty one */
             return -1;
         }
-        if ((size_t)n > room) {
-            if (append(&in, chunk, room) < 0)
-                return -1;
-            return 1;
-        }
         if (append(&in, chunk, (size_t)n) < 0)
             return -1;
     }
+    return 1;
 }
 
 static int write_all(int fd, const char *data, size_t len)
@@ -365,9 +361,10 @@ static double accept_timeout(void)
         return PYCNI_DEFAULT_ACCEPT_TIMEOUT;
     char *end;
     double value = strtod(raw, &end);
+    int converted = end != raw;
     while (*end == ' ' || *end == '\t' || *end == '\n')
         end++;
-    if (*end || isnan(value) || value < 0)
+    if (!converted || *end || isnan(value) || value < 0)
         return PYCNI_DEFAULT_ACCEPT_TIMEOUT;
     return value;
 }
