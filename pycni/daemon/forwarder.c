@@ -35,6 +35,8 @@ __attribute__((used)) static const char marker[] = PYCNI_MARKER;
 
 enum outcome { UNAVAILABLE, LOST };
 
+#define PIPE_MAX (1 << 20) /* the default /proc/sys/fs/pipe-max-size */
+
 struct buf {
     char *data;
     size_t len, cap, limit;
@@ -163,13 +165,12 @@ static int replay_stdin(int more)
         if (lseek(fd, 0, SEEK_SET) != 0)
             goto fail;
     } else {
-        /* No memfd (an old kernel): a pipe holds a config, never a truncated read. */
+        /* No memfd (an old kernel): a pipe, if it can hold all of stdin (nobody reads it yet). */
         int p[2];
-        if (more || pipe(p) < 0)
+        if (more || in.len > PIPE_MAX || pipe(p) < 0)
             return -1;
-        if (in.len > 65536)
-            fcntl(p[1], F_SETPIPE_SZ, (int)(in.len < (1 << 20) ? in.len : (1 << 20)));
-        if (write_all(p[1], in.data, in.len) < 0) {
+        if ((in.len > 65536 && fcntl(p[1], F_SETPIPE_SZ, (int)in.len) < (int)in.len)
+            || write_all(p[1], in.data, in.len) < 0) {
             close(p[0]);
             close(p[1]);
             return -1;
@@ -191,8 +192,7 @@ fail:
 /* Run the plugin in-process: exec the Python fallback, stdin replayed if we read it. */
 static void run_here(char **argv, int more_stdin)
 {
-    static const char msg[] = "{\"code\":999,\"msg\":\"pycni: cannot run the in-process fallback "
-                              PYCNI_FALLBACK "\"}\n";
+    static const char msg[] = PYCNI_FALLBACK_ERROR;
     if (!stdin_read || replay_stdin(more_stdin) == 0) {
         char *fallback_argv[] = {argv[0] ? argv[0] : (char *)PYCNI_FALLBACK, NULL};
         execv(PYCNI_FALLBACK, fallback_argv);

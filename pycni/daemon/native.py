@@ -7,6 +7,7 @@ path of its Python fallback and the marker `pycni install` recognises its files 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +33,12 @@ def c_string(value: str | bytes) -> str:
     return '"' + "".join(chr(b) if 32 <= b < 127 and b not in b'"\\?' else f"\\{b:03o}" for b in data) + '"'
 
 
+def fallback_error(fallback: Path) -> bytes:
+    """What the forwarder prints when it cannot exec its fallback (it was removed, say)."""
+    error = {"code": 999, "msg": f"pycni: cannot run the in-process fallback {fallback}"}
+    return json.dumps(error, separators=(",", ":")).encode() + b"\n"
+
+
 def forwarder_header(plugin_type: str, fallback: Path, marker: str) -> str:
     """forwarder.h: the protocol's constants (from `protocol` and `env_names`) and this type's values."""
     p = protocol
@@ -55,6 +62,7 @@ def forwarder_header(plugin_type: str, fallback: Path, marker: str) -> str:
         "PYCNI_REPLAYABLE": ", ".join(c_string(command) for command in p.REPLAYABLE),
         "PYCNI_LOST_ADD": c_string(p.LOST_ADD),
         "PYCNI_REQUIRED_ERROR": c_string(p.REQUIRED_UNAVAILABLE),
+        "PYCNI_FALLBACK_ERROR": c_string(fallback_error(fallback)),
         "PYCNI_ENV_MODE": c_string(env_names.DAEMON_MODE),
         "PYCNI_ENV_SOCKET": c_string(env_names.DAEMON_SOCKET),
         "PYCNI_ENV_ACCEPT_TIMEOUT": c_string(env_names.DAEMON_ACCEPT_TIMEOUT),

@@ -190,3 +190,16 @@ def test_native_and_python_send_the_same_frame(tmp_path: Path) -> None:
     assert frames[True].startswith(MAGIC + KIND_CNI)
     assert frames[True] == frames[False]
     assert b"OTHER" not in frames[True]
+
+
+def test_a_missing_fallback_is_a_spec_error(tmp_path: Path) -> None:
+    bin_dir = tmp_path / 'we"ird'  # the path is quoted in the error, as JSON
+    bin_dir.mkdir()
+    install_probe(bin_dir, native=True)
+    fallback_path(bin_dir, "probe").unlink()
+    out = runner(bin_dir, PYCNI_DAEMON="off")("probe", "ADD", {"cniVersion": "1.0.0"}, netns=NETNS)
+    assert out.code == 1
+    assert out.json == {
+        "code": 999,
+        "msg": f"pycni: cannot run the in-process fallback {fallback_path(bin_dir, 'probe')}",
+    }
