@@ -81,7 +81,14 @@ def enter_netns(path: str) -> None:
         os.close(fd)
 
 
-def lifecycle(v: Variant, data_dir: Path, pod: str, adds: list[float], deletes: list[float]) -> None:
+def lifecycle(
+    v: Variant, data_dir: Path, pod: str, adds: list[float], deletes: list[float], lifetime: float = 0.0
+) -> None:
+    """ADD then DEL of one pod; `lifetime` seconds between them (untimed), as a pod lives a while.
+
+    A DEL right after its ADD also waits for kernel work the ADD left behind (RCU callbacks
+    that the veth's unregistration must drain), so the faster the ADD, the dearer its DEL.
+    """
     env = {
         **v.env,
         "CNI_CONTAINERID": pod,
@@ -95,6 +102,8 @@ def lifecycle(v: Variant, data_dir: Path, pod: str, adds: list[float], deletes: 
     if not result or not result.get("ips"):
         raise RuntimeError(f"{v.name} ADD failed ({proc.returncode}): {proc.stdout!r} {proc.stderr!r}")
     adds.append(seconds)
+    if lifetime:
+        time.sleep(lifetime)
     seconds, proc = exec_plugin(v.bridge, "DEL", conf, env)
     if proc.returncode != 0:
         raise RuntimeError(f"{v.name} DEL failed ({proc.returncode}): {proc.stdout!r} {proc.stderr!r}")
@@ -161,7 +170,7 @@ def run(args: argparse.Namespace, work: Path, pods: list[str]) -> tuple[list[Var
             for v in variants:
                 if v.name == "pycni" and i % args.direct_every:
                     continue
-                lifecycle(v, data, next(pod_iter), v.add, v.delete)
+                lifecycle(v, data, next(pod_iter), v.add, v.delete, args.pod_lifetime)
                 version(v)
         for v in variants:
             batch = [next(pod_iter) for _ in range(args.parallel_lifecycles)]
@@ -268,6 +277,13 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--parallel-lifecycles", type=int, default=64)
     parser.add_argument("--workers", type=int, default=8, help="daemon workers")
+    parser.add_argument(
+        "--pod-lifetime",
+        type=float,
+        default=0.0,
+        help="seconds between a pod's ADD and its DEL in the sequential runs, untimed "
+        "(default 0: DEL right after ADD; the parallel runs always use 0)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--profile", action="store_true", help="profile in-process ADD/DEL afterwards")
     args = parser.parse_args()
