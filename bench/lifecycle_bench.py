@@ -1,9 +1,12 @@
-"""Pod lifecycle (bridge + host-local ADD, DEL): reference Go plugins vs pycni, without and with the daemon.
+"""Pod lifecycle (bridge + host-local ADD, DEL): reference Go plugins vs pycni, direct and via the daemon.
+
+pycni runs three ways: without the daemon (Python launcher, in-process), through the daemon with
+the Python launcher, and through the daemon with the native forwarder.
 
 Run as root: `.venv/bin/python bench/lifecycle_bench.py [--runs N] [--json out.json] [--profile]`.
 Everything happens inside a throw-away "node" namespace that this process enters (so the
 plugins run without an `ip netns exec` in front of them and the machine is never touched);
-each pod gets its own netns. The three variants are interleaved run by run, so machine
+each pod gets its own netns. The variants are interleaved run by run, so machine
 noise hits them alike. Ratios are pycni / reference for times (<= 1.0 is as fast or faster)
 and pycni / reference for throughput (>= 1.0 is as fast or faster).
 """
@@ -20,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +82,14 @@ def enter_netns(path: str) -> None:
         os.close(fd)
 
 
-def lifecycle(v: Variant, data_dir: Path, pod: str, adds: list[float], deletes: list[float]) -> None:
+def lifecycle(
+    v: Variant, data_dir: Path, pod: str, adds: list[float], deletes: list[float], lifetime: float = 0.0
+) -> None:
+    """ADD then DEL of one pod; `lifetime` seconds between them (untimed), as a pod lives a while.
+
+    A DEL right after its ADD also waits for kernel work the ADD left behind (RCU callbacks
+    that the veth's unregistration must drain), so the faster the ADD, the dearer its DEL.
+    """
     env = {
         **v.env,
         "CNI_CONTAINERID": pod,
@@ -92,6 +103,8 @@ def lifecycle(v: Variant, data_dir: Path, pod: str, adds: list[float], deletes: 
     if not result or not result.get("ips"):
         raise RuntimeError(f"{v.name} ADD failed ({proc.returncode}): {proc.stdout!r} {proc.stderr!r}")
     adds.append(seconds)
+    if lifetime:
+        time.sleep(lifetime)
     seconds, proc = exec_plugin(v.bridge, "DEL", conf, env)
     if proc.returncode != 0:
         raise RuntimeError(f"{v.name} DEL failed ({proc.returncode}): {proc.stdout!r} {proc.stderr!r}")
@@ -133,7 +146,9 @@ def start_daemon(sock: Path, workers: int) -> subprocess.Popen[bytes]:
 
 def run(args: argparse.Namespace, work: Path, pods: list[str]) -> tuple[list[Variant], dict[str, Any]]:
     bin_dir = work / "bin"
-    install(bin_dir)
+    install(bin_dir, launcher="python")
+    native_dir = work / "native"
+    install(native_dir, launcher="native")
     sock_dir = work / "run"
     sock_dir.mkdir(mode=0o700)
     sock = sock_dir / "daemon.sock"
@@ -149,6 +164,13 @@ def run(args: argparse.Namespace, work: Path, pods: list[str]) -> tuple[list[Var
                 {"PYCNI_DAEMON": "required", "PYCNI_DAEMON_SOCKET": str(sock)},
                 2,
             ),
+            Variant(
+                "pycni+native",
+                native_dir / "bridge",
+                native_dir,
+                {"PYCNI_DAEMON": "required", "PYCNI_DAEMON_SOCKET": str(sock)},
+                3,
+            ),
         ]
         data = work / "ipam"
         pod_iter = iter(pods)
@@ -159,10 +181,32 @@ def run(args: argparse.Namespace, work: Path, pods: list[str]) -> tuple[list[Var
             for v in variants:
                 if v.name == "pycni" and i % args.direct_every:
                     continue
-                lifecycle(v, data, next(pod_iter), v.add, v.delete)
+                lifecycle(v, data, next(pod_iter), v.add, v.delete, args.pod_lifetime)
                 version(v)
+        parallel_rounds(args, variants, data, pod_iter)
+        daemon_stats = status(str(sock))
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(60)
+    return variants, daemon_stats
+
+
+def parallel_rounds(
+    args: argparse.Namespace, variants: list[Variant], data: Path, pods: Iterator[str]
+) -> None:
+    """Throughput: batches of `--parallel-lifecycles`, `--parallel-rounds` per variant, interleaved.
+
+    A batch takes well under a second, so a burst of other work on the machine could sink one
+    variant's single batch; interleaved rounds spread it over all of them. The direct variant
+    (a few lifecycles per second) runs one round.
+    """
+    done = {v.name: 0 for v in variants}
+    seconds = {v.name: 0.0 for v in variants}
+    for n in range(args.parallel_rounds):
         for v in variants:
-            batch = [next(pod_iter) for _ in range(args.parallel_lifecycles)]
+            if v.name == "pycni" and n:
+                continue
+            batch = [next(pods) for _ in range(args.parallel_lifecycles)]
             started = time.perf_counter()
             with ThreadPoolExecutor(args.parallel) as pool:
                 list(
@@ -170,12 +214,10 @@ def run(args: argparse.Namespace, work: Path, pods: list[str]) -> tuple[list[Var
                         lambda pod, v=v: lifecycle(v, data, pod, v.parallel_add, v.parallel_delete), batch
                     )
                 )
-            v.throughput = len(batch) / (time.perf_counter() - started)
-        daemon_stats = status(str(sock))
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(60)
-    return variants, daemon_stats
+            seconds[v.name] += time.perf_counter() - started
+            done[v.name] += len(batch)
+    for v in variants:
+        v.throughput = done[v.name] / seconds[v.name]
 
 
 def report(variants: list[Variant], daemon_stats: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -231,7 +273,7 @@ def profile(work: Path, pods: list[str]) -> None:
     from pycni.daemon.preload import preload
 
     preload()
-    v = Variant("profile", Path("-"), work / "bin", {}, 3)
+    v = Variant("profile", Path("-"), work / "bin", {}, 4)
     conf = json.dumps(v.conf(work / "ipam")).encode()
     prof = cProfile.Profile()
     for n, pod in enumerate(pods):
@@ -249,6 +291,7 @@ def profile(work: Path, pods: list[str]) -> None:
             assert code == 0
     text = io.StringIO()
     pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(30)
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
     print(f"\nprofile of {len(pods) - 1} in-process ADD+DEL (what a daemon worker runs):")
     print(text.getvalue())
 
@@ -263,8 +306,16 @@ def main() -> int:
         help="run pycni without the daemon only every Nth round (it is slow)",
     )
     parser.add_argument("--parallel", type=int, default=8)
-    parser.add_argument("--parallel-lifecycles", type=int, default=64)
+    parser.add_argument("--parallel-lifecycles", type=int, default=64, help="lifecycles per parallel batch")
+    parser.add_argument("--parallel-rounds", type=int, default=4, help="parallel batches per variant")
     parser.add_argument("--workers", type=int, default=8, help="daemon workers")
+    parser.add_argument(
+        "--pod-lifetime",
+        type=float,
+        default=0.0,
+        help="seconds between a pod's ADD and its DEL in the sequential runs, untimed "
+        "(default 0: DEL right after ADD; the parallel runs always use 0)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--profile", action="store_true", help="profile in-process ADD/DEL afterwards")
     args = parser.parse_args()
@@ -272,7 +323,8 @@ def main() -> int:
         print("run as root", file=sys.stderr)
         return 1
     node = f"pbn{uuid.uuid4().hex[:8]}"
-    count = 3 * 3 + 3 * args.runs + 3 * args.parallel_lifecycles + (11 if args.profile else 0)
+    parallel = (3 * args.parallel_rounds + 1) * args.parallel_lifecycles
+    count = 4 * 3 + 4 * args.runs + parallel + (11 if args.profile else 0)
     pods = [f"pbp{uuid.uuid4().hex[:10]}" for _ in range(count)]
     sh("ip", "netns", "add", node)
     try:

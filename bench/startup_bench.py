@@ -1,7 +1,9 @@
-"""Start-up cost of the installed executables: VERSION and a trivial ADD+DEL per type.
+"""Start-up cost of the installed executables without a daemon: VERSION and a trivial ADD+DEL.
 
-Run as root: `.venv/bin/python bench/startup_bench.py [--runs N]`. The reference Go plugins
-from Debian (/usr/lib/cni) are measured in the same run where present.
+Run as root: `.venv/bin/python bench/startup_bench.py [--runs N]`. Both kinds of executable
+are measured: the Python launcher, and the native forwarder (which finds no daemon and execs
+its Python fallback, so its row is the fallback's cost). The reference Go plugins from Debian
+(/usr/lib/cni) are measured in the same run where present.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REFERENCE_DIR, exec_plugin, table
-from pycni.install import install
+from pycni.install import LauncherKind, install
 from pycni.registry import PLUGINS
+
+#: Where no daemon listens: the pycni rows measure the in-process path.
+NO_DAEMON = {"PYCNI_DAEMON_SOCKET": "/nonexistent/pycni-bench.sock"}
 
 
 def median_ms(
@@ -38,6 +43,7 @@ def median_ms(
 
 
 def host_local_add_del(binary: Path, runs: int, data_dir: Path, version: str) -> float:
+    data_dir = data_dir / binary.parent.name
     conf = {
         "cniVersion": version,
         "name": "bench",
@@ -51,6 +57,7 @@ def host_local_add_del(binary: Path, runs: int, data_dir: Path, version: str) ->
             "CNI_NETNS": "/proc/self/ns/net",
             "CNI_IFNAME": "eth0",
             "CNI_PATH": str(binary.parent),
+            **NO_DAEMON,
         }
         add, proc = exec_plugin(binary, "ADD", conf, env)
         assert proc.returncode == 0, proc.stdout
@@ -71,6 +78,7 @@ def bridge_l2_add_del(binary: Path, runs: int, version: str) -> float:
             "CNI_NETNS": f"/run/netns/{pod}",
             "CNI_IFNAME": "eth0",
             "CNI_PATH": str(binary.parent),
+            **NO_DAEMON,
         }
         samples = []
         for _ in range(runs):
@@ -84,51 +92,48 @@ def bridge_l2_add_del(binary: Path, runs: int, version: str) -> float:
             subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+def ratio_row(plugin_type: str, command: str, kind: str, ours: float, ref: float | None) -> list[str]:
+    return [
+        plugin_type,
+        command,
+        kind,
+        f"{ours:.1f}",
+        f"{ref:.1f}" if ref else "-",
+        f"{ours / ref:.2f}" if ref else "-",
+    ]
+
+
+def measure(bin_dir: Path, kind: str, runs: int, tmp: Path) -> list[list[str]]:
+    rows = []
+    for plugin_type in sorted(PLUGINS):
+        ours = median_ms(bin_dir / plugin_type, "VERSION", {"cniVersion": "1.0.0"}, runs, NO_DAEMON)
+        ref_bin = REFERENCE_DIR / plugin_type
+        ref = median_ms(ref_bin, "VERSION", {"cniVersion": "1.0.0"}, runs) if ref_bin.exists() else None
+        rows.append(ratio_row(plugin_type, "VERSION", kind, ours, ref))
+    ours_bin, ref_bin = bin_dir / "host-local", REFERENCE_DIR / "host-local"
+    ours = host_local_add_del(ours_bin, runs, tmp / "ours", "1.0.0")
+    ref = host_local_add_del(ref_bin, runs, tmp / "ref", "1.0.0") if ref_bin.exists() else None
+    rows.append(ratio_row("host-local", "ADD+DEL", kind, ours, ref))
+    ours_bin, ref_bin = bin_dir / "bridge", REFERENCE_DIR / "bridge"
+    ours = bridge_l2_add_del(ours_bin, runs, "1.0.0")
+    ref = bridge_l2_add_del(ref_bin, runs, "1.0.0") if ref_bin.exists() else None
+    rows.append(ratio_row("bridge", "ADD+DEL", kind, ours, ref))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        bin_dir = Path(tmp) / "bin"
-        install(bin_dir)
         rows = []
-        for plugin_type in sorted(PLUGINS):
-            ours = median_ms(bin_dir / plugin_type, "VERSION", {"cniVersion": "1.0.0"}, args.runs)
-            ref_bin = REFERENCE_DIR / plugin_type
-            ref = (
-                median_ms(ref_bin, "VERSION", {"cniVersion": "1.0.0"}, args.runs)
-                if ref_bin.exists()
-                else None
-            )
-            rows.append(
-                [
-                    plugin_type,
-                    "VERSION",
-                    f"{ours:.1f}",
-                    f"{ref:.1f}" if ref else "-",
-                    f"{ours / ref:.2f}" if ref else "-",
-                ]
-            )
-        for plugin_type, func in (("host-local", host_local_add_del), ("bridge", None)):
-            ours_bin = bin_dir / plugin_type
-            ref_bin = REFERENCE_DIR / plugin_type
-            if func is not None:
-                ours = func(ours_bin, args.runs, Path(tmp) / "ours", "1.0.0")
-                ref = func(ref_bin, args.runs, Path(tmp) / "ref", "1.0.0") if ref_bin.exists() else None
-            else:
-                ours = bridge_l2_add_del(ours_bin, args.runs, "1.0.0")
-                ref = bridge_l2_add_del(ref_bin, args.runs, "1.0.0") if ref_bin.exists() else None
-            rows.append(
-                [
-                    plugin_type,
-                    "ADD+DEL",
-                    f"{ours:.1f}",
-                    f"{ref:.1f}" if ref else "-",
-                    f"{ours / ref:.2f}" if ref else "-",
-                ]
-            )
+        kinds: tuple[LauncherKind, ...] = ("python", "native")
+        for kind in kinds:
+            bin_dir = Path(tmp) / kind
+            install(bin_dir, launcher=kind)
+            rows += measure(bin_dir, kind, args.runs, Path(tmp))
     print(f"median of {args.runs} runs, exec'd plugins (no daemon)")
-    print(table(rows, ["type", "command", "ours ms", "reference ms", "ratio"]))
+    print(table(rows, ["type", "command", "executable", "ours ms", "reference ms", "ratio"]))
 
 
 if __name__ == "__main__":

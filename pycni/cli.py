@@ -14,12 +14,21 @@ def _install(args: argparse.Namespace) -> int:
 
     types = args.types.split(",") if args.types else None
     try:
-        done = install(Path(args.bin_dir), types, force=args.force)
+        done = install(
+            Path(args.bin_dir),
+            types,
+            force=args.force,
+            launcher=args.launcher,
+            cc=os.environ.get("CC") or None,
+            daemon_only=args.daemon_only,
+        )
     except InstallError as err:
         print(f"pycni install: {err}", file=sys.stderr)
         return 1
-    for item in done:
-        print(f"{'installed' if item.changed else 'unchanged'} {item.path}")
+    if done.note:
+        print(f"pycni install: {done.note}")
+    for item in done.items:
+        print(f"{'installed' if item.changed else 'unchanged'} {item.kind} {item.path}")
     return 0
 
 
@@ -61,6 +70,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bin-dir", required=True, help="e.g. /opt/cni/bin")
     p.add_argument("--types", help="comma-separated plugin types (default: all)")
     p.add_argument("--force", action="store_true", help="replace files pycni did not write")
+    p.add_argument(
+        "--launcher",
+        choices=["auto", "native", "python"],
+        default="auto",
+        help="native: a compiled forwarder to the daemon (needs a C compiler, $CC or cc); "
+        "python: the interpreter launcher; auto (default): native when a compiler works",
+    )
+    p.add_argument(
+        "--daemon-only",
+        action="store_true",
+        help="native forwarders without the Python fallback, for a host that lacks this interpreter "
+        "(the daemon runs elsewhere, e.g. in the CNI DaemonSet's pod): 'try again later' when it is down",
+    )
     p.set_defaults(func=_install)
 
     p = sub.add_parser("exec", help="run a network config against a netns, like a runtime")

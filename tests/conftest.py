@@ -18,9 +18,17 @@ from tests.helpers.netns import Netns, create_netns, delete_netns
 
 @pytest.fixture(scope="session")
 def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every plugin type installed by `pycni install` into a fresh bin directory."""
+    """Every plugin type installed by `pycni install --launcher python` into a fresh bin directory."""
     path = tmp_path_factory.mktemp("cni-bin")
-    install(path)
+    install(path, launcher="python")
+    return path
+
+
+@pytest.fixture(scope="session")
+def native_bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every plugin type installed as native forwarders (`pycni install --launcher native`)."""
+    path = tmp_path_factory.mktemp("cni-bin-native")
+    install(path, launcher="native")
     return path
 
 
@@ -38,14 +46,17 @@ def cni_daemon() -> Iterator[DaemonProcess]:
         shutil.rmtree(sock_dir, ignore_errors=True)
 
 
-@pytest.fixture(params=["direct", "daemon"])
-def cni(request: pytest.FixtureRequest, bin_dir: Path) -> Runner:
+@pytest.fixture(params=["direct", "daemon", "native-direct", "native-daemon"])
+def cni(request: pytest.FixtureRequest) -> Runner:
     """The installed executables, run as plugins themselves or forwarded to a daemon.
 
-    Every test using this runs both ways and must get the same results. "daemon" mode
-    forbids the fallback, so a daemon that does not take a request fails the test.
+    Every test using this runs each way and must get the same results: with the Python
+    launchers and with the native forwarders ("native-direct" execs the Python fallback).
+    "daemon" modes forbid the fallback, so a daemon that does not take a request fails the test.
     """
-    if request.param == "direct":
+    kind, _, mode = request.param.rpartition("-")
+    bin_dir: Path = request.getfixturevalue("native_bin_dir" if kind == "native" else "bin_dir")
+    if mode == "direct":
         return Runner(bin_dir, extra_env={"PYCNI_DAEMON": "off"})
     daemon: DaemonProcess = request.getfixturevalue("cni_daemon")
     return Runner(bin_dir, extra_env={"PYCNI_DAEMON": "required", **daemon.env})

@@ -38,6 +38,7 @@ from pycni.daemon.protocol import (
     QUEUED,
     READY,
     REPLAYABLE,
+    REQUIRED_UNAVAILABLE,
 )
 
 
@@ -59,13 +60,13 @@ def main(plugin_type: str) -> None:
             code, out = forward(plugin_type, path, env, _accept_timeout(env))
         except Unavailable:
             if mode == b"required":
-                _finish(1, b'{"code":11,"msg":"the pycni daemon is required but did not take the request"}\n')
+                _finish(1, REQUIRED_UNAVAILABLE)
         except Lost:
             if env.get(b"CNI_COMMAND", b"") not in REPLAYABLE or mode == b"required":
                 _finish(1, LOST_ADD)
         else:
             _finish(code, out)
-    _run_here(plugin_type)
+    run_here(plugin_type)
 
 
 def forward(
@@ -123,7 +124,7 @@ def forward(
         sock.close()
 
 
-def _run_here(plugin_type: str) -> None:
+def run_here(plugin_type: str) -> None:
     """The plugin in this process, exactly as without a daemon (stdin replayed if already read)."""
     from pycni.registry import main
 

@@ -2,7 +2,8 @@
 
 Import-free on purpose: the launcher (the client end, run on every CNI call) imports it, as do
 the daemon's reader and writer (`wire`), its supervisor and the status client. A native client
-must speak exactly this.
+must speak exactly this: the native forwarder (`forwarder.c`) is
+compiled with these values (`pycni.install` writes them into its header).
 
 Wire format (integers are 4-byte big-endian):
   request   MAGIC kind(1) len(header) len(stdin) header stdin, with SCM_RIGHTS carrying our
@@ -26,6 +27,12 @@ DONE = b"D"
 DIED = b"K"
 GO = b"G"
 
+#: Limits on what a caller may send: configs are kilobytes, a multus conflist rarely more.
+MAX_HEADER = 1 << 20
+MAX_STDIN = 16 << 20
+#: The most stdout a native forwarder accepts in a DONE answer (a CNI result is kilobytes).
+MAX_OUTPUT = 16 << 20
+
 #: Connecting to a Unix socket is immediate unless its backlog is full; then do not wait.
 CONNECT_TIMEOUT = 0.1
 #: How long the daemon may take to answer at all (READY, QUEUED or a refusal) before we run
@@ -40,6 +47,7 @@ FORWARDED = (b"CNI_", b"PYCNI_")
 #: Commands the spec makes idempotent or read-only: safe to replay if the daemon dies mid-way.
 REPLAYABLE = (b"DEL", b"CHECK", b"STATUS", b"GC", b"VERSION")
 
+REQUIRED_UNAVAILABLE = b'{"code":11,"msg":"the pycni daemon is required but did not take the request"}\n'
 LOST_ADD = (
     b'{"code":11,"msg":"the pycni daemon took the request but did not answer",'
     b'"details":"the request may have partly run; delete and retry"}\n'

@@ -12,11 +12,19 @@ import os
 import socket
 from dataclasses import dataclass
 
-from pycni.daemon.protocol import DIED, DONE, KIND_CNI, KIND_STATUS, MAGIC, QUEUED, READY, REFUSED
+from pycni.daemon.protocol import (
+    DIED,
+    DONE,
+    KIND_CNI,
+    KIND_STATUS,
+    MAGIC,
+    MAX_HEADER,
+    MAX_STDIN,
+    QUEUED,
+    READY,
+    REFUSED,
+)
 
-#: Limits on what a caller may send: configs are kilobytes, a multus conflist rarely more.
-MAX_HEADER = 1 << 20
-MAX_STDIN = 16 << 20
 MAX_FDS = 2
 _PREFIX = len(MAGIC) + 1 + 4 + 4
 

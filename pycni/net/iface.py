@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError
 from pycni.cni.ipaddr import IPAddress, IPNetwork
 from pycni.net import ip, netns, sysctl
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
     from pycni.cni.types import Result
+    from pycni.net.nlsock import Rtnl
 
 
 def family_gateways(result: Result) -> dict[int, IPAddress]:
@@ -25,7 +24,7 @@ def family_gateways(result: Result) -> dict[int, IPAddress]:
 
 
 def configure_iface(
-    pod: IPRoute, pod_netns: str, link: ip.Link, result: Result, if_index: int | None = None
+    pod: Rtnl, pod_netns: str, link: ip.Link, result: Result, if_index: int | None = None
 ) -> None:
     """Add the result's addresses (those for interface `if_index`, or all) and routes, link up."""
     mine = [c for c in result.ips if if_index is None or c.interface in (None, if_index)]
@@ -39,15 +38,20 @@ def configure_iface(
     gateways = family_gateways(result)
     for route in result.routes:
         gw = route.gw if route.gw is not None else gateways.get(route.dst.version)
-        extra: dict[str, Any] = {"priority": route.priority, "table": route.table, "scope": route.scope}
-        if route.mtu or route.advmss:
-            extra["metrics"] = {
-                "attrs": [(k, v) for k, v in (("RTAX_MTU", route.mtu), ("RTAX_ADVMSS", route.advmss)) if v]
-            }
-        ip.add_route(pod, route.dst, gw, link.index, **extra)
+        ip.add_route(
+            pod,
+            route.dst,
+            gw,
+            link.index,
+            priority=route.priority,
+            table=route.table,
+            scope=route.scope,
+            mtu=route.mtu,
+            advmss=route.advmss,
+        )
 
 
-def verify_iface(pod: IPRoute, link: ip.Link, result: Result, if_index: int | None = None) -> None:
+def verify_iface(pod: Rtnl, link: ip.Link, result: Result, if_index: int | None = None) -> None:
     """CHECK: every address and route of the result is present on `link`."""
     have = set(ip.addresses(pod, link.index))
     for cfg in result.ips:

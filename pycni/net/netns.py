@@ -22,6 +22,8 @@ from pycni.cni.runtime import OWN_NETNS, is_netns_file
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
+    from pycni.net.nlsock import Rtnl
+
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
 
@@ -99,26 +101,42 @@ def entered(path: str) -> Iterator[None]:
 
 
 @contextmanager
-def rtnl(path: str | int | None = None) -> Iterator[IPRoute]:
-    """An IPRoute bound to the netns at `path` (an fd, or None for the caller's own).
+def rtnl(path: str | int | None = None) -> Iterator[Rtnl]:
+    """The rtnetlink of the netns at `path` (an fd, or None for the caller's own).
 
-    Use it on the thread that opened it: pyroute2 gives each thread its own socket, created in
-    that thread's current netns, so another thread would silently talk to its own namespace.
+    The socket is made inside the namespace and stays bound to it, so the thread leaves at
+    once. The handle keeps an fd of the namespace (`Rtnl.netns_fd`) until it closes.
     """
-    from pyroute2 import IPRoute
+    from pycni.net.nlsock import NetlinkSocket, Rtnl
 
     if path is None or path == "":
-        ipr = IPRoute()
+        home = os.open(OWN_NETNS, os.O_RDONLY | os.O_CLOEXEC)
     elif isinstance(path, int):
-        with entered_fd(path):
-            ipr = IPRoute()
+        home = os.dup(path)
     else:
-        with entered(path):
-            ipr = IPRoute()
+        home = open_netns(path)
     try:
-        yield ipr
+        if path is None or path == "":
+            nl = NetlinkSocket()
+        else:
+            with entered_fd(home):
+                nl = NetlinkSocket()
+    except BaseException:
+        os.close(home)
+        raise
+    handle = Rtnl(nl, home, _iproute_in)
+    try:
+        yield handle
     finally:
-        ipr.close()
+        handle.close()
+
+
+def _iproute_in(fd: int) -> IPRoute:
+    """pyroute2's IPRoute, its socket made in the netns `fd`."""
+    from pyroute2 import IPRoute
+
+    with entered_fd(fd):
+        return IPRoute()
 
 
 @contextmanager

@@ -23,9 +23,8 @@ from pycni.net.iface import configure_iface, verify_iface, zero_network
 from pycni.net.veth_attach_conf import VethAttachConf
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
     from pycni.cni.plugin import Context
+    from pycni.net.nlsock import Rtnl
 
 POD_IF_INDEX = 2  # results list [bridge, host veth, pod veth]
 
@@ -45,12 +44,12 @@ def rule_owner(conf: VethAttachConf, rt: RuntimeArgs) -> firewall.RuleOwner:
 
 
 def attach(
-    conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, host: IPRoute, br: ip.Link, port: PortOptions
+    conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, host: Rtnl, br: ip.Link, port: PortOptions
 ) -> Result:
     """ADD for the pod side; every step's undo is registered as soon as the step succeeds."""
     with netns.rtnl(rt.netns) as pod, ExitStack() as undo:  # undo runs while pod is open
         mac = conf.requested_mac(rt.arg("MAC"))
-        host_veth, pod_veth = ip.setup_veth(host, pod, rt.ifname, mtu=conf.mtu, mac=mac)
+        host_veth, pod_veth = ip.setup_veth(host, pod, rt.ifname, mtu=conf.mtu, mac=mac, master=br.index)
         undo.callback(quietly(ip.delete_link), pod, rt.ifname)
         configure_port(host, host_veth, br, port)
         owner = rule_owner(conf, rt)
@@ -75,16 +74,19 @@ def attach(
         return result
 
 
-def configure_port(host: IPRoute, veth: ip.Link, br: ip.Link, port: PortOptions) -> None:
-    ip.set_link(host, veth, master=br.index)
+def configure_port(host: Rtnl, veth: ip.Link, br: ip.Link, port: PortOptions) -> None:
+    """The bridge port's modes and VLANs; it joins the bridge and goes up if it is not already."""
+    if veth.master != br.index:
+        ip.set_link(host, veth, master=br.index)
     if port.hairpin or port.isolated:
         bridge_port.set_modes(host, veth, port.hairpin, port.isolated)
     if port.vlan or port.trunk:
         _configure_port_vlans(host, veth, port)
-    ip.set_up(host, veth)
+    if not veth.up:
+        ip.set_up(host, veth)
 
 
-def _configure_port_vlans(host: IPRoute, veth: ip.Link, port: PortOptions) -> None:
+def _configure_port_vlans(host: Rtnl, veth: ip.Link, port: PortOptions) -> None:
     try:
         if not port.preserve_default_vlan:
             bridge_port.delete_vlan(host, veth, bridge_port.DEFAULT_VID)
@@ -102,8 +104,8 @@ def _add_l3(
     conf: VethAttachConf,
     rt: RuntimeArgs,
     ctx: Context,
-    host: IPRoute,
-    pod: IPRoute,
+    host: Rtnl,
+    pod: Rtnl,
     br: ip.Link,
     pod_veth: ip.Link,
     result: Result,
@@ -158,7 +160,7 @@ def _pod_sysctls(rt: RuntimeArgs, enabledad: bool) -> None:
             sysctl.write_if_present(f"net/ipv6/conf/{rt.ifname}/accept_dad", "1")
 
 
-def ensure_gateways(host: IPRoute, br: ip.Link, ips: list[IPConfig], force: bool, run_dir: Path) -> None:
+def ensure_gateways(host: Rtnl, br: ip.Link, ips: list[IPConfig], force: bool, run_dir: Path) -> None:
     """Gateway addresses on the bridge, IP forwarding on; serialised per bridge.
 
     Every pod after the first finds them in place: that check needs no lock.
@@ -186,7 +188,7 @@ def _forwarding(version: int) -> bool:
     return sysctl.read(_FORWARDING[version]) == "1"
 
 
-def _ensure_bridge_addr(host: IPRoute, br: ip.Link, gw: IPInterface, force: bool) -> None:
+def _ensure_bridge_addr(host: Rtnl, br: ip.Link, gw: IPInterface, force: bool) -> None:
     for have in ip.addresses(host, br.index):
         if have.version != gw.version or have.ip.is_link_local:
             continue

@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--cni-bin-dir", type=Path, default=Path("/host/opt/cni/bin"), help="host CNI bin dir, as mounted")
     add("--additional-bin-dir", type=Path, help="also install the executables here")
     add("--skip-multus-binary-copy", action="store_true", help="do not install executables")
+    add("--forwarders-dir", type=Path, help="prebuilt executables to copy (the image's); default: build them")
     add(
         "--existing",
         choices=["keep", "replace"],
@@ -93,18 +94,23 @@ def options(args: argparse.Namespace) -> InstallerOptions:
     )
 
 
-def install_binaries(replace_foreign: bool) -> BinaryInstaller:
-    """Every type into a directory; a foreign file of the same name is kept unless replacing."""
-    from pycni.install import install, is_ours
+def install_binaries(replace_foreign: bool, prebuilt: Path | None = None) -> BinaryInstaller:
+    """Every type into a directory, as daemon-only forwarders (the host has no interpreter of ours).
+
+    `prebuilt`: copy the forwarders built into the image (its runtime stage has no compiler);
+    else build them here. A foreign file of the same name is kept unless replacing.
+    """
+    from pycni.install import install, install_prebuilt, is_ours
     from pycni.registry import PLUGINS
 
     def run(bin_dir: Path) -> None:
         types = [t for t in PLUGINS if replace_foreign or not (bin_dir / t).exists() or is_ours(bin_dir / t)]
         for kept in sorted(set(PLUGINS) - set(types)):
-            log.warning(
-                "keeping %s: it was not written by pycni (--existing=replace to replace it)", bin_dir / kept
-            )
-        install(bin_dir, types, force=replace_foreign)
+            log.warning("keeping %s: pycni did not write it (--existing=replace replaces it)", bin_dir / kept)
+        if prebuilt is not None:
+            install_prebuilt(bin_dir, prebuilt, types, force=replace_foreign)
+        else:
+            install(bin_dir, types, force=replace_foreign, launcher="native", daemon_only=True)
 
     return run
 
@@ -117,5 +123,6 @@ def main(argv: list[str]) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    installer = Installer(options(args), os.environ, install_binaries(args.existing == "replace"))
+    binaries = install_binaries(args.existing == "replace", args.forwarders_dir)
+    installer = Installer(options(args), os.environ, binaries)
     return installer.run(stop)

@@ -21,12 +21,15 @@ def _root_only() -> None:
         pytest.skip("the daemon serves root only")
 
 
-@pytest.fixture(scope="session")
-def daemon_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The installed launchers plus one for the probe type."""
-    path = tmp_path_factory.mktemp("daemon-bin")
-    install(path)
-    install_probe(path)
+@pytest.fixture(scope="session", params=["python", "native"])
+def daemon_bin(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The installed executables plus one for the probe type: Python launchers, or native forwarders.
+
+    Every daemon test runs with both kinds: they speak the same protocol and keep the same rules.
+    """
+    path = tmp_path_factory.mktemp(f"daemon-bin-{request.param}")
+    install(path, launcher=request.param)
+    install_probe(path, native=request.param == "native")
     return path
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from pycni.daemon.client import NoDaemon, status
-from pycni.install import import_paths
+from pycni.daemon.native import Compiler, compile_forwarder, find_compiler
+from pycni.install import fallback_path, import_paths
 from tests.helpers.poll import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,16 +24,38 @@ sys.path[:0] = {paths!r}
 from pycni.registry import PLUGINS
 from tests.daemon.probe_plugin import PROBE
 PLUGINS["probe"] = PROBE
-from pycni.daemon.launcher import main
-main("probe")
+from pycni.daemon.launcher import {entry}
+{entry}("probe")
 """
 
 
-def install_probe(bin_dir: Path) -> None:
-    """A launcher for the probe type, which `pycni install` does not know about."""
+def install_probe(bin_dir: Path, native: bool = False) -> None:
+    """An executable for the probe type, which `pycni install` does not know about.
+
+    `native`: the forwarder built for "probe", with its Python fallback beside it, as
+    `pycni install --launcher native` lays out a real type.
+    """
     target = bin_dir / "probe"
-    target.write_text(PROBE_LAUNCHER.format(python=sys.executable, paths=[str(REPO), *import_paths()]))
+    paths = [str(REPO), *import_paths()]
+    if not native:
+        target.write_text(PROBE_LAUNCHER.format(python=sys.executable, paths=paths, entry="main"))
+        target.chmod(0o755)
+        return
+    fallback = fallback_path(bin_dir, "probe")
+    fallback.parent.mkdir(exist_ok=True)
+    fallback.write_text(PROBE_LAUNCHER.format(python=sys.executable, paths=paths, entry="run_here"))
+    fallback.chmod(0o755)
+    marker = "# pycni-launcher type=probe (test)"
+    target.write_bytes(compile_forwarder(native_compiler(), "probe", fallback, marker))
     target.chmod(0o755)
+
+
+def native_compiler() -> Compiler:
+    """The compiler `pycni install` would use; the native tests cannot run without one."""
+    compiler, why_not = find_compiler(None, "# pycni-launcher probe")
+    if compiler is None:
+        raise RuntimeError(why_not)
+    return compiler
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pycni.daemon.protocol import GO, READY
+from pycni.daemon.protocol import GO, MAX_STDIN, READY
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
 from tests.daemon.process import DaemonProcess
@@ -180,6 +180,16 @@ def test_del_lost_after_go_is_replayed_in_process(daemon_bin: Path, sock_dir: Pa
             "probe", "DEL", probe_conf(record), netns=NETNS
         )
     assert (out.code, out.stdout) == (0, "")
+    assert where(record) == ["direct"]
+
+
+def test_a_config_over_the_daemons_limit_runs_in_process(
+    daemon_bin: Path, daemon: DaemonProcess, record: Path
+) -> None:
+    """Stdin past MAX_STDIN is never sent; the caller runs it with the whole of it replayed."""
+    conf = probe_conf(record, pad="x" * MAX_STDIN)
+    out = runner(daemon_bin, **daemon.env)("probe", "ADD", conf, netns=NETNS)
+    assert out.ok()["ips"]
     assert where(record) == ["direct"]
 
 

@@ -74,16 +74,24 @@ class Host:
         return InstallerOptions(**{**base, **overrides})  # type: ignore[arg-type]
 
 
+@pytest.fixture(scope="session")
+def forwarders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Daemon-only forwarders built once, as the image's build stage does."""
+    directory = tmp_path_factory.mktemp("forwarders")
+    install_mod.install(directory, launcher="native", daemon_only=True)
+    return directory
+
+
 @pytest.fixture
 def host(tmp_path: Path) -> Host:
     return Host(tmp_path)
 
 
 @pytest.fixture
-def running(host: Host) -> Iterator[tuple[Installer, threading.Event]]:
+def running(host: Host, forwarders: Path) -> Iterator[tuple[Installer, threading.Event]]:
     """An installer watching `host` in a thread; stopped (and cleaned up) after the test."""
     host.write_primary("10-flannel.conflist", FLANNEL)
-    installer = Installer(host.options(cleanup_on_exit=True), ENV, install_binaries(False))
+    installer = Installer(host.options(cleanup_on_exit=True), ENV, install_binaries(False, forwarders))
     stop = threading.Event()
     thread = threading.Thread(target=installer.run, args=(stop,))
     thread.start()
@@ -100,11 +108,12 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def test_first_install_writes_executables_config_and_kubeconfig(host: Host) -> None:
+def test_first_install_writes_executables_config_and_kubeconfig(host: Host, forwarders: Path) -> None:
     host.write_primary("10-flannel.conflist", FLANNEL)
     host.write_primary("99-other.conf", {"cniVersion": "1.0.0", "name": "other", "type": "bridge"})
-    Installer(host.options(watch=False), ENV, install_binaries(False)).run(threading.Event())
-    assert sorted(p.name for p in host.bin.iterdir()) == sorted(PLUGINS)
+    Installer(host.options(watch=False), ENV, install_binaries(False, forwarders)).run(threading.Event())
+    assert sorted(p.name for p in host.bin.iterdir()) == sorted(PLUGINS)  # and no Python fallbacks
+    assert all((host.bin / t).read_bytes() == (forwarders / t).read_bytes() for t in PLUGINS)
     conf = read_json(host.multus_conf)
     assert conf["cniVersion"] == "0.3.1" and conf["name"] == "multus-cni-network"
     (plugin,) = conf["plugins"]
@@ -133,54 +142,55 @@ def test_primary_is_the_first_valid_config_by_name_and_never_our_own(host: Host)
     assert chosen is not None and chosen.name == "cbr0"
 
 
-def test_a_foreign_executable_is_kept_unless_replacing(host: Host) -> None:
+def test_a_foreign_executable_is_kept_unless_replacing(host: Host, forwarders: Path) -> None:
     reference = host.bin / "bridge"
     reference.write_bytes(b"\x7fELF reference bridge")
-    install_binaries(False)(host.bin)
+    install_binaries(False, forwarders)(host.bin)
     assert reference.read_bytes() == b"\x7fELF reference bridge"
     assert install_mod.is_ours(host.bin / "multus")
-    install_binaries(True)(host.bin)
+    install_binaries(True, forwarders)(host.bin)
     assert install_mod.is_ours(reference)
 
 
 def test_reinstall_never_shows_a_missing_or_partial_executable(
-    host: Host, monkeypatch: pytest.MonkeyPatch
+    host: Host, forwarders: Path, tmp_path: Path
 ) -> None:
-    """A reader polls every file while the installer rewrites them, alternating two contents."""
-    versions = ["A" * 50_000, "B" * 70_000]
-    real = install_mod.launcher_text
-    turn = [0]
-    monkeypatch.setattr(
-        install_mod, "launcher_text", lambda t, python=None: real(t, python) + versions[turn[0] % 2]
-    )
-    install_binaries(False)(host.bin)
-    wanted = {p.name: {p.read_text()[: -len(versions[0])] + v for v in versions} for p in host.bin.iterdir()}
+    """A reader polls every executable while the installer rewrites them from two builds."""
+    builds = [tmp_path / "a", tmp_path / "b"]
+    for build in builds:
+        build.mkdir()
+        for t in PLUGINS:  # b's files are longer: a torn write would show as a mixed length
+            (build / t).write_bytes(
+                (forwarders / t).read_bytes() + (b"" if build.name == "a" else b"\0" * 65536)
+            )
+    allowed = {t: {(b / t).read_bytes() for b in builds} for t in PLUGINS}
+    install_binaries(False, builds[0])(host.bin)
     done = threading.Event()
     seen: list[str] = []
-    versions_read: set[str] = set()
+    sizes: set[int] = set()
 
     def reader() -> None:
         while not done.is_set():
-            for name, allowed in wanted.items():
+            for name, contents in allowed.items():
                 try:
-                    text = (host.bin / name).read_text()
+                    data = (host.bin / name).read_bytes()
                 except FileNotFoundError:
                     seen.append(f"{name}: missing")
                     continue
-                if text not in allowed:
-                    seen.append(f"{name}: {len(text)} bytes")
-                versions_read.add(text[-1:])
+                if data not in contents:
+                    seen.append(f"{name}: {len(data)} bytes")
+                sizes.add(len(data) - len((forwarders / name).read_bytes()))
 
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        for turn[0] in range(1, 31):
-            install_binaries(False)(host.bin)
+        for turn in range(1, 31):
+            install_binaries(False, builds[turn % 2])(host.bin)
     finally:
         done.set()
         thread.join()
     assert seen == []
-    assert versions_read == {"A", "B"}  # the reader really overlapped the rewrites
+    assert sizes == {0, 65536}  # the reader really overlapped the rewrites
     assert not [p for p in host.bin.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
@@ -213,10 +223,12 @@ def test_cleanup_on_exit_removes_what_it_wrote(
     assert (host.bin / "multus").exists()  # DEL of existing pods still needs the executables
 
 
-def test_no_config_before_the_readiness_indicator(host: Host) -> None:
+def test_no_config_before_the_readiness_indicator(host: Host, forwarders: Path) -> None:
     host.write_primary("10-flannel.conflist", FLANNEL)
     indicator = host.conf / "flannel-ready"
-    installer = Installer(host.options(readiness_indicator_file=indicator), ENV, install_binaries(False))
+    installer = Installer(
+        host.options(readiness_indicator_file=indicator), ENV, install_binaries(False, forwarders)
+    )
     stop = threading.Event()
     thread = threading.Thread(target=installer.run, args=(stop,))
     thread.start()
@@ -230,7 +242,7 @@ def test_no_config_before_the_readiness_indicator(host: Host) -> None:
         thread.join(30)
 
 
-def test_the_command_line_installs_and_cleans_up_on_sigterm(host: Host) -> None:
+def test_the_command_line_installs_and_cleans_up_on_sigterm(host: Host, forwarders: Path) -> None:
     host.write_primary("10-flannel.conflist", FLANNEL)
     argv = [
         sys.executable,
@@ -238,6 +250,7 @@ def test_the_command_line_installs_and_cleans_up_on_sigterm(host: Host) -> None:
         "pycni",
         "node-install",
         f"--cni-bin-dir={host.bin}",
+        f"--forwarders-dir={forwarders}",
         f"--cni-conf-dir={host.conf}",
         f"--service-account-dir={host.sa}",
         "--cleanup-config-on-exit",

@@ -165,10 +165,9 @@ class DiskStore:
         return released
 
     def _write_last_reserved(self, set_index: int, addr: IPAddress) -> None:
+        """Where round-robin continues: a hint (junk reads as none), written in place like the reference."""
         target = self.net_dir / f"{LAST_RESERVED_PREFIX}{set_index}"
-        store_files.replace(
-            target, str(addr).encode(), self.state_dir / "last.tmp", self.hook, "last-reserved"
-        )
+        store_files.overwrite(target, str(addr).encode(), self.hook, "last-reserved")
 
     def _commit_quietly(self) -> None:
         """On a failing path the index must not mask the error; without a stamp it is rebuilt."""

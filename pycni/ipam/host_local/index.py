@@ -143,7 +143,7 @@ class AttachmentIndex:
         try:
             shard: Shard = json.loads(data)
         except ValueError:
-            self.rebuild()  # only tampering can get here: shards are replaced atomically
+            self.rebuild()  # a shard is rewritten only while unstamped: only tampering gets here
             return self._shards[n]
         return shard
 
@@ -154,9 +154,8 @@ class AttachmentIndex:
             path.unlink(missing_ok=True)
             return
         data = json.dumps(shard, separators=(",", ":")).encode()
-        store_files.replace(path, data, self.dir / "shard.tmp", self.hook, "index", mode=0o600)
+        store_files.overwrite(path, data, self.hook, "index", mode=0o600)  # trusted only once stamped
 
     def _write_stamp(self) -> None:
-        store_files.replace(
-            self._stamp_path, self._current_stamp(), self.dir / "stamp.tmp", self.hook, "stamp", 0o600
-        )
+        """Written into a file `before_change` removed: a torn stamp never matches, so it is rebuilt."""
+        store_files.overwrite(self._stamp_path, self._current_stamp(), self.hook, "stamp", 0o600)

@@ -1,0 +1,469 @@
+/*
+ * The native forwarder: an installed CNI executable that hands its request to the pycni
+ * node daemon, and execs the in-process Python fallback whenever the daemon does not take it.
+ *
+ * It is the C twin of pycni/daemon/launcher.py and follows the same rules (docs/daemon.md):
+ * the wire format is pycni/daemon/protocol.py's; the daemon may run a request only after our
+ * GO, which we send only while we have not given up, so nothing runs twice; after GO an ADD is
+ * never run here (a lost one is answered "try again later"), while DEL, CHECK, STATUS, GC and
+ * VERSION are replayed in-process. Stdin already read is replayed to the fallback through a
+ * memfd (a pipe where memfd is missing).
+ *
+ * `pycni install` compiles it once per plugin type with a generated header (forwarder.h) that
+ * holds the protocol's constants, the type and the fallback's path. Every read from the socket
+ * is bounded by the protocol's limits; no buffer grows past them.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forwarder.h"
+
+/* Found by `pycni install` when it checks that a file is its own before replacing it. */
+__attribute__((used)) static const char marker[] = PYCNI_MARKER;
+
+enum outcome { UNAVAILABLE, LOST };
+
+#define PIPE_MAX (1 << 20) /* the default /proc/sys/fs/pipe-max-size */
+
+struct buf {
+    char *data;
+    size_t len, cap, limit;
+};
+
+static struct buf in; /* stdin, once read: replayed to the fallback */
+static int stdin_read;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A deadline `seconds` from now; -1 (none) for an infinite wait. */
+static int64_t deadline_after(double seconds)
+{
+    if (isinf(seconds))
+        return -1;
+    return now_ms() + (int64_t)(seconds * 1000.0);
+}
+
+static int wait_for(int fd, short events, int64_t deadline)
+{
+    for (;;) {
+        int timeout = -1;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return -1;
+            timeout = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, timeout);
+        if (n > 0)
+            return 0;
+        if (n == 0 && deadline >= 0 && now_ms() >= deadline)
+            return -1;
+        if (n < 0 && errno != EINTR)
+            return -1;
+    }
+}
+
+static int append(struct buf *b, const void *data, size_t n)
+{
+    if (n > b->limit - b->len)
+        return -1;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        if (cap > b->limit)
+            cap = b->limit;
+        char *grown = realloc(b->data, cap);
+        if (!grown)
+            return -1;
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, n);
+    b->len += n;
+    return 0;
+}
+
+/* All of stdin up to the daemon's limit; 1 if there is more than that (the rest left unread). */
+static int read_stdin(void)
+{
+    char chunk[65536];
+    in.limit = PYCNI_MAX_STDIN + 1u; /* one byte past the limit tells that it was exceeded */
+    stdin_read = 1;
+    while (in.len <= PYCNI_MAX_STDIN) {
+        size_t room = in.limit - in.len;
+        ssize_t n = read(0, chunk, room < sizeof chunk ? room : sizeof chunk);
+        if (n == 0)
+            return 0;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EBADF)
+                return 0; /* no stdin at all: the same as an empty one */
+            return -1;
+        }
+        if (append(&in, chunk, (size_t)n) < 0)
+            return -1;
+    }
+    return 1;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    while (len) {
+        ssize_t n = write(fd, data, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void finish(int code, const char *out, size_t len)
+{
+    write_all(1, out, len);
+    _exit(code);
+}
+
+/* Give the fallback what we read of stdin, followed by whatever we left unread. */
+static int replay_stdin(int more)
+{
+    int fd = memfd_create("pycni-stdin", 0);
+    if (fd >= 0) {
+        if (write_all(fd, in.data, in.len) < 0)
+            goto fail;
+        char chunk[65536];
+        ssize_t n;
+        while (more && (n = read(0, chunk, sizeof chunk)) != 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 || write_all(fd, chunk, (size_t)n) < 0)
+                goto fail;
+        }
+        if (lseek(fd, 0, SEEK_SET) != 0)
+            goto fail;
+    } else {
+        /* No memfd (an old kernel): a pipe, if it can hold all of stdin (nobody reads it yet). */
+        int p[2];
+        if (more || in.len > PIPE_MAX || pipe(p) < 0)
+            return -1;
+        if ((in.len > 65536 && fcntl(p[1], F_SETPIPE_SZ, (int)in.len) < (int)in.len)
+            || write_all(p[1], in.data, in.len) < 0) {
+            close(p[0]);
+            close(p[1]);
+            return -1;
+        }
+        close(p[1]);
+        fd = p[0];
+    }
+    if (fd != 0) {
+        if (dup2(fd, 0) < 0)
+            goto fail;
+        close(fd);
+    }
+    return 0;
+fail:
+    close(fd);
+    return -1;
+}
+
+/* Run the plugin in-process: exec the Python fallback, stdin replayed if we read it. A
+ * daemon-only build (no fallback: the interpreter lives in the daemon's pod) says so instead. */
+static void run_here(char **argv, int more_stdin)
+{
+    static const char msg[] = PYCNI_FALLBACK_ERROR;
+    static const char fallback[] = PYCNI_FALLBACK;
+    if (fallback[0] != '\0' && (!stdin_read || replay_stdin(more_stdin) == 0)) {
+        char *fallback_argv[] = {argv[0] ? argv[0] : (char *)PYCNI_FALLBACK, NULL};
+        execv(PYCNI_FALLBACK, fallback_argv);
+    }
+    finish(1, msg, sizeof msg - 1);
+}
+
+static void die_like(int32_t status)
+{
+    if (status < 0) {
+        int sig = -status;
+        if (sig != SIGKILL && sig != SIGSTOP) {
+            sigset_t set;
+            signal(sig, SIG_DFL);
+            sigemptyset(&set);
+            sigaddset(&set, sig);
+            sigprocmask(SIG_UNBLOCK, &set, NULL);
+        }
+        kill(getpid(), sig);
+    }
+    _exit(status > 0 ? status : 1);
+}
+
+static int connect_daemon(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof addr.sun_path)
+        return -1;
+    memcpy(addr.sun_path, path, len + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0)
+        return fd;
+    if (errno == EINPROGRESS || errno == EAGAIN) {
+        int err = 0;
+        socklen_t n = sizeof err;
+        if (wait_for(fd, POLLOUT, deadline_after(PYCNI_CONNECT_TIMEOUT)) == 0
+            && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) == 0 && err == 0)
+            return fd;
+    }
+    close(fd);
+    return -1;
+}
+
+static int recv_exact(int fd, void *dst, size_t n, int64_t deadline)
+{
+    char *p = dst;
+    while (n) {
+        ssize_t got = recv(fd, p, n, 0);
+        if (got > 0) {
+            p += got;
+            n -= (size_t)got;
+        } else if (got == 0) {
+            return -1;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (wait_for(fd, POLLIN, deadline) < 0)
+                return -1;
+        } else if (errno != EINTR) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int recv_u32(int fd, uint32_t *value, int64_t deadline)
+{
+    unsigned char b[4];
+    if (recv_exact(fd, b, 4, deadline) < 0)
+        return -1;
+    *value = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+    return 0;
+}
+
+static void put_u32(unsigned char *dst, uint32_t value)
+{
+    dst[0] = value >> 24;
+    dst[1] = value >> 16;
+    dst[2] = value >> 8;
+    dst[3] = value;
+}
+
+/* Send every byte of `iov`; the namespace fds ride on the first sendmsg. */
+static int send_frame(int fd, struct iovec *iov, int iovcnt, const int *fds, int nfds, int64_t deadline)
+{
+    union {
+        struct cmsghdr h;
+        char space[CMSG_SPACE(2 * sizeof(int))];
+    } control;
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
+    if (nfds) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.space;
+        msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    }
+    while (msg.msg_iovlen) {
+        ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_for(fd, POLLOUT, deadline) == 0)
+                continue;
+            return -1;
+        }
+        msg.msg_control = NULL;
+        msg.msg_controllen = 0;
+        while (msg.msg_iovlen && (size_t)n >= msg.msg_iov->iov_len) {
+            n -= (ssize_t)msg.msg_iov->iov_len;
+            msg.msg_iov++;
+            msg.msg_iovlen--;
+        }
+        if (msg.msg_iovlen) {
+            msg.msg_iov->iov_base = (char *)msg.msg_iov->iov_base + n;
+            msg.msg_iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+static int forwarded(const char *entry)
+{
+    static const char *const prefixes[] = {PYCNI_FORWARDED, "PATH="};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
+        if (strncmp(entry, prefixes[i], strlen(prefixes[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* type NUL KEY=VALUE NUL ...: the variables a request carries, as the Python launcher sends them. */
+static int build_header(struct buf *h, char **envp)
+{
+    h->limit = PYCNI_MAX_HEADER;
+    if (append(h, PYCNI_TYPE, sizeof PYCNI_TYPE - 1) < 0)
+        return -1;
+    for (char **e = envp; *e; e++) {
+        if (!forwarded(*e) || !strchr(*e, '='))
+            continue;
+        if (append(h, "", 1) < 0 || append(h, *e, strlen(*e)) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int own_namespaces(int fds[2])
+{
+    fds[0] = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    fds[1] = fds[0] < 0 ? -1 : open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    if (fds[1] < 0) {
+        if (fds[0] >= 0)
+            close(fds[0]);
+        return 0;
+    }
+    return 2;
+}
+
+static double accept_timeout(void)
+{
+    const char *raw = getenv(PYCNI_ENV_ACCEPT_TIMEOUT);
+    if (!raw || !*raw)
+        return PYCNI_DEFAULT_ACCEPT_TIMEOUT;
+    char *end;
+    double value = strtod(raw, &end);
+    int converted = end != raw;
+    while (*end == ' ' || *end == '\t' || *end == '\n')
+        end++;
+    if (!converted || *end || isnan(value) || value < 0)
+        return PYCNI_DEFAULT_ACCEPT_TIMEOUT;
+    return value;
+}
+
+/* Until GO: any failure means the daemon did not take the request. */
+static int hand_over(int fd, char **envp, int *more_stdin, uint32_t *timeout_ms)
+{
+    struct buf header = {0};
+    int nfds, fds[2], ok = -1;
+    int stdin_state = read_stdin();
+    *more_stdin = stdin_state == 1;
+    if (stdin_state != 0 || build_header(&header, envp) < 0)
+        return -1;
+    unsigned char prefix[sizeof PYCNI_MAGIC - 1 + 9];
+    memcpy(prefix, PYCNI_MAGIC, sizeof PYCNI_MAGIC - 1);
+    prefix[sizeof PYCNI_MAGIC - 1] = PYCNI_KIND_CNI;
+    put_u32(prefix + sizeof PYCNI_MAGIC, (uint32_t)header.len);
+    put_u32(prefix + sizeof PYCNI_MAGIC + 4, (uint32_t)in.len);
+    struct iovec iov[] = {{prefix, sizeof prefix}, {header.data, header.len}, {in.data, in.len}};
+    nfds = own_namespaces(fds);
+    int64_t deadline = deadline_after(accept_timeout());
+    char kind = 0;
+    if (send_frame(fd, iov, 3, fds, nfds, deadline) == 0 && recv_exact(fd, &kind, 1, deadline) == 0) {
+        if (kind == PYCNI_QUEUED) {
+            deadline = deadline_after(PYCNI_QUEUE_TIMEOUT); /* every worker is busy: worth waiting */
+            if (recv_exact(fd, &kind, 1, deadline) < 0)
+                kind = 0;
+        }
+        if (kind == PYCNI_READY && recv_u32(fd, timeout_ms, deadline) == 0) {
+            char go = PYCNI_GO;
+            ok = send_frame(fd, &(struct iovec){&go, 1}, 1, NULL, 0, deadline);
+        }
+    }
+    for (int i = 0; i < nfds; i++)
+        close(fds[i]);
+    free(header.data);
+    return ok;
+}
+
+/* After GO: relay the answer, or mirror the worker's death; a missing answer is LOST. */
+static enum outcome relay(int fd, uint32_t timeout_ms)
+{
+    int64_t deadline = deadline_after(timeout_ms / 1000.0 + PYCNI_ANSWER_GRACE);
+    char kind;
+    uint32_t code, len;
+    if (recv_exact(fd, &kind, 1, deadline) < 0)
+        return LOST;
+    if (kind == PYCNI_DIED) {
+        if (recv_u32(fd, &code, deadline) < 0)
+            return LOST;
+        die_like((int32_t)code);
+    }
+    if (kind != PYCNI_DONE || recv_u32(fd, &code, deadline) < 0 || recv_u32(fd, &len, deadline) < 0)
+        return LOST;
+    if (len > PYCNI_MAX_OUTPUT)
+        return LOST;
+    char *out = malloc(len ? len : 1);
+    if (!out || recv_exact(fd, out, len, deadline) < 0)
+        return LOST;
+    finish((int)code, out, len);
+    return LOST; /* not reached */
+}
+
+static int replayable(const char *command)
+{
+    static const char *const commands[] = {PYCNI_REPLAYABLE};
+    for (size_t i = 0; command && i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(command, commands[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int main(int argc, char **argv, char **envp)
+{
+    (void)argc;
+    const char *mode = getenv(PYCNI_ENV_MODE);
+    if (!mode || !*mode)
+        mode = PYCNI_DEFAULT_MODE;
+    int required = strcmp(mode, "required") == 0;
+    if (strcmp(mode, "off") == 0)
+        run_here(argv, 0);
+    const char *path = getenv(PYCNI_ENV_SOCKET);
+    if (!path || !*path)
+        path = PYCNI_DEFAULT_SOCKET;
+    int fd = connect_daemon(path);
+    int more_stdin = 0;
+    uint32_t timeout_ms = 0;
+    if (fd >= 0 && hand_over(fd, envp, &more_stdin, &timeout_ms) == 0) {
+        /* committed: from here on the daemon may be running the request */
+        relay(fd, timeout_ms);
+        if (required || !replayable(getenv("CNI_COMMAND")))
+            finish(1, PYCNI_LOST_ADD, sizeof PYCNI_LOST_ADD - 1);
+    } else if (required) {
+        finish(1, PYCNI_REQUIRED_ERROR, sizeof PYCNI_REQUIRED_ERROR - 1);
+    }
+    if (fd >= 0)
+        close(fd);
+    run_here(argv, more_stdin);
+    return 1;
+}

@@ -1,0 +1,159 @@
+"""A synchronous rtnetlink socket: one per namespace per request, pyroute2's messages on it.
+
+pyroute2 0.9's `IPRoute` is a synchronous facade over its asyncio socket: every call runs an
+event loop to completion, and opening one costs about a millisecond. On a pod's ADD path that
+was a quarter of the plugin's time. The kernel answers a netlink request in the sender's own
+`send()`, so nothing here needs an event loop: send the message, read until the answer is
+complete. Encoding and decoding stay pyroute2's (`ifinfmsg`, `ifaddrmsg`, `rtmsg` and its
+`MarshalRtnl`), so attribute layouts are never packed by hand, and kernel errors surface as
+pyroute2's `NetlinkError` (see `pycni.cni.errors.netlink_errno`).
+
+`Rtnl` is what `pycni.net.netns.rtnl` hands out. `pycni.net.ip` uses its synchronous socket;
+anything else (bridge ports, FDB, VXLAN, SR-IOV: the less travelled paths) reaches pyroute2's
+full `IPRoute` through it, opened lazily in the same namespace on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pyroute2.netlink import (
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_MULTI,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    nlmsg,
+)
+from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+NETLINK_EXT_ACK = 11  # linux/netlink.h: errors carry the kernel's message
+SOL_NETLINK = 270
+NLM_F_DUMP_INTR = 0x10  # a dump raced with a change; its content may be inconsistent
+RECV_BUFFER = 1 << 16  # the kernel's dump skbs are at most 32 KiB; a get answer fits too
+MAX_MESSAGE = 1 << 20  # one answer larger than this is refused rather than buffered
+
+
+class NetlinkSocket:
+    """A NETLINK_ROUTE socket bound in the namespace the calling thread is in when it is made."""
+
+    def __init__(self) -> None:
+        kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+        self.sock = socket.socket(socket.AF_NETLINK, kind, socket.NETLINK_ROUTE)
+        try:
+            self.sock.bind((0, 0))
+            self.sock.setsockopt(SOL_NETLINK, NETLINK_EXT_ACK, 1)
+        except OSError:
+            self.sock.close()
+            raise
+        self.marshal = MarshalRtnl()
+        self.seq = 0
+        self.buffer = bytearray(RECV_BUFFER)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def change(self, msg: nlmsg, msg_type: int, flags: int = 0) -> None:
+        """Send a request that changes something and wait for the kernel's acknowledgement."""
+        self._exchange(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK | flags)
+
+    def get(self, msg: nlmsg, msg_type: int) -> nlmsg:
+        """One object, looked up by the kernel (RTM_GETLINK by name or index, RTM_GETROUTE)."""
+        answer = self._exchange(msg, msg_type, NLM_F_REQUEST)
+        if not answer:
+            raise NetlinkError(0, "the kernel sent no answer")
+        return answer[0]
+
+    def dump(self, msg: nlmsg, msg_type: int) -> list[nlmsg]:
+        """Every object of a kind; `NetlinkDumpInterrupted` if a change raced with the dump."""
+        return self._exchange(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP)
+
+    def _exchange(self, msg: nlmsg, msg_type: int, flags: int) -> list[nlmsg]:
+        self.seq += 1
+        header = msg["header"]
+        header["type"] = msg_type
+        header["flags"] = flags
+        header["sequence_number"] = self.seq
+        header["pid"] = 0
+        msg.encode()
+        self.sock.send(msg.data)
+        return self._answer(self.seq, multi=bool(flags & (NLM_F_ACK | NLM_F_DUMP)))
+
+    def _answer(self, seq: int, multi: bool) -> list[nlmsg]:
+        """Messages up to the end of the answer to `seq`: ACK, DONE, an error, or the single reply."""
+        out: list[nlmsg] = []
+        interrupted = False
+        while True:
+            for reply in self.marshal.parse(self._recv()):
+                head = reply["header"]
+                if head["sequence_number"] != seq:
+                    continue  # an answer to a request given up on earlier
+                if head["error"] is not None:
+                    raise head["error"]
+                interrupted |= bool(head["flags"] & NLM_F_DUMP_INTR)
+                if head["type"] in (NLMSG_DONE, NLMSG_ERROR):
+                    if interrupted:
+                        raise NetlinkDumpInterrupted()
+                    return out
+                out.append(reply)
+                if not multi and not head["flags"] & NLM_F_MULTI:
+                    return out
+
+    def _recv(self) -> bytes:
+        """One datagram; one too large for the buffer is read whole with a buffer its size."""
+        size = self.sock.recv_into(self.buffer, RECV_BUFFER, socket.MSG_PEEK | socket.MSG_TRUNC)
+        if size > MAX_MESSAGE:
+            self.sock.recv(1)  # drop it
+            raise NetlinkError(0, f"netlink answer of {size} bytes exceeds {MAX_MESSAGE}")
+        if size > RECV_BUFFER:
+            return self.sock.recv(size)
+        n = self.sock.recv_into(self.buffer, RECV_BUFFER)
+        return bytes(self.buffer[:n])
+
+
+class Rtnl:
+    """A namespace's rtnetlink for one request: the synchronous socket, pyroute2's on demand.
+
+    `home` is an fd of the namespace the socket was made in (owned by this object): the lazily
+    opened `IPRoute` is made there too (by `open_ipr`), whatever namespace the thread is in at that moment.
+    Attributes it lacks are the `IPRoute`'s, so modules written against pyroute2's `IPRoute`
+    (bridge ports, FDB, VXLAN) take an `Rtnl` unchanged.
+    """
+
+    def __init__(self, nl: NetlinkSocket, home: int, open_ipr: Callable[[int], IPRoute]):
+        self.nl = nl
+        self._home = home
+        self._open_ipr = open_ipr
+        self._ipr: IPRoute | None = None
+
+    @property
+    def netns_fd(self) -> int:
+        """An fd of this socket's namespace, valid while the socket is open (to place links there)."""
+        return self._home
+
+    def pyroute2(self) -> IPRoute:
+        """pyroute2's full IPRoute in the same namespace, for what `pycni.net.ip` does not cover."""
+        if self._ipr is None:
+            self._ipr = self._open_ipr(self._home)
+        return self._ipr
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.pyroute2(), name)
+
+    def close(self) -> None:
+        try:
+            if self._ipr is not None:
+                self._ipr.close()
+        finally:
+            self.nl.close()
+            os.close(self._home)

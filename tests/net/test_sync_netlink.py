@@ -1,0 +1,101 @@
+"""net.ip over the synchronous rtnetlink socket (net.nlsock), checked through iproute2."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Callable
+
+import pytest
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTM_NEWLINK
+
+from pycni.net import ip, netns
+from tests.helpers.netns import Netns
+
+
+def test_a_veth_is_born_with_its_peer_in_the_pod_on_the_bridge_and_up(
+    make_netns: Callable[..., Netns],
+) -> None:
+    node, pod = make_netns("pyn"), make_netns("pyp")
+    with netns.rtnl(node.path) as host, netns.rtnl(pod.path) as inside:
+        br = ip.ensure_bridge(host, "br-sync", mtu=1400)
+        host_end, pod_end = ip.setup_veth(
+            host, inside, "eth7", mtu=1400, mac="0a:58:0a:00:00:07", master=br.index
+        )
+    links = node.links()
+    assert links["br-sync"]["mtu"] == 1400 and "UP" in links["br-sync"]["flags"]
+    assert links[host_end.name]["master"] == "br-sync" and "UP" in links[host_end.name]["flags"]
+    assert host_end.master == br.index and host_end.up and host_end.mtu == 1400
+    pod_links = pod.links()
+    assert pod_links["eth7"]["address"] == "0a:58:0a:00:00:07" == pod_end.mac
+    assert pod_links["eth7"]["mtu"] == 1400 and "UP" not in pod_links["eth7"]["flags"]
+    assert pod_end.peer_index == host_end.index and pod_end.kind == "veth"
+
+
+def test_a_taken_pod_name_is_link_exists_and_leaves_nothing(make_netns: Callable[..., Netns]) -> None:
+    node, pod = make_netns("pyn"), make_netns("pyp")
+    pod.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other0")
+    before = node.link_names()
+    with netns.rtnl(node.path) as host, netns.rtnl(pod.path) as inside, pytest.raises(ip.LinkExists):
+        ip.setup_veth(host, inside, "eth0")
+    assert node.link_names() == before
+
+
+def test_lookups_of_missing_links_and_kernel_errors(make_netns: Callable[..., Netns]) -> None:
+    ns = make_netns()
+    with netns.rtnl(ns.path) as r:
+        assert ip.find_link(r, "nope0") is None
+        assert ip.find_link(r, "a-name-longer-than-ifnamsiz") is None  # asked as an altname
+        assert ip.link_by_index(r, 0) is None
+        assert ip.delete_link(r, "nope0") is False
+        lo = ip.get_link(r, "lo")
+        assert lo.index == 1 and lo.up
+        with pytest.raises(NetlinkError) as err:  # a request the kernel refuses keeps its errno
+            r.nl.change(ip._link_msg(1 << 30, [("IFLA_MTU", 1400)]), RTM_NEWLINK)
+        assert err.value.code == errno.ENODEV
+        assert ip.get_link(r, "lo") == lo  # the socket is still usable
+
+
+def test_a_dump_spanning_many_datagrams(make_netns: Callable[..., Netns]) -> None:
+    ns = make_netns()
+    with netns.rtnl(ns.path) as r:
+        for n in range(60):
+            ip.ensure_bridge(r, f"brd{n}")
+        names = {link.name for link in ip.links(r)}
+    assert names == {"lo", *(f"brd{n}" for n in range(60))} == ns.link_names()
+
+
+def test_addresses_and_routes_with_their_attributes(make_netns: Callable[..., Netns]) -> None:
+    ns = make_netns()
+    ns.run("ip", "link", "add", "rt0", "type", "veth", "peer", "name", "rt1")
+    with netns.rtnl(ns.path) as r:
+        link = ip.get_link(r, "rt0")
+        ip.add_address(r, link.index, ipaddress.ip_interface("10.61.0.2/24"))
+        ip.add_address(r, link.index, ipaddress.ip_interface("10.61.0.2/24"))  # EEXIST is fine
+        ip.add_address(r, link.index, ipaddress.ip_interface("fd00:61::2/64"), nodad=True)
+        ip.set_up(r, link)
+        gw = ipaddress.ip_address("10.61.0.1")
+        ip.add_route(r, ipaddress.ip_network("0.0.0.0/0"), gw, link.index)
+        ip.add_route(r, ipaddress.ip_network("10.62.0.0/16"), gw, link.index, table=300, priority=7, mtu=1300)
+        assert set(ip.addresses(r, link.index)) >= {
+            ipaddress.ip_interface("10.61.0.2/24"),
+            ipaddress.ip_interface("fd00:61::2/64"),
+        }
+        assert (ipaddress.ip_network("0.0.0.0/0"), gw) in ip.routes(r, ip.family_of(4), link.index)
+        assert ip.default_route_ifindexes(r) == {link.index}
+        looked_up = ip.route_to(r, ipaddress.ip_address("10.62.1.1"))
+        assert looked_up is not None and looked_up.oif == link.index
+    assert ns.addrs("rt0") >= {"fd00:61::2/64"}
+    (table300,) = ns.ip("route", "show", "table", "300")
+    assert table300["dst"] == "10.62.0.0/16" and table300["gateway"] == "10.61.0.1"
+    assert table300["metric"] == 7 and table300["metrics"] == [{"mtu": 1300}]
+    v6 = next(
+        a for a in ns.ip("-6", "addr", "show", "dev", "rt0")[0]["addr_info"] if a["local"] == "fd00:61::2"
+    )
+    assert v6.get("nodad")
+    with netns.rtnl(ns.path) as r:  # last: the gateway routes go with the address
+        index = ip.get_link(r, "rt0").index
+        ip.delete_address(r, index, ipaddress.ip_interface("10.61.0.2/24"))
+        ip.delete_address(r, index, ipaddress.ip_interface("10.61.0.2/24"))  # already gone: fine
+        assert ipaddress.ip_interface("10.61.0.2/24") not in ip.addresses(r, index)
