@@ -5,10 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in ip:iproute2 ping:iputils-ping nft:nftables iptables:iptables iperf3:iperf3; do
+# cc and the C library's headers and static archive build the native forwarder (`pycni install`);
+# valgrind checks it in the tests.
+for tool in ip:iproute2 ping:iputils-ping nft:nftables iptables:iptables iperf3:iperf3 cc:gcc valgrind:valgrind; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+[ -e "/usr/lib/$(uname -m)-linux-gnu/libc.a" ] || need_apt+=(libc6-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
   apt-get update -qq
