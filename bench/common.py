@@ -7,9 +7,13 @@ import os
 import statistics
 import subprocess
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from pycni.net.netns import setns
 
 REFERENCE_DIR = Path("/usr/lib/cni")
 
@@ -51,3 +55,37 @@ def table(rows: list[list[str]], header: list[str]) -> str:
         return "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def sh(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def enter_netns(path: str) -> None:
+    """Move this (still single-threaded) process into `path`; threads and children follow."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        setns(fd)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def node_with_pods(prefix: str, count: int) -> Iterator[list[str]]:
+    """A throw-away "node" netns this process enters, and `count` pod netns names; all removed after.
+
+    Entering the node means the plugins run there without an `ip netns exec` in front of them,
+    and the machine's own network is never touched.
+    """
+    node = f"{prefix}n{uuid.uuid4().hex[:8]}"
+    pods = [f"{prefix}p{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    sh("ip", "netns", "add", node)
+    try:
+        for pod in pods:
+            sh("ip", "netns", "add", pod)
+        enter_netns(f"/run/netns/{node}")
+        sh("ip", "link", "set", "lo", "up")
+        yield pods
+    finally:
+        for ns in [*pods, node]:
+            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)

@@ -14,7 +14,6 @@ and pycni / reference for throughput (>= 1.0 is as fast or faster).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import os
 import signal
@@ -22,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,11 +29,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REFERENCE_DIR, exec_plugin, summary_ms, table
+from bench.common import REFERENCE_DIR, exec_plugin, node_with_pods, summary_ms, table
 from pycni.daemon.client import NoDaemon, status
 from pycni.install import install
-
-CLONE_NEWNET = 0x40000000
 
 
 @dataclass
@@ -65,21 +61,6 @@ class Variant:
                 "ranges": [[{"subnet": f"10.{200 + self.index}.0.0/16"}]],
             },
         }
-
-
-def sh(*cmd: str) -> None:
-    subprocess.run(cmd, check=True, capture_output=True)
-
-
-def enter_netns(path: str) -> None:
-    """Move this (still single-threaded) process into `path`; threads and children follow."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), "setns")
-    finally:
-        os.close(fd)
 
 
 def lifecycle(
@@ -322,26 +303,15 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)
         return 1
-    node = f"pbn{uuid.uuid4().hex[:8]}"
     parallel = (3 * args.parallel_rounds + 1) * args.parallel_lifecycles
     count = 4 * 3 + 4 * args.runs + parallel + (11 if args.profile else 0)
-    pods = [f"pbp{uuid.uuid4().hex[:10]}" for _ in range(count)]
-    sh("ip", "netns", "add", node)
-    try:
-        for pod in pods:
-            sh("ip", "netns", "add", pod)
-        enter_netns(f"/run/netns/{node}")
-        sh("ip", "link", "set", "lo", "up")
-        with tempfile.TemporaryDirectory(prefix="pcb") as tmp:
-            variants, daemon_stats = run(args, Path(tmp), pods)
-            results = report(variants, daemon_stats, args)
-            if args.profile:
-                profile(Path(tmp), pods[-11:])
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=2))
-    finally:
-        for ns in [*pods, node]:
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+    with node_with_pods("pb", count) as pods, tempfile.TemporaryDirectory(prefix="pcb") as tmp:
+        variants, daemon_stats = run(args, Path(tmp), pods)
+        results = report(variants, daemon_stats, args)
+        if args.profile:
+            profile(Path(tmp), pods[-11:])
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 

@@ -13,18 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import exec_plugin, summary_ms, table
-from bench.lifecycle_bench import enter_netns, sh, start_daemon
+from bench.common import exec_plugin, node_with_pods, summary_ms, table
+from bench.lifecycle_bench import start_daemon
 from pycni.install import install
 
 CLUSTER = {"name": "podnet", "bridge": "mbc0", "subnet": "10.210.0.0/16", "gateway": True}
@@ -165,21 +163,10 @@ def main() -> int:
     if os.geteuid() != 0:
         print("run as root", file=sys.stderr)
         return 1
-    node = f"mbn{uuid.uuid4().hex[:8]}"
-    pods = [f"mbp{uuid.uuid4().hex[:10]}" for _ in range(4 * (args.runs + 1))]
-    sh("ip", "netns", "add", node)
-    try:
-        for pod in pods:
-            sh("ip", "netns", "add", pod)
-        enter_netns(f"/run/netns/{node}")
-        sh("ip", "link", "set", "lo", "up")
-        with tempfile.TemporaryDirectory(prefix="mmb") as tmp:
-            results = report(run(args, Path(tmp), pods))
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=2))
-    finally:
-        for ns in [*pods, node]:
-            subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+    with node_with_pods("mb", 4 * (args.runs + 1)) as pods, tempfile.TemporaryDirectory(prefix="mmb") as tmp:
+        results = report(run(args, Path(tmp), pods))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
     return 0
 
 

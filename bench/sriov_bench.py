@@ -27,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REFERENCE_DIR, exec_plugin, summary_ms, table
-from bench.lifecycle_bench import enter_netns, sh, start_daemon
+from bench.common import REFERENCE_DIR, enter_netns, exec_plugin, sh, summary_ms, table
+from bench.lifecycle_bench import start_daemon
 from pycni.install import install
 from tests.helpers.fake_sysfs import FakeVf, build_sriov_node
 
