@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.netns import Netns
+
 ALL_SPEC_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 
 
@@ -92,3 +94,32 @@ class Runner:
             argv, input=stdin, env=full_env, capture_output=True, timeout=timeout, check=False
         )
         return Outcome(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+
+
+def in_node(
+    runner: Runner,
+    node: Netns,
+    env: dict[str, str],
+    plugin_type: str,
+    command: str,
+    conf: dict[str, Any],
+    pod: Netns | None,
+    *,
+    container_id: str,
+    ifname: str,
+    netns: str | None = None,
+    cni_args: str | None = None,
+) -> Outcome:
+    """Exec `plugin_type` as the node's runtime does: inside the node's netns, for `pod` (or `netns`)."""
+    path = netns if netns is not None else (pod.path if pod is not None else "")
+    return runner(
+        plugin_type,
+        command,
+        conf,
+        netns=path,
+        container_id=container_id,
+        ifname=ifname,
+        cni_args=cni_args,
+        netns_exec=node.name,
+        env=env,
+    )

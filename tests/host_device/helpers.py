@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.cni import Outcome, Runner
+from tests.helpers.cni import Outcome, Runner, in_node
 from tests.helpers.fake_sysfs import BRIDGE, FakeSysfs
 from tests.helpers.netns import Netns, unique
 
@@ -77,16 +77,17 @@ class Node:
         ifname: str = "net1",
         netns: str | None = None,
     ) -> Outcome:
-        path = netns if netns is not None else (pod.path if pod is not None else "")
-        return self.runner(
+        return in_node(
+            self.runner,
+            self.ns,
+            self.env,
             "host-device",
             command,
             conf,
-            netns=path,
+            pod,
             container_id=container_id,
             ifname=ifname,
-            netns_exec=self.ns.name,
-            env=self.env,
+            netns=netns,
         )
 
     def ipam_calls(self) -> list[dict[str, Any]]:

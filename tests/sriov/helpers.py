@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.cni import Outcome, Runner
+from tests.helpers.cni import Outcome, Runner, in_node
 from tests.helpers.fake_sysfs import FakeNode, FakeVf, build_sriov_node
 from tests.helpers.netns import Netns
 
@@ -127,17 +127,18 @@ class SriovNode:
         netns: str | None = None,
         cni_args: str | None = None,
     ) -> Outcome:
-        path = netns if netns is not None else (pod.path if pod is not None else "")
-        return self.runner(
+        return in_node(
+            self.runner,
+            self.ns,
+            self.env,
             "sriov",
             command,
             conf,
-            netns=path,
+            pod,
             container_id=container_id,
             ifname=ifname,
+            netns=netns,
             cni_args=cni_args,
-            netns_exec=self.ns.name,
-            env=self.env,
         )
 
     def state_files(self) -> list[str]:
