@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers.cni import Runner
 from tests.helpers.netns import Netns
-from tests.meta_multus.apiserver import Pki, make_pki
+from tests.meta_multus.apiserver import FakeApiServer, Pki, make_pki
 from tests.meta_multus.helpers import MultusNode, install_stub
 
 UNDERLAY_V4 = "192.0.2.1"
@@ -52,3 +52,13 @@ def mnode(
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def api(mnode: MultusNode, pki: Pki) -> Iterator[FakeApiServer]:
+    """The API server stand-in, serving in the node's netns; stopped after the test."""
+    server = FakeApiServer(pki, mnode.ns.path)
+    try:
+        yield server
+    finally:
+        server.stop()

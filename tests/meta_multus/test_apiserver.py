@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.meta_multus.apiserver import TOKEN, Cluster, FakeApiServer, Pki
+from tests.meta_multus.apiserver import TOKEN, Cluster, FakeApiServer
 from tests.meta_multus.helpers import MultusNode, nad_manifest, pod_manifest
 
 STATUS = "k8s.v1.cni.cncf.io/network-status"
-
-
-@pytest.fixture
-def api(mnode: MultusNode, pki: Pki) -> Iterator[FakeApiServer]:
-    server = FakeApiServer(pki, mnode.ns.path)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def populate(node: MultusNode, cluster: Cluster, networks: str = "blue", uid: str = "uid-web") -> None:

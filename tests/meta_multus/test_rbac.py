@@ -4,13 +4,11 @@ API server stand-in over ADD, a status write with a conflict, events, DEL and a 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import yaml
 
-from tests.meta_multus.apiserver import FakeApiServer, Pki
+from tests.meta_multus.apiserver import FakeApiServer
 from tests.meta_multus.helpers import MultusNode
 from tests.meta_multus.test_apiserver import populate
 
@@ -47,15 +45,6 @@ def route(method: str, path: str) -> tuple[str, str, str]:
         if pattern.match(line):
             return rule
     raise AssertionError(f"multus made a call no rule covers: {line}")
-
-
-@pytest.fixture
-def api(mnode: MultusNode, pki: Pki) -> Iterator[FakeApiServer]:
-    server = FakeApiServer(pki, mnode.ns.path)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_rbac_rules_are_exactly_the_calls_made(mnode: MultusNode, api: FakeApiServer) -> None:
