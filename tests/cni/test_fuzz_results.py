@@ -8,7 +8,7 @@ libcni does), and what it renders parses back.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import given
@@ -25,17 +25,18 @@ pytestmark = pytest.mark.fuzz
 OLD = ("0.1.0", "0.2.0")
 
 
-def cidrs(family: int) -> st.SearchStrategy[str]:
+def cidrs(family: Literal[4, 6]) -> st.SearchStrategy[str]:
     bits = 32 if family == 4 else 128
     return st.tuples(st.ip_addresses(v=family), st.integers(0, bits)).map(lambda t: f"{t[0]}/{t[1]}")
 
 
-def addresses(family: int) -> st.SearchStrategy[str]:
+def addresses(family: Literal[4, 6]) -> st.SearchStrategy[str]:
     return st.ip_addresses(v=family).map(str)
 
 
 def either(make: Any) -> st.SearchStrategy[Any]:
-    return st.sampled_from([4, 6]).flatmap(make)
+    families: list[Literal[4, 6]] = [4, 6]
+    return st.sampled_from(families).flatmap(make)
 
 
 dns = st.fixed_dictionaries(
@@ -49,7 +50,7 @@ dns = st.fixed_dictionaries(
 )
 
 
-def route(family: int, *, rich: bool) -> st.SearchStrategy[dict[str, Any]]:
+def route(family: Literal[4, 6], *, rich: bool) -> st.SearchStrategy[dict[str, Any]]:
     extra = (
         {k: st.integers(0, 2**31) for k in ("mtu", "advmss", "priority", "table")}
         | {"scope": st.integers(0, 255)}
@@ -59,7 +60,7 @@ def route(family: int, *, rich: bool) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({"dst": cidrs(family)}, optional={"gw": addresses(family), **extra})
 
 
-def old_ipconfig(family: int) -> st.SearchStrategy[dict[str, Any]]:
+def old_ipconfig(family: Literal[4, 6]) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
         {"ip": cidrs(family)},
         optional={"gateway": addresses(family), "routes": st.lists(route(family, rich=False), max_size=3)},
@@ -89,7 +90,7 @@ def interface(*, rich: bool) -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
-def ipconfig(family: int, *, with_version: bool) -> st.SearchStrategy[dict[str, Any]]:
+def ipconfig(family: Literal[4, 6], *, with_version: bool) -> st.SearchStrategy[dict[str, Any]]:
     extra = {"version": st.just(str(family))} if with_version else {}
     return st.fixed_dictionaries(
         {"address": cidrs(family)},

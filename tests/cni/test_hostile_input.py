@@ -1,7 +1,8 @@
 """Hostile input to the runner: each is a spec error with the right code, never a traceback.
 
 Every case runs in-process through the runner, and the ones that used to crash an executable
-also through the installed host-local (it touches no kernel state, only its dataDir).
+also through the installed host-local (it touches no kernel state, only its dataDir), run
+directly and through the daemon, with the Python launcher and the native forwarder.
 """
 
 from __future__ import annotations
@@ -224,14 +225,11 @@ def test_an_unexpected_failure_logs_one_error_line_and_the_traceback_at_debug(
 
 
 @pytest.fixture
-def host_local(bin_dir: Path, tmp_path: Path) -> Iterator[tuple[Runner, Path]]:
-    """The installed host-local, run directly, with private state and data directories."""
-    env = {
-        "PYCNI_DAEMON": "off",
-        "PYCNI_STATE_DIR": str(tmp_path / "state"),
-        "PYCNI_RUN_DIR": str(tmp_path / "run"),
-    }
-    yield Runner(bin_dir, extra_env=env), tmp_path / "data"
+def host_local(cni: Runner, tmp_path: Path) -> tuple[Runner, Path]:
+    """The installed host-local (run directly and through the daemon, each launcher), with
+    private state and data directories."""
+    env = {"PYCNI_STATE_DIR": str(tmp_path / "state"), "PYCNI_RUN_DIR": str(tmp_path / "run")}
+    return Runner(cni.bin_dir, extra_env={**(cni.extra_env or {}), **env}), tmp_path / "data"
 
 
 def host_local_conf(data_dir: Path, **extra: Any) -> dict[str, Any]:
