@@ -84,7 +84,12 @@ def invoke(
     cni_version: str,
     ctx: Context,
 ) -> Result | None:
-    """Validate the config and call the verb; the ADD result in the newest model."""
+    """Validate the config and call the verb; the ADD result in the newest model.
+
+    In-process delegates (bridge -> host-local, multus -> its networks) come in here too, so
+    the checks every config gets are here, not only on the runner's stdin path.
+    """
+    check_text(conf_json)
     conf = plugin.load_conf_model().load(conf_json, cni_version)
     ops = plugin.load_ops()
     match rt.command:
@@ -149,11 +154,8 @@ def _stated_version(decoded: dict[str, Any] | DecodingFailure) -> str | None:
 
 
 def _require_config(decoded: dict[str, Any] | DecodingFailure) -> dict[str, Any]:
-    """The config, checked for what every plugin relies on before its own model sees it.
-
-    The network name becomes part of file names (host-local's `dataDir/<name>`, result
-    caches), so it must be what libcni accepts; and no string anywhere may carry a NUL or a
-    lone surrogate, which no path, netlink attribute or file content can hold.
+    """The config, with a network name libcni would accept (reference skel order: before the
+    version). The name becomes part of file names: host-local's `dataDir/<name>`, result caches.
     """
     if isinstance(decoded, DecodingFailure):
         raise decoded
@@ -162,10 +164,15 @@ def _require_config(decoded: dict[str, Any] | DecodingFailure) -> dict[str, Any]
         raise InvalidConfig("missing network name")
     if not isinstance(name, str) or not is_valid_name(name):
         raise InvalidConfig(f"invalid network name {reprlib.repr(name)}: it must match {NAME_PATTERN}")
-    problem = strict_json.text_problem(decoded)
+    return decoded
+
+
+def check_text(conf_json: dict[str, Any]) -> None:
+    """No string anywhere in the config may carry a NUL or a lone surrogate: no path, netlink
+    attribute or file content can hold one, and each would fail deep in a verb (code 7 here)."""
+    problem = strict_json.text_problem(conf_json)
     if problem:
         raise InvalidConfig(f"invalid network config: {problem}")
-    return decoded
 
 
 def _version_answer(decoded: dict[str, Any] | DecodingFailure) -> dict[str, Any]:

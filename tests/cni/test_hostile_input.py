@@ -268,3 +268,18 @@ def test_executable_refuses_hostile_input(host_local: tuple[Runner, Path]) -> No
     # and the same config, clean, works: the checks refuse only what is hostile
     assert add(good, container_id="ok-1").ok()["ips"][0]["address"].startswith("10.77.0.")
     assert run("host-local", "DEL", good, container_id="ok-1").code == 0
+
+
+def test_in_process_delegates_get_the_same_text_checks() -> None:
+    """A delegate config never passes the runner's stdin checks: `invoke` makes its own."""
+    from pycni.cni.plugin import Context
+    from pycni.cni.runtime import Command, RuntimeArgs
+    from pycni.cni.settings import Settings
+    from pycni.cni.skel import invoke
+    from tests.cni.test_skel import ECHO
+    from tests.helpers.delegates import RecordingDelegate
+
+    rt = RuntimeArgs(Command.ADD, "ctr-1", "/run/netns/none", "eth0")
+    ctx = Context(RecordingDelegate(), Settings())
+    with pytest.raises(InvalidConfig, match=r"ipam\.dataDir"):
+        invoke(ECHO, rt, {**conf(), "ipam": {"type": "x", "dataDir": "/a\x00"}}, "1.1.0", ctx)
