@@ -105,16 +105,14 @@ def fuzz_node(make_netns: Callable[..., Netns], tmp_path: Path) -> Iterator[Path
 
 @pytest.mark.netns
 @pytest.mark.parametrize("plugin_type", sorted(PLUGINS))
-def test_runner_answers_any_request_with_a_spec_answer(plugin_type: str, fuzz_node: Path) -> None:
-    root = fuzz_node
-
-    @fuzz_settings()
-    @given(env=envs(root), stdin=stdins(plugin_type, root))
-    def check(env: dict[str, str], stdin: tuple[bytes, bool]) -> None:
-        raw, plausible = stdin
-        answer = call_inprocess(plugin_type, env, raw)
-        # A plausible config may fail on the node's state (the netns never exists): a 999
-        # there is the plugin's honest answer. Anything else hostile is the caller's fault.
-        assert_spec_answer(answer, allow_internal=plausible)
-
-    check()
+@fuzz_settings()
+@given(data=st.data())
+def test_runner_answers_any_request_with_a_spec_answer(
+    plugin_type: str, fuzz_node: Path, data: st.DataObject
+) -> None:
+    env = data.draw(envs(fuzz_node), label="env")
+    raw, plausible = data.draw(stdins(plugin_type, fuzz_node), label="stdin")
+    answer = call_inprocess(plugin_type, env, raw)
+    # A plausible config may fail on the node's state (the netns never exists): a 999 there
+    # is the plugin's honest answer. Anything else hostile is the caller's fault.
+    assert_spec_answer(answer, allow_internal=plausible)
