@@ -5,6 +5,7 @@ Standard library only (used on the VERSION path).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Mapping
@@ -33,25 +34,60 @@ REQUIRED_ENV: dict[Command, tuple[str, ...]] = {
     Command.VERSION: (),
 }
 
-#: Network names (spec) and container IDs (libcni) share one rule.
+#: Every variable of the CNI protocol a plugin reads; each must be clean text (`env_text`).
+CNI_VARS = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH")
+
+#: Network names (spec) and container IDs (libcni) share one rule. The anchors are for
+#: pydantic's `pattern` (a full-text match there); Python code must use `is_valid_name`,
+#: since `re.match` lets `$` match before a trailing newline.
 NAME_PATTERN = r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$"
 _NAME = re.compile(NAME_PATTERN)
+#: IFNAMSIZ is 16 bytes with the terminating NUL.
 IFNAME_MAX = 15
 #: The calling thread's own network namespace file.
 OWN_NETNS = "/proc/thread-self/ns/net"
 
 
+def is_valid_name(name: str) -> bool:
+    """Whether `name` is a valid network name or container ID, as a whole."""
+    return _NAME.fullmatch(name) is not None
+
+
+def env_text(env: Mapping[str, str], name: str) -> str:
+    """The variable's value ("" when unset), refused unless it is UTF-8 text without NUL.
+
+    Python hands over bytes that are not UTF-8 as lone surrogates; they would fail later, deep
+    in a file or netlink call, so they are refused here, naming the variable.
+    """
+    value = env.get(name, "")
+    _require_text(name, value)
+    return value
+
+
+def _require_text(name: str, value: str) -> None:
+    if "\x00" in value:
+        raise InvalidEnvironment(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEnvironment(f"{name} {value!r} is not valid UTF-8") from None
+
+
 def validate_container_id(container_id: str) -> None:
-    if not _NAME.match(container_id):
+    if not is_valid_name(container_id):
         raise InvalidEnvironment(f"CNI_CONTAINERID {container_id!r} is invalid: it must match {NAME_PATTERN}")
 
 
 def validate_ifname(ifname: str) -> None:
-    """The kernel's and libcni's rules for an interface name."""
+    """The kernel's and the reference skel's rules for an interface name (all code 4).
+
+    The length is counted in bytes, as the kernel does: "é" takes two of the fifteen.
+    """
     if not ifname:
         raise InvalidEnvironment("CNI_IFNAME is empty")
-    if len(ifname) > IFNAME_MAX:
-        raise InvalidEnvironment(f"CNI_IFNAME {ifname!r} is too long (max {IFNAME_MAX} characters)")
+    _require_text("CNI_IFNAME", ifname)
+    if len(ifname.encode("utf-8")) > IFNAME_MAX:
+        raise InvalidEnvironment(f"CNI_IFNAME {ifname!r} is too long (max {IFNAME_MAX} bytes)")
     if ifname in (".", ".."):
         raise InvalidEnvironment(f"CNI_IFNAME {ifname!r} is not allowed")
     if any(c in "/:" or c.isspace() for c in ifname):
@@ -61,13 +97,17 @@ def validate_ifname(ifname: str) -> None:
 def is_netns_file(path: str) -> bool | None:
     """Whether `path` is a network namespace file; None when there is nothing at `path`.
 
+    A path that cannot be looked at (no permission, a symlink loop) is not a netns: False.
+
     Every namespace file lives on the kernel's one nsfs filesystem, so its device is the one
     our own netns file has (an `os.stat` each: no ctypes, cheap enough for the runner).
     """
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    except OSError as err:  # unreachable or unnameable: nothing usable is there
+        return None if err.errno == errno.ENAMETOOLONG else False
     return st.st_dev == os.stat(OWN_NETNS).st_dev
 
 
@@ -128,13 +168,14 @@ class RuntimeArgs:
         missing = [name for name in REQUIRED_ENV[command] if not env.get(name)]
         if missing:
             raise InvalidEnvironment(f"required env variables {missing} missing")
+        text = {name: env_text(env, name) for name in CNI_VARS}
         rt = cls(
             command=command,
-            container_id=env.get("CNI_CONTAINERID", ""),
-            netns=env.get("CNI_NETNS", ""),
-            ifname=env.get("CNI_IFNAME", ""),
-            args=parse_cni_args(env.get("CNI_ARGS", "")),
-            path=tuple(filter(None, env.get("CNI_PATH", "").split(":"))),
+            container_id=text["CNI_CONTAINERID"],
+            netns=text["CNI_NETNS"],
+            ifname=text["CNI_IFNAME"],
+            args=parse_cni_args(text["CNI_ARGS"]),
+            path=tuple(filter(None, text["CNI_PATH"].split(":"))),
             env=env,
         )
         if rt.container_id:

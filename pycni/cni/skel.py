@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
-from pycni.cni import version
+from pycni.cni import strict_json, version
 from pycni.cni.errors import (
     CNIError,
     DecodingFailure,
@@ -22,7 +23,7 @@ from pycni.cni.errors import (
     to_error,
 )
 from pycni.cni.plugin import Context, PluginRef
-from pycni.cni.runtime import Command, RuntimeArgs
+from pycni.cni.runtime import NAME_PATTERN, Command, RuntimeArgs, env_text, is_valid_name
 
 if TYPE_CHECKING:
     from pycni.cni.settings import Settings
@@ -71,7 +72,7 @@ def run(
             raise
         err = to_error(exc)
         if not isinstance(exc, CNIError):
-            log.error("unexpected failure in %s plugin", plugin.type, exc_info=exc)
+            _log_unexpected(plugin, exc)
         _print(stdout, err.to_json(cni_version))
         return 1
 
@@ -83,7 +84,12 @@ def invoke(
     cni_version: str,
     ctx: Context,
 ) -> Result | None:
-    """Validate the config and call the verb; the ADD result in the newest model."""
+    """Validate the config and call the verb; the ADD result in the newest model.
+
+    In-process delegates (bridge -> host-local, multus -> its networks) come in here too, so
+    the checks every config gets are here, not only on the runner's stdin path.
+    """
+    check_text(conf_json)
     conf = plugin.load_conf_model().load(conf_json, cni_version)
     ops = plugin.load_ops()
     match rt.command:
@@ -102,8 +108,16 @@ def invoke(
     return None
 
 
+def _log_unexpected(plugin: PluginRef, exc: BaseException) -> None:
+    """One ERROR line, the traceback at DEBUG only: without a log file, logs go to stderr,
+    which runtimes copy into their own logs and events, where a traceback does not belong."""
+    text = str(exc).replace("\n", "\\n")
+    log.error("unexpected failure in %s plugin: %s: %s", plugin.type, type(exc).__name__, text)
+    log.debug("traceback of the unexpected failure in %s plugin", plugin.type, exc_info=exc)
+
+
 def _command(env: Mapping[str, str]) -> Command:
-    name = env.get("CNI_COMMAND", "")
+    name = env_text(env, "CNI_COMMAND")
     if not name:
         raise InvalidEnvironment("required env variables [CNI_COMMAND] missing")
     try:
@@ -120,11 +134,14 @@ def _read_stdin(stdin: IO[bytes]) -> bytes:
 
 
 def _decode(raw: bytes) -> dict[str, Any] | DecodingFailure:
-    """The config object, or the decoding error to raise once the environment has been checked."""
+    """The config object, or the decoding error to raise once the environment has been checked.
+
+    Strict (`strict_json`): UTF-8 only, no NaN/Infinity, nesting bounded, as libcni decodes.
+    """
     try:
-        conf = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        return DecodingFailure(f"error parsing network config: {err}")
+        conf = strict_json.loads(raw, "network config")
+    except DecodingFailure as err:
+        return err
     if not isinstance(conf, dict):
         return DecodingFailure("error parsing network config: expected a JSON object")
     return conf
@@ -137,11 +154,25 @@ def _stated_version(decoded: dict[str, Any] | DecodingFailure) -> str | None:
 
 
 def _require_config(decoded: dict[str, Any] | DecodingFailure) -> dict[str, Any]:
+    """The config, with a network name libcni would accept (reference skel order: before the
+    version). The name becomes part of file names: host-local's `dataDir/<name>`, result caches.
+    """
     if isinstance(decoded, DecodingFailure):
         raise decoded
-    if not decoded.get("name"):
+    name = decoded.get("name")
+    if not name:
         raise InvalidConfig("missing network name")
+    if not isinstance(name, str) or not is_valid_name(name):
+        raise InvalidConfig(f"invalid network name {reprlib.repr(name)}: it must match {NAME_PATTERN}")
     return decoded
+
+
+def check_text(conf_json: dict[str, Any]) -> None:
+    """No string anywhere in the config may carry a NUL or a lone surrogate: no path, netlink
+    attribute or file content can hold one, and each would fail deep in a verb (code 7 here)."""
+    problem = strict_json.text_problem(conf_json)
+    if problem:
+        raise InvalidConfig(f"invalid network config: {problem}")
 
 
 def _version_answer(decoded: dict[str, Any] | DecodingFailure) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pycni.cni import strict_json
+from pycni.cni.errors import DecodingFailure
 from pycni.cni.files import write_atomic
 
 DEFAULT_CACHE_DIR = Path("/var/lib/cni")
@@ -55,11 +57,10 @@ class ResultCache:
         """The cached attachment; an unreadable file is dropped, as libcni does."""
         path = self.path(network, container_id, ifname)
         try:
-            data = json.loads(path.read_text())
-            return _entry(data)
+            return _entry(strict_json.loads(path.read_bytes(), str(path)))
         except FileNotFoundError:
             return None
-        except (ValueError, KeyError, TypeError):
+        except (DecodingFailure, ValueError, KeyError, TypeError):
             path.unlink(missing_ok=True)
             return None
 
@@ -82,8 +83,8 @@ class ResultCache:
             if not path.name.startswith(prefix) or path.name.startswith("."):
                 continue
             try:
-                found.append(_entry(json.loads(path.read_text())))
-            except (ValueError, KeyError, TypeError, OSError):
+                found.append(_entry(strict_json.loads(path.read_bytes(), str(path))))
+            except (DecodingFailure, ValueError, KeyError, TypeError, OSError):
                 continue
         return found
 

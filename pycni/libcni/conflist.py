@@ -6,13 +6,12 @@ used by `pycni exec` and by the multus meta-plugin to call its delegates.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Self
 
 from pydantic import Field, ValidationError, field_validator
 
-from pycni.cni import version
+from pycni.cni import strict_json, version
 from pycni.cni.config import Model, describe_validation_error
 from pycni.cni.errors import DecodingFailure, InvalidConfig
 from pycni.cni.runtime import NAME_PATTERN
@@ -54,10 +53,7 @@ class NetConfList(Model):
 
     @classmethod
     def from_file(cls, path: Path) -> Self:
-        try:
-            raw = json.loads(path.read_text())
-        except ValueError as err:
-            raise DecodingFailure(f"{path}: invalid JSON: {err}") from err
+        raw = strict_json.loads(path.read_bytes(), str(path))
         if not isinstance(raw, dict):
             raise DecodingFailure(f"{path}: expected a JSON object")
         return cls.from_json(raw)

@@ -47,7 +47,7 @@ class HostDeviceConf(NetConf):
         if value is None:
             return None
         mac = value.lower().replace("-", ":")
-        if not _MAC.match(mac):
+        if not _MAC.fullmatch(mac):
             raise ValueError(f"{value!r} is not a MAC address such as '0a:58:0a:01:02:03'")
         return mac
 
