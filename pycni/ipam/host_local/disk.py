@@ -173,8 +173,8 @@ class DiskStore:
         """On a failing path the index must not mask the error; without a stamp it is rebuilt."""
         try:
             self.index.commit()
-        except OSError:
-            log.warning("could not update the index of %s; it will be rebuilt", self.net_dir, exc_info=True)
+        except OSError as err:
+            log.warning("could not update the index of %s (%s); it will be rebuilt", self.net_dir, err)
 
 
 def read_boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
