@@ -105,8 +105,11 @@ def test_sigterm_finishes_in_flight_requests_then_exits(
         daemon.proc.send_signal(signal.SIGTERM)
         wait_for(lambda: not daemon.socket.exists(), what="the daemon to stop listening")
         assert daemon.proc.poll() is None, "the daemon exited with a request in flight"
-        # while it drains, new callers run requests themselves
-        runner(daemon_bin, **daemon.env)("probe", "DEL", probe_conf(record), netns=NETNS).ok()
+        # while it drains, new callers run requests themselves (another attachment: one of the
+        # held ADD's own would wait for it)
+        runner(daemon_bin, **daemon.env)(
+            "probe", "DEL", probe_conf(record), netns=NETNS, container_id="other"
+        ).ok()
         release.touch()
         assert pending.result().ok()["ips"]
         assert daemon.proc.wait(60) == 0
