@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.bridge.conftest import DUAL_STACK
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
@@ -42,24 +44,30 @@ def lock_files(run_dir: Path) -> list[str]:
     return sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
 
 
+@pytest.mark.parametrize("del_mode", ["required", "off"])
 def test_a_del_waits_for_the_add_still_running_in_a_worker(
-    start: Callable[..., DaemonProcess], daemon_bin: Path, record: Path, tmp_path: Path
+    start: Callable[..., DaemonProcess], daemon_bin: Path, record: Path, tmp_path: Path, del_mode: str
 ) -> None:
+    """The DEL through the daemon too, or run by its own executable ("off"): it waits all the same."""
     daemon = start("--workers", "2")
     run_dir, release = tmp_path / "run", tmp_path / "release"
     call = runner(daemon_bin, PYCNI_DAEMON="required", PYCNI_RUN_DIR=str(run_dir), **daemon.env)
+    call_del = runner(daemon_bin, PYCNI_DAEMON=del_mode, PYCNI_RUN_DIR=str(run_dir), **daemon.env)
     with ThreadPoolExecutor(2) as pool:
         added = pool.submit(call, "probe", "ADD", probe_conf(record, hold_until=str(release)), netns=NETNS)
         wait_until(lambda: read_record(record), what="the ADD to be at work")
-        deleted = pool.submit(call, "probe", "DEL", probe_conf(record), netns=NETNS)
-        # the DEL's worker has the lock file open, and has not run: it waits for the ADD's
+        deleted = pool.submit(call_del, "probe", "DEL", probe_conf(record), netns=NETNS)
+        # the DEL's process has the lock file open, and has not run: it waits for the ADD's
         wait_until(lambda: len(openers(run_dir / "locks")) == 2, what="the DEL to wait for the lock")
         assert [line[0] for line in read_record(record)] == ["ADD"]
         assert not deleted.done()
         release.touch()
         added.result().ok()
         deleted.result().ok()
-    assert [line[0] for line in read_record(record)] == ["ADD", "DEL"]
+    assert [line[0:3:2] for line in read_record(record)] == [
+        ["ADD", "daemon"],
+        ["DEL", "daemon" if del_mode == "required" else "direct"],
+    ]
     assert lock_files(run_dir) == []
 
 
