@@ -59,9 +59,12 @@ def run(
         conf_json = _require_config(decoded)
         cni_version = version.negotiate(conf_json.get("cniVersion"), conf_json.get("cniVersions"))
         check_min_version(command, cni_version)
+        from pycni.cni.locks import attachment
         from pycni.cni.settings import Settings
 
-        result = invoke(plugin, rt, conf_json, cni_version, make_context(Settings.from_env(env)))
+        settings = Settings.from_env(env)
+        with attachment(settings.run_dir, rt, conf_json) as locked_rt:  # never beside another request of it
+            result = invoke(plugin, locked_rt, conf_json, cni_version, make_context(settings))
         if result is not None:
             from pycni.cni.types import render
 

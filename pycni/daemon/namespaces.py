@@ -16,6 +16,7 @@ worker that cannot return home exits rather than serve the next caller in the wr
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 from collections.abc import Iterator
@@ -63,6 +64,20 @@ class Home:
             return all(_identity(os.stat(d)) == ident for d, ident in self.code)
         except OSError:
             return False
+
+
+#: ioctl(2) on a namespace fd: which kind of namespace it is (linux/nsfs.h).
+NS_GET_NSTYPE = 0xB703
+
+
+def are_namespaces(fds: tuple[int, ...]) -> bool:
+    """Whether `fds` are a network and a mount namespace, in that order (what a caller sends)."""
+    if len(fds) != 2:
+        return False
+    try:
+        return [fcntl.ioctl(fd, NS_GET_NSTYPE) for fd in fds] == [CLONE_NEWNET, CLONE_NEWNS]
+    except OSError:  # not a namespace file at all
+        return False
 
 
 @contextmanager

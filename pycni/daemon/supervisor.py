@@ -177,16 +177,18 @@ class Supervisor:
         """Answer a status request here (no worker needed); queue a CNI request.
 
         Looks at the request's kind without consuming it; a caller that has not sent it yet
-        is watched until it does (or until `CALLER_IO_TIMEOUT`).
+        (all of it, for a status request) is watched until it does, or until
+        `CALLER_IO_TIMEOUT`: this loop never waits for a caller. Bytes that are not the
+        protocol's are refused at once.
         """
         try:
-            head = conn.recv(len(MAGIC) + 1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            head = conn.recv(wire.PREFIX, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         except BlockingIOError:
             head = None
         except OSError:
             head = b""
-        if head is not None and 0 < len(head) < len(MAGIC) + 1:
-            head = None  # partly sent: wait for the rest
+        if head is not None and 0 < len(head) < _needed(head) and MAGIC.startswith(head[: len(MAGIC)]):
+            head = None  # partly sent: wait for the rest (never block this loop on a caller)
         if head is None:
             if conn not in self.unread:
                 self.unread[conn] = time.monotonic()
@@ -196,11 +198,13 @@ class Supervisor:
             self.sel.unregister(conn)
         if not head:
             conn.close()  # the caller left before sending anything
-        elif head[len(MAGIC) :] == KIND_STATUS:
+        elif not head.startswith(MAGIC):
+            self._refuse(conn, "bad request", "bad request: not a pycni request")
+        elif head[len(MAGIC) : len(MAGIC) + 1] == KIND_STATUS:
             with contextlib.suppress(OSError):
-                conn.settimeout(CALLER_IO_TIMEOUT)
+                conn.setblocking(False)
                 conn.recv(64 * 1024)  # consume the request: closing over unread data resets the caller
-                wire.send_done(conn, 0, json.dumps(self.status()).encode())
+                wire.send_done(conn, 0, json.dumps(self.status()).encode())  # fits the socket buffer
             conn.close()
         elif len(self.queue) >= self.options.queue and self._busy() == len(self.workers):
             self._refuse(conn, "overloaded", "the pycni daemon's queue is full")
@@ -399,7 +403,12 @@ class Supervisor:
         return sum(w.busy_since is not None for w in self.workers.values())
 
     def _timeout(self) -> float:
-        return 0.25 if self.drain_deadline is not None or self._busy() else 5.0
+        return 0.25 if self.drain_deadline is not None or self._busy() or self.unread else 5.0
+
+
+def _needed(head: bytes) -> int:
+    """How much of a request the supervisor looks at: its kind; all of a status request's frame."""
+    return wire.PREFIX if head[len(MAGIC) : len(MAGIC) + 1] == KIND_STATUS else len(MAGIC) + 1
 
 
 def _kill(pid: int) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pycni.daemon.protocol import (
     DIED,
     DONE,
+    FORWARDED,
     KIND_CNI,
     KIND_STATUS,
     MAGIC,
@@ -26,7 +27,8 @@ from pycni.daemon.protocol import (
 )
 
 MAX_FDS = 2
-_PREFIX = len(MAGIC) + 1 + 4 + 4
+#: magic, kind and the two lengths: what precedes a request's header.
+PREFIX = len(MAGIC) + 1 + 4 + 4
 
 
 class BadRequest(Exception):
@@ -59,17 +61,19 @@ def read_request(conn: socket.socket) -> Request:
         if flags & socket.MSG_CTRUNC:
             raise BadRequest("too many file descriptors attached")
         buf = bytearray(data)
-        _fill(conn, buf, _PREFIX)
+        _fill(conn, buf, PREFIX)
         if bytes(buf[: len(MAGIC)]) != MAGIC:
             raise BadRequest("not a pycni request")
         kind = bytes(buf[len(MAGIC) : len(MAGIC) + 1])
         header_len = int.from_bytes(buf[len(MAGIC) + 1 : len(MAGIC) + 5], "big")
-        stdin_len = int.from_bytes(buf[len(MAGIC) + 5 : _PREFIX], "big")
+        stdin_len = int.from_bytes(buf[len(MAGIC) + 5 : PREFIX], "big")
         if kind not in (KIND_CNI, KIND_STATUS) or header_len > MAX_HEADER or stdin_len > MAX_STDIN:
             raise BadRequest("malformed or oversized request")
-        _fill(conn, buf, _PREFIX + header_len + stdin_len)
-        header = bytes(buf[_PREFIX : _PREFIX + header_len])
-        stdin = bytes(buf[_PREFIX + header_len : _PREFIX + header_len + stdin_len])
+        _fill(conn, buf, PREFIX + header_len + stdin_len)
+        if len(buf) > PREFIX + header_len + stdin_len:
+            raise BadRequest("more data than the request's lengths say")
+        header = bytes(buf[PREFIX : PREFIX + header_len])
+        stdin = bytes(buf[PREFIX + header_len : PREFIX + header_len + stdin_len])
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -95,13 +99,30 @@ def _fill(conn: socket.socket, buf: bytearray, size: int) -> None:
 
 
 def _parse_header(header: bytes) -> tuple[str, dict[str, str]]:
+    """The plugin type and the environment; only what a launcher forwards is taken."""
     first, *pairs = header.split(b"\0")
     env: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition(b"=")
-        if sep:
+        if sep and _forwarded(key):
             env[os.fsdecode(key)] = os.fsdecode(value)
     return os.fsdecode(first), env
+
+
+def _forwarded(key: bytes) -> bool:
+    return key == b"PATH" or key.startswith(FORWARDED)  # as the launcher chooses them
+
+
+def pending(conn: socket.socket) -> bool:
+    """Whether the caller sent more than its request (only GO may follow it, after READY)."""
+    timeout = conn.gettimeout()
+    conn.setblocking(False)  # with a timeout set, Python would wait for data despite MSG_DONTWAIT
+    try:
+        return bool(conn.recv(1, socket.MSG_PEEK))
+    except (BlockingIOError, InterruptedError):
+        return False
+    finally:
+        conn.settimeout(timeout)
 
 
 def send_ready(conn: socket.socket, timeout_s: float) -> None:

@@ -24,7 +24,7 @@ from typing import NoReturn
 
 from pycni import registry
 from pycni.daemon import wire
-from pycni.daemon.namespaces import Home, caller_namespaces, go_home
+from pycni.daemon.namespaces import Home, are_namespaces, caller_namespaces, go_home
 from pycni.daemon.protocol import GO, KIND_CNI
 
 #: Supervisor → worker: a caller's connection is attached. Worker → supervisor: DONE_PREFIX + report.
@@ -76,9 +76,12 @@ def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]
         if req.kind != KIND_CNI or registry.lookup(req.plugin_type) is None:
             wire.send_refused(conn, f"unknown plugin type {req.plugin_type!r}")
             return {"refused": "unknown type"}
-        if len(req.ns_fds) != 2:
+        if not are_namespaces(req.ns_fds):
             wire.send_refused(conn, "the caller's namespaces were not attached")
             return {"refused": "no namespaces"}
+        if wire.pending(conn):
+            wire.send_refused(conn, "bad request: more data than the request's lengths say")
+            return {"refused": "bad request"}
         try:
             wire.send_ready(conn, limits.request_timeout)
             go = conn.recv(1)

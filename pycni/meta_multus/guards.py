@@ -36,9 +36,11 @@ def wait_ready(conf: MultusConf, error: type[CNIError] = TryAgainLater) -> None:
 
 @contextmanager
 def pod_lock(ctx: Context, container_id: str) -> Iterator[None]:
-    """One operation at a time per pod (NPWG §7.3); a crashed holder's lock goes with it."""
-    path = lock.resource_lock(ctx.settings.run_dir, "multus", container_id)
-    with lock.flock(path, what=f"multus pod {container_id}"):
+    """One operation at a time per pod (NPWG §7.3); a crashed holder's lock goes with it.
+
+    Its lock file is removed on release: one per pod would otherwise pile up.
+    """
+    with lock.transient(ctx.settings.run_dir, "multus", container_id, what=f"multus pod {container_id}"):
         yield
 
 

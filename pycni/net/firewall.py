@@ -17,9 +17,9 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from pycni.cni.errors import InternalError
 from pycni.cni.ipaddr import IPInterface
@@ -87,6 +87,30 @@ def _listing(argv: list[str], missing: re.Pattern[str]) -> str | None:
     raise _failed(argv, proc)
 
 
+R = TypeVar("R", bound=Hashable)
+
+
+def remove_all(find: Callable[[], Sequence[R]], remove: Callable[[Sequence[R]], None]) -> None:
+    """Remove everything `find` lists, also when another process removes some of it meanwhile.
+
+    Removal goes by what a listing found (nftables rule handles, iptables rule specs), in one
+    atomic batch that fails whole when any part of it is already gone: a DEL racing a GC, or
+    another DEL of the same attachment, removed it between our listing and our batch. Then
+    list again and remove what is left. A failure after which nothing was removed by anyone
+    else is a real one and raises.
+    """
+    doomed = list(find())
+    while doomed:
+        try:
+            remove(doomed)
+            return
+        except InternalError:
+            left = list(find())
+            if not set(left) < set(doomed):
+                raise
+            doomed = left
+
+
 def _failed(argv: list[str], proc: subprocess.CompletedProcess[str]) -> InternalError:
     return InternalError(
         f"{argv[0]} failed: {proc.stderr.strip() or proc.stdout.strip()}", f"exit {proc.returncode}"
@@ -133,10 +157,15 @@ class NftChain:
         return {comment for _, comment in self._rules()}
 
     def delete_tags(self, tags: set[str]) -> None:
-        handles = [h for h, comment in self._rules() if comment in tags]
-        if handles:
-            where = f"{self.family} {self.table} {self.chain}"
-            _run(["nft", "-f", "-"], "".join(f"delete rule {where} handle {h}\n" for h in handles))
+        where = f"{self.family} {self.table} {self.chain}"
+
+        def handles() -> list[int]:
+            return [h for h, comment in self._rules() if comment in tags]
+
+        def delete(doomed: Sequence[int]) -> None:
+            _run(["nft", "-f", "-"], "".join(f"delete rule {where} handle {h}\n" for h in doomed))
+
+        remove_all(handles, delete)
 
 
 class Nftables(NftChain):
@@ -231,13 +260,17 @@ class Iptables:
 
     def delete_tags(self, tags: set[str]) -> None:
         for version in (4, 6):
-            doomed = [(chain, spec) for tag, chain, spec in self._jumps(version) if tag in tags]
-            if not doomed:
-                continue
-            lines = ["*nat", *(f"-D POSTROUTING {spec}" for _, spec in doomed)]
-            for chain in sorted({c for c, _ in doomed}):
-                lines += [f"-F {chain}", f"-X {chain}"]
-            _run([self.tools[version][1], "-w", "5", "--noflush"], "\n".join([*lines, "COMMIT", ""]))
+
+            def jumps(version: int = version) -> list[tuple[str, str]]:
+                return [(chain, spec) for tag, chain, spec in self._jumps(version) if tag in tags]
+
+            def delete(doomed: Sequence[tuple[str, str]], version: int = version) -> None:
+                lines = ["*nat", *(f"-D POSTROUTING {spec}" for _, spec in doomed)]
+                for chain in sorted({c for c, _ in doomed}):
+                    lines += [f"-F {chain}", f"-X {chain}"]
+                _run([self.tools[version][1], "-w", "5", "--noflush"], "\n".join([*lines, "COMMIT", ""]))
+
+            remove_all(jumps, delete)
 
     def delete(self, owner: RuleOwner) -> None:
         self.delete_tags({owner.tag})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from pycni.daemon.protocol import REFUSED
+from pycni.daemon.protocol import KIND_CNI, MAGIC, REFUSED
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
 from tests.daemon.process import REPO, DaemonProcess
@@ -26,12 +27,15 @@ NOBODY = 65534
 
 
 def test_socket_is_root_only(daemon: DaemonProcess) -> None:
-    assert stat.S_IMODE(os.stat(daemon.socket).st_mode) == 0o600
+    st = os.stat(daemon.socket)
+    assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+    assert (st.st_uid, st.st_gid) == (0, 0)
     assert stat.S_IMODE(os.stat(daemon.socket.parent).st_mode) == 0o700
+    assert os.stat(daemon.socket.parent).st_uid == 0
 
 
-def _connect_as_nobody(path: Path) -> str:
-    """Connect and send a request from a child that dropped to uid nobody; what happened."""
+def _connect_as_nobody(path: Path, request: bytes = b"") -> str:
+    """Connect (and send `request`) from a child that dropped to uid nobody; what happened."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: report one word through the pipe, never return into pytest
@@ -43,7 +47,10 @@ def _connect_as_nobody(path: Path) -> str:
             with socket.socket(socket.AF_UNIX) as s:
                 s.settimeout(10)
                 s.connect(str(path))
-                # a refused peer is answered at once, before it sends anything
+                with contextlib.suppress(OSError):  # the daemon may have hung up on us already
+                    if request:
+                        s.sendmsg([request], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _own_namespace_fds())])
+                # a refused peer is answered at once, before anything it sends is read
                 outcome = "refused" if s.recv(1) == REFUSED else "served"
         except PermissionError:
             outcome = "eacces"
@@ -58,6 +65,26 @@ def _connect_as_nobody(path: Path) -> str:
     finally:
         os.close(r)
         os.waitpid(pid, 0)
+
+
+def _own_namespace_fds() -> bytes:
+    fds = [os.open(f"/proc/thread-self/ns/{name}", os.O_RDONLY) for name in ("net", "mnt")]
+    return b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+
+
+def test_a_non_root_peer_s_request_is_never_run(daemon: DaemonProcess, record: Path) -> None:
+    """A whole, valid request from uid nobody (the modes opened up for it) is refused, not run."""
+    os.chmod(daemon.socket.parent, 0o711)
+    os.chmod(daemon.socket, 0o666)
+    stdin = json.dumps(probe_conf(record)).encode()
+    env = [b"CNI_COMMAND=ADD", b"CNI_CONTAINERID=ctr-0", b"CNI_NETNS=" + NETNS.encode(), b"CNI_IFNAME=eth0"]
+    header = b"\0".join([b"probe", *env, b"CNI_PATH=/nonexistent"])
+    frame = MAGIC + KIND_CNI + len(header).to_bytes(4, "big") + len(stdin).to_bytes(4, "big") + header + stdin
+    assert _connect_as_nobody(daemon.socket, frame) == "refused"
+    status = daemon.status()
+    assert status["refused"] == {"not root": 1}
+    assert (status["requests"], status["abandoned"], status["busy"], status["queued"]) == (0, 0, 0, 0)
+    assert read_record(record) == []
 
 
 def test_non_root_peer_is_refused(daemon: DaemonProcess) -> None:
@@ -105,8 +132,11 @@ def test_sigterm_finishes_in_flight_requests_then_exits(
         daemon.proc.send_signal(signal.SIGTERM)
         wait_for(lambda: not daemon.socket.exists(), what="the daemon to stop listening")
         assert daemon.proc.poll() is None, "the daemon exited with a request in flight"
-        # while it drains, new callers run requests themselves
-        runner(daemon_bin, **daemon.env)("probe", "DEL", probe_conf(record), netns=NETNS).ok()
+        # while it drains, new callers run requests themselves (another attachment: one of the
+        # held ADD's own would wait for it)
+        runner(daemon_bin, **daemon.env)(
+            "probe", "DEL", probe_conf(record), netns=NETNS, container_id="other"
+        ).ok()
         release.touch()
         assert pending.result().ok()["ips"]
         assert daemon.proc.wait(60) == 0

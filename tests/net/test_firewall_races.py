@@ -1,0 +1,145 @@
+"""Masquerade teardown racing another teardown of the same rules (a second DEL, a GC) succeeds."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from ipaddress import ip_interface
+from typing import Any
+
+import pytest
+
+from pycni.cni.errors import InternalError
+from pycni.net import firewall
+from pycni.net.netns import entered
+from tests.helpers.netns import Netns
+
+OWNER = firewall.RuleOwner("racenet", "ctr-race", "eth0")
+ADDRS = [ip_interface("10.244.9.5/24"), ip_interface("fd00:9::5/64")]
+
+
+def nft_rules(node: Netns) -> list[str]:
+    out = node.run("nft", "list", "ruleset")
+    return [line.strip() for line in out.splitlines() if "pycni/" in line]
+
+
+def iptables_rules(node: Netns) -> list[str]:
+    lines = (
+        node.run("iptables-save", "-t", "nat").splitlines()
+        + node.run("ip6tables-save", "-t", "nat").splitlines()
+    )
+    return [line for line in lines if "pycni/" in line or line.startswith(":PYCNI-")]
+
+
+def needs(tool: str) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed")
+
+
+def test_nft_teardown_whose_rules_another_deleter_removed_first_succeeds(
+    make_netns: Callable[..., Netns], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cause of "nft failed: ... No such file or directory": rules listed, then gone before our batch."""
+    needs("nft")
+    node = make_netns("fw")
+    with entered(node.path):
+        firewall.Nftables().add(OWNER, ADDRS)
+        assert len(nft_rules(node)) == 2
+        real = firewall.NftChain._rules
+        raced = [False]
+
+        def listing_then_the_other_deleter_wins(self: firewall.NftChain) -> list[tuple[int, str]]:
+            found = real(self)
+            if found and not raced[0]:
+                raced[0] = True
+                batch = "".join(
+                    f"delete rule inet {firewall.NFT_TABLE} {firewall.NFT_CHAIN} handle {h}\n"
+                    for h, _ in found
+                )
+                firewall._run(["nft", "-f", "-"], batch)
+            return found
+
+        monkeypatch.setattr(firewall.NftChain, "_rules", listing_then_the_other_deleter_wins)
+        firewall.Nftables().delete(OWNER)
+    assert raced[0]
+    assert nft_rules(node) == []
+
+
+def test_iptables_teardown_whose_rules_another_deleter_removed_first_succeeds(
+    make_netns: Callable[..., Netns], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    needs("iptables-restore")
+    node = make_netns("fw")
+    with entered(node.path):
+        backend = firewall.Iptables()
+        backend.add(OWNER, ADDRS)
+        assert iptables_rules(node)
+        real = firewall.Iptables._jumps
+        raced: set[int] = set()
+
+        def listing_then_the_other_deleter_wins(self: firewall.Iptables, version: int) -> list[Any]:
+            found = real(self, version)
+            if found and version not in raced:
+                raced.add(version)
+                chain = found[0][1]
+                lines = [
+                    "*nat",
+                    *(f"-D POSTROUTING {spec}" for _, _, spec in found),
+                    f"-F {chain}",
+                    f"-X {chain}",
+                ]
+                firewall._run(
+                    [self.tools[version][1], "-w", "5", "--noflush"], "\n".join([*lines, "COMMIT", ""])
+                )
+            return found
+
+        monkeypatch.setattr(firewall.Iptables, "_jumps", listing_then_the_other_deleter_wins)
+        backend.delete(OWNER)
+    assert raced == {4, 6}
+    assert iptables_rules(node) == []
+
+
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_eight_concurrent_teardowns_and_a_gc_all_succeed(
+    make_netns: Callable[..., Netns], backend: str
+) -> None:
+    needs("nft" if backend == "nftables" else "iptables-restore")
+    node = make_netns("fw")
+    others = [firewall.RuleOwner("racenet", f"ctr-{i}", "eth0") for i in range(4)]
+    with entered(node.path):
+        for owner in [OWNER, *others]:
+            firewall.setup_masq(owner, ADDRS, backend)
+
+    def teardown(i: int) -> None:
+        with entered(node.path):
+            if i == 8:
+                firewall.gc_rules("racenet", set())
+            else:
+                firewall.teardown_masq(OWNER)
+
+    with ThreadPoolExecutor(9) as pool:
+        list(pool.map(teardown, range(9)))
+    assert (nft_rules if backend == "nftables" else iptables_rules)(node) == []
+
+
+def test_a_removal_that_fails_with_nothing_removed_meanwhile_still_fails() -> None:
+    def remove(doomed: Sequence[int]) -> None:
+        raise InternalError("nft failed: Operation not permitted")
+
+    with pytest.raises(InternalError, match="not permitted"):
+        firewall.remove_all(lambda: [1, 2], remove)
+
+
+def test_a_removal_retries_only_what_is_left() -> None:
+    left = [[1, 2, 3], [2]]
+    removed: list[list[int]] = []
+
+    def remove(doomed: Sequence[int]) -> None:
+        removed.append(list(doomed))
+        if len(removed) == 1:
+            left.pop(0)
+            raise InternalError("nft failed: No such file or directory")
+
+    firewall.remove_all(lambda: left[0], remove)
+    assert removed == [[1, 2, 3], [2]]
