@@ -15,6 +15,8 @@ DAEMON_SOCKET = "PYCNI_DAEMON_SOCKET"
 DAEMON_ACCEPT_TIMEOUT = "PYCNI_DAEMON_ACCEPT_TIMEOUT"
 #: sriov: keep PF-side VF settings in this JSON file instead of programming the PF over netlink.
 SRIOV_VF_STATE = "PYCNI_SRIOV_VF_STATE"
+#: The attachment locks a request holds, for our own executables it execs: they do not wait on them.
+ATTACHMENT_LOCKS = "PYCNI_ATTACHMENT_LOCKS"
 #: Test hook: host-local SIGKILLs itself at this named write step (crash-safety tests).
 HOST_LOCAL_CRASH_AT = "PYCNI_HOST_LOCAL_CRASH_AT"
 

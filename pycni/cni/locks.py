@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pycni.cni import env_names
 from pycni.cni.errors import TryAgainLater
 from pycni.cni.runtime import OWN_NETNS, Command, RuntimeArgs
 
@@ -40,7 +41,7 @@ DEFAULT_TIMEOUT = 30.0
 #: How long a request waits for another request of its attachment to finish.
 ATTACHMENT_TIMEOUT = DEFAULT_TIMEOUT
 #: Attachment locks held by the request that exec'd us (lock file names, comma separated).
-HELD_ENV = "PYCNI_ATTACHMENT_LOCKS"
+HELD_ENV = env_names.ATTACHMENT_LOCKS
 #: Verbs that act on one attachment, and so run under its lock.
 ATTACHMENT_COMMANDS = (Command.ADD, Command.CHECK, Command.DEL)
 
