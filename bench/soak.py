@@ -126,6 +126,10 @@ class SoakReport:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+class Aborted(Exception):
+    """The run was interrupted: no further plugin calls."""
+
+
 class RWGate:
     """Many holders at once (requests), or one exclusive one (a quiet daemon restart, a GC)."""
 
@@ -204,6 +208,7 @@ class Soak:
         self.options, self.schedule, self.node, self.log = options, schedule, node, log
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.aborted = threading.Event()
         self.restart_gate = RWGate()
         self.net_gates = {name: RWGate() for name in node.networks}
         self.faults: Counter[str] = Counter()
@@ -261,6 +266,8 @@ class Soak:
                 f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod.name};K8S_POD_INFRA_CONTAINER_ID={pod.container_id}"
             )
         binary = self.node.bin_dir(plan.mode) / str(net.conf["type"])
+        if self.aborted.is_set():
+            raise Aborted
         with self.restart_gate.shared():
             gen = self.node_fault_gen
             readonly = self.readonly
@@ -615,18 +622,25 @@ class Soak:
         chaos = threading.Thread(target=self.chaos, args=(list(self.schedule.events),), daemon=True)
         sampler.start()
         chaos.start()
+        pool = ThreadPoolExecutor(self.options.concurrency)
         try:
-            with ThreadPoolExecutor(self.options.concurrency) as pool:
-                futures = [pool.submit(self.lifecycle, p) for p in self.schedule.pods]
-                for done, future in enumerate(futures, 1):
-                    try:
-                        future.result()
-                    except Exception as exc:  # a harness error: report it, keep the rest going
-                        self.fail(f"lifecycle {done - 1} raised {type(exc).__name__}: {exc}")
-                    if self.log and done % 100 == 0:
-                        print(f"  {done} lifecycles", file=sys.stderr, flush=True)
+            futures = [pool.submit(self.lifecycle, p) for p in self.schedule.pods]
+            for done, future in enumerate(futures, 1):
+                try:
+                    future.result()
+                except Aborted:
+                    raise
+                except Exception as exc:  # a harness error: report it, keep the rest going
+                    self.fail(f"lifecycle {done - 1} raised {type(exc).__name__}: {exc}")
+                if self.log and done % 100 == 0:
+                    print(f"  {done} lifecycles", file=sys.stderr, flush=True)
             chaos.join()
+        except BaseException:
+            self.abort()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         finally:
+            pool.shutdown(wait=True)
             self.stop.set()
             sampler.join()
         for network in self.node.networks:
@@ -636,6 +650,7 @@ class Soak:
     def abort(self) -> None:
         """Ctrl-C: stop starting work and kill what runs, so cleanup can proceed."""
         self.stop.set()
+        self.aborted.set()
         with self.lock:
             procs = list(self.procs)
         for proc in procs:

@@ -193,12 +193,20 @@ def multus_objects(work: Path) -> list[dict[str, Any]]:
     ]
 
 
-def _unshare_mounts() -> None:
-    """A mount namespace of our own whose mounts do not propagate back to the machine's."""
+def _unshare_mounts() -> int:
+    """A mount namespace of our own; an fd of the machine's, which we leave.
+
+    Ours is a slave of the machine's: its mounts (the netns files under /run/netns, which
+    `ip netns` makes there, see `Node.netns`) reach us, ours (the read-only store) stay here.
+    """
+    machine = os.open("/proc/self/ns/mnt", os.O_RDONLY)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNS) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS)")
-    sh("mount", "--make-rprivate", "/")
+        err = ctypes.get_errno()
+        os.close(machine)
+        raise OSError(err, "unshare(CLONE_NEWNS)")
+    sh("mount", "--make-rslave", "/")
+    return machine
 
 
 @dataclass
@@ -247,6 +255,7 @@ class Node:
     epochs: int = 0
     mounted: bool = False
     vf_snapshot: str = ""
+    machine_mounts: int = -1
 
     # -- paths ----------------------------------------------------------------------------------
     @property
@@ -282,11 +291,11 @@ class Node:
     # -- building -------------------------------------------------------------------------------
     def open(self) -> None:
         """Build the node; on failure the caller still calls `close()`."""
-        _unshare_mounts()
+        self.machine_mounts = _unshare_mounts()
         self.work = Path(tempfile.mkdtemp(prefix="pycni-soak-"))
         self.node_ns, self.wire_ns = f"psk{self.tag}n", f"psk{self.tag}w"
         for ns in (self.node_ns, self.wire_ns):
-            sh("ip", "netns", "add", ns)
+            self.netns("add", ns)
         enter_netns(f"/run/netns/{self.node_ns}")
         sh("ip", "link", "set", "lo", "up")
         sh(
@@ -401,13 +410,24 @@ class Node:
     # -- pods -----------------------------------------------------------------------------------
     def add_pod_netns(self, index: int) -> str:
         name = f"psk{self.tag}p{index}"
-        sh("ip", "netns", "add", name)
+        self.netns("add", name)
         self.pods.add(name)
         return name
 
     def delete_pod_netns(self, name: str) -> None:
-        subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+        self.netns("del", name, check=False)
         self.pods.discard(name)
+
+    def netns(self, verb: str, name: str, check: bool = True) -> None:
+        """`ip netns add|del` in the machine's mount namespace, as every other netns is made.
+
+        Made in ours, the netns's mount would stay here while its file appeared in the
+        machine's /run/netns, a dangling name there if this process were killed.
+        """
+        argv = ["ip", "netns", verb, name]
+        if self.machine_mounts >= 0:
+            argv = ["nsenter", f"--mount=/proc/{os.getpid()}/fd/{self.machine_mounts}", *argv]
+        subprocess.run(argv, check=check, capture_output=True)
 
     def set_store_readonly(self, readonly: bool) -> bool:
         """Remount the IPAM store read-only or back; False when the kernel kept refusing.
@@ -440,6 +460,9 @@ class Node:
             subprocess.run(["umount", "-l", str(self.ipam_dir)], check=False, capture_output=True)
         for ns in (self.wire_ns, self.node_ns):
             if ns:
-                subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+                self.netns("del", ns, check=False)
         if self.work != Path():
             shutil.rmtree(self.work, ignore_errors=True)
+        if self.machine_mounts >= 0:
+            os.close(self.machine_mounts)
+            self.machine_mounts = -1

@@ -100,7 +100,7 @@ def _mode_for(rng: random.Random, fault: str | None) -> str:
     if fault in ("kill_launcher", "kill_worker"):
         return rng.choice(MODES[2:])
     # an exec'd Python plugin costs ~0.4 s of CPU per call: most pods go through the daemon
-    return rng.choices(MODES, weights=(1, 1, 2, 3))[0]
+    return rng.choices(MODES, weights=(1, 1, 3, 4))[0]
 
 
 def _pod(rng: random.Random, index: int, faults: bool, fault_rate: float) -> PodPlan:
