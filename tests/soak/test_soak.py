@@ -8,10 +8,13 @@ release check; this one keeps the harness and the invariants it proves working i
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from bench.soak import SoakOptions, options_argv, run_soak
+from bench.soak_checks import daemon_balance, epoch_runs, request_log
+from bench.soak_node import Node
 from bench.soak_plan import FAULT_KINDS, MOVED_DEVICE, NETWORKS, POD_FAULTS, plan_schedule
 
 pytestmark = pytest.mark.soak
@@ -61,3 +64,30 @@ def test_without_faults_the_schedule_has_none() -> None:
 def test_the_child_process_is_given_the_same_options() -> None:
     argv = options_argv(SoakOptions(lifecycles=12, concurrency=3, faults=True, seed=99, workers=2, vfs=4))
     assert argv == ["--lifecycles=12", "--concurrency=3", "--workers=2", "--vfs=4", "--faults", "--seed=99"]
+
+
+def test_the_daemon_balance_catches_a_request_run_without_being_counted() -> None:
+    stats = {
+        "requests": 10,
+        "errors": 3,
+        "worker_restarts": 1,
+        "refused": {},
+        "latency": {"bridge ADD": {"requests": 6, "errors": 1}, "bridge DEL": {"requests": 4, "errors": 1}},
+    }
+    # 10 finished + 1 lost with its killed worker: 10 or 11 started is balanced, 12 is not
+    assert daemon_balance(1, stats, started=11, kills=1, exact=True) == []
+    assert daemon_balance(1, stats, started=10, kills=1, exact=True) == []
+    assert daemon_balance(1, stats, started=12, kills=1, exact=True) != []
+    assert daemon_balance(1, stats, started=9, kills=1, exact=True) != []
+    assert daemon_balance(1, stats, started=11, kills=0, exact=True) != []
+    # read before a restart under load: the counters may trail, never lead
+    assert daemon_balance(1, stats, started=30, kills=0, exact=False) == []
+    assert daemon_balance(1, stats, started=9, kills=0, exact=False) != []
+
+
+def test_the_request_log_shows_a_request_that_ran_twice(tmp_path: Path) -> None:
+    node = Node(work=tmp_path)
+    node.run_log.write_text("F a.ADD.1\nD1 b.ADD.2\nD1 c.DEL.3\nF c.DEL.3\nD2 d.ADD.4\n")
+    runs = request_log(node)
+    assert [r for r, places in runs.items() if len(places) > 1] == ["c.DEL.3"]
+    assert epoch_runs(runs) == {"D1": 2, "D2": 1}
