@@ -799,13 +799,20 @@ def run_soak(options: SoakOptions) -> SoakReport:
             str(out),
             "--quiet",
         ]
-        proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=False)
+        log = Path(tmp) / "stderr"
+        with log.open("wb") as err:
+            proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                proc.wait()
+            except BaseException:  # a test timeout or Ctrl-C: let the soak remove what it made
+                proc.terminate()
+                proc.wait(120)
+                raise
         if not out.exists():
             seed = options.seed if options.seed is not None else -1
             report = SoakReport(seed, options.lifecycles, options.concurrency, options.faults)
-            report.failures.append(
-                f"the soak exited {proc.returncode} without a report: {proc.stderr[-3000:]}"
-            )
+            stderr = log.read_text(errors="replace")[-3000:]
+            report.failures.append(f"the soak exited {proc.returncode} without a report: {stderr}")
             return report
         return SoakReport.from_json(json.loads(out.read_text()))
 

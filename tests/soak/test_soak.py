@@ -26,6 +26,7 @@ def _seed() -> int | None:
 
 
 @pytest.mark.netns
+@pytest.mark.timeout(900)  # ~2 minutes on an idle 2-core machine; far more when it is shared
 def test_a_short_soak_with_faults_keeps_every_invariant() -> None:
     if os.geteuid() != 0:
         pytest.skip("the soak builds namespaces: root only")
