@@ -774,6 +774,9 @@ def soak_here(options: SoakOptions, log: bool = True) -> SoakReport:
         report.failures = list(soak.failures)
         report.duplicates = list(soak.duplicates)
         report.latency_ms = {k: _latency(v) for k, v in soak.latency.items()}
+        for (mode, command), samples in sorted(soak.typical.items()):
+            if command in soak.latency:
+                report.latency_ms[f"{command} {mode}"] = _latency(samples)
         final_checks(soak, report, links_before)
     finally:
         report.wall_s = time.perf_counter() - started
@@ -840,8 +843,8 @@ def print_report(report: SoakReport) -> None:
     print("faults injected: " + ", ".join(f"{k} {v}" for k, v in report.faults.items()))
     print("invariant checks: " + ", ".join(f"{k} {v}" for k, v in sorted(report.checks.items())))
     print("observed: " + ", ".join(f"{k} {v}" for k, v in sorted(report.observed.items())))
-    for op in ("ADD", "DEL"):
-        if op in lat:
+    for op in sorted(lat):
+        if op.split()[0] in ("ADD", "DEL"):
             p50, p99, n = lat[op]["p50"], lat[op]["p99"], lat[op]["n"]
             under = " under faults" if report.faults_enabled else ""
             print(f"{op} latency{under}: p50 {p50:.1f} ms, p99 {p99:.1f} ms (n={n:.0f})")
