@@ -35,7 +35,7 @@ FAULT_KINDS = POD_FAULTS + NODE_FAULTS
 #: unnamed one a plugin renames it in, which a killed process takes with it) hands the netdev
 #: back to the host's initial netns; a veth stand-in is destroyed instead, and the simulated
 #: node is not the initial netns. So these take no kill and no `netns_gone`: those faults would
-#: measure the stand-in, not the plugin (tests/sriov and tests/host_device cover them).
+#: measure the stand-in, not the plugin.
 MOVED_DEVICE = ("host-device", "sriov")
 #: The faults a moved device does take.
 
