@@ -1,15 +1,32 @@
 """Writing a file so that a reader sees the old content or the new, never half of either.
 
 The one home for write-then-rename: restore records, the result cache, device-info files,
-CDI specs and installed executables all go through `write_atomic`. The temp file lives in
-the target's directory (a rename cannot cross filesystems) and is removed on any failure.
+CDI specs and installed executables all go through `write_atomic`.
+
+The data is written to an unnamed file (`O_TMPFILE`) in the target's directory (a rename cannot
+cross filesystems), which gets a name only once it is complete, just before the rename. A writer
+killed while writing or syncing (SIGKILL cannot be caught) therefore leaves nothing behind; the
+only leftover possible is a name from a kill between that link and the rename, which the next
+write into the directory removes once it is older than `STALE_TEMP_AGE`. Filesystems without
+`O_TMPFILE` get a named temp file from the start.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import secrets
 import tempfile
+import time
 from pathlib import Path
+
+#: A temp name from a writer that died between link and rename is this old (seconds) at least
+#: before it is removed: a live writer renames within microseconds of linking.
+STALE_TEMP_AGE = 60.0
+
+#: `.<target name>.<8 random characters>`, the names `write_atomic` gives its temp files.
+_TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}")
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
@@ -19,15 +36,68 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
     on tmpfs that mean nothing after a reboot (device-info, CDI) skip it.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    dir_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    except OSError as err:
+        os.close(dir_fd)
+        if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            raise
+        _write_named(path, data, mode, durable)
+    else:
+        try:
+            _fill(fd, data, mode, durable)
+            tmp = f".{path.name}.{secrets.token_hex(4)}"
+            # linkat(AT_SYMLINK_FOLLOW), which os.link uses only when given a dir fd: names the file
+            os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dir_fd)
+            _rename(path.parent / tmp, path)
+        finally:
+            os.close(fd)
+            os.close(dir_fd)
+    remove_stale_temp_files(path.parent)
+
+
+def remove_stale_temp_files(directory: Path, max_age: float = STALE_TEMP_AGE) -> list[Path]:
+    """Remove temp files of dead writers (older than `max_age` seconds) from `directory`."""
+    removed: list[Path] = []
+    cutoff = time.time() - max_age
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not _TEMP_NAME.fullmatch(entry.name):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            except FileNotFoundError:
+                continue  # renamed or removed by its writer or another sweeper meanwhile
+    return removed
+
+
+def _write_named(path: Path, data: bytes, mode: int, durable: bool) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as out:
-            os.fchmod(out.fileno(), mode)
-            out.write(data)
-            out.flush()
-            if durable:
-                os.fsync(out.fileno())
-        os.replace(tmp, path)
+        _fill(fd, data, mode, durable)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    _rename(Path(tmp), path)
+
+
+def _fill(fd: int, data: bytes, mode: int, durable: bool) -> None:
+    os.fchmod(fd, mode)  # the umask may have narrowed the mode given at creation
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    if durable:
+        os.fsync(fd)
+
+
+def _rename(tmp: Path, path: Path) -> None:
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise

@@ -1,0 +1,54 @@
+"""`write_atomic`: a reader sees old or new content, and a killed writer leaves no temp file."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from pycni.cni import files
+
+
+def test_replaces_content_with_the_mode_asked(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "state.json"
+    files.write_atomic(target, b"old")
+    files.write_atomic(target, b"new", 0o640)
+    assert target.read_bytes() == b"new"
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "sub").stat().st_mode & 0o777 == 0o700
+    assert sorted(p.name for p in target.parent.iterdir()) == ["state.json"]
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_writer_killed_mid_write_leaves_no_temp_file(tmp_path: Path, durable: bool) -> None:
+    """SIGKILL at the sync (or the write), as the soak's kills land: the old content, nothing else."""
+    target = tmp_path / "plan.json"
+    files.write_atomic(target, b"old")
+    pid = os.fork()
+    if pid == 0:  # the child dies inside write_atomic, after its data went to the file
+        hook = "fsync" if durable else "fchmod"
+        setattr(os, hook, lambda *_: os.kill(os.getpid(), signal.SIGKILL))
+        try:
+            files.write_atomic(target, b"new" * 100_000, durable=durable)
+        finally:
+            os._exit(3)  # not reached: the kill comes first
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan.json"]
+
+
+def test_stale_temp_names_are_removed_by_the_next_write_fresh_ones_kept(tmp_path: Path) -> None:
+    stale = tmp_path / ".plan.json.ab12cd34"
+    fresh = tmp_path / ".plan.json.ef56ab78"
+    stale.write_bytes(b"x")
+    fresh.write_bytes(b"x")
+    old = os.stat(stale).st_mtime - files.STALE_TEMP_AGE - 5
+    os.utime(stale, (old, old))
+    unrelated = tmp_path / ".keep"
+    unrelated.write_bytes(b"x")
+    files.write_atomic(tmp_path / "other.json", b"{}")
+    assert not stale.exists()
+    assert fresh.exists() and unrelated.exists()
