@@ -46,11 +46,22 @@ def pod_lock(ctx: Context, container_id: str) -> Iterator[None]:
 
 @contextmanager
 def log_file(conf: MultusConf) -> Iterator[None]:
-    """`logFile` at `logLevel` for this call (our own logging still follows PYCNI_LOG_*)."""
+    """`logFile` at `logLevel` for this call (our own logging still follows PYCNI_LOG_*).
+
+    Its directory is created if missing; a log file that cannot be opened costs a warning, never
+    the pod's network.
+    """
     if not conf.log_file:
         yield
         return
-    handler = logging.FileHandler(conf.log_file)
+    path = Path(conf.log_file)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = logging.FileHandler(path)
+    except OSError as err:
+        logging.getLogger("pycni.multus").warning("cannot open logFile %s: %s", path, err.strerror or err)
+        yield
+        return
     handler.setLevel(LOG_LEVELS[conf.log_level])
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("pycni")

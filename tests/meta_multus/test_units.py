@@ -388,3 +388,41 @@ def test_readiness_indicator_is_polled_until_its_deadline(
     monkeypatch.setattr("pycni.meta_multus.guards.time.sleep", sleep)
     guards.wait_ready(conf)
     assert polls == [guards.READINESS_POLL], "it returns on the first poll that finds the file"
+
+
+def _conf_logging_to(path: Path) -> MultusConf:
+    return MultusConf.load(
+        {
+            "cniVersion": "1.1.0",
+            "name": "m",
+            "delegates": [{"type": "bridge"}],
+            "logFile": str(path),
+            "logLevel": "debug",
+        },
+        "1.1.0",
+    )
+
+
+def test_log_file_in_a_missing_directory_is_created(tmp_path: Path) -> None:
+    import logging
+
+    from pycni.meta_multus import guards
+
+    target = tmp_path / "deep" / "er" / "multus.log"
+    with guards.log_file(_conf_logging_to(target)):
+        logging.getLogger("pycni.multus").error("hello from multus")
+    assert "hello from multus" in target.read_text()
+    assert target.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_log_file_that_cannot_be_opened_is_a_warning_not_a_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pycni.meta_multus import guards
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with guards.log_file(_conf_logging_to(blocker / "multus.log")):
+        ran = True
+    assert ran
+    assert any("cannot open logFile" in r.getMessage() and not r.exc_info for r in caplog.records)
