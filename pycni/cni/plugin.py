@@ -32,6 +32,17 @@ if TYPE_CHECKING:
             """Run `rt.command` on `plugin_type` with `conf` on stdin; the ADD result, else None."""
             ...
 
+    class ValidatingDelegate(Delegate, Protocol):
+        """A delegate that can judge a config for `plugin_type` without running it.
+
+        Every plugin with an `ipam` section asks before its first kernel change, so an invalid
+        section is refused (code 7) instead of failing halfway and again in the rollback.
+        """
+
+        def validate(self, plugin_type: str, conf: Mapping[str, Any], rt: RuntimeArgs) -> None:
+            """Raise the spec error `call` would raise for an invalid `conf`; nothing is run."""
+            ...
+
     class PluginOps(Protocol):
         """What an ops module provides: the five verbs, each a plain function of its arguments."""
 
@@ -55,6 +66,37 @@ class Context(NamedTuple):
 
     delegate: Delegate
     settings: Settings
+
+
+def require_reportable(conf: NetConf) -> None:
+    """Refuse an ADD whose result the config's version cannot carry, before anything is changed.
+
+    A 0.1.0/0.2.0 result must hold an IP, so an ADD without IPAM at those versions could only fail
+    when its result is printed, after the verb returned: nothing would undo what it set up.
+    """
+    from pycni.cni import version
+    from pycni.cni.errors import IncompatibleVersion
+
+    if not conf.has_ipam and not version.has_interfaces(conf.cni_version):
+        raise IncompatibleVersion(
+            f"CNI {conf.cni_version} results must carry an IP address: this network has no ipam "
+            "(use cniVersion 0.3.0 or later, or configure ipam)"
+        )
+
+
+def check_link_name(key: str, name: str) -> None:
+    """A link name from the config, held to the kernel's rules (code 7 naming the key).
+
+    The kernel would refuse it too, but only once ADD is under way and as an internal error.
+    """
+    from pycni.cni.errors import InvalidConfig, InvalidEnvironment
+    from pycni.cni.runtime import validate_ifname
+
+    try:
+        validate_ifname(name)
+    except InvalidEnvironment as err:
+        reason = err.msg.removeprefix(f"CNI_IFNAME {name!r} ").removeprefix("CNI_IFNAME ")
+        raise InvalidConfig(f"{key}: {name!r} is not a valid interface name: {reason}") from None
 
 
 def missing_verbs(ops: object) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -52,6 +54,29 @@ def open_netns(path: str) -> int:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NetnsGone(f"netns {path} does not exist") from None
+
+
+def for_teardown(path: str) -> str:
+    """CNI_NETNS as DEL uses it: a path that is not a network namespace counts as gone ("").
+
+    DEL must succeed when the pod's netns is gone and still release everything on the node side
+    (IPAM, rules, devices), so a path that cannot be entered is treated the same way, with a
+    warning. Nothing of ours can be inside something that is not a netns. ADD and CHECK refuse
+    such a path with code 4 (`RuntimeArgs.from_env`).
+    """
+    if path and is_netns_file(path) is False:
+        log.warning("CNI_NETNS %s is not a network namespace: treated as gone, node side cleaned up", path)
+        return ""
+    return path
+
+
+def require_free_ifname(path: str, ifname: str) -> None:
+    """ADD's pod-side check before its first change: the netns opens and has no `ifname` yet."""
+    from pycni.net import ip
+
+    with rtnl(path) as pod:
+        if ip.find_link(pod, ifname) is not None:
+            raise ip.LinkExists(f"interface {ifname!r} already exists in {path}")
 
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
