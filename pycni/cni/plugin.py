@@ -68,11 +68,12 @@ class Context(NamedTuple):
     settings: Settings
 
 
-def require_reportable(conf: NetConf) -> None:
-    """Refuse an ADD whose result the config's version cannot carry, before anything is changed.
+def check_add(conf: NetConf) -> None:
+    """What an ADD can know will fail, refused before its first kernel change.
 
-    A 0.1.0/0.2.0 result must hold an IP, so an ADD without IPAM at those versions could only fail
-    when its result is printed, after the verb returned: nothing would undo what it set up.
+    Both would otherwise fail only after the pod was set up: a 0.1.0/0.2.0 result must hold an
+    IP, so an ADD without IPAM at those versions could not print its result (code 1), and
+    `dns` is read into the result last (code 7 when it is not a DNS object).
     """
     from pycni.cni import version
     from pycni.cni.errors import IncompatibleVersion
@@ -82,6 +83,21 @@ def require_reportable(conf: NetConf) -> None:
             f"CNI {conf.cni_version} results must carry an IP address: this network has no ipam "
             "(use cniVersion 0.3.0 or later, or configure ipam)"
         )
+    if conf.dns:
+        _check_dns(conf.dns)
+
+
+def _check_dns(dns: Mapping[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    from pycni.cni.config import describe_validation_error
+    from pycni.cni.errors import InvalidConfig
+    from pycni.cni.types import DNS
+
+    try:
+        DNS.model_validate(dns)
+    except ValidationError as err:
+        raise InvalidConfig(describe_validation_error(err, "invalid dns")) from None
 
 
 def check_link_name(key: str, name: str) -> None:

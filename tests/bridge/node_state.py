@@ -10,8 +10,10 @@ Shared by the bridge, vxlan and host-device tests.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from pycni.net import netns
+from tests.helpers.fuzz import Answer, assert_spec_answer, call_inprocess
 from tests.helpers.netns import Netns, sh
 
 #: Route attributes that say where a route goes (not its cache info or expiry).
@@ -72,6 +75,19 @@ def netns_state(ns: Netns) -> NetnsState:
 _NOT_RESERVATIONS = ("lock", "last_reserved_ip")
 #: host-local's index, a cache of the reservations rebuilt from them (ipam/host_local/index.py).
 _CACHE_DIR = ".pycni"
+
+
+def delete_links(ns: Netns, *names: str) -> None:
+    """Remove links by name if present (what DEL keeps by design), in-process: no `ip` per example."""
+    with netns.entered(ns.path):
+        ipr = IPRoute()
+    try:
+        for name in names:
+            index = ipr.link_lookup(ifname=name)
+            if index:
+                ipr.link("del", index=index[0])
+    finally:
+        ipr.close()
 
 
 def files(root: Path) -> frozenset[str]:
@@ -138,3 +154,53 @@ def differences(before: NodeState, after: NodeState) -> list[str]:
     if before.rules != after.rules:
         out.append(f"firewall rules: {before.rules} -> {after.rules}")
     return out
+
+
+def call_in_node(node: Netns, plugin_type: str, env: dict[str, str], conf: dict[str, Any]) -> Answer:
+    """One in-process call of `plugin_type` from inside the node's netns, as its daemon would."""
+    with netns.entered(node.path):
+        return call_inprocess(plugin_type, env, json.dumps(conf).encode())
+
+
+def add_leaves_nothing(
+    scene: Scene, plugin_type: str, conf: dict[str, Any], rules: bool, after_del: Callable[[], None]
+) -> None:
+    """ADD `conf`: a refused ADD, and the DEL that follows it, leave the node and pod as they were.
+
+    An ADD that succeeds is DEL'd, then `after_del` removes what DEL keeps by design (a bridge,
+    a VNI's devices), and the node must be back as it was too.
+    """
+    before = snapshot(scene.node, scene.pod, scene.data, rules)
+    added = call_in_node(scene.node, plugin_type, {**scene.env, "CNI_COMMAND": "ADD"}, conf)
+    assert_spec_answer(added, allow_internal=True)
+    deleted = call_in_node(scene.node, plugin_type, {**scene.env, "CNI_COMMAND": "DEL"}, conf)
+    assert_spec_answer(deleted, allow_internal=True)
+    if added.code == 0:
+        assert deleted.code == 0, f"DEL of a config ADD took failed: {deleted.stdout}"
+        after_del()
+    left = differences(before, snapshot(scene.node, scene.pod, scene.data, rules))
+    assert left == [], f"ADD answered {added.stdout.strip()}, DEL {deleted.stdout.strip()}; left: {left}"
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A throw-away node and pod, the node's data root (IPAM, state) and the request's env."""
+
+    node: Netns
+    pod: Netns
+    data: Path
+    env: dict[str, str]
+
+
+def scene(node: Netns, pod: Netns, tmp: Path, **env: str) -> Scene:
+    """Data under `tmp/data` (compared), locks under `tmp/run` (not), an empty CNI_PATH."""
+    (tmp / "bin").mkdir(exist_ok=True)
+    base = {
+        "CNI_CONTAINERID": "fuzz-ctr",
+        "CNI_NETNS": pod.path,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(tmp / "bin"),
+        "PYCNI_RUN_DIR": str(tmp / "run"),
+        "PYCNI_STATE_DIR": str(tmp / "data" / "state"),
+    }
+    return Scene(node, pod, tmp / "data", {**base, **env})

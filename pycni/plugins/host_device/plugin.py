@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, PluginNotAvailable
-from pycni.cni.plugin import require_reportable
+from pycni.cni.plugin import check_add
 from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, Result
@@ -57,7 +57,7 @@ def _store(ctx: Context) -> StateStore:
 def add(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> Result:
     delegate.validate_ipam(ctx.delegate, conf, rt)
     conf.require_selector()
-    require_reportable(conf)
+    check_add(conf)
     store = _store(ctx)
     with ExitStack() as undo, netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
         if ip.find_link(pod, rt.ifname) is not None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from pycni.cni.errors import AlreadyExists, InternalError, PluginError, PluginNotAvailable
 from pycni.cni.logs import FORMAT
-from pycni.cni.plugin import require_reportable
+from pycni.cni.plugin import check_add
 from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, Result
@@ -79,7 +79,7 @@ def call_log(conf: SriovConf) -> Iterator[logging.Logger]:
 def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
     delegate.validate_ipam(ctx.delegate, conf, rt)
     address = conf.require_vf_address()
-    require_reportable(conf)
+    check_add(conf)
     wanted = conf.vf_settings(conf.effective_mac(rt))
     sysfs = SysFs(ctx.settings.sysfs_root)
     stores = Stores(ctx.settings.state_dir)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
-from pycni.cni.plugin import check_link_name, require_reportable
+from pycni.cni.plugin import check_add, check_link_name
 from pycni.cni.types import Interface, Result
 from pycni.libcni import delegate
 from pycni.net import ip, lock, netns, veth_attach
@@ -59,7 +59,7 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
     1450-byte tunnel would have its full-size frames dropped silently.
     """
     delegate.validate_ipam(ctx.delegate, conf, rt)
-    require_reportable(conf)
+    check_add(conf)
     check_link_name("bridge", conf.bridge)
     if conf.underlay is not None:
         check_link_name("underlay", conf.underlay)
