@@ -87,6 +87,28 @@ def check_add(conf: NetConf) -> None:
         _check_dns(conf.dns)
 
 
+def check_requested_mac(conf: NetConf, rt: RuntimeArgs) -> None:
+    """A MAC asked for (`runtimeConfig`, `args`, CNI_ARGS `MAC`) for a veth, judged before it is made.
+
+    The kernel sees it only when the interface is created; unless it is a unicast Ethernet
+    address in the usual notation it is refused first: code 7 from the config, 4 from CNI_ARGS.
+    """
+    from pycni.cni.errors import InvalidConfig, InvalidEnvironment
+
+    for key, mac in (("runtimeConfig.mac", conf.runtime_config.mac), ("args.cni.mac", conf.args.cni.mac)):
+        if mac is not None and not _unicast_mac(mac):
+            raise InvalidConfig(f"{key}: {mac!r} is not a unicast MAC address such as '0a:58:0a:01:02:03'")
+    from_args = rt.arg("MAC")
+    if from_args is not None and not _unicast_mac(from_args):
+        raise InvalidEnvironment(f"CNI_ARGS MAC: {from_args!r} is not a unicast MAC address")
+
+
+def _unicast_mac(mac: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", mac)) and not int(mac[:2], 16) & 1
+
+
 def _check_dns(dns: Mapping[str, Any]) -> None:
     from pydantic import ValidationError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, netlink_errno
-from pycni.cni.plugin import Context, check_add, check_link_name
+from pycni.cni.plugin import Context, check_add, check_link_name, check_requested_mac
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import Result
@@ -41,6 +41,7 @@ def port_options(conf: BridgeConf) -> veth_attach.PortOptions:
 def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
     delegate.validate_ipam(ctx.delegate, conf, rt)
     check_add(conf)
+    check_requested_mac(conf, rt)
     check_link_name("bridge", conf.bridge)
     netns.require_free_ifname(rt.netns, rt.ifname)
     with netns.rtnl() as host, ExitStack() as undo:

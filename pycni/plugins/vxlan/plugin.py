@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
-from pycni.cni.plugin import check_add, check_link_name
+from pycni.cni.plugin import check_add, check_link_name, check_requested_mac
 from pycni.cni.types import Interface, Result
 from pycni.libcni import delegate
 from pycni.net import ip, lock, netns, veth_attach
@@ -60,6 +60,7 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
     """
     delegate.validate_ipam(ctx.delegate, conf, rt)
     check_add(conf)
+    check_requested_mac(conf, rt)
     check_link_name("bridge", conf.bridge)
     if conf.underlay is not None:
         check_link_name("underlay", conf.underlay)
