@@ -70,13 +70,17 @@ def for_teardown(path: str) -> str:
     return path
 
 
-def require_free_ifname(path: str, ifname: str) -> None:
-    """ADD's pod-side check before its first change: the netns opens and has no `ifname` yet."""
-    from pycni.net import ip
+def require_netns(path: str) -> None:
+    """ADD's pod-side check before its first change: `path` is a netns that exists (a `stat`).
 
-    with rtnl(path) as pod:
-        if ip.find_link(pod, ifname) is not None:
-            raise ip.LinkExists(f"interface {ifname!r} already exists in {path}")
+    A CNI_IFNAME already taken in the pod is found when the interface is made, and undone like
+    any other failure: checking it here would cost every ADD a netlink socket in the pod.
+    """
+    kind = is_netns_file(path)
+    if kind is None:
+        raise NetnsGone(f"netns {path} does not exist")
+    if not kind:
+        raise NotANetns(f"{path} is not a network namespace")
 
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:

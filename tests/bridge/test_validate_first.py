@@ -131,7 +131,7 @@ def test_an_l2_only_add_whose_result_cannot_be_printed_is_refused_first(
     assert differences(before, snapshot(node, pod, tmp_path / "ipam", rules=False)) == []
 
 
-def test_add_with_a_taken_ifname_is_refused_before_the_bridge_is_made(
+def test_add_with_a_taken_ifname_leaves_no_bridge_behind(
     exec_cni: Runner,
     node: Netns,
     make_netns: Callable[..., Netns],

@@ -1,9 +1,9 @@
 """bridge ADD/DEL/CHECK/STATUS/GC: ensure the bridge, then attach the pod to it.
 
 Every verb first judges the whole config, the `ipam` section included (`delegate.validate_ipam`),
-so an invalid one is refused before the kernel is touched. ADD also checks the pod side it can
-know about (the netns, a free CNI_IFNAME) before it creates the bridge, and a bridge this ADD
-created goes again if the ADD fails and no other pod has joined it meanwhile.
+so an invalid one is refused before the kernel is touched. ADD also checks that the pod's netns
+exists before it creates the bridge, and a bridge this ADD created goes again if the ADD fails
+and no other pod has joined it meanwhile.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
     check_add(conf)
     check_requested_mac(conf, rt)
     check_link_name("bridge", conf.bridge)
-    netns.require_free_ifname(rt.netns, rt.ifname)
+    netns.require_netns(rt.netns)
     with netns.rtnl() as host, ExitStack() as undo:
         br = _ensure_bridge(host, conf, ctx.settings.run_dir, undo)
         result = veth_attach.attach(conf, rt, ctx, host, br, port_options(conf))

@@ -7,8 +7,8 @@ to use. DEL leaves the shared devices alone (upstream rejected delete-on-last-po
 ADD/DEL race, plugins#283); GC removes them once no pod port is left.
 
 Every verb first judges the whole config, the `ipam` section included, so an invalid one is
-refused before the kernel is touched; ADD also checks the pod side it can know about (the
-netns, a free CNI_IFNAME) before it makes any node-side device.
+refused before the kernel is touched; ADD also checks that the pod's netns exists before it
+makes any node-side device.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
     check_link_name("bridge", conf.bridge)
     if conf.underlay is not None:
         check_link_name("underlay", conf.underlay)
-    netns.require_free_ifname(rt.netns, rt.ifname)
+    netns.require_netns(rt.netns)
     with netns.rtnl() as host, vni_lock(conf, ctx.settings.run_dir), ExitStack() as undo:
         spec = device.spec_for(conf, device.resolve_underlay(host, conf))
         vx = device.ensure_vxlan(host, spec, undo)
