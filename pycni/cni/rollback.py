@@ -1,4 +1,9 @@
-"""Undo helpers for ADD: every step registers its undo on an ExitStack right after it succeeds."""
+"""Undo helpers for ADD: every step registers its undo on an ExitStack right after it succeeds.
+
+A failed undo or teardown step is logged as one line naming the step and the error, never as a
+traceback: the runtime already gets the error that matters, and an operator reading the log
+needs what failed, not where in our code it was noticed.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import ParamSpec
 
-from pycni.cni.errors import CNIError, from_code
+from pycni.cni.errors import CNIError, InternalError, from_code, to_error
 
 P = ParamSpec("P")
 log = logging.getLogger("pycni.rollback")
@@ -21,23 +26,24 @@ def quietly(func: Callable[P, object]) -> Callable[P, None]:
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
         try:
             func(*args, **kwargs)
-        except Exception as err:
-            _log_failure(f"undo step {getattr(func, '__qualname__', func)}", err)
+        except Exception as exc:
+            step = getattr(func, "__qualname__", func)
+            log.warning("undo step %s failed: %s", step, describe(exc))
+            _debug_trace(exc)
 
     return run
 
 
-def _log_failure(what: str, err: Exception) -> None:
-    """One WARNING line; an exception that is no CNIError is unexpected, its traceback at DEBUG.
+def describe(exc: BaseException) -> str:
+    """The spec error an exception stands for, in one line: `[code N] msg`."""
+    err = to_error(exc)
+    return f"[code {err.code}] {err.msg}"
 
-    Without a log file, logs go to stderr, which runtimes copy into their events.
-    """
-    text = str(getattr(err, "msg", None) or err).replace("\n", "\\n")
-    if isinstance(err, CNIError):
-        log.warning("%s failed: %s", what, text)
-        return
-    log.warning("%s failed: unexpected %s: %s", what, type(err).__name__, text)
-    log.debug("traceback of the failure of %s", what, exc_info=err)
+
+def _debug_trace(exc: Exception) -> None:
+    """Where an unexpected exception (a bug, not a spec error) came from, for debug logs only."""
+    if not isinstance(exc, CNIError):
+        log.debug("trace of the failure above", exc_info=exc)
 
 
 class BestEffort:
@@ -49,19 +55,23 @@ class BestEffort:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
-        #: The spec code of each failure, in order (999 for an exception that is no CNIError).
-        self.codes: list[int] = []
+        self.failures: list[CNIError] = []
 
     def run(self, what: str, func: Callable[P, object], *args: P.args, **kwargs: P.kwargs) -> None:
         try:
             func(*args, **kwargs)
-        except Exception as err:
-            self.errors.append(f"{what}: {getattr(err, 'msg', None) or err}")
-            self.codes.append(err.code if isinstance(err, CNIError) else 999)
-            _log_failure(what, err)
+        except Exception as exc:
+            err = to_error(exc)
+            self.errors.append(f"{what}: {err.msg}")
+            self.failures.append(err)
+            log.warning("%s failed: %s", what, describe(exc))
+            _debug_trace(exc)
 
     def raise_if_failed(self) -> None:
-        """All failures as one error: with their common code when they share one, else 999."""
-        if self.errors:
-            code = self.codes[0] if len(set(self.codes)) == 1 else 999
-            raise from_code(code, "; ".join(self.errors))
+        """One error for every failed step; it keeps their spec code when they all share one."""
+        if not self.errors:
+            return
+        codes = {err.code for err in self.failures}
+        if len(codes) == 1:
+            raise from_code(codes.pop(), "; ".join(self.errors))
+        raise InternalError("; ".join(self.errors))

@@ -3,6 +3,10 @@
 bridge calls host-local through this exactly as multus calls its delegates. In-process calls
 go through the same validation and dispatch as an exec'd plugin (`skel.invoke`), so results
 and errors are the same, without a new interpreter.
+
+`validate` judges a delegate's config without running it, so a plugin refuses an invalid `ipam`
+section (code 7) before its first kernel change: our own types load their config model, a
+foreign type must be a plain name found on CNI_PATH (its config is its own business).
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from pycni.cni import version
-from pycni.cni.errors import CNIError, DecodingFailure, InternalError, from_code
+from pycni.cni.errors import CNIError, DecodingFailure, InternalError, InvalidConfig, from_code
 from pycni.cni.plugin import Context
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import Command, RuntimeArgs
@@ -74,6 +79,26 @@ def _negotiated(conf: Conf) -> str:
 #: Finds our implementation of a type (the registry's `lookup`; tests pass their own).
 Lookup = Callable[[str], "PluginRef | None"]
 
+#: Our types running in-process for the current request, outermost first. A plugin passes its
+#: whole config to its IPAM type, so `"ipam": {"type": "bridge"}` in a bridge config would call
+#: bridge again, forever: a type already on this chain is refused instead.
+_CHAIN: ContextVar[tuple[str, ...]] = ContextVar("pycni_delegate_chain", default=())
+
+
+def _refuse_loop(plugin_type: str) -> None:
+    chain = _CHAIN.get()
+    if plugin_type in chain:
+        raise InvalidConfig(f"delegating to {plugin_type!r} loops: {' -> '.join((*chain, plugin_type))}")
+
+
+@contextmanager
+def _running(plugin_type: str) -> Iterator[None]:
+    token = _CHAIN.set((*_CHAIN.get(), plugin_type))
+    try:
+        yield
+    finally:
+        _CHAIN.reset(token)
+
 
 class InProcessDelegate:
     """Our own plugin types, called as functions with this call's settings.
@@ -90,13 +115,28 @@ class InProcessDelegate:
     def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
         from pycni.cni import skel
 
-        ref = self.lookup(plugin_type)
-        if ref is None:
-            raise InternalError(f"{plugin_type} is not a pycni plugin type")
+        ref = self._ref(plugin_type)
         cni_version = _negotiated(conf)
         skel.check_min_version(rt.command, cni_version)
         ctx = Context(delegate=self.outer or self, settings=self.settings)
-        return skel.invoke(ref, rt, dict(conf), cni_version, ctx)
+        with _running(plugin_type):
+            return skel.invoke(ref, rt, dict(conf), cni_version, ctx)
+
+    def validate(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> None:
+        """Load `conf` into the type's config model, as `call` would first (code 7 if invalid)."""
+        from pycni.cni import skel
+
+        ref = self._ref(plugin_type)
+        cni_version = _negotiated(conf)
+        skel.check_min_version(rt.command, cni_version)
+        ref.load_conf_model().load(dict(conf), cni_version)
+
+    def _ref(self, plugin_type: str) -> PluginRef:
+        ref = self.lookup(plugin_type)
+        if ref is None:
+            raise InvalidConfig(f"{plugin_type!r} is not a pycni plugin type")
+        _refuse_loop(plugin_type)
+        return ref
 
 
 class ExecDelegate:
@@ -121,6 +161,12 @@ class ExecDelegate:
             raise DecodingFailure(f"delegate {plugin_type} printed an invalid result: {err}") from err
         return parse_result(raw, _negotiated(conf))
 
+    def validate(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> None:
+        """A foreign type must be a plain name of an executable on CNI_PATH; its config is its own."""
+        check_type_name(plugin_type)
+        if _find(plugin_type, rt.path) is None:
+            raise InvalidConfig(f"no plugin {plugin_type!r} in CNI_PATH {list(rt.path)}")
+
     def _exec(self, binary: str, env: dict[str, str], stdin: bytes) -> subprocess.CompletedProcess[bytes]:
         for attempt in range(self.attempts):
             try:
@@ -141,18 +187,35 @@ class AutoDelegate:
         self.exec = ExecDelegate()
 
     def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
-        target: Delegate = self.in_process if self.lookup(plugin_type) else self.exec
-        return target.call(plugin_type, conf, rt)
+        return self._target(plugin_type).call(plugin_type, conf, rt)
+
+    def validate(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> None:
+        self._target(plugin_type).validate(plugin_type, conf, rt)
+
+    def _target(self, plugin_type: str) -> InProcessDelegate | ExecDelegate:
+        return self.in_process if self.lookup(plugin_type) else self.exec
+
+
+def check_type_name(plugin_type: str) -> None:
+    """A type names a file in a CNI_PATH directory: never a path, `.`, `..` or empty (code 7)."""
+    if not plugin_type or plugin_type in (".", "..") or "/" in plugin_type or "\0" in plugin_type:
+        raise InvalidConfig(f"invalid plugin type {plugin_type!r}: it must be a plain file name")
 
 
 def find_in_path(plugin_type: str, path: tuple[str, ...]) -> str:
-    if not plugin_type or "/" in plugin_type:
-        raise InternalError(f"invalid plugin type {plugin_type!r}")
+    check_type_name(plugin_type)
+    found = _find(plugin_type, path)
+    if found is None:
+        raise InternalError(f"failed to find plugin {plugin_type!r} in path {list(path)}")
+    return found
+
+
+def _find(plugin_type: str, path: tuple[str, ...]) -> str | None:
     for directory in path:
         candidate = os.path.join(directory, plugin_type)
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate
-    raise InternalError(f"failed to find plugin {plugin_type!r} in path {list(path)}")
+    return None
 
 
 def _error_from(plugin_type: str, proc: subprocess.CompletedProcess[bytes]) -> CNIError:
@@ -163,6 +226,22 @@ def _error_from(plugin_type: str, proc: subprocess.CompletedProcess[bytes]) -> C
     except (ValueError, KeyError, TypeError):
         text = (proc.stdout or b"").decode(errors="replace").strip()
         return InternalError(f"plugin {plugin_type} failed (exit {proc.returncode}): {text or 'no output'}")
+
+
+def validate_ipam(delegate: Delegate, conf: NetConf, rt: RuntimeArgs) -> None:
+    """Judge the network's `ipam` section as its plugin will, before anything else happens.
+
+    Every verb of a plugin with IPAM calls this first: an ADD refused here has changed nothing,
+    and a DEL, CHECK or GC of a config no ADD could have taken answers the same clean error
+    instead of failing halfway. A delegate that cannot judge (a test stand-in) leaves it to `call`.
+    """
+    if conf.ipam is None or not conf.ipam.type:
+        return
+    if conf.ipam.type == conf.type:
+        raise InvalidConfig(f"ipam.type {conf.type!r} names the plugin itself")
+    judge = getattr(delegate, "validate", None)
+    if judge is not None:
+        judge(conf.ipam.type, conf.raw, rt)
 
 
 def ipam(delegate: Delegate, conf: NetConf, rt: RuntimeArgs, command: Command) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
+log = logging.getLogger(__name__)
 
 
 @functools.cache
@@ -52,6 +54,33 @@ def open_netns(path: str) -> int:
         return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise NetnsGone(f"netns {path} does not exist") from None
+
+
+def for_teardown(path: str) -> str:
+    """CNI_NETNS as DEL uses it: a path that is not a network namespace counts as gone ("").
+
+    DEL must succeed when the pod's netns is gone and still release everything on the node side
+    (IPAM, rules, devices), so a path that cannot be entered is treated the same way, with a
+    warning. Nothing of ours can be inside something that is not a netns. ADD and CHECK refuse
+    such a path with code 4 (`RuntimeArgs.from_env`).
+    """
+    if path and is_netns_file(path) is False:
+        log.warning("CNI_NETNS %s is not a network namespace: treated as gone, node side cleaned up", path)
+        return ""
+    return path
+
+
+def require_netns(path: str) -> None:
+    """ADD's pod-side check before its first change: `path` is a netns that exists (a `stat`).
+
+    A CNI_IFNAME already taken in the pod is found when the interface is made, and undone like
+    any other failure: checking it here would cost every ADD a netlink socket in the pod.
+    """
+    kind = is_netns_file(path)
+    if kind is None:
+        raise NetnsGone(f"netns {path} does not exist")
+    if not kind:
+        raise NotANetns(f"{path} is not a network namespace")
 
 
 def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:

@@ -3,8 +3,11 @@
 ADD claims the device (a state record written under a short node-wide lock, so two pods can
 never both take it), then moves it in and runs IPAM, each step with its undo on an ExitStack.
 DEL runs every step and reports failures at the end: IPAM release always happens, a missing
-netns or device is "done", and an orphan the kernel put back under its pod-side name gets its
-original name back.
+netns or device is "done" (so is a CNI_NETNS that is not a netns), and an orphan the kernel put
+back under its pod-side name gets its original name back.
+
+Every verb first judges the whole config, the `ipam` section included, so an invalid one is
+refused before anything is claimed or moved; so is an ADD whose result could not be printed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, PluginNotAvailable
+from pycni.cni.plugin import check_add
 from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, Result
@@ -51,7 +55,9 @@ def _store(ctx: Context) -> StateStore:
 
 
 def add(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> Result:
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     conf.require_selector()
+    check_add(conf)
     store = _store(ctx)
     with ExitStack() as undo, netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
         if ip.find_link(pod, rt.ifname) is not None:
@@ -164,18 +170,23 @@ def _add_ipam(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context, result: Resul
 
 
 def delete(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
-    """Every step runs; the netns, the device and the record may each be gone already."""
+    """Every step runs; the netns, the device and the record may each be gone already.
+
+    A config no ADD could have taken is refused (code 7) before any step.
+    """
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     steps = BestEffort()
     steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
     store = _store(ctx)
     with claims_locked(ctx.settings.run_dir):
         rec = store.load(conf.name, rt.container_id, rt.ifname)
-        steps.run("returning the device to the node", _give_back, store, rt, rec)
+        pod_path = netns.for_teardown(rt.netns or (rec.netns if rec else ""))
+        steps.run("returning the device to the node", _give_back, store, pod_path, rt.ifname, rec)
     steps.raise_if_failed()
 
 
-def _give_back(store: StateStore, rt: RuntimeArgs, rec: DeviceState | None) -> None:
-    returned = release.return_device(rt.netns or (rec.netns if rec else ""), rt.ifname, rec)
+def _give_back(store: StateStore, pod_path: str, ifname: str, rec: DeviceState | None) -> None:
+    returned = release.return_device(pod_path, ifname, rec)
     if rec is not None:
         _forget(store, rec, returned)
 
@@ -191,6 +202,7 @@ def _forget(store: StateStore, rec: DeviceState, returned: bool) -> None:
 
 def check(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """The device is in the pod under CNI_IFNAME with prevResult's MAC, addresses and routes."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     prev = conf.prev_result
     if prev is None:
         raise InternalError("required prevResult missing")
@@ -221,6 +233,7 @@ def _check_userspace(rec: DeviceState, sysfs: SysFs) -> None:
 
 def status(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when the state directory is writable (ADD must record) and IPAM is ready."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     store = _store(ctx)
     if not store.writable():
         raise PluginNotAvailable(f"host-device state directory {store.directory} is not writable")
@@ -229,6 +242,7 @@ def status(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def gc(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Release this network's attachments that are not valid: device back, record gone, then IPAM GC."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     steps = BestEffort()
     valid = conf.valid_attachments
     if valid is not None:

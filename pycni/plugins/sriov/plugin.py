@@ -9,6 +9,10 @@ over by reference (`pciID`, the NPWG device-info file) without moving anything.
 DEL restores from the record, PF side first, and succeeds with the netns gone; a late DEL never
 touches a VF that a newer pod holds. CHECK compares both sides with config and prevResult; GC
 releases VFs of attachments that are not valid any more.
+
+Every verb first judges the whole config, the `ipam` section included, so an invalid one is
+refused before any VF is touched; so is an ADD whose result could not be printed. DEL treats a
+CNI_NETNS that is not a network namespace as a netns that is gone.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from pycni.cni.errors import AlreadyExists, InternalError, PluginError, PluginNotAvailable
 from pycni.cni.logs import FORMAT
+from pycni.cni.plugin import check_add
 from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, Result
@@ -72,7 +77,9 @@ def call_log(conf: SriovConf) -> Iterator[logging.Logger]:
 
 
 def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     address = conf.require_vf_address()
+    check_add(conf)
     wanted = conf.vf_settings(conf.effective_mac(rt))
     sysfs = SysFs(ctx.settings.sysfs_root)
     stores = Stores(ctx.settings.state_dir)
@@ -242,7 +249,11 @@ def _configure(pod: IPRoute, rt: RuntimeArgs, link: ip.Link, result: Result, clo
 
 
 def delete(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
-    """Every step runs; the netns, the VF's netdev and the record may each be gone already."""
+    """Every step runs; the netns, the VF's netdev and the record may each be gone already.
+
+    A config no ADD could have taken is refused (code 7) before any step.
+    """
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     steps = BestEffort()
     stores = Stores(ctx.settings.state_dir)
     rec = stores.attachments.load(conf.name, rt.container_id, rt.ifname)
@@ -254,7 +265,7 @@ def delete(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     with call_log(conf) as clog, vf_locked(ctx.settings.run_dir, rec.pci), netns.rtnl() as host:
         control = vf_control(ctx.settings, host)
         returned: list[bool] = []
-        pod_path = rt.netns or rec.netns
+        pod_path = netns.for_teardown(rt.netns or rec.netns)
         clog.info("releasing VF %s of %s from %s", rec.pci, rec.describe(), pod_path or "a gone netns")
         steps.run(
             f"releasing VF {rec.pci}",
@@ -293,6 +304,7 @@ def _forget(stores: Stores, rec: VfAttachment, returned: bool, clog: logging.Log
 
 def check(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """PF-side settings match the config; the netdev is in the pod as prevResult says."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     prev = conf.prev_result
     if prev is None:
         raise InternalError("required prevResult missing")
@@ -338,6 +350,7 @@ def _check_netdev(pod: IPRoute, rt: RuntimeArgs, prev: Result, rec: VfAttachment
 
 def status(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when state can be recorded and the VF's PF is there with VFs (or sysfs is readable)."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     stores = Stores(ctx.settings.state_dir)
     if not stores.attachments.writable():
         raise PluginNotAvailable(f"sriov state directory {stores.attachments.directory} is not writable")
@@ -354,6 +367,7 @@ def status(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def gc(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Release this network's VFs whose attachment is not valid (or was released), then IPAM GC."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     steps = BestEffort()
     valid = conf.valid_attachments
     if valid is not None:

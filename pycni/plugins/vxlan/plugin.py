@@ -5,17 +5,24 @@ ADD holds the per-VNI lock from device creation until the pod's veth is on the b
 GC removes unused devices under the same lock, so GC never deletes a bridge an ADD is about
 to use. DEL leaves the shared devices alone (upstream rejected delete-on-last-port for the
 ADD/DEL race, plugins#283); GC removes them once no pod port is left.
+
+Every verb first judges the whole config, the `ipam` section included, so an invalid one is
+refused before the kernel is touched; ADD also checks that the pod's netns exists before it
+makes any node-side device.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
+from pycni.cni.plugin import check_add, check_link_name, check_requested_mac
 from pycni.cni.types import Interface, Result
+from pycni.libcni import delegate
 from pycni.net import ip, lock, netns, veth_attach
 from pycni.plugins.vxlan import device, flood, offload
 from pycni.plugins.vxlan.config import VxlanConf
@@ -51,6 +58,13 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
     The pod veths get the device's MTU even when `mtu` is unset: a pod at 1500 behind a
     1450-byte tunnel would have its full-size frames dropped silently.
     """
+    delegate.validate_ipam(ctx.delegate, conf, rt)
+    check_add(conf)
+    check_requested_mac(conf, rt)
+    check_link_name("bridge", conf.bridge)
+    if conf.underlay is not None:
+        check_link_name("underlay", conf.underlay)
+    netns.require_netns(rt.netns)
     with netns.rtnl() as host, vni_lock(conf, ctx.settings.run_dir), ExitStack() as undo:
         spec = device.spec_for(conf, device.resolve_underlay(host, conf))
         vx = device.ensure_vxlan(host, spec, undo)
@@ -71,11 +85,14 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
 
 
 def delete(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
-    veth_attach.detach(conf, rt, ctx)
+    """Refuses (code 7) a config no ADD could have taken; a CNI_NETNS that is not a netns is gone."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
+    veth_attach.detach(conf, dataclasses.replace(rt, netns=netns.for_teardown(rt.netns)), ctx)
 
 
 def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     """The node side (device, flood list, bridge, offload), then the pod side."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     with netns.rtnl() as host:
         spec = device.spec_for(conf, device.resolve_underlay(host, conf))
         state = device.find_vxlan(host, spec)
@@ -95,6 +112,7 @@ def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when an underlay can be found (else code 50) and IPAM is ready."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     with netns.rtnl() as host:
         try:
             device.resolve_underlay(host, conf)
@@ -105,6 +123,7 @@ def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def gc(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     """The pod side's GC (IPAM, rules), then this VNI's devices if no pod uses them any more."""
+    delegate.validate_ipam(ctx.delegate, conf, rt)
     errors: list[str] = []
     try:
         veth_attach.gc(conf, rt, ctx)
