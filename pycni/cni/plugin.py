@@ -32,15 +32,12 @@ if TYPE_CHECKING:
             """Run `rt.command` on `plugin_type` with `conf` on stdin; the ADD result, else None."""
             ...
 
-    class ValidatingDelegate(Delegate, Protocol):
-        """A delegate that can judge a config for `plugin_type` without running it.
-
-        Every plugin with an `ipam` section asks before its first kernel change, so an invalid
-        section is refused (code 7) instead of failing halfway and again in the rollback.
-        """
-
         def validate(self, plugin_type: str, conf: Mapping[str, Any], rt: RuntimeArgs) -> None:
-            """Raise the spec error `call` would raise for an invalid `conf`; nothing is run."""
+            """Raise the spec error `call` would raise for an invalid `conf`; nothing is run.
+
+            Every plugin with an `ipam` section asks before its first kernel change, so an invalid
+            section is refused (code 7) instead of failing halfway and again in the rollback.
+            """
             ...
 
     class PluginOps(Protocol):

@@ -233,15 +233,13 @@ def validate_ipam(delegate: Delegate, conf: NetConf, rt: RuntimeArgs) -> None:
 
     Every verb of a plugin with IPAM calls this first: an ADD refused here has changed nothing,
     and a DEL, CHECK or GC of a config no ADD could have taken answers the same clean error
-    instead of failing halfway. A delegate that cannot judge (a test stand-in) leaves it to `call`.
+    instead of failing halfway.
     """
     if conf.ipam is None or not conf.ipam.type:
         return
     if conf.ipam.type == conf.type:
         raise InvalidConfig(f"ipam.type {conf.type!r} names the plugin itself")
-    judge = getattr(delegate, "validate", None)
-    if judge is not None:
-        judge(conf.ipam.type, conf.raw, rt)
+    delegate.validate(conf.ipam.type, conf.raw, rt)
 
 
 def ipam(delegate: Delegate, conf: NetConf, rt: RuntimeArgs, command: Command) -> None:

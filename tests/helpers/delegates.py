@@ -22,5 +22,8 @@ class RecordingDelegate:
             raise PluginError(f"{plugin_type} {rt.command} failed (injected)")
         return self.results.get(plugin_type, Result()) if rt.command is Command.ADD else None
 
+    def validate(self, plugin_type: str, conf: Any, rt: RuntimeArgs) -> None:
+        """A stand-in judges nothing: `call` answers as the test scripted."""
+
     def commands(self) -> list[tuple[str, Command]]:
         return [(t, c) for t, c, _ in self.calls]
