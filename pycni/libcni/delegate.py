@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from pycni.cni import version
+from pycni.cni import strict_json, version
 from pycni.cni.errors import CNIError, DecodingFailure, InternalError, InvalidConfig, from_code
 from pycni.cni.plugin import Context
 from pycni.cni.rollback import quietly
@@ -155,10 +155,7 @@ class ExecDelegate:
             return None
         from pycni.cni.types import parse_result
 
-        try:
-            raw = json.loads(proc.stdout)
-        except ValueError as err:
-            raise DecodingFailure(f"delegate {plugin_type} printed an invalid result: {err}") from err
+        raw = strict_json.loads(proc.stdout, f"the result delegate {plugin_type} printed")
         return parse_result(raw, _negotiated(conf))
 
     def validate(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> None:
@@ -221,9 +218,9 @@ def _find(plugin_type: str, path: tuple[str, ...]) -> str | None:
 def _error_from(plugin_type: str, proc: subprocess.CompletedProcess[bytes]) -> CNIError:
     """The delegate's own error object when it printed one (libcni reads stdout first)."""
     try:
-        obj = json.loads(proc.stdout)
+        obj = strict_json.loads(proc.stdout, f"the error delegate {plugin_type} printed")
         return from_code(int(obj["code"]), str(obj.get("msg", "")), str(obj.get("details", "")))
-    except (ValueError, KeyError, TypeError):
+    except (DecodingFailure, ValueError, KeyError, TypeError, AttributeError):
         text = (proc.stdout or b"").decode(errors="replace").strip()
         return InternalError(f"plugin {plugin_type} failed (exit {proc.returncode}): {text or 'no output'}")
 

@@ -136,3 +136,31 @@ def test_successful_add_keeps_the_delegate_allocation() -> None:
         delegate.add_with_undo(undo, rec, "ipam", {"cniVersion": "1.0.0", "name": "n"}, rt(Path("/")))
         undo.pop_all()
     assert rec.commands() == [("ipam", Command.ADD)]
+
+
+@pytest.mark.parametrize(
+    ("stdout", "code"),
+    [
+        ("[" * 5000 + "]" * 5000, 6),  # a result nested without bound
+        ('{"cniVersion": "1.0.0", "ips": [], "x": NaN}', 6),
+        ("\ufeff{}", 6),
+    ],
+)
+def test_a_foreign_delegates_hostile_result_is_a_decoding_error(
+    tmp_path: Path, stdout: str, code: int
+) -> None:
+    exe = tmp_path / "hostile"
+    exe.write_text(f"#!/bin/sh\nprintf '%s' '{stdout}'\n")
+    exe.chmod(0o755)
+    with pytest.raises(CNIError) as info:
+        delegate.add(delegate.ExecDelegate(), "hostile", {"cniVersion": "1.0.0", "name": "n"}, rt(tmp_path))
+    assert info.value.code == code, info.value.msg
+
+
+def test_a_foreign_delegates_hostile_error_output_is_reported_not_raised(tmp_path: Path) -> None:
+    exe = tmp_path / "hostile"
+    exe.write_text("#!/bin/sh\nprintf '%s' '" + "[" * 5000 + "]" * 5000 + "'\nexit 1\n")
+    exe.chmod(0o755)
+    with pytest.raises(CNIError) as info:
+        delegate.add(delegate.ExecDelegate(), "hostile", {"cniVersion": "1.0.0", "name": "n"}, rt(tmp_path))
+    assert info.value.code == 999 and "failed (exit 1)" in info.value.msg
