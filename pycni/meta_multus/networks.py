@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pycni.cni.errors import DecodingFailure, InvalidConfig, NotFound
+from pycni.cni.errors import DecodingFailure, InvalidConfig
 
 if TYPE_CHECKING:
     from pycni.k8s.objects import NetworkAttachmentDefinition, PodSource
@@ -23,8 +23,9 @@ LIST_KEYS = ("cniVersion", "cniVersions", "name", "disableCheck", "disableGC")
 SELF_TYPES = ("multus", "multus-shim")
 
 
-class NetworkNotFound(NotFound):
-    pass
+class NetworkNotFound(InvalidConfig):
+    """A network the config or the pod names does not exist: the request's configuration is
+    wrong (code 7), not multus (an internal error would say so)."""
 
 
 @dataclass(frozen=True)
@@ -140,16 +141,20 @@ def by_name(directory: Path, name: str) -> dict[str, Any] | None:
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        return _json_object(path.read_text(), str(path))
+        raw = path.read_bytes()
     except OSError as err:
         raise DecodingFailure(f"{path}: {err.strerror}") from err
+    return _json_object(raw, str(path))
 
 
-def _json_object(text: str, where: str) -> dict[str, Any]:
+def _json_object(text: str | bytes, where: str) -> dict[str, Any]:
+    """A JSON object; bad UTF-8 and nesting too deep for the decoder are decoding errors too."""
     try:
         value = json.loads(text)
-    except ValueError as err:
+    except ValueError as err:  # UnicodeDecodeError included
         raise DecodingFailure(f"{where}: invalid JSON: {err}") from err
+    except RecursionError:
+        raise DecodingFailure(f"{where}: invalid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise DecodingFailure(f"{where}: expected a JSON object")
     return value

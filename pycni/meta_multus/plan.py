@@ -13,18 +13,21 @@ import hashlib
 import json
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
 
 from pycni.cni.config import Model
+from pycni.cni.errors import InvalidEnvironment
 from pycni.cni.files import write_atomic
 from pycni.cni.runtime import NAME_PATTERN
 
 log = logging.getLogger(__name__)
 
 KIND = "pycniMultusPlan"
+_CONTAINER_ID = re.compile(NAME_PATTERN)
 FORMAT = 1
 
 
@@ -81,6 +84,11 @@ class PlanStore:
         self.dir = directory
 
     def path(self, container_id: str) -> Path:
+        """The plan's file: a container ID that is not one plain name never becomes a path."""
+        if not _CONTAINER_ID.fullmatch(container_id):
+            raise InvalidEnvironment(
+                f"CNI_CONTAINERID {container_id!r} is invalid: it must match {NAME_PATTERN}"
+            )
         return self.dir / container_id
 
     def exists(self, container_id: str) -> bool:
@@ -114,14 +122,11 @@ class PlanStore:
 
     def container_ids(self) -> list[str]:
         """The containers that have a plan file (names of regular files that are container IDs)."""
-        import re
-
-        pattern = re.compile(NAME_PATTERN)
         try:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if pattern.match(n) and (self.dir / n).is_file())
+        return sorted(n for n in names if _CONTAINER_ID.fullmatch(n) and (self.dir / n).is_file())
 
 
 def _checksum(body: dict[str, Any]) -> str:
