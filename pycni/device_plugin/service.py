@@ -69,7 +69,7 @@ class DevicePluginService:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Opens event sources, discovers, serves every pool and (kubelet.sock mode) registers."""
-        self.opts.devinfo_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # read by root CNI plugins only
+        devinfo.make_dir(self.opts.devinfo_dir)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         self._sources = Sources.open(self.opts, self.socket_dir)
         log.info(

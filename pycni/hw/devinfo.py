@@ -52,6 +52,14 @@ def cni_path(directory: Path, namespace: str, network: str, container_id: str, i
     return directory / f"{_safe(namespace)}-{_safe(network)}-{container_id}_{ifname}"
 
 
+def make_dir(directory: Path) -> None:
+    """The device-info directory and any missing parent, 0700 (`Path.mkdir` applies its mode to
+    the last one only): root's CNI plugins and the device plugin are the only readers."""
+    for path in reversed([directory, *directory.parents]):
+        if not path.exists():
+            path.mkdir(mode=0o700, exist_ok=True)
+
+
 def write(path: Path, info: DeviceInfo, mode: int = 0o444) -> None:
     """Write atomically; no fsync: these live on tmpfs and mean nothing after a reboot.
 

@@ -68,6 +68,8 @@ class ManifestSource:
         return self.status_dir / pod.namespace / f"{pod.name}.json"
 
     def write_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
+        """0600 in 0700 directories, the status directory included (not only the namespace's)."""
+        self.status_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_atomic(self.status_path(pod), _encode(status), 0o600)
 
     def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:

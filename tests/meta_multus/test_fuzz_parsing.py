@@ -274,3 +274,18 @@ def test_manifest_kind_not_a_string() -> None:
             ManifestSource(directory, directory / "status").pod("default", "p")
         (directory / "a.yaml").write_text("kind: 5\n")
         assert ManifestSource(directory, directory / "status").pod("default", "p") is None
+
+
+def test_conf_dir_files_that_cannot_be_decoded_are_skipped(tmp_path: Path) -> None:
+    """Regression: a confDir file that is not UTF-8 raised UnicodeDecodeError, one nested too
+    deeply RecursionError (both internal errors) instead of being skipped like bad JSON."""
+    (tmp_path / "00-latin1.conf").write_bytes(b'{"name": "caf\xe9"}')
+    (tmp_path / "01-deep.conf").write_bytes(b"[" * 100_000)
+    (tmp_path / "10-good.conf").write_text(
+        json.dumps({"cniVersion": "1.0.0", "name": "good", "type": "bridge"})
+    )
+    found = networks.by_name(tmp_path, "good")
+    assert found is not None and found["type"] == "bridge"
+    assert networks.by_name(tmp_path, "nope") is None
+    with pytest.raises(DecodingFailure):
+        networks.from_disk(str(tmp_path / "01-deep.conf"), tmp_path, "1.0.0")

@@ -13,6 +13,10 @@ import pytest
 from tests.helpers.cni import Runner
 from tests.helpers.netns import Netns
 
+# the multus node and the SR-IOV flow's kubelet, for the lifecycles of test_modes
+from tests.meta_multus.conftest import mnode, pki  # noqa: F401
+from tests.meta_multus.test_device_flow import kubelet  # noqa: F401
+
 MARKER = """#!/bin/sh
 echo "$0 $CNI_COMMAND" >> "{ran}"
 """
