@@ -132,7 +132,8 @@ def _parse(path: Path, text: str) -> list[Any]:
             raise DecodingFailure(f"{path}: not valid JSON: {err}") from err
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when built with it
     try:
-        return list(yaml.safe_load_all(text))
+        return list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as err:
         raise DecodingFailure(f"{path}: not valid YAML: {err}") from err

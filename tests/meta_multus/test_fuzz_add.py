@@ -11,9 +11,7 @@ executable that records it was run, which must never happen.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,10 +127,10 @@ def scenario(draw: st.DrawFn) -> dict[str, Any]:
 
 
 class Node:
-    """One example's directories under the test's, removed after the example."""
+    """The test's directories, shared by its examples: each must leave them as it found them."""
 
     def __init__(self, base: Path, pod: Netns) -> None:
-        self.base = base / uuid.uuid4().hex[:8]
+        self.base = base
         self.pod = pod
         self.bin = self.base / "bin"
         self.ran = self.base / "marker-ran"
@@ -222,13 +220,13 @@ def _pod_and_nads(node: Node, case: dict[str, Any]) -> None:
                     p["type"] = str(node.base / "marker")
             obj["spec"] = {"config": json.dumps(config)}
         objects.append(obj)
-    (node.base / "manifests").mkdir()
+    (node.base / "manifests").mkdir(exist_ok=True)
     (node.base / "manifests" / "objects.json").write_text(json.dumps({"kind": "List", "items": objects}))
 
 
 @pytest.fixture
-def pod_ns(make_netns: Callable[..., Netns]) -> Netns:
-    return make_netns("mmf")
+def node(make_netns: Callable[..., Netns], tmp_path: Path) -> Node:
+    return Node(tmp_path, make_netns("mmf"))
 
 
 @fuzz_settings(max_examples=max(FUZZ_EXAMPLES, 1))
@@ -279,18 +277,13 @@ def pod_ns(make_netns: Callable[..., Netns]) -> Netns:
         ],
     }
 )
-def test_add(case: dict[str, Any], pod_ns: Netns, tmp_path: Path) -> None:
-    node = Node(tmp_path, pod_ns)
-    try:
-        _pod_and_nads(node, case)
-        stdin = json.dumps(node.conf()).encode()
-        answer = call_inprocess("multus", node.env("ADD"), stdin)
-        assert_spec_answer(answer)
-        if answer.code == 0:
-            deleted = call_inprocess("multus", node.env("DEL"), stdin)
-            assert deleted.code == 0, deleted.stdout
-        assert not node.leftovers(), f"left behind after {'ADD+DEL' if answer.code == 0 else answer.stdout}"
-        assert not node.ran.exists(), "a plugin type outside binDir was executed"
-    finally:
-        shutil.rmtree(node.base, ignore_errors=True)
-    assert os.path.exists(pod_ns.path)
+def test_add(case: dict[str, Any], node: Node) -> None:
+    _pod_and_nads(node, case)
+    stdin = json.dumps(node.conf()).encode()
+    answer = call_inprocess("multus", node.env("ADD"), stdin)
+    assert_spec_answer(answer)
+    if answer.code == 0:
+        deleted = call_inprocess("multus", node.env("DEL"), stdin)
+        assert deleted.code == 0, deleted.stdout
+    assert not node.leftovers(), f"left behind after {'ADD+DEL' if answer.code == 0 else answer.stdout}"
+    assert not node.ran.exists(), "a plugin type outside binDir was executed"

@@ -39,11 +39,22 @@ def violations(root: Path) -> list[str]:
     return found
 
 
-def sriov_pod(mnode: MultusNode, kubelet: Kubelet) -> tuple[Netns, dict[str, object]]:
-    """ADD a pod with the cluster network and an allocated VF through multus; the pod and its config."""
+DELEGATES = ["sriov", "host-device"]
+
+
+def sriov_pod(mnode: MultusNode, kubelet: Kubelet, delegate_type: str) -> tuple[Netns, dict[str, object]]:
+    """ADD a pod with the cluster network and an allocated VF (taken by `delegate_type`) through
+    multus; the pod and its config."""
     ids = kubelet.allocate("default", "web")
     vf_stand_in(mnode, kubelet, ids[0])
-    delegate = {"cniVersion": "1.0.0", "name": "fast", "type": "sriov", "ipam": mnode.ipam("10.60.0.0/24")}
+    delegate: dict[str, object] = {
+        "cniVersion": "1.0.0",
+        "name": "fast",
+        "type": delegate_type,
+        "ipam": mnode.ipam("10.60.0.0/24"),
+    }
+    if delegate_type == "sriov":
+        delegate["vlan"] = 7  # a PF-side setting: written to the VF state file
     write_fast_network(mnode, delegate, "fast")
     mnode.env.update(
         PYCNI_SRIOV_VF_STATE=str(mnode.tmp / "vf" / "vf-state.json"),
@@ -55,13 +66,15 @@ def sriov_pod(mnode: MultusNode, kubelet: Kubelet) -> tuple[Netns, dict[str, obj
     return pod, conf
 
 
-def test_multus_and_device_files(mnode: MultusNode, kubelet: Kubelet) -> None:
+@pytest.mark.parametrize("delegate_type", DELEGATES)
+def test_multus_and_device_files(mnode: MultusNode, kubelet: Kubelet, delegate_type: str) -> None:
     """multus's plans, result cache and network-status; the device-info copies; the VF state file."""
-    pod, conf = sriov_pod(mnode, kubelet)
+    pod, conf = sriov_pod(mnode, kubelet, delegate_type)
     try:
         assert (mnode.cni_dir / "ctr-1").is_file() and (mnode.cni_dir / "network-status").is_dir()
         copies = mnode.tmp / "devinfo" / "cni"
-        assert list(copies.iterdir()), "the device-info copy handed to sriov"
+        assert list(copies.iterdir()), "the device-info copy handed to the delegate"
+        assert delegate_type != "sriov" or (mnode.tmp / "vf" / "vf-state.json").is_file()
         dp = mnode.tmp / "devinfo" / "dp"
         problems = violations(mnode.cni_dir) + violations(copies) + violations(mnode.tmp / "vf")
         problems += [p for p in violations(mnode.tmp / "devinfo") if not p.startswith(f"{dp}/")]
@@ -79,10 +92,11 @@ def test_multus_and_device_files(mnode: MultusNode, kubelet: Kubelet) -> None:
     "pycni/cni/files.py write_atomic and pycni/net/lock.py create missing parent directories 0755 "
     "(Path.mkdir applies `mode` to the last one only)",
 )
-def test_state_store_and_lock_files(mnode: MultusNode, kubelet: Kubelet) -> None:
-    """host-local's store, sriov's state and records, the lock files: everything under the
-    state, run and IPAM directories, created by the plugins."""
-    pod, conf = sriov_pod(mnode, kubelet)
+@pytest.mark.parametrize("delegate_type", DELEGATES)
+def test_state_store_and_lock_files(mnode: MultusNode, kubelet: Kubelet, delegate_type: str) -> None:
+    """host-local's store, sriov's and host-device's state and records, the lock files:
+    everything under the state, run and IPAM directories, created by the plugins."""
+    pod, conf = sriov_pod(mnode, kubelet, delegate_type)
     try:
         state, run = Path(mnode.env["PYCNI_STATE_DIR"]), Path(mnode.env["PYCNI_RUN_DIR"])
         assert state.exists() and run.exists() and mnode.ipam_dir.exists()
