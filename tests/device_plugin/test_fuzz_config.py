@@ -158,11 +158,12 @@ def test_cli_reports_invalid_config_without_traceback(
     ):
         conf = tmp_path / "config.json"
         conf.write_bytes(body)
+        logger = logging.getLogger("pycni")
+        saved = (logger.handlers[:], logger.propagate, logger.level)
         try:
             assert cli.main(["--config", str(conf), "--metrics-address", ""]) == cli.EXIT_CONFIG
-        finally:
-            logging.getLogger("pycni").handlers.clear()
-            logging.getLogger("pycni").propagate = True
+        finally:  # main() sets up its JSON logging on the shared logger
+            logger.handlers[:], logger.propagate, logger.level = saved
         err = capsys.readouterr().err
         assert "invalid config" in err and "Traceback" not in err
 
