@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,11 @@ from pydantic import Field, ValidationError
 from pycni.cni.config import Model
 from pycni.cni.errors import InvalidEnvironment
 from pycni.cni.files import write_atomic
-from pycni.cni.runtime import NAME_PATTERN
+from pycni.cni.runtime import NAME_PATTERN, is_valid_name
 
 log = logging.getLogger(__name__)
 
 KIND = "pycniMultusPlan"
-_CONTAINER_ID = re.compile(NAME_PATTERN)
 FORMAT = 1
 
 
@@ -85,7 +83,7 @@ class PlanStore:
 
     def path(self, container_id: str) -> Path:
         """The plan's file: a container ID that is not one plain name never becomes a path."""
-        if not _CONTAINER_ID.fullmatch(container_id):
+        if not is_valid_name(container_id):
             raise InvalidEnvironment(
                 f"CNI_CONTAINERID {container_id!r} is invalid: it must match {NAME_PATTERN}"
             )
@@ -126,7 +124,7 @@ class PlanStore:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if _CONTAINER_ID.fullmatch(n) and (self.dir / n).is_file())
+        return sorted(n for n in names if is_valid_name(n) and (self.dir / n).is_file())
 
 
 def _checksum(body: dict[str, Any]) -> str:

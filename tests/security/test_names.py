@@ -113,22 +113,9 @@ def test_network_name(
 @pytest.mark.parametrize("container_id", [*HOSTILE, "ctr\n"])
 @pytest.mark.parametrize("plugin_type", ["host-local", "multus"])
 def test_container_id(
-    direct: Runner,
-    node: Netns,
-    pod: Netns,
-    jail: Jail,
-    plugin_type: str,
-    container_id: str,
-    request: pytest.FixtureRequest,
+    direct: Runner, node: Netns, pod: Netns, jail: Jail, plugin_type: str, container_id: str
 ) -> None:
     """host-local writes it into its store, multus joins it under cniDir (the plan, the cache)."""
-    if plugin_type == "host-local" and container_id == "ctr\n":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="pycni/cni/runtime.py validate_container_id: match() lets a trailing newline through",
-            )
-        )
     out = run(direct, node, pod, jail, plugin_type, base_conf(plugin_type, jail), container_id=container_id)
     assert_refused(out, 4, jail, container_id)
     assert not (jail.root / "multus").exists() or not list((jail.root / "multus").iterdir())
