@@ -50,9 +50,24 @@ def as_list(conf: dict[str, Any], default_version: str, default_name: str, where
     plugins = listed["plugins"]
     if not isinstance(plugins, list) or not plugins or not all(isinstance(p, dict) for p in plugins):
         raise InvalidConfig(f"{where}: 'plugins' must be a non-empty list of configs")
-    for plugin in plugins:
+    for index, plugin in enumerate(plugins):
         check_type(plugin.get("type"), where)
+        _check_objects(plugin, f"{where}: plugins[{index}]")
     return listed
+
+
+#: Keys multus reads or writes inside a plugin's config: each, when present, must be an object.
+OBJECT_KEYS = ("capabilities", "args", "runtimeConfig")
+
+
+def _check_objects(plugin: dict[str, Any], where: str) -> None:
+    """`capabilities`, `args` (and its `cni`) and `runtimeConfig` are objects, or absent."""
+    for key in OBJECT_KEYS:
+        if plugin.get(key) is not None and not isinstance(plugin[key], dict):
+            raise InvalidConfig(f"{where}: {key} must be a JSON object")
+    args = plugin.get("args")
+    if isinstance(args, dict) and args.get("cni") is not None and not isinstance(args["cni"], dict):
+        raise InvalidConfig(f"{where}: args.cni must be a JSON object")
 
 
 def check_type(plugin_type: Any, where: str) -> None:

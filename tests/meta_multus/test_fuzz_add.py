@@ -191,6 +191,11 @@ class Node:
             "PYCNI_SYSFS_ROOT": str(self.base / "sys"),
         }
 
+    def reset(self) -> None:
+        """What a failed example left is its failure, not the next example's."""
+        for path in (self.cni_dir, self.ipam, self.base / "devinfo" / "cni", self.ran):
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
     def leftovers(self) -> list[str]:
         """Plans, cached results, reserved addresses and device-info copies still on disk."""
         found = []
@@ -233,6 +238,19 @@ def node(make_netns: Callable[..., Netns], tmp_path: Path) -> Node:
 @given(case=scenario())
 @example(case={"annotation": "../../x", "nads": []})
 @example(case={"annotation": "net-a", "nads": []})  # a missing NAD is a config error (7), not 999
+@example(  # a plugin's capabilities, args or runtimeConfig that is not an object: 7, not 999
+    case={
+        "annotation": '[{"name": "net-a"}]',
+        "nads": [
+            {
+                "name": "net-a",
+                "namespace": "default",
+                "config": {"cniVersion": "1.0.0", "plugins": [{"type": "host-local", "capabilities": True}]},
+                "resource": "",
+            }
+        ],
+    }
+)
 @example(  # the delegate refuses its config on ADD and on DEL: the rollback must not keep a plan
     case={
         "annotation": "net-a",
@@ -278,6 +296,7 @@ def node(make_netns: Callable[..., Netns], tmp_path: Path) -> Node:
     }
 )
 def test_add(case: dict[str, Any], node: Node) -> None:
+    node.reset()
     _pod_and_nads(node, case)
     stdin = json.dumps(node.conf()).encode()
     answer = call_inprocess("multus", node.env("ADD"), stdin)
