@@ -140,7 +140,9 @@ class Node:
         marker = self.base / "marker"
         marker.write_text(MARKER.format(ran=self.ran))
         marker.chmod(0o755)
-        shutil.copy(marker, self.bin / "nope")  # an exec'd type: runs, then "fails" with no output
+        nope = self.bin / "nope"  # a legitimate exec'd type in binDir: fails with no output
+        nope.write_text("#!/bin/sh\nexit 1\n")
+        nope.chmod(0o755)
 
     def conf(self) -> dict[str, Any]:
         (self.base / "net.d" / "cluster.conf").write_text(
