@@ -140,8 +140,8 @@ class Node:
         marker = self.base / "marker"
         marker.write_text(MARKER.format(ran=self.ran))
         marker.chmod(0o755)
-        nope = self.bin / "nope"  # a legitimate exec'd type in binDir: fails with no output
-        nope.write_text("#!/bin/sh\nexit 1\n")
+        nope = self.bin / "nope"  # a legitimate exec'd type in binDir that refuses every config
+        nope.write_text('#!/bin/sh\necho \'{"cniVersion": "1.0.0", "code": 7, "msg": "nope"}\'\nexit 1\n')
         nope.chmod(0o755)
 
     def conf(self) -> dict[str, Any]:
