@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pycni.cni.config import describe_validation_error, json_path
 from pycni.device_plugin.ranges import PfRef, parse_pf_ref
+from pycni.k8s.objects import is_dns_subdomain
 
 RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 DEFAULT_PREFIX = "pycni.io"
@@ -114,8 +115,16 @@ class ResourceConfig(_Model):
     @field_validator("resource_name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not RESOURCE_NAME.match(value):
+        """Matched whole: the name becomes part of socket and device-info file names."""
+        if not RESOURCE_NAME.fullmatch(value):
             raise ValueError(f"{value!r} must match {RESOURCE_NAME.pattern}")
+        return value
+
+    @field_validator("resource_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_prefix(value)
         return value
 
     @field_validator("selectors", mode="before")
@@ -145,15 +154,28 @@ class PluginConfig(_Model):
 def load_config(path: Path, default_prefix: str = DEFAULT_PREFIX) -> PluginConfig:
     """Reads and validates `path`; duplicate `<prefix>/<resourceName>` pairs are an error."""
     try:
-        raw = json.loads(Path(path).read_text())
+        raw = json.loads(Path(path).read_bytes())
     except OSError as err:
         raise ConfigError(f"{path}: cannot read: {err.strerror}") from err
-    except json.JSONDecodeError as err:
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError
         raise ConfigError(f"{path}: not valid JSON: {err}") from err
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid JSON: nested too deeply") from None
     return parse_config(raw, default_prefix, source=str(path))
 
 
+def check_prefix(prefix: str) -> None:
+    """A resource prefix is a DNS subdomain, as kubelet requires of a resource's domain; it becomes
+    part of the plugin's socket file name, so it can never be a path."""
+    if not is_dns_subdomain(prefix):
+        raise ValueError(f"{prefix!r} is not a DNS-1123 subdomain such as 'pycni.io'")
+
+
 def parse_config(raw: Any, default_prefix: str = DEFAULT_PREFIX, source: str = "config") -> PluginConfig:
+    try:
+        check_prefix(default_prefix)
+    except ValueError as err:
+        raise ConfigError(f"resource prefix: {err}") from None
     try:
         conf = PluginConfig.model_validate(raw)
     except ValidationError as err:
@@ -171,7 +193,7 @@ def parse_config(raw: Any, default_prefix: str = DEFAULT_PREFIX, source: str = "
 
 
 def _where(raw: Any, loc: tuple[int | str, ...]) -> str:
-    """A pydantic error location as a reader would name it.
+    """A pydantic error location as a reader would name it, on one printable line.
 
     `('resourceList', 1, 'selectors', 0, 'pfNames')` -> `resourceList[1] (sriov_b): selectors[0].pfNames`.
     """
@@ -181,8 +203,13 @@ def _where(raw: Any, loc: tuple[int | str, ...]) -> str:
         except (KeyError, IndexError, TypeError, AttributeError):
             name = "?"
         rest = json_path(loc[2:])
-        return f"resourceList[{loc[1]}] ({name})" + (f": {rest}" if rest else "")
-    return json_path(loc) or "config"
+        return _printable(f"resourceList[{loc[1]}] ({name})" + (f": {rest}" if rest else ""))
+    return _printable(json_path(loc) or "config")
+
+
+def _printable(text: str) -> str:
+    """Control characters from the file's keys and names escaped: the message is one log line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def warn_unsupported(config: PluginConfig) -> None:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+#: A PF has at most this many VFs (`sriov_totalvfs` is 16 bits): a larger index is a typo, and
+#: expanding `0-99999999` into a set would stall the plugin.
+MAX_VF_INDEX = 0xFFFF
+
 
 @dataclass(frozen=True)
 class PfRef:
@@ -42,5 +46,7 @@ def parse_pf_ref(text: str) -> PfRef:
             raise ValueError(f"{text!r}: {part!r} is not an index or a range like 2-7") from None
         if low < 0 or high < low:
             raise ValueError(f"{text!r}: range {part!r} is empty or negative")
+        if high > MAX_VF_INDEX:
+            raise ValueError(f"{text!r}: VF index {high} is above {MAX_VF_INDEX}")
         indexes.update(range(low, high + 1))
     return PfRef(name, frozenset(indexes))

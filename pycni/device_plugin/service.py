@@ -69,7 +69,7 @@ class DevicePluginService:
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Opens event sources, discovers, serves every pool and (kubelet.sock mode) registers."""
-        self.opts.devinfo_dir.mkdir(parents=True, exist_ok=True)
+        devinfo.make_dir(self.opts.devinfo_dir)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         self._sources = Sources.open(self.opts, self.socket_dir)
         log.info(

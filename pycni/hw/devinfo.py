@@ -52,16 +52,38 @@ def cni_path(directory: Path, namespace: str, network: str, container_id: str, i
     return directory / f"{_safe(namespace)}-{_safe(network)}-{container_id}_{ifname}"
 
 
+def make_dir(directory: Path) -> None:
+    """The device-info directory and any missing parent, 0700 (`Path.mkdir` applies its mode to
+    the last one only): root's CNI plugins and the device plugin are the only readers."""
+    for path in reversed([directory, *directory.parents]):
+        if not path.exists():
+            path.mkdir(mode=0o700, exist_ok=True)
+
+
 def write(path: Path, info: DeviceInfo, mode: int = 0o444) -> None:
-    """Write atomically; no fsync: these live on tmpfs and mean nothing after a reboot."""
+    """Write atomically; no fsync: these live on tmpfs and mean nothing after a reboot.
+
+    The device plugin's own files are 0444 as the reference's (NPWG utils) are; copies handed
+    to one attachment are 0600."""
     write_atomic(path, json.dumps(info, sort_keys=True).encode(), mode, durable=False)
 
 
 def write_if_absent(path: Path, info: DeviceInfo) -> bool:
-    """Write `info` at `path` unless a file is there (a meta-plugin's copy); True when we wrote it."""
+    """Write `info` at `path` unless a file is there (a meta-plugin's copy); True when we wrote it.
+
+    0600 like every file a plugin writes: only the runtime's root processes read it."""
     if path.exists():
         return False
-    write(path, info, 0o644)
+    write(path, info, 0o600)
+    return True
+
+
+def copy(source: Path, target: Path) -> bool:
+    """A meta-plugin's copy of the device plugin's file for one attachment (0600); False if none."""
+    info = read(source)
+    if info is None:
+        return False
+    write(target, info, 0o600)
     return True
 
 

@@ -7,7 +7,9 @@ that mirrors the kernel's layout. Standard library only, and nothing is read at 
 
 Answers are frozen dataclasses or plain values; a missing optional attribute is `None`, a missing
 device raises `DeviceNotFound`. Symlinks are resolved with `os.readlink` + basename, never followed
-into the real `/sys`, so a fake tree stays self-contained.
+into the real `/sys`, so a fake tree stays self-contained. Names from configs and kubelet (PCI
+addresses, netdev and auxiliary device names) are checked before they become paths: a PCI address
+must be one, and no name may be `.`, `..` or hold a `/` or NUL, so no lookup leaves the root.
 """
 
 from __future__ import annotations
@@ -47,8 +49,15 @@ class DeviceNotFound(NotFound):
 
 
 def is_pci_address(text: str) -> bool:
-    """True for a full BDF such as `0000:03:02.1`."""
-    return _PCI_ADDR.match(text) is not None
+    """True for a full BDF such as `0000:03:02.1` (the whole string: no trailing newline)."""
+    return _PCI_ADDR.fullmatch(text) is not None
+
+
+def _component(name: str, what: str) -> str:
+    """`name` as one path component below a sysfs directory, never a way out of it."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise DeviceNotFound(f"{what} {name!r} is not a device name")
+    return name
 
 
 @dataclass(frozen=True)
@@ -118,10 +127,13 @@ class SysFs:
 
     # -- paths ---------------------------------------------------------------------------------
     def pci_path(self, address: str) -> Path:
+        """The device's directory; `DeviceNotFound` for anything that is not a PCI address."""
+        if not is_pci_address(address):
+            raise DeviceNotFound(f"{address!r} is not a PCI address such as '0000:03:02.1'")
         return self.root / "bus" / "pci" / "devices" / address
 
     def net_path(self, ifname: str) -> Path:
-        return self.root / "class" / "net" / ifname
+        return self.root / "class" / "net" / _component(ifname, "netdev")
 
     def _existing_pci(self, address: str) -> Path:
         path = self.pci_path(address)
@@ -139,7 +151,7 @@ class SysFs:
         return sorted(n for n in names if is_pci_address(n))
 
     def exists(self, address: str) -> bool:
-        return self.pci_path(address).exists()
+        return is_pci_address(address) and self.pci_path(address).exists()
 
     def pci_bus_readable(self) -> bool:
         """Whether the PCI device list can be read at all (a plugin's STATUS with no device to name)."""
@@ -154,7 +166,7 @@ class SysFs:
         walking every device can skip that (`resolve_vf_index=False`, `vf_index` is then None) and
         use `virtfns(pf)` once per PF.
         """
-        base = os.path.join(self.root, "bus", "pci", "devices", address)
+        base = str(self.pci_path(address))
         try:
             names = frozenset(os.listdir(base))
         except (FileNotFoundError, NotADirectoryError):
@@ -295,7 +307,9 @@ class SysFs:
 
     def auxiliary_netdevs(self, name: str) -> tuple[str, ...]:
         """Netdevs of the auxiliary device `name` (an SF's `net/<ifname>`)."""
-        return _listdir(self.root / "bus" / "auxiliary" / "devices" / name / "net")
+        return _listdir(
+            self.root / "bus" / "auxiliary" / "devices" / _component(name, "auxiliary device") / "net"
+        )
 
     def kernel_path_netdevs(self, kernel_path: str) -> tuple[str, ...] | None:
         """Netdevs under a `/sys/devices/...` path as the host names it; None when no such device.
@@ -303,7 +317,7 @@ class SysFs:
         The path is read below `root`, and may not climb out of `root/devices` with `..`.
         """
         prefix = "/sys/devices/"
-        if not kernel_path.startswith(prefix):
+        if not kernel_path.startswith(prefix) or "\0" in kernel_path:
             return None
         devices = (self.root / "devices").resolve()
         device = (devices / kernel_path[len(prefix) :]).resolve()

@@ -65,7 +65,7 @@ class FileVfControl:
             entry = data.setdefault(pf, {}).setdefault(str(vf), {})
             entry.update(state.model_dump())
             text = json.dumps(data, indent=1, sort_keys=True) + "\n"
-            write_atomic(self.path, text.encode(), 0o644, durable=False)  # a PF forgets on reboot too
+            write_atomic(self.path, text.encode(), 0o600, durable=False)  # a PF forgets on reboot too
 
     def _read(self) -> dict[str, Any]:
         """The whole file (empty when there is none yet); malformed content is an error, never reset."""

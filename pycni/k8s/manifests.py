@@ -48,8 +48,8 @@ class ManifestSource:
         pods: dict[tuple[str, str], Pod] = {}
         nads: dict[tuple[str, str], NetworkAttachmentDefinition] = {}
         for path, obj in _documents(self.directory):
-            where = f"{path} ({obj.get('kind')} {obj.get('metadata', {}).get('name', '?')})"
-            kind, api_version = obj.get("kind"), obj.get("apiVersion")
+            kind, api_version, meta = obj.get("kind"), obj.get("apiVersion"), obj.get("metadata")
+            where = f"{path} ({kind} {meta.get('name', '?') if isinstance(meta, dict) else '?'})"
             if kind == "Pod" and api_version == POD_API_VERSION:
                 pod = parse_pod(obj, where)
                 pods[pod.namespace, pod.name] = pod
@@ -68,7 +68,9 @@ class ManifestSource:
         return self.status_dir / pod.namespace / f"{pod.name}.json"
 
     def write_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
-        write_atomic(self.status_path(pod), _encode(status), 0o644)
+        """0600 in 0700 directories, the status directory included (not only the namespace's)."""
+        self.status_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_atomic(self.status_path(pod), _encode(status), 0o600)
 
     def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
         """Remove the file only while it still holds what this attachment wrote (a newer
@@ -99,7 +101,8 @@ def _documents(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
     found: list[tuple[Path, dict[str, Any]]] = []
     for path in paths:
         for doc in _load(path):
-            items = doc.get("items") if doc.get("kind", "").endswith("List") else None
+            kind = doc.get("kind")
+            items = doc.get("items") if isinstance(kind, str) and kind.endswith("List") else None
             for obj in items if isinstance(items, list) else [doc]:
                 if isinstance(obj, dict):
                     found.append((path, obj))
@@ -107,17 +110,30 @@ def _documents(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def _load(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text()
+    """The file's documents; bad UTF-8 or nesting too deep to decode is a decoding error."""
+    try:
+        text = path.read_bytes().decode()
+    except OSError as err:
+        raise IOFailure(f"cannot read the manifest {path}: {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise DecodingFailure(f"{path}: not UTF-8: {err}") from err
+    try:
+        docs = _parse(path, text)
+    except RecursionError:
+        raise DecodingFailure(f"{path}: nested too deeply") from None
+    return [d for d in docs if isinstance(d, dict)]
+
+
+def _parse(path: Path, text: str) -> list[Any]:
     if path.suffix == ".json":
         try:
-            docs: list[Any] = [json.loads(text)]
+            return [json.loads(text)]
         except ValueError as err:
             raise DecodingFailure(f"{path}: not valid JSON: {err}") from err
-    else:
-        import yaml
+    import yaml
 
-        try:
-            docs = list(yaml.safe_load_all(text))
-        except yaml.YAMLError as err:
-            raise DecodingFailure(f"{path}: not valid YAML: {err}") from err
-    return [d for d in docs if isinstance(d, dict)]
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser when built with it
+    try:
+        return list(yaml.load_all(text, Loader=loader))
+    except yaml.YAMLError as err:
+        raise DecodingFailure(f"{path}: not valid YAML: {err}") from err

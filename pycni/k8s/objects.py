@@ -8,9 +8,10 @@ manifests are read by the same models.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pycni.cni.errors import DecodingFailure
 
@@ -35,6 +36,23 @@ NAD_GROUP, NAD_VERSION, NAD_KIND, NAD_PLURAL = (
 )
 
 
+#: A DNS-1123 label (namespaces; NAD names in a selection), matched whole (`fullmatch`).
+DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+#: A DNS-1123 subdomain (object names: pods, NADs), matched whole.
+DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+#: Namespaces are labels (63); object names may be as long as a subdomain (253).
+NAMESPACE_MAX, NAME_MAX = 63, 253
+
+
+def is_namespace(text: str) -> bool:
+    return len(text) <= NAMESPACE_MAX and DNS1123_LABEL.fullmatch(text) is not None
+
+
+def is_dns_subdomain(text: str) -> bool:
+    """An object name (pod, NAD) or a resource domain: never a path (`..`, `/`) or a control character."""
+    return len(text) <= NAME_MAX and DNS1123_SUBDOMAIN.fullmatch(text) is not None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
@@ -47,6 +65,21 @@ class ObjectMeta(_Model):
     namespace: str = "default"
     uid: str = ""
     annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        """Names become file names (a manifest source's network-status) and URL paths."""
+        if not is_dns_subdomain(value):
+            raise ValueError(f"{value!r} is not a DNS-1123 subdomain (lower-case alphanumerics, '-', '.')")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not is_namespace(value):
+            raise ValueError(f"{value!r} is not a DNS-1123 label (lower-case alphanumerics and '-')")
+        return value
 
 
 class _Object(_Model):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -101,11 +100,7 @@ def _copy_device_info(conf: MultusConf, att: PlannedAttachment) -> None:
     if not (att.device_info_file and att.resource_name):
         return
     source = devinfo.dp_path(conf.device_info_dir / "dp", att.resource_name, att.device_id)
-    target = Path(att.device_info_file)
-    if source.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-    else:
+    if not devinfo.copy(source, Path(att.device_info_file)):
         log.info("no device-info file %s for %s: the delegate may write its own", source, att.device_id)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pycni.cni.errors import DecodingFailure, InvalidConfig, NotFound
+from pycni.cni.errors import DecodingFailure, InvalidConfig
 
 if TYPE_CHECKING:
     from pycni.k8s.objects import NetworkAttachmentDefinition, PodSource
@@ -23,8 +23,9 @@ LIST_KEYS = ("cniVersion", "cniVersions", "name", "disableCheck", "disableGC")
 SELF_TYPES = ("multus", "multus-shim")
 
 
-class NetworkNotFound(NotFound):
-    pass
+class NetworkNotFound(InvalidConfig):
+    """A network the config or the pod names does not exist: the request's configuration is
+    wrong (code 7), not multus (an internal error would say so)."""
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,24 @@ def as_list(conf: dict[str, Any], default_version: str, default_name: str, where
     plugins = listed["plugins"]
     if not isinstance(plugins, list) or not plugins or not all(isinstance(p, dict) for p in plugins):
         raise InvalidConfig(f"{where}: 'plugins' must be a non-empty list of configs")
-    for plugin in plugins:
+    for index, plugin in enumerate(plugins):
         check_type(plugin.get("type"), where)
+        _check_objects(plugin, f"{where}: plugins[{index}]")
     return listed
+
+
+#: Keys multus reads or writes inside a plugin's config: each, when present, must be an object.
+OBJECT_KEYS = ("capabilities", "args", "runtimeConfig")
+
+
+def _check_objects(plugin: dict[str, Any], where: str) -> None:
+    """`capabilities`, `args` (and its `cni`) and `runtimeConfig` are objects, or absent."""
+    for key in OBJECT_KEYS:
+        if plugin.get(key) is not None and not isinstance(plugin[key], dict):
+            raise InvalidConfig(f"{where}: {key} must be a JSON object")
+    args = plugin.get("args")
+    if isinstance(args, dict) and args.get("cni") is not None and not isinstance(args["cni"], dict):
+        raise InvalidConfig(f"{where}: args.cni must be a JSON object")
 
 
 def check_type(plugin_type: Any, where: str) -> None:
@@ -140,16 +156,20 @@ def by_name(directory: Path, name: str) -> dict[str, Any] | None:
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        return _json_object(path.read_text(), str(path))
+        raw = path.read_bytes()
     except OSError as err:
         raise DecodingFailure(f"{path}: {err.strerror}") from err
+    return _json_object(raw, str(path))
 
 
-def _json_object(text: str, where: str) -> dict[str, Any]:
+def _json_object(text: str | bytes, where: str) -> dict[str, Any]:
+    """A JSON object; bad UTF-8 and nesting too deep for the decoder are decoding errors too."""
     try:
         value = json.loads(text)
-    except ValueError as err:
+    except ValueError as err:  # UnicodeDecodeError included
         raise DecodingFailure(f"{where}: invalid JSON: {err}") from err
+    except RecursionError:
+        raise DecodingFailure(f"{where}: invalid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise DecodingFailure(f"{where}: expected a JSON object")
     return value

@@ -18,7 +18,7 @@ from pycni.libcni import netlist
 from pycni.libcni.cache import ResultCache
 from pycni.meta_multus import attach, guards, pods
 from pycni.meta_multus.plan import CorruptPlan, Plan, PlannedAttachment, PlanStore
-from pycni.meta_multus.resolve import Resolver
+from pycni.meta_multus.resolve import Resolver, info_dir
 from pycni.meta_multus.teardown import cached_network, from_cache, teardown
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def _del_cached_orphans(conf: MultusConf, rt: RuntimeArgs, ctx: Context, valid_i
     for entry in cache.all_attachments():
         if entry.container_id in valid_ids or store.exists(entry.container_id):
             continue
-        att = from_cache(entry, rt)
+        att = from_cache(entry, rt, info_dir(conf))
         if att is None:
             cache.remove(entry.network, entry.container_id, entry.ifname)
             continue

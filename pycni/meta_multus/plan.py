@@ -19,8 +19,9 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from pycni.cni.config import Model
+from pycni.cni.errors import InvalidEnvironment
 from pycni.cni.files import write_atomic
-from pycni.cni.runtime import NAME_PATTERN
+from pycni.cni.runtime import NAME_PATTERN, is_valid_name
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class PlanStore:
         self.dir = directory
 
     def path(self, container_id: str) -> Path:
+        """The plan's file: a container ID that is not one plain name never becomes a path."""
+        if not is_valid_name(container_id):
+            raise InvalidEnvironment(
+                f"CNI_CONTAINERID {container_id!r} is invalid: it must match {NAME_PATTERN}"
+            )
         return self.dir / container_id
 
     def exists(self, container_id: str) -> bool:
@@ -114,14 +120,11 @@ class PlanStore:
 
     def container_ids(self) -> list[str]:
         """The containers that have a plan file (names of regular files that are container IDs)."""
-        import re
-
-        pattern = re.compile(NAME_PATTERN)
         try:
             names = os.listdir(self.dir)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if pattern.match(n) and (self.dir / n).is_file())
+        return sorted(n for n in names if is_valid_name(n) and (self.dir / n).is_file())
 
 
 def _checksum(body: dict[str, Any]) -> str:

@@ -13,7 +13,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pycni.cni.errors import AlreadyExists, CNIError, InternalError, InvalidConfig, PluginNotAvailable
+from pycni.cni.errors import (
+    AlreadyExists,
+    CNIError,
+    DecodingFailure,
+    IncompatibleVersion,
+    InternalError,
+    InvalidConfig,
+    PluginNotAvailable,
+    UnsupportedField,
+)
 from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import Result
 from pycni.meta_multus import attach, guards, node, pods
@@ -139,15 +148,32 @@ def _attach_all(
         except BaseException as err:
             for later in plan.attachments[index + 1 :]:
                 later.deleted = True  # never attempted: nothing to undo
-            undo_errors = teardown(conf, plan, store, rt, ctx)
-            if undo_errors:
-                log.warning(
-                    "rollback of %s left work for DEL: %s", rt.container_id, [e.msg for e in undo_errors]
-                )
+            _roll_back(conf, plan, store, rt, ctx)
             if isinstance(err, CNIError):
                 raise type(err)(f"network {att.network} on {att.ifname}: {err.msg}", err.details) from err
             raise
     return results
+
+
+#: A delegate refusing its config: every later DEL of that config would be refused the same way.
+CONFIG_REFUSALS = (IncompatibleVersion, UnsupportedField, DecodingFailure, InvalidConfig)
+
+
+def _roll_back(conf: MultusConf, plan: Plan, store: PlanStore, rt: RuntimeArgs, ctx: Context) -> None:
+    """DEL what a failed ADD attached. The plan stays for the runtime's DEL only when that DEL
+    could do better: if every undo failed because a delegate refuses its config, a DEL would
+    fail identically, forever, so the plan goes (the delegate never accepted that config)."""
+    undo_errors = teardown(conf, plan, store, rt, ctx)
+    if not undo_errors:
+        return
+    messages = [e.msg for e in undo_errors]
+    if all(isinstance(e, CONFIG_REFUSALS) for e in undo_errors):
+        log.warning(
+            "rollback of %s: delegates refuse their configs, nothing to keep: %s", rt.container_id, messages
+        )
+        store.remove(rt.container_id)
+    else:
+        log.warning("rollback of %s left work for DEL: %s", rt.container_id, messages)
 
 
 def _publish(

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pycni.cni.errors import CNIError, TryAgainLater, UnknownContainer
+from pycni.cni.errors import CNIError, InvalidEnvironment, TryAgainLater, UnknownContainer
+from pycni.k8s.objects import is_dns_subdomain, is_namespace
 
 if TYPE_CHECKING:
     from pycni.cni.runtime import RuntimeArgs
@@ -33,9 +34,18 @@ def open_source(conf: MultusConf, rt: RuntimeArgs) -> PodSource | None:
 def find_pod(source: PodSource | None, args: PodArgs, *, adding: bool) -> Pod | None:
     """The pod CNI_ARGS names; on ADD it must exist and be the same pod (UID) as the runtime's.
 
-    Off ADD a missing or re-created pod is None: DEL then works from what it has on disk.
+    Off ADD a missing or re-created pod is None: DEL then works from what it has on disk. The
+    names come from CNI_ARGS and end up in URL paths and file names, so anything that is not a
+    Kubernetes name is refused on ADD and means "no pod" otherwise.
     """
     if source is None or not args.name:
+        return None
+    if not is_dns_subdomain(args.name) or not is_namespace(args.namespace or "default"):
+        if adding:
+            raise InvalidEnvironment(
+                f"CNI_ARGS K8S_POD_NAMESPACE={args.namespace!r} K8S_POD_NAME={args.name!r} "
+                "is not a Kubernetes namespace and pod name"
+            )
         return None
     pod = source.pod(args.namespace or "default", args.name, wait=adding)
     if pod is None:

@@ -14,6 +14,7 @@ import copy
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pycni.cni.errors import InvalidConfig
@@ -31,6 +32,11 @@ if TYPE_CHECKING:
 
 #: Resource name → the pod's device IDs, sorted (looked up once, and only if a NAD needs it).
 DeviceLookup = Callable[[], dict[str, list[str]]]
+
+
+def info_dir(conf: MultusConf) -> Path:
+    """Where ADD puts the device-info copies it hands delegates (and the only place DEL deletes them)."""
+    return conf.device_info_dir / "cni"
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,7 @@ class Resolver:
     def attachment(self, net: Network, element: NetworkSelection | None, index: int) -> PlannedAttachment:
         ifname = self.rt.ifname if index == 0 else (element and element.requested_ifname) or f"net{index}"
         conflist = copy.deepcopy(net.conflist)
+        _drop_device_info_paths(conflist)
         capability_args = element.capability_args() if element else {}
         if index == 0:
             capability_args = {**self.conf.runtime_capability_args, **capability_args}
@@ -198,9 +205,7 @@ class Resolver:
         if not device_id:
             return "", ""
         namespace, _, name = net.status_name.rpartition("/")
-        path = devinfo.cni_path(
-            self.conf.device_info_dir / "cni", namespace, name, self.rt.container_id, ifname
-        )
+        path = devinfo.cni_path(info_dir(self.conf), namespace, name, self.rt.container_id, ifname)
         return device_id, str(path)
 
 
@@ -232,6 +237,15 @@ def _inject_cni_args(conflist: dict[str, Any], cni_args: dict[str, Any]) -> None
     for plugin in conflist["plugins"]:
         args = plugin.setdefault("args", {})
         args["cni"] = {**(args.get("cni") or {}), **cni_args}
+
+
+def _drop_device_info_paths(conflist: dict[str, Any]) -> None:
+    """A network's own `runtimeConfig.CNIDeviceInfoFile` goes: delegates write that path and DEL
+    deletes it, so only multus names it (`_inject_device`), always under the device-info dir."""
+    for plugin in conflist["plugins"]:
+        runtime = plugin.get("runtimeConfig")
+        if isinstance(runtime, dict) and "CNIDeviceInfoFile" in runtime:
+            plugin["runtimeConfig"] = {k: v for k, v in runtime.items() if k != "CNIDeviceInfoFile"}
 
 
 def _inject_device(conflist: dict[str, Any], device_id: str, info_file: str) -> None:

@@ -18,9 +18,9 @@ from pydantic import Field, ValidationError, field_validator
 from pycni.cni.config import Model, describe_validation_error
 from pycni.cni.errors import InvalidConfig, InvalidEnvironment
 from pycni.cni.runtime import validate_ifname
+from pycni.k8s.objects import DNS1123_LABEL, NAME_MAX, NAMESPACE_MAX
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_MAC = re.compile(r"^[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}$")
+_MAC = re.compile(r"[0-9a-fA-F]{2}([:-][0-9a-fA-F]{2}){5}")
 
 #: Selection keys passed to the delegate as `runtimeConfig` capability args, by capability name.
 CAPABILITY_KEYS = {
@@ -32,8 +32,9 @@ CAPABILITY_KEYS = {
 }
 
 
-def _label(value: str, what: str) -> str:
-    if len(value) > 253 or not DNS1123_LABEL.match(value):
+def _label(value: str, what: str, longest: int) -> str:
+    """Whole-string match: `$` alone would let a trailing newline through into lookups and paths."""
+    if len(value) > longest or not DNS1123_LABEL.fullmatch(value):
         raise ValueError(f"{what} {value!r} is not a DNS-1123 label (lower-case alphanumerics and '-')")
     return value
 
@@ -60,12 +61,12 @@ class NetworkSelection(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return _label(value, "network name")
+        return _label(value, "network name", NAME_MAX)
 
     @field_validator("namespace")
     @classmethod
     def _namespace(cls, value: str) -> str:
-        return _label(value, "namespace") if value else value
+        return _label(value, "namespace", NAMESPACE_MAX) if value else value
 
     @field_validator("interface", "interface_request")
     @classmethod
@@ -80,7 +81,7 @@ class NetworkSelection(Model):
     @field_validator("mac")
     @classmethod
     def _mac(cls, value: str | None) -> str | None:
-        if value is not None and not _MAC.match(value):
+        if value is not None and not _MAC.fullmatch(value):
             raise ValueError(f"{value!r} is not a MAC address such as 'c2:11:22:33:44:55'")
         return value
 
@@ -138,6 +139,8 @@ def _json_elements(text: str, what: str) -> list[Any]:
         value = json.loads(text)
     except ValueError as err:
         raise InvalidConfig(f"{what}: not valid JSON: {err}") from err
+    except RecursionError:
+        raise InvalidConfig(f"{what}: not valid JSON: nested too deeply") from None
     if not isinstance(value, list) or not all(isinstance(e, dict) for e in value):
         raise InvalidConfig(f"{what}: expected a JSON list of network selection objects")
     return value

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pycni.cni.errors import CNIError, to_error
 from pycni.libcni.cache import CachedAttachment, ResultCache
 from pycni.meta_multus import attach, pods
 from pycni.meta_multus.plan import Plan, PlannedAttachment
-from pycni.meta_multus.resolve import PodArgs, Resolver
+from pycni.meta_multus.resolve import PodArgs, Resolver, info_dir
 
 if TYPE_CHECKING:
     from pycni.cni.plugin import Context
@@ -69,9 +70,8 @@ def rebuild(conf: MultusConf, rt: RuntimeArgs) -> Plan | None:
     except CNIError as err:
         log.warning("DEL of %s without a plan and without the pod: %s", rt.container_id, err.msg)
     cache = ResultCache(conf.cni_dir)
-    found = [
-        a for e in cache.all_attachments() if e.container_id == rt.container_id and (a := from_cache(e, rt))
-    ]
+    mine = [e for e in cache.all_attachments() if e.container_id == rt.container_id]
+    found = [a for e in mine if (a := from_cache(e, rt, info_dir(conf)))]
     known = {(a.network_name, a.ifname) for a in found}
     resolver = Resolver(
         conf, rt, source, pod, lambda: pods.devices(conf, pod, quiet=True), require_devices=False
@@ -90,20 +90,27 @@ def rebuild(conf: MultusConf, rt: RuntimeArgs) -> Plan | None:
     return new_plan(rt, pod, found) if found else None
 
 
-def from_cache(entry: CachedAttachment, rt: RuntimeArgs) -> PlannedAttachment | None:
-    """A cached result as an attachment: its config as run, its interface, its runtime requests."""
+def from_cache(entry: CachedAttachment, rt: RuntimeArgs, info_dir: Path) -> PlannedAttachment | None:
+    """A cached result as an attachment: its config as run, its interface, its runtime requests.
+
+    Its device-info file is deleted with it, so only a path in `info_dir` (where ADD puts the
+    copies) is taken from the cached config: a config cannot name a file to delete."""
     listed = cached_network(entry.config)
     if listed is None:
         return None
     runtime = listed["plugins"][0].get("runtimeConfig") or {}
+    info_file = str(runtime.get("CNIDeviceInfoFile") or "") if isinstance(runtime, dict) else ""
+    if info_file and Path(info_file).parent != info_dir:
+        log.warning("ignoring device-info file %s of %s: not in %s", info_file, entry.container_id, info_dir)
+        info_file = ""
     return PlannedAttachment(
         network=entry.network,
         ifname=entry.ifname,
         default=entry.ifname == rt.ifname,
         conflist=listed,
         capability_args=entry.capability_args,
-        device_id=str(runtime.get("deviceID") or ""),
-        device_info_file=str(runtime.get("CNIDeviceInfoFile") or ""),
+        device_id=str(runtime.get("deviceID") or "") if isinstance(runtime, dict) else "",
+        device_info_file=info_file,
     )
 
 
