@@ -13,11 +13,10 @@ write into the directory removes once it is older than `STALE_TEMP_AGE`. Filesys
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
-import secrets
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,12 +29,12 @@ _TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}")
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
-    """Replace `path` with `data` (file mode `mode`), creating its directory 0700 if missing.
+    """Replace `path` with `data` (file mode `mode`), creating missing directories 0700.
 
     `durable` fsyncs the file before the rename, for state that must survive a crash; files
     on tmpfs that mean nothing after a reboot (device-info, CDI) skip it.
     """
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     dir_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=dir_fd)
@@ -47,7 +46,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
     else:
         try:
             _fill(fd, data, mode, durable)
-            tmp = f".{path.name}.{secrets.token_hex(4)}"
+            tmp = f".{path.name}.{os.urandom(4).hex()}"
             # linkat(AT_SYMLINK_FOLLOW), which os.link uses only when given a dir fd: names the file
             os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dir_fd)
             _rename(path.parent / tmp, path)
@@ -55,6 +54,19 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
             os.close(fd)
             os.close(dir_fd)
     remove_stale_temp_files(path.parent)
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create `directory` and every missing parent 0700 (`Path.mkdir` gives its mode to the last
+    one only): what pycni keeps on disk is root's alone. One syscall when it exists already."""
+    try:
+        directory.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    except FileNotFoundError:
+        make_private_dirs(directory.parent)
+        with contextlib.suppress(FileExistsError):  # made by a concurrent writer meanwhile
+            directory.mkdir(mode=0o700)
 
 
 def remove_stale_temp_files(directory: Path, max_age: float = STALE_TEMP_AGE) -> list[Path]:
@@ -75,6 +87,8 @@ def remove_stale_temp_files(directory: Path, max_age: float = STALE_TEMP_AGE) ->
 
 
 def _write_named(path: Path, data: bytes, mode: int, durable: bool) -> None:
+    import tempfile  # only filesystems without O_TMPFILE get here: keep it off every call's imports
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         _fill(fd, data, mode, durable)

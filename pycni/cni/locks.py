@@ -35,6 +35,7 @@ from typing import Any
 
 from pycni.cni import env_names
 from pycni.cni.errors import TryAgainLater
+from pycni.cni.files import make_private_dirs
 from pycni.cni.runtime import OWN_NETNS, Command, RuntimeArgs
 
 DEFAULT_TIMEOUT = 30.0
@@ -59,7 +60,7 @@ def flock(
 
     `remove`: unlink the file on release (every user of `path` must pass the same).
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dirs(path.parent)
     deadline = time.monotonic() + timeout
     fd = _acquire(path, deadline, timeout, what)
     try:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pycni.cni.files import write_atomic
+from pycni.cni.files import make_private_dirs, write_atomic
 
 SPEC_VERSION = "1.1.0"
 #: The device plugin's files, one per device it advertises (NPWG default).
@@ -55,9 +55,7 @@ def cni_path(directory: Path, namespace: str, network: str, container_id: str, i
 def make_dir(directory: Path) -> None:
     """The device-info directory and any missing parent, 0700 (`Path.mkdir` applies its mode to
     the last one only): root's CNI plugins and the device plugin are the only readers."""
-    for path in reversed([directory, *directory.parents]):
-        if not path.exists():
-            path.mkdir(mode=0o700, exist_ok=True)
+    make_private_dirs(directory)
 
 
 def write(path: Path, info: DeviceInfo, mode: int = 0o444) -> None:

@@ -86,12 +86,6 @@ def test_multus_and_device_files(mnode: MultusNode, kubelet: Kubelet, delegate_t
     assert mnode.plans() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pycni/ipam/host_local (plugin.py, disk.py) creates dataDir/<network> and dataDir/.pycni 0755; "
-    "pycni/cni/files.py write_atomic and pycni/net/lock.py create missing parent directories 0755 "
-    "(Path.mkdir applies `mode` to the last one only)",
-)
 @pytest.mark.parametrize("delegate_type", DELEGATES)
 def test_state_store_and_lock_files(mnode: MultusNode, kubelet: Kubelet, delegate_type: str) -> None:
     """host-local's store, sriov's and host-device's state and records, the lock files:
@@ -106,10 +100,6 @@ def test_state_store_and_lock_files(mnode: MultusNode, kubelet: Kubelet, delegat
         mnode.multus("DEL", conf, pod, name="web").ok()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pycni/ipam/host_local creates dataDir/<network> and dataDir/.pycni 0755",
-)
 def test_host_local_store(cni: Runner, make_netns: object, tmp_path: Path) -> None:
     pod: Netns = make_netns("secm")  # type: ignore[operator]
     data = tmp_path / "ipam"

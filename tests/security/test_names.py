@@ -262,11 +262,6 @@ def test_device_ids_in_configs(
     assert_refused(out, 7, jail, device_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pycni/plugins/host_device/config.py does not check `device` as an interface name: "
-    "'../x' is looked up and answered 999 'no device matching'",
-)
 @pytest.mark.parametrize("device", ["../x", "a/b", ".."])
 def test_host_device_name_is_an_ifname(
     direct: Runner, node: Netns, pod: Netns, jail: Jail, device: str

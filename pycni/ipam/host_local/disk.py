@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from ipaddress import ip_address
 from pathlib import Path
 
+from pycni.cni.files import make_private_dirs
 from pycni.cni.ipaddr import IPAddress
 from pycni.ipam.host_local import store_files
 from pycni.ipam.host_local.index import AttachmentIndex
@@ -81,8 +82,8 @@ class DiskStore:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the network lock; index changes made inside are committed on the way out."""
-        self.net_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
-        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(self.net_dir)  # root's alone (the reference makes it 0755)
+        make_private_dirs(self.state_dir)
         with flock(self.net_dir / "lock", self.lock_timeout, what=f"network {self.net_dir.name}"):
             try:
                 yield

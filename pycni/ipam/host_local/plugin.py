@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from pycni.cni.errors import InvalidConfig, PluginError, PluginNotAvailable
+from pycni.cni.files import make_private_dirs
 from pycni.cni.ipaddr import IPAddress
 from pycni.cni.plugin import Context
 from pycni.cni.rollback import quietly
@@ -96,8 +97,8 @@ def status(conf: HostLocalConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when the store is writable and every range set has a free address (else code 50)."""
     store = open_store(conf, ctx)
     try:
-        store.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        store.net_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+        make_private_dirs(store.state_dir)
+        make_private_dirs(store.net_dir)
     except OSError as err:
         raise PluginNotAvailable(f"data directory {store.net_dir} is not usable: {err.strerror}") from err
     if not os.access(store.net_dir, os.W_OK):

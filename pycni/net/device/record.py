@@ -22,7 +22,7 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pycni.cni.config import Attachment
-from pycni.cni.files import write_atomic
+from pycni.cni.files import make_private_dirs, write_atomic
 
 SUFFIX = ".json"
 
@@ -104,7 +104,7 @@ class RecordStore(Generic[State]):
 
     def writable(self) -> bool:
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_private_dirs(self.directory)
         except OSError:
             return False
         return os.access(self.directory, os.W_OK | os.X_OK)

@@ -41,6 +41,21 @@ class HostDeviceConf(NetConf):
         default_factory=HostDeviceRuntimeConfig, alias="runtimeConfig"
     )
 
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str | None) -> str | None:
+        """An interface name by the kernel's rules: never a path (`../x`, `a/b`, `..`)."""
+        if value is not None:
+            from pycni.cni.errors import InvalidEnvironment
+            from pycni.cni.runtime import validate_ifname
+
+            try:
+                validate_ifname(value)
+            except InvalidEnvironment as err:
+                reason = err.msg.removeprefix(f"CNI_IFNAME {value!r} ").removeprefix("CNI_IFNAME ")
+                raise ValueError(f"{value!r} is not a valid interface name: {reason}") from None
+        return value
+
     @field_validator("hwaddr")
     @classmethod
     def _mac(cls, value: str | None) -> str | None:
