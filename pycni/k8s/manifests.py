@@ -113,6 +113,8 @@ def _load(path: Path) -> list[dict[str, Any]]:
     """The file's documents; bad UTF-8 or nesting too deep to decode is a decoding error."""
     try:
         text = path.read_bytes().decode()
+    except FileNotFoundError:
+        return []  # removed since the directory was listed: as if it had not been there
     except OSError as err:
         raise IOFailure(f"cannot read the manifest {path}: {err.strerror}") from err
     except UnicodeDecodeError as err:

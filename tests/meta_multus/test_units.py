@@ -426,3 +426,25 @@ def test_a_log_file_that_cannot_be_opened_is_a_warning_not_a_failure(
         ran = True
     assert ran
     assert any("cannot open logFile" in r.getMessage() and not r.exc_info for r in caplog.records)
+
+
+def test_a_manifest_removed_while_the_directory_is_read_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pod's manifest deleted between listing and reading (a DEL racing the pod's removal)
+    is as if it had not been there: no I/O error, the other objects are read."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"}}
+    gone = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "old", "namespace": "default"}}
+    (tmp_path / "a-web.json").write_text(json.dumps(pod))
+    (tmp_path / "b-old.json").write_text(json.dumps(gone))
+    read_bytes = Path.read_bytes
+
+    def racing_read(self: Path) -> bytes:
+        if self.name == "b-old.json":
+            self.unlink()
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", racing_read)
+    source = ManifestSource(tmp_path, tmp_path / "status")
+    assert source.pod("default", "web") is not None
+    assert source.pod("default", "old") is None
