@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni import version
+from pycni.cni.errors import InvalidConfig
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import Result, Route, parse_result
 from pycni.hw import devinfo
@@ -108,13 +109,17 @@ def _apply_default_routes(call: netlist.NetworkCall, att: PlannedAttachment, res
     """Remove the default routes of the families another attachment owns; set the requested gateways.
 
     Done in the pod's netns and in the result (the cached copy too, so CHECK agrees)."""
-    from pycni.net import netns, routes
+    from pycni.net import ip, netns, routes
 
     gateways = [ipaddress.ip_address(g) for g in att.gateways]
     with netns.rtnl(call.rt.netns) as pod:
         for family in att.filter_families:
             routes.delete_default_routes(pod, att.ifname, routes.family_number(family))
         for gateway in gateways:
+            if ip.find_link(pod, att.ifname) is None:
+                raise InvalidConfig(
+                    f"default-route {gateway} on {att.ifname}: the network made no interface {att.ifname}"
+                )
             routes.set_default_route(pod, att.ifname, gateway)
     dropped = set(att.filter_families) | {g.version for g in gateways}
     kept = [r for r in result.routes if not (r.dst.prefixlen == 0 and r.dst.version in dropped)]

@@ -29,8 +29,13 @@ def family_number(version: int) -> int:
 
 
 def delete_default_routes(ipr: IPRoute, ifname: str, family: int) -> int:
-    """Remove the main-table default routes of `family` leaving through `ifname`; how many went."""
-    link = ip.get_link(ipr, ifname)
+    """Remove the main-table default routes of `family` leaving through `ifname`; how many went.
+
+    No link of that name carries no route: nothing to remove (a network whose plugin made no
+    interface, such as an IPAM plugin run as the main one)."""
+    link = ip.find_link(ipr, ifname)
+    if link is None:
+        return 0
     doomed = [
         msg
         for msg in ip.dump(lambda: ipr.get_routes(family=family, table=RT_TABLE_MAIN))

@@ -266,6 +266,32 @@ def node(make_netns: Callable[..., Netns], tmp_path: Path) -> Node:
         ],
     }
 )
+@example(  # default-route from a network that made no interface: the others' routes go, no 999
+    case={
+        "annotation": '[{"name": "net-a", "default-route": []}]',
+        "nads": [
+            {
+                "name": "net-a",
+                "namespace": "default",
+                "config": {"cniVersion": "1.0.0", "type": "host-local"},
+                "resource": "",
+            }
+        ],
+    }
+)
+@example(  # a gateway requested on a network that made no interface: a config error (7)
+    case={
+        "annotation": '[{"name": "net-a", "default-route": ["10.9.0.1"]}]',
+        "nads": [
+            {
+                "name": "net-a",
+                "namespace": "default",
+                "config": {"cniVersion": "1.0.0", "type": "host-local"},
+                "resource": "",
+            }
+        ],
+    }
+)
 @example(case={"annotation": '[{"name": "net-a", "namespace": "../.."}]', "nads": []})
 @example(
     case={
