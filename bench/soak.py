@@ -226,6 +226,9 @@ class Soak:
         self.started = 0
         self.readonly = False
         self.node_fault_gen = 0
+        #: Bumped by every worker kill: a request that died by SIGKILL while one landed was hit by
+        #: it (a worker can take the next request between the check and the kill).
+        self.worker_kill_gen = 0
         self.worker_kills: Counter[int] = Counter()
         self.epoch_stats: list[tuple[int, dict[str, Any], bool]] = []
         self.procs: set[subprocess.Popen[bytes]] = set()
@@ -270,6 +273,7 @@ class Soak:
             raise Aborted
         with self.restart_gate.shared():
             gen = self.node_fault_gen
+            worker_kills = self.worker_kill_gen
             readonly = self.readonly
             started = time.perf_counter()
             proc = subprocess.Popen(
@@ -296,6 +300,10 @@ class Soak:
                     self.procs.discard(proc)
             seconds = time.perf_counter() - started
             excused = readonly or self.readonly or gen != self.node_fault_gen
+            if not excused and proc.returncode == -signal.SIGKILL and worker_kills != self.worker_kill_gen:
+                excused = True
+                with self.lock:
+                    self.observed["killed_with_another_pods_worker"] += 1
         result = Call(command, proc.returncode, out, seconds, request, killed, excused)
         if result.ok:
             with self.lock:
@@ -336,9 +344,12 @@ class Soak:
                 time.sleep(min(delay, 0.02))
                 if proc.poll() is not None:
                     break
+                if serving_worker(proc.pid, [worker]) != worker:
+                    continue  # it finished that request meanwhile: do not kill another pod's
                 with suppress(ProcessLookupError):
                     os.kill(worker, signal.SIGKILL)
                     with self.lock:
+                        self.worker_kill_gen += 1
                         self.worker_kills[daemon.epoch] += 1
                         self.faults["kill_worker"] += 1
                     return True

@@ -186,13 +186,17 @@ def _publish(
     pod: Pod,
     entries: list[dict[str, Any]],
 ) -> None:
-    """Write network-status (undoing every attachment if that fails), then post the events."""
+    """Write network-status (undoing every attachment if that fails), then post the events.
+
+    The plan records the status before the file is written: a process killed in between leaves a
+    plan whose DEL removes the file (or finds none), never a status file no plan knows about.
+    """
+    plan.network_status = entries
+    store.save(plan)
     try:
         source.write_network_status(pod, entries)
     except BaseException:
         teardown(conf, plan, store, rt, ctx)
         raise
-    plan.network_status = entries
-    store.save(plan)
     for entry in entries:
         source.event(pod, "AddedInterface", network_status.describe(entry))

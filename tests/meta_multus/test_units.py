@@ -448,3 +448,31 @@ def test_a_manifest_removed_while_the_directory_is_read_is_skipped(
     source = ManifestSource(tmp_path, tmp_path / "status")
     assert source.pod("default", "web") is not None
     assert source.pod("default", "old") is None
+
+
+def test_the_plan_records_network_status_before_the_status_file_is_written(tmp_path: Path) -> None:
+    """A multus killed between the two leaves a plan whose DEL removes the file, never a status
+    file no plan knows about (a leak the soak found)."""
+    from pycni.meta_multus import plugin
+
+    store = PlanStore(tmp_path / "plans")
+    plan = Plan.model_validate(
+        {"containerID": "c1", "podName": "web", "podNamespace": "default", "attachments": []}
+    )
+    store.save(plan)
+    entries = [{"name": "default/blue", "interface": "net1"}]
+    seen: list[Any] = []
+
+    class Source:
+        def write_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
+            saved = store.load("c1")
+            seen.append(saved.network_status if saved else None)
+
+        def event(self, pod: Pod, reason: str, message: str) -> None:
+            pass
+
+    pod = parse_pod(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"}}, "t"
+    )
+    plugin._publish(None, plan, store, None, None, Source(), pod, entries)  # type: ignore[arg-type]
+    assert seen == [entries]
