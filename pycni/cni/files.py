@@ -32,28 +32,59 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
     """Replace `path` with `data` (file mode `mode`), creating missing directories 0700.
 
     `durable` fsyncs the file before the rename, for state that must survive a crash; files
-    on tmpfs that mean nothing after a reboot (device-info, CDI) skip it.
+    on tmpfs that mean nothing after a reboot (device-info, CDI) skip it. A directory that a
+    concurrent cleaner removes while the file is written (an emptied per-namespace status
+    directory, say) is made again and the write starts over.
     """
+    for attempt in range(_ATTEMPTS):
+        try:
+            _write_once(path, data, mode, durable)
+            break
+        except _DirectoryRemoved:
+            if attempt == _ATTEMPTS - 1:
+                raise FileNotFoundError(
+                    errno.ENOENT, "directory removed by another process while writing", str(path.parent)
+                ) from None
+    with contextlib.suppress(FileNotFoundError):
+        remove_stale_temp_files(path.parent)
+
+
+#: Writes that start over when their directory vanishes under them.
+_ATTEMPTS = 3
+
+
+class _DirectoryRemoved(Exception):
+    """The target's directory was removed while the file was being written."""
+
+
+def _write_once(path: Path, data: bytes, mode: int, durable: bool) -> None:
     make_private_dirs(path.parent)
-    dir_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=dir_fd)
-    except OSError as err:
-        os.close(dir_fd)
-        if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
-            raise
-        _write_named(path, data, mode, durable)
-    else:
+        dir_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise _DirectoryRemoved from None
+    try:
+        try:
+            fd = os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+        except OSError as err:
+            if err.errno not in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+                raise
+            _write_named(path, data, mode, durable)
+            return
         try:
             _fill(fd, data, mode, durable)
             tmp = f".{path.name}.{os.urandom(4).hex()}"
             # linkat(AT_SYMLINK_FOLLOW), which os.link uses only when given a dir fd: names the file
             os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dir_fd)
-            _rename(path.parent / tmp, path)
         finally:
             os.close(fd)
-            os.close(dir_fd)
-    remove_stale_temp_files(path.parent)
+        _rename(path.parent / tmp, path)  # the directory holds `tmp` now: it cannot be removed
+    except FileNotFoundError:
+        if os.fstat(dir_fd).st_nlink == 0:
+            raise _DirectoryRemoved from None
+        raise
+    finally:
+        os.close(dir_fd)
 
 
 def make_private_dirs(directory: Path) -> None:

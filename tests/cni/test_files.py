@@ -52,3 +52,23 @@ def test_stale_temp_names_are_removed_by_the_next_write_fresh_ones_kept(tmp_path
     files.write_atomic(tmp_path / "other.json", b"{}")
     assert not stale.exists()
     assert fresh.exists() and unrelated.exists()
+
+
+def test_a_directory_removed_while_writing_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cleaner removing the (still empty) directory just before the temp file gets its name,
+    as multus's DEL removes an emptied per-namespace status directory: the write starts over."""
+    target = tmp_path / "status" / "default" / "web.json"
+    link = os.link
+    removed: list[bool] = []
+
+    def racing_link(*args: object, **kwargs: object) -> None:
+        if not removed:
+            removed.append(True)
+            target.parent.rmdir()
+        link(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "link", racing_link)
+    files.write_atomic(target, b"[]")
+    assert removed and target.read_bytes() == b"[]"
