@@ -300,7 +300,8 @@ class Soak:
                     self.procs.discard(proc)
             seconds = time.perf_counter() - started
             excused = readonly or self.readonly or gen != self.node_fault_gen
-            if not excused and proc.returncode == -signal.SIGKILL and worker_kills != self.worker_kill_gen:
+            hit = proc.returncode == -signal.SIGKILL and worker_kills != self.worker_kill_gen
+            if hit and not (killed or excused):  # not its own kill: another pod's landed on its worker
                 excused = True
                 with self.lock:
                     self.observed["killed_with_another_pods_worker"] += 1
