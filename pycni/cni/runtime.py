@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from pycni.cni import callerview
 from pycni.cni.errors import InvalidEnvironment
 
 
@@ -100,10 +101,11 @@ def is_netns_file(path: str) -> bool | None:
     A path that cannot be looked at (no permission, a symlink loop) is not a netns: False.
 
     Every namespace file lives on the kernel's one nsfs filesystem, so its device is the one
-    our own netns file has (an `os.stat` each: no ctypes, cheap enough for the runner).
+    our own netns file has (an `os.stat` each: no ctypes, cheap enough for the runner). The path
+    is looked at as the caller sees it (`callerview`: the daemon's pinned fd, or its mount hop).
     """
     try:
-        st = os.stat(path)
+        st = callerview.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as err:  # unreachable or unnameable: nothing usable is there
@@ -150,10 +152,15 @@ class RuntimeArgs:
         return (self.arg("IgnoreUnknown") or "").lower() in ("1", "true")
 
     def to_env(self) -> dict[str, str]:
-        """The environment a plugin exec'd for this request gets (spec §Parameters)."""
+        """The environment a plugin exec'd for this request gets (spec §Parameters).
+
+        Its `CNI_NETNS` reaches the same namespace from the child's mount namespace
+        (`callerview.path_for_child`): a daemon worker may not see the runtime's path.
+        """
         env = {"CNI_COMMAND": self.command.value, "CNI_PATH": ":".join(self.path)}
         if self.command in (Command.ADD, Command.DEL, Command.CHECK):
-            env.update(CNI_CONTAINERID=self.container_id, CNI_NETNS=self.netns, CNI_IFNAME=self.ifname)
+            netns = callerview.path_for_child(self.netns)
+            env.update(CNI_CONTAINERID=self.container_id, CNI_NETNS=netns, CNI_IFNAME=self.ifname)
             if self.args:
                 env["CNI_ARGS"] = ";".join(f"{k}={v}" for k, v in self.args)
         return env

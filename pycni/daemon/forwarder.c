@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -278,12 +279,12 @@ static void put_u32(unsigned char *dst, uint32_t value)
     dst[3] = value;
 }
 
-/* Send every byte of `iov`; the namespace fds ride on the first sendmsg. */
+/* Send every byte of `iov`; the namespace fds (at most 3) ride on the first sendmsg. */
 static int send_frame(int fd, struct iovec *iov, int iovcnt, const int *fds, int nfds, int64_t deadline)
 {
     union {
         struct cmsghdr h;
-        char space[CMSG_SPACE(2 * sizeof(int))];
+        char space[CMSG_SPACE(3 * sizeof(int))];
     } control;
     struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)iovcnt};
     if (nfds) {
@@ -344,7 +345,36 @@ static int build_header(struct buf *h, char **envp)
     return 0;
 }
 
-static int own_namespaces(int fds[2])
+/*
+ * CNI_NETNS opened here, in our mount namespace, so the daemon never resolves the path: first
+ * with O_PATH (no side effect on any kind of file), then, for a regular file (a netns file is
+ * one), for reading through /proc; a FIFO or device is never opened. -1 when there is no path
+ * or it cannot be opened: the daemon then looks the path up as we see it.
+ */
+static int pod_netns(void)
+{
+    const char *path = getenv("CNI_NETNS");
+    if (!path || !*path)
+        return -1;
+    int fd = open(path, O_PATH | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return fd;
+    char proc[32] = "/proc/self/fd/", digits[12];
+    size_t n = 0;
+    for (unsigned v = (unsigned)fd; n == 0 || v; v /= 10)
+        digits[n++] = (char)('0' + v % 10);
+    for (size_t i = strlen(proc); n; i++)
+        proc[i] = digits[--n];
+    int readable = open(proc, O_RDONLY | O_CLOEXEC);
+    if (readable < 0)
+        return fd;
+    close(fd);
+    return readable;
+}
+
+/* Our network and mount namespaces, then the pod's netns when we could open it. */
+static int own_namespaces(int fds[3])
 {
     fds[0] = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
     fds[1] = fds[0] < 0 ? -1 : open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
@@ -353,7 +383,8 @@ static int own_namespaces(int fds[2])
             close(fds[0]);
         return 0;
     }
-    return 2;
+    fds[2] = pod_netns();
+    return fds[2] < 0 ? 2 : 3;
 }
 
 static double accept_timeout(void)
@@ -375,7 +406,7 @@ static double accept_timeout(void)
 static int hand_over(int fd, char **envp, int *more_stdin, uint32_t *timeout_ms)
 {
     struct buf header = {0};
-    int nfds, fds[2], ok = -1;
+    int nfds, fds[3], ok = -1;
     int stdin_state = read_stdin();
     *more_stdin = stdin_state == 1;
     if (stdin_state != 0 || build_header(&header, envp) < 0)

@@ -89,6 +89,8 @@ def forward(
         )
         frame = b"".join((MAGIC, KIND_CNI, _u32(len(header)), _u32(len(stdin)), header, stdin))
         fds = _own_namespaces()
+        if fds:
+            fds += _pod_netns(env.get(b"CNI_NETNS", b""))
         try:
             sock.settimeout(accept_timeout)
             sent = sock.sendmsg([frame], [(SOL_SOCKET, SCM_RIGHTS, _fds_bytes(fds))] if fds else [])
@@ -157,6 +159,33 @@ def _own_namespaces() -> list[int]:
             posix.close(fd)
         return []
     return fds
+
+
+#: The file-type bits of st_mode, and a regular file's (a netns file is one): `stat` costs an import.
+_S_IFMT, _S_IFREG = 0o170000, 0o100000
+
+
+def _pod_netns(path: bytes) -> list[int]:
+    """CNI_NETNS opened here, in our mount namespace, so the daemon never resolves the path.
+
+    Opened first with O_PATH, which has no side effect on any kind of file; a regular file (what
+    a netns file is) is then opened for reading through /proc, a FIFO or device never is. None
+    when there is no path or we cannot open it: the daemon then looks the path up as we see it.
+    """
+    if not path:
+        return []
+    try:
+        fd = posix.open(path, posix.O_PATH | posix.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        if posix.fstat(fd).st_mode & _S_IFMT == _S_IFREG:
+            readable = posix.open(b"/proc/self/fd/%d" % fd, posix.O_RDONLY | posix.O_CLOEXEC)
+            posix.close(fd)
+            return [readable]
+    except OSError:
+        pass
+    return [fd]
 
 
 def _fds_bytes(fds: list[int]) -> bytes:

@@ -19,11 +19,14 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pycni.net.netns import CLONE_NEWNET, CLONE_NEWNS, setns
+
+T = TypeVar("T")
 
 
 def _identity(st: os.stat_result) -> tuple[int, int]:
@@ -80,9 +83,28 @@ def are_namespaces(fds: tuple[int, ...]) -> bool:
         return False
 
 
+class MountHop:
+    """Runs a lookup in the caller's mount namespace, for a worker that stays in its own."""
+
+    def __init__(self, home: Home, mnt_fd: int) -> None:
+        self.home = home
+        self.mnt_fd = mnt_fd
+
+    def __call__(self, fn: Callable[[], T]) -> T:
+        setns(self.mnt_fd, CLONE_NEWNS)
+        try:
+            return fn()
+        finally:
+            go_home(self.home, net=False, mnt=True)
+
+
 @contextmanager
-def caller_namespaces(home: Home, fds: tuple[int, ...]) -> Iterator[None]:
-    """Enter the caller's net (and, where usable, mount) namespace for the block."""
+def caller_namespaces(home: Home, fds: tuple[int, ...]) -> Iterator[MountHop | None]:
+    """Enter the caller's net (and, where usable, mount) namespace for the block.
+
+    Yields a `MountHop` when the worker stays in its own mount namespace (the caller's does not
+    show our code), so that paths the caller named can still be looked up where they exist.
+    """
     net_fd, mnt_fd = fds
     net, mnt = _identity(os.fstat(net_fd)), _identity(os.fstat(mnt_fd))
     moved_mnt = moved_net = False
@@ -98,7 +120,7 @@ def caller_namespaces(home: Home, fds: tuple[int, ...]) -> Iterator[None]:
         if net != home.net:
             setns(net_fd, CLONE_NEWNET)
             moved_net = True
-        yield
+        yield MountHop(home, mnt_fd) if mnt != home.mnt and not moved_mnt else None
     finally:
         go_home(home, net=moved_net, mnt=moved_mnt)
 

@@ -26,7 +26,8 @@ from pycni.daemon.protocol import (
     REFUSED,
 )
 
-MAX_FDS = 2
+#: The caller's network and mount namespaces, and the pod's netns as the caller opened it.
+MAX_FDS = 3
 #: magic, kind and the two lengths: what precedes a request's header.
 PREFIX = len(MAGIC) + 1 + 4 + 4
 
@@ -41,15 +42,26 @@ class Request:
     plugin_type: str
     env: dict[str, str]
     stdin: bytes
-    #: The caller's network and mount namespace fds (owned by the request: close them).
-    ns_fds: tuple[int, ...]
+    #: Every fd the caller attached (owned by the request: close them): its network and mount
+    #: namespaces, then, if it could open CNI_NETNS, that file (a netns, unless the caller lies).
+    fds: tuple[int, ...]
 
     @property
     def command(self) -> str:
         return self.env.get("CNI_COMMAND", "")
 
+    @property
+    def ns_fds(self) -> tuple[int, ...]:
+        """The caller's own network and mount namespaces."""
+        return self.fds[:2]
+
+    @property
+    def pod_netns_fd(self) -> int | None:
+        """CNI_NETNS as the caller opened it; None when it sent none."""
+        return self.fds[2] if len(self.fds) > 2 else None
+
     def close(self) -> None:
-        for fd in self.ns_fds:
+        for fd in self.fds:
             os.close(fd)
 
 
@@ -78,7 +90,7 @@ def read_request(conn: socket.socket) -> Request:
         for fd in fds:
             os.close(fd)
         raise
-    plugin_type, env = _parse_header(header)
+    plugin_type, env = parse_header(header)
     return Request(kind, plugin_type, env, stdin, tuple(fds))
 
 
@@ -98,7 +110,7 @@ def _fill(conn: socket.socket, buf: bytearray, size: int) -> None:
         buf += chunk
 
 
-def _parse_header(header: bytes) -> tuple[str, dict[str, str]]:
+def parse_header(header: bytes) -> tuple[str, dict[str, str]]:
     """The plugin type and the environment; only what a launcher forwards is taken."""
     first, *pairs = header.split(b"\0")
     env: dict[str, str] = {}

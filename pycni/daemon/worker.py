@@ -23,6 +23,7 @@ from types import FrameType
 from typing import NoReturn
 
 from pycni import registry
+from pycni.cni import callerview
 from pycni.daemon import wire
 from pycni.daemon.namespaces import Home, are_namespaces, caller_namespaces, go_home
 from pycni.daemon.protocol import GO, KIND_CNI
@@ -79,6 +80,9 @@ def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]
         if not are_namespaces(req.ns_fds):
             wire.send_refused(conn, "the caller's namespaces were not attached")
             return {"refused": "no namespaces"}
+        if req.pod_netns_fd is not None and not req.env.get("CNI_NETNS"):
+            wire.send_refused(conn, "bad request: a netns fd without CNI_NETNS")
+            return {"refused": "bad request"}
         if wire.pending(conn):
             wire.send_refused(conn, "bad request: more data than the request's lengths say")
             return {"refused": "bad request"}
@@ -91,7 +95,11 @@ def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]
             return {"abandoned": True}
         started = time.monotonic()
         out = io.StringIO()
-        with caller_namespaces(home, req.ns_fds):
+        pod_netns = req.env.get("CNI_NETNS", "")
+        with (
+            caller_namespaces(home, req.ns_fds) as hop,
+            callerview.installed(pod_netns, req.pod_netns_fd, hop),
+        ):
             code = _run_with_deadline(req, out, limits.request_timeout)
         ms = (time.monotonic() - started) * 1000
         with contextlib.suppress(OSError):  # a caller that went away still had its request run

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from pycni.cni import callerview
 from pycni.cni.errors import InternalError, InvalidEnvironment, NotFound
 from pycni.cni.runtime import OWN_NETNS, is_netns_file
 
@@ -51,7 +52,7 @@ def open_netns(path: str) -> int:
     if not kind:
         raise NotANetns(f"{path} is not a network namespace")
     try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return callerview.open_readonly(path)
     except FileNotFoundError:
         raise NetnsGone(f"netns {path} does not exist") from None
 

@@ -1,7 +1,8 @@
 """A test plugin that tells where it ran, and can be slow, fail, or crash its process.
 
-Each call appends one line to `record`: command, container id, "daemon" or "direct", pid and
-the inode of the network namespace it ran in, so tests can count executions and locate them.
+Each call appends one line to `record`: command, container id, "daemon" or "direct", pid, the
+inode of the network namespace it ran in, and what CNI_NETNS opens to here (its inode, "gone",
+"not-netns" or "-" for none), so tests can count executions and locate them.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def where() -> str:
 def _note(conf: ProbeConf, rt: RuntimeArgs) -> None:
     if conf.record:
         netns = os.stat("/proc/thread-self/ns/net").st_ino
-        line = f"{rt.command} {rt.container_id} {where()} {os.getpid()} {netns}\n"
+        line = f"{rt.command} {rt.container_id} {where()} {os.getpid()} {netns} {_pod_netns(rt)}\n"
         fd = os.open(conf.record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line.encode())
@@ -51,6 +52,24 @@ def _note(conf: ProbeConf, rt: RuntimeArgs) -> None:
         os._exit(3)
     if conf.raise_error:
         raise RuntimeError("probe told to raise")
+
+
+def _pod_netns(rt: RuntimeArgs) -> str:
+    """CNI_NETNS as a plugin here sees it, through the same calls the real plugins make."""
+    from pycni.net import netns
+
+    if not rt.netns:
+        return "-"
+    try:
+        fd = netns.open_netns(rt.netns)
+    except netns.NetnsGone:
+        return "gone"
+    except netns.NotANetns:
+        return "not-netns"
+    try:
+        return str(os.fstat(fd).st_ino)
+    finally:
+        os.close(fd)
 
 
 def add(conf: ProbeConf, rt: RuntimeArgs, ctx: Context) -> Result:

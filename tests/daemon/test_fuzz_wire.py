@@ -40,6 +40,7 @@ from pycni.daemon.protocol import (
     READY,
     REFUSED,
 )
+from pycni.daemon.wire import parse_header
 from tests.daemon.process import DaemonProcess, start_daemon
 from tests.helpers.fuzz import Answer, assert_spec_answer, fuzz_settings
 from tests.helpers.poll import wait_until
@@ -97,7 +98,7 @@ def served() -> Iterator[Served]:
 @dataclass(frozen=True)
 class Frame:
     data: bytes
-    fds: str  # "ns", "none", "swapped", "devnull", "three"
+    fds: str  # "ns", "none", "swapped", "devnull", "pod", "four"
     half_close: bool
     well_formed: bool
 
@@ -106,9 +107,9 @@ class Frame:
 MUTATIONS = (
     ["none"] * 6
     + ["magic", "kind", "status", "type", "short", "trailing", "huge_header", "huge_stdin", "max"]
-    + ["no_fds", "swapped", "devnull", "three"]
+    + ["no_fds", "swapped", "devnull", "pod_fd", "four"]
 )
-FDS = {"no_fds": "none", "swapped": "swapped", "devnull": "devnull", "three": "three"}
+FDS = {"no_fds": "none", "swapped": "swapped", "devnull": "devnull", "pod_fd": "pod", "four": "four"}
 LENGTHS = ("short", "trailing", "huge_header", "huge_stdin", "max")
 
 ENV_KEYS = st.sampled_from(
@@ -201,7 +202,8 @@ def frames(draw: st.DrawFn, run_dir: Path) -> Frame:
         and stdin_len <= MAX_STDIN
         and len(body) == header_len + stdin_len
         and body[:header_len].split(b"\0")[0] == b"probe"
-        and fds == "ns"
+        # a third fd is CNI_NETNS as the caller opened it: meaningless without CNI_NETNS
+        and (fds == "ns" or (fds == "pod" and bool(parse_header(body[:header_len])[1].get("CNI_NETNS"))))
     )
     return Frame(data, fds, half_close, well_formed)
 
@@ -222,7 +224,8 @@ def attached(fds: str, stack: ExitStack) -> list[int]:
         "ns": [net, mnt],
         "swapped": [mnt, net],
         "devnull": [opened("/dev/null"), opened("/dev/null")],
-        "three": [net, mnt, net],
+        "pod": [net, mnt, net],
+        "four": [net, mnt, net, mnt],
     }[fds]
 
 

@@ -13,13 +13,13 @@ Both are read and written under the VF's lock (`vf_locked`), held for the whole 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pycni.cni import callerview
 from pycni.cni.files import write_atomic
 from pycni.cni.runtime import is_netns_file
 from pycni.net import lock
@@ -73,7 +73,7 @@ class Allocation(BaseModel):
 
 def netns_id(path: str) -> str:
     """`<dev>:<inode>` of the netns at `path` (a namespace's identity; its path may be reused)."""
-    st = os.stat(path)
+    st = callerview.stat(path)
     return f"{st.st_dev}:{st.st_ino}"
 
 
