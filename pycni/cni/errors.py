@@ -98,6 +98,22 @@ class AlreadyExists(InternalError):
     """Something ADD would create or claim is already there (a name taken, a device held)."""
 
 
+class PluginNotFound(InternalError):
+    """A delegate's type names no executable on CNI_PATH, so it was not run (libcni's wording).
+
+    Not a `NotFound`: a DEL must not take a missing plugin for work already done, except where
+    nothing shows the plugin ever ran (`libcni.netlist.delete`).
+    """
+
+    def __init__(self, msg: str, details: str = "", plugin_type: str = "") -> None:
+        super().__init__(msg, details)
+        self.plugin_type = plugin_type
+
+    @classmethod
+    def on_path(cls, plugin_type: str, path: tuple[str, ...]) -> PluginNotFound:
+        return cls(f"failed to find plugin {plugin_type!r} in path {list(path)}", plugin_type=plugin_type)
+
+
 #: Each spec code's class, so an error relayed from a delegate keeps its class and code.
 _BY_CODE: dict[int, type[CNIError]] = {
     cls.code: cls

@@ -22,7 +22,14 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from pycni.cni import strict_json, version
-from pycni.cni.errors import CNIError, DecodingFailure, InternalError, InvalidConfig, from_code
+from pycni.cni.errors import (
+    CNIError,
+    DecodingFailure,
+    InternalError,
+    InvalidConfig,
+    PluginNotFound,
+    from_code,
+)
 from pycni.cni.plugin import Context
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import Command, RuntimeArgs
@@ -203,7 +210,7 @@ def find_in_path(plugin_type: str, path: tuple[str, ...]) -> str:
     check_type_name(plugin_type)
     found = _find(plugin_type, path)
     if found is None:
-        raise InternalError(f"failed to find plugin {plugin_type!r} in path {list(path)}")
+        raise PluginNotFound.on_path(plugin_type, path)
     return found
 
 

@@ -10,13 +10,16 @@ multus meta-plugin both attach networks through here.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pycni.cni import version
-from pycni.cni.errors import CNIError, IncompatibleVersion, InvalidConfig
+from pycni.cni.errors import CNIError, IncompatibleVersion, InvalidConfig, PluginNotFound
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.libcni.cache import CachedAttachment, ResultCache
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from pycni.cni.plugin import Delegate
@@ -72,12 +75,26 @@ def add(call: NetworkCall, delegate: Delegate) -> dict[str, Any] | None:
 
 
 def delete(call: NetworkCall, delegate: Delegate) -> None:
-    """DEL every plugin in reverse; the cache entry goes only after the last one succeeded."""
+    """DEL every plugin in reverse; the cache entry goes only after the last one succeeded.
+
+    A plugin that is not installed is skipped when no ADD of the attachment completed (nothing
+    is cached): it cannot have run, so it has nothing to undo, and failing would fail every
+    retry the same way, leaving the runtime a sandbox it can never remove. Once an ADD did
+    complete, its missing plugin is an error: the DEL is retried until it is installed again.
+    """
     rt = call.rt_for(Command.DEL)
     cached = call.cached()
     prev = cached.result if cached and version.at_least(call.version, "0.4.0") else None
     for plugin in reversed(call.netlist.plugins):
-        delegate.call(plugin["type"], call.conf_for(plugin, prev), rt)
+        try:
+            delegate.call(plugin["type"], call.conf_for(plugin, prev), rt)
+        except PluginNotFound as err:
+            if cached is not None or err.plugin_type != plugin["type"]:
+                raise
+            log.warning(
+                "DEL of network %r on %s/%s: %s, and no ADD of it completed: nothing of it to undo",
+                call.netlist.name, rt.container_id, rt.ifname, err.msg,
+            )  # fmt: skip
     call.cache.remove(call.netlist.name, rt.container_id, rt.ifname)
 
 

@@ -187,6 +187,57 @@ def test_failing_third_delegate_rolls_back_the_first_two(mnode: MultusNode) -> N
     assert mnode.network_status("web") is None
 
 
+def test_a_network_whose_plugin_is_not_installed_fails_add_and_leaves_del_nothing_to_fail(
+    mnode: MultusNode,
+) -> None:
+    """The runtime's DELs after such an ADD must succeed: the delegate never ran, so it has
+    nothing to undo, and a DEL failing forever leaves a sandbox that can never be removed."""
+    write_manifests(
+        mnode.manifests,
+        [
+            *cluster_and_blue(mnode),
+            nad_manifest("missing", {"cniVersion": "1.0.0", "name": "missing", "type": "not-installed"}),
+            pod_manifest("web", networks="blue,missing"),
+        ],
+    )
+    pod = mnode.pod()
+    conf = mnode.multus_conf()
+    out = mnode.multus("ADD", conf, pod, name="web")
+    assert out.code != 0, out.stdout
+    assert "network default/missing on net2" in out.json["msg"]
+    assert "failed to find plugin 'not-installed'" in out.json["msg"]
+    assert_nothing_left(mnode, pod)
+    for _ in range(2):  # containerd's DEL, then its second with an empty CNI_NETNS
+        mnode.multus("DEL", conf, pod, name="web").ok()
+        mnode.multus("DEL", conf, None, name="web").ok()
+    assert_nothing_left(mnode, pod)
+
+
+def test_del_of_a_completed_attachment_whose_plugin_was_removed_fails_until_it_is_back(
+    mnode: MultusNode,
+) -> None:
+    """Once an ADD completed, the plugin did run: its DEL is retried, never skipped."""
+    write_manifests(
+        mnode.manifests,
+        [
+            *cluster_and_blue(mnode),
+            nad_manifest("gone", mnode.stub("gone")),
+            pod_manifest("web", networks="blue,gone"),
+        ],
+    )
+    pod = mnode.pod()
+    conf = mnode.multus_conf()
+    mnode.multus("ADD", conf, pod, name="web").ok()
+    stub = mnode.stub_bin / STUB_TYPE
+    hidden = stub.rename(stub.with_name(STUB_TYPE + ".away"))
+    out = mnode.multus("DEL", conf, pod, name="web")
+    assert out.code != 0 and "failed to find plugin" in out.json["msg"], out.stdout
+    assert mnode.plans() == ["ctr-1"]
+    hidden.rename(stub)
+    mnode.multus("DEL", conf, pod, name="web").ok()
+    assert_nothing_left(mnode, pod)
+
+
 def test_retried_del_finishes_after_a_failing_delegate_del(mnode: MultusNode) -> None:
     gate = mnode.tmp / "stub-fails"
     gate.touch()
