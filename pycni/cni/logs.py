@@ -1,7 +1,8 @@
 """Logging setup for every pycni process; standard library only (a plugin imports it on each call).
 
 Two formats, both on stderr or a file and never on stdout (a plugin's stdout is its result):
-- text lines, for plugins and the node daemon, to the call's `Settings.log_file` at `log_level`;
+- text lines, for plugins and the node daemon, to the call's `Settings.log_file` at `log_level`,
+  and, for one call, to a log file its config names (`call_log_file`: multus's `logFile`);
 - JSON lines, for the device plugin, whose logs go to a cluster log pipeline: log calls pass
   context as `extra={"resource": ..., "pci": ...}` rather than formatting it into the message, and
   each extra becomes a key, so lines can be filtered by field.
@@ -13,7 +14,12 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pycni.cni.files import make_private_dirs
 
 if TYPE_CHECKING:
     from pycni.cni.settings import Settings
@@ -60,6 +66,36 @@ def setup_logging(settings: Settings) -> None:
     )
 
 
+@contextmanager
+def call_log_file(path: str, level: int) -> Iterator[None]:
+    """Everything pycni logs during the block also goes to `path` at `level` (a config's `logFile`).
+
+    The `pycni` logger is opened down to `level` for the block, so records below the process's
+    own level are made at all; the process's handlers keep their own level (`setup_logging`
+    sets it on them), so stderr does not get more. Its directory is created if missing; a file
+    that cannot be opened costs a warning, never the request.
+    """
+    logger = logging.getLogger("pycni")
+    try:
+        make_private_dirs(Path(path).parent)
+        handler = logging.FileHandler(path)
+    except OSError as err:
+        logger.warning("cannot open logFile %s: %s", path, err.strerror or err)
+        yield
+        return
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setLevel(level)
+    before = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(min(level, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+        logger.removeHandler(handler)
+        handler.close()
+
+
 def setup_json_logging(level: int = logging.INFO) -> None:
     """Send everything under the `pycni` logger to stderr as JSON lines, and nowhere else.
 
@@ -74,7 +110,12 @@ def setup_json_logging(level: int = logging.INFO) -> None:
 def _install(
     logger: logging.Logger, handler: logging.Handler, formatter: logging.Formatter, level: int | str
 ) -> None:
-    """Make `handler` the logger's only one: setup may run more than once in a process (tests)."""
+    """Make `handler` the logger's only one: setup may run more than once in a process (tests).
+
+    The handler gets the level too, so a call that opens the `pycni` logger wider for a log file
+    of its own (`call_log_file`) does not widen this one.
+    """
     handler.setFormatter(formatter)
+    handler.setLevel(level)
     logger.handlers[:] = [handler]
     logger.setLevel(level)

@@ -73,16 +73,26 @@ def add(conf: MultusConf, plan: Plan, att: PlannedAttachment, rt: RuntimeArgs, c
     """ADD the attachment; the result with its default routes as the plan wants them."""
     _copy_device_info(conf, att)
     call = network_call(conf, plan, att, rt.with_command(Command.ADD))
+    log.debug("ADD %s: network %s on %s runs %s", plan.container_id, att.network, att.ifname, call.config)
     raw = netlist.add(call, ctx.delegate)
     result = parse_result(raw, call.version) if raw is not None else Result()
     if att.filter_families or att.gateways:
         result = _apply_default_routes(call, att, result)
+    log.info(
+        "ADD %s: network %s on %s: %s",
+        plan.container_id,
+        att.network,
+        att.ifname,
+        ", ".join(str(ip.address) for ip in result.ips) or "no addresses",
+    )
+    log.debug("ADD %s: network %s on %s result %s", plan.container_id, att.network, att.ifname, raw)
     return result
 
 
 def delete(conf: MultusConf, plan: Plan, att: PlannedAttachment, rt: RuntimeArgs, ctx: Context) -> None:
     netlist.delete(network_call(conf, plan, att, rt.with_command(Command.DEL)), ctx.delegate)
     devinfo.remove(att.device_info_file)
+    log.info("DEL %s: network %s on %s removed", plan.container_id, att.network, att.ifname)
 
 
 def check(conf: MultusConf, plan: Plan, att: PlannedAttachment, rt: RuntimeArgs, ctx: Context) -> None:

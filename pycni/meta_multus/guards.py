@@ -1,4 +1,5 @@
-"""What every verb runs inside: the readiness wait, the per-pod lock, multus's own log file."""
+"""What every verb runs inside: the readiness wait, the per-pod lock, multus's own log file and
+the lines that say when each verb started and how it ended."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import CNIError, TryAgainLater
+from pycni.cni.logs import call_log_file
 from pycni.meta_multus.config import LOG_LEVELS
 from pycni.net import lock
 
 if TYPE_CHECKING:
     from pycni.cni.plugin import Context
+    from pycni.cni.runtime import RuntimeArgs
     from pycni.meta_multus.config import MultusConf
+
+log = logging.getLogger(__name__)
 
 #: The reference waits this long for the readiness indicator file on ADD, STATUS and GC.
 READINESS_TIMEOUT = 45.0
@@ -45,29 +50,29 @@ def pod_lock(ctx: Context, container_id: str) -> Iterator[None]:
 
 
 @contextmanager
-def log_file(conf: MultusConf) -> Iterator[None]:
-    """`logFile` at `logLevel` for this call (our own logging still follows PYCNI_LOG_*).
+def logged(verb: str, rt: RuntimeArgs) -> Iterator[None]:
+    """One line when the verb starts, one when it ends: how it ended and how long it took."""
+    started = time.monotonic()
+    pod = f"{rt.arg('K8S_POD_NAMESPACE') or '-'}/{rt.arg('K8S_POD_NAME') or '-'}"
+    log.info("%s %s: pod %s, netns %r, interface %s", verb, rt.container_id, pod, rt.netns, rt.ifname)
+    try:
+        yield
+    except BaseException as exc:
+        msg = exc.msg if isinstance(exc, CNIError) else f"{type(exc).__name__}: {exc}"
+        log.error("%s %s failed after %.0f ms: %s", verb, rt.container_id, _ms(started), msg)
+        raise
+    log.info("%s %s done in %.0f ms", verb, rt.container_id, _ms(started))
 
-    Its directory is created if missing; a log file that cannot be opened costs a warning, never
-    the pod's network.
-    """
+
+def _ms(started: float) -> float:
+    return (time.monotonic() - started) * 1000
+
+
+@contextmanager
+def log_file(conf: MultusConf) -> Iterator[None]:
+    """`logFile` at `logLevel` for this call (our own logging still follows PYCNI_LOG_*)."""
     if not conf.log_file:
         yield
         return
-    path = Path(conf.log_file)
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handler = logging.FileHandler(path)
-    except OSError as err:
-        logging.getLogger("pycni.multus").warning("cannot open logFile %s: %s", path, err.strerror or err)
+    with call_log_file(conf.log_file, LOG_LEVELS[conf.log_level]):
         yield
-        return
-    handler.setLevel(LOG_LEVELS[conf.log_level])
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("pycni")
-    root.addHandler(handler)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        handler.close()

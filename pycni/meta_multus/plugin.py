@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
-    with guards.log_file(conf), guards.pod_lock(ctx, rt.container_id):
+    with guards.log_file(conf), guards.logged("ADD", rt), guards.pod_lock(ctx, rt.container_id):
         guards.wait_ready(conf)
         store = PlanStore(conf.cni_dir)
         if store.exists(rt.container_id):
@@ -52,6 +52,9 @@ def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
         pod = pods.find_pod(source, PodArgs.from_rt(rt), adding=True)
         resolver = Resolver(conf, rt, source, pod, lambda: pods.devices(conf, pod))
         plan = new_plan(rt, pod, resolver.attachments())
+        log.info(
+            "ADD %s: %s", rt.container_id, ", ".join(f"{a.network} on {a.ifname}" for a in plan.attachments)
+        )
         _refuse_existing_ifnames(rt, plan)
         store.save(plan)
         results = _attach_all(conf, plan, store, rt, ctx)
@@ -73,7 +76,7 @@ def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
 
 
 def delete(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
-    with guards.log_file(conf), guards.pod_lock(ctx, rt.container_id):
+    with guards.log_file(conf), guards.logged("DEL", rt), guards.pod_lock(ctx, rt.container_id):
         if conf.readiness_indicator_file and not Path(conf.readiness_indicator_file).exists():
             log.warning("readiness indicator %s is missing; deleting anyway", conf.readiness_indicator_file)
         store = PlanStore(conf.cni_dir)
@@ -85,8 +88,10 @@ def delete(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
         if plan is None:
             plan = rebuild(conf, rt)
             if plan is None:
+                log.info("DEL %s: no plan and nothing cached or resolvable: nothing to do", rt.container_id)
                 store.remove(rt.container_id)
                 return
+            log.info("DEL %s: no plan; rebuilt %d attachments", rt.container_id, len(plan.attachments))
         errors = teardown(conf, plan, store, rt, ctx)
         if errors:
             raise errors[0] if len(errors) == 1 else InternalError("; ".join(e.msg for e in errors))
@@ -94,7 +99,7 @@ def delete(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 
 def check(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
-    with guards.log_file(conf), guards.pod_lock(ctx, rt.container_id):
+    with guards.log_file(conf), guards.logged("CHECK", rt), guards.pod_lock(ctx, rt.container_id):
         try:
             plan = PlanStore(conf.cni_dir).load(rt.container_id)
         except CorruptPlan as err:
@@ -110,14 +115,14 @@ def check(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def status(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
     """STATUS of every network the node uses; the cluster network's failure is the node's answer."""
-    with guards.log_file(conf):
+    with guards.log_file(conf), guards.logged("STATUS", rt):
         guards.wait_ready(conf, PluginNotAvailable)
         node.status(conf, rt, ctx)
 
 
 def gc(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
     """DEL every pod the runtime no longer lists, then GC every network with what is left."""
-    with guards.log_file(conf):
+    with guards.log_file(conf), guards.logged("GC", rt):
         guards.wait_ready(conf)
         errors = node.collect(conf, rt, ctx, {a.container_id for a in conf.valid_attachments or []})
         if errors:

@@ -238,6 +238,36 @@ def test_del_of_a_completed_attachment_whose_plugin_was_removed_fails_until_it_i
     assert_nothing_left(mnode, pod)
 
 
+@pytest.mark.parametrize("level", ["verbose", "debug"])
+def test_log_level_verbose_and_debug_fill_the_log_file(mnode: MultusNode, level: str) -> None:
+    write_manifests(
+        mnode.manifests,
+        [
+            *cluster_and_blue(mnode),
+            nad_manifest("missing", {"cniVersion": "1.0.0", "name": "missing", "type": "not-installed"}),
+            pod_manifest("web", networks="blue"),
+            pod_manifest("bad", networks="missing"),
+        ],
+    )
+    log_file = mnode.tmp / "logs" / "multus.log"
+    conf = mnode.multus_conf(logFile=str(log_file), logLevel=level)
+    pod = mnode.pod()
+    added = mnode.multus("ADD", conf, pod, name="web")
+    added.ok()
+    mnode.multus("DEL", conf, pod, name="web").ok()
+    failed = mnode.multus("ADD", conf, mnode.pod(), name="bad", container_id="ctr-2")
+    assert failed.code != 0
+    lines = log_file.read_text().splitlines()
+    text = "\n".join(lines)
+    assert " INFO " in text and "ADD ctr-1: pod default/web" in text
+    assert "ADD ctr-1: network kube-system/cluster on eth0: 10.10.0." in text
+    assert "ADD ctr-1: network default/blue on net1: 10.20.0." in text
+    assert "DEL ctr-1: network default/blue on net1 removed" in text and "DEL ctr-1 done" in text
+    assert any(" ERROR " in line and "ADD ctr-2 failed" in line and "not-installed" in line for line in lines)
+    assert (" DEBUG " in text) == (level == "debug")
+    assert " INFO " not in added.stderr, "stderr keeps its own level (PYCNI_LOG_LEVEL)"
+
+
 def test_retried_del_finishes_after_a_failing_delegate_del(mnode: MultusNode) -> None:
     gate = mnode.tmp / "stub-fails"
     gate.touch()
