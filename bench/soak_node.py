@@ -141,7 +141,9 @@ def build_networks(work: Path) -> dict[str, Network]:
         Network(
             "bridge-nft",
             "eth0",
-            _bridge("soak-nft", "sbrnft", ipam, "10.131.0.0/16", ipMasq=True, **gateway),
+            _bridge(
+                "soak-nft", "sbrnft", ipam, "10.131.0.0/16", ipMasq=True, ipMasqBackend="nftables", **gateway
+            ),
             ("soak-nft",),
         ),
         Network(

@@ -4,8 +4,9 @@ Every rule carries a comment `pycni/<hash(network)>/<hash(container_id, ifname)>
 an attachment's rules by tag without knowing its addresses (so it works when the netns is
 gone), and GC finds a network's rules whose attachment is not in the valid list.
 
-Backends: nftables (one table of ours, changed in atomic `nft -f` batches) and iptables
-(a chain per attachment, as the reference, changed with `iptables-restore --noflush`).
+Backends: iptables (a chain per attachment, as the reference, changed with `iptables-restore
+--noflush`; the default where its tools exist) and nftables (one table of ours, changed in
+atomic `nft -f` batches, and removed with its last rule).
 Both go through the distributions' own tools; there is no netlink library for nf_tables
 rule building in Python that we would rather depend on.
 """
@@ -18,11 +19,14 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from pycni.cni.errors import InternalError
 from pycni.cni.ipaddr import IPInterface
+from pycni.net.lock import flock, resource_lock
 
 NFT_TABLE = "pycni_masquerade"
 NFT_CHAIN = "postrouting"
@@ -130,51 +134,82 @@ class Backend(Protocol):
 
 
 class NftChain:
-    """One nftables base chain of ours whose rules are tagged by attachment."""
+    """One nftables base chain of ours, in a table of its own, whose rules are tagged by attachment.
 
-    def __init__(self, family: str, table: str, chain: str, spec: str) -> None:
+    The table exists only while the chain has rules. Making it and adding a rule, and removing
+    it once empty, happen under a per-node lock (`run_dir`): the kernel lets a batch delete a
+    chain that still has rules, so "is it empty?" and "delete it" must not interleave with an ADD.
+    """
+
+    def __init__(self, family: str, table: str, chain: str, spec: str, run_dir: Path) -> None:
         self.family, self.table, self.chain, self.spec = family, table, chain, spec
+        self.run_dir = run_dir
+
+    def _table_lock(self) -> AbstractContextManager[None]:
+        path = resource_lock(self.run_dir, "nftables", f"{self.family} {self.table}")
+        return flock(path, what=f"nftables table {self.family} {self.table}")
 
     def add_rules(self, rules: list[str], tag: str) -> None:
         where = f"{self.family} {self.table}"
         lines = [f"add table {where}", f"add chain {where} {self.chain} {{ {self.spec} }}"]
         lines += [f'add rule {where} {self.chain} {rule} comment "{tag}"' for rule in rules]
-        _run(["nft", "-f", "-"], "\n".join(lines) + "\n")
+        with self._table_lock():
+            _run(["nft", "-f", "-"], "\n".join(lines) + "\n")
+
+    def _all_rules(self) -> list[dict[str, Any]] | None:
+        """Every rule of the chain; None when the table or chain does not exist."""
+        listing = _listing(["nft", "-j", "list", "chain", self.family, self.table, self.chain], NFT_MISSING)
+        if listing is None:
+            return None
+        return [item["rule"] for item in json.loads(listing).get("nftables", []) if "rule" in item]
 
     def _rules(self) -> list[tuple[int, str]]:
         """(handle, tag) of our rules; none when the table or chain does not exist."""
-        listing = _listing(["nft", "-j", "list", "chain", self.family, self.table, self.chain], NFT_MISSING)
-        if listing is None:
-            return []
-        found = []
-        for item in json.loads(listing).get("nftables", []):
-            rule = item.get("rule")
-            if rule and rule.get("comment", "").startswith("pycni/"):
-                found.append((int(rule["handle"]), rule["comment"]))
-        return found
+        return [
+            (int(rule["handle"]), rule["comment"])
+            for rule in self._all_rules() or []
+            if rule.get("comment", "").startswith("pycni/")
+        ]
 
     def tags(self) -> set[str]:
         return {comment for _, comment in self._rules()}
 
     def delete_tags(self, tags: set[str]) -> None:
+        """Remove the rules tagged `tags`; then the table too, if that left its chain empty."""
         where = f"{self.family} {self.table} {self.chain}"
+        found = False
 
         def handles() -> list[int]:
-            return [h for h, comment in self._rules() if comment in tags]
+            nonlocal found
+            listed = [h for h, comment in self._rules() if comment in tags]
+            found = found or bool(listed)
+            return listed
 
         def delete(doomed: Sequence[int]) -> None:
             _run(["nft", "-f", "-"], "".join(f"delete rule {where} handle {h}\n" for h in doomed))
 
         remove_all(handles, delete)
+        if found:  # (also when a concurrent deleter removed them first: the table may be empty now)
+            self.drop_if_empty()
+
+    def drop_if_empty(self) -> None:
+        """Remove our table once its chain holds no rule, so no empty table outlives the last pod.
+
+        Under the table's lock, so no ADD adds a rule between the look and the removal (the
+        kernel lets a batch delete a chain that still has rules: no EBUSY to rely on); an ADD
+        after it makes the table again.
+        """
+        with self._table_lock():
+            if self._all_rules() == []:
+                _run(["nft", "-f", "-"], f"delete table {self.family} {self.table}\n")
 
 
 class Nftables(NftChain):
     name = "nftables"
 
-    def __init__(self) -> None:
-        super().__init__(
-            "inet", NFT_TABLE, NFT_CHAIN, "type nat hook postrouting priority srcnat; policy accept;"
-        )
+    def __init__(self, run_dir: Path) -> None:
+        spec = "type nat hook postrouting priority srcnat; policy accept;"
+        super().__init__("inet", NFT_TABLE, NFT_CHAIN, spec, run_dir)
 
     def add(self, owner: RuleOwner, addrs: list[IPInterface]) -> None:
         rules = []
@@ -190,23 +225,20 @@ class Nftables(NftChain):
         self.delete_tags({owner.tag})
 
 
-def spoofcheck_chain() -> NftChain:
+def spoofcheck_chain(run_dir: Path) -> NftChain:
     """`macspoofchk`: frames entering from a pod's port must carry the pod's MAC."""
-    return NftChain(
-        "bridge",
-        "pycni_spoofcheck",
-        "prerouting",
-        "type filter hook prerouting priority -300; policy accept;",
-    )
+    spec = "type filter hook prerouting priority -300; policy accept;"
+    return NftChain("bridge", "pycni_spoofcheck", "prerouting", spec, run_dir)
 
 
-def setup_spoofcheck(owner: RuleOwner, host_ifname: str, mac: str) -> None:
-    spoofcheck_chain().add_rules([f'iifname "{host_ifname}" ether saddr != {mac} drop'], owner.tag)
+def setup_spoofcheck(owner: RuleOwner, host_ifname: str, mac: str, run_dir: Path) -> None:
+    rule = f'iifname "{host_ifname}" ether saddr != {mac} drop'
+    spoofcheck_chain(run_dir).add_rules([rule], owner.tag)
 
 
-def teardown_spoofcheck(owner: RuleOwner) -> None:
+def teardown_spoofcheck(owner: RuleOwner, run_dir: Path) -> None:
     if shutil.which("nft"):
-        spoofcheck_chain().delete_tags({owner.tag})
+        spoofcheck_chain(run_dir).delete_tags({owner.tag})
 
 
 class Iptables:
@@ -276,42 +308,46 @@ class Iptables:
         self.delete_tags({owner.tag})
 
 
-def available() -> list[Backend]:
+def available(run_dir: Path) -> list[Backend]:
     """The backends whose tools exist here; teardown and GC sweep all of them."""
     found: list[Backend] = []
     if shutil.which("nft"):
-        found.append(Nftables())
+        found.append(Nftables(run_dir))
     if shutil.which("iptables-restore"):
         found.append(Iptables())
     return found
 
 
-def choose(explicit: str | None) -> Backend:
-    """`ipMasqBackend` when given; else nftables if `nft` exists, else iptables."""
-    backends = {b.name: b for b in available()}
+def choose(explicit: str | None, run_dir: Path) -> Backend:
+    """`ipMasqBackend` when given; else iptables if its tools exist, else nftables.
+
+    The reference plugins choose the same way, and so do the runtimes beside them (podman's
+    `portmap`/`firewall`, kube-proxy in iptables mode): rules of one pod in one backend.
+    """
+    backends = {b.name: b for b in available(run_dir)}
     if explicit:
         if explicit not in backends:
             raise InternalError(f"ipMasqBackend {explicit!r} requested but its tools are not installed")
         return backends[explicit]
     if not backends:
         raise InternalError("ipMasq needs nft or iptables, and neither is installed")
-    return backends.get("nftables") or backends["iptables"]
+    return backends.get("iptables") or backends["nftables"]
 
 
-def setup_masq(owner: RuleOwner, addrs: list[IPInterface], explicit: str | None) -> None:
-    choose(explicit).add(owner, addrs)
+def setup_masq(owner: RuleOwner, addrs: list[IPInterface], explicit: str | None, run_dir: Path) -> None:
+    choose(explicit, run_dir).add(owner, addrs)
 
 
-def teardown_masq(owner: RuleOwner) -> None:
-    for backend in available():
+def teardown_masq(owner: RuleOwner, run_dir: Path) -> None:
+    for backend in available(run_dir):
         backend.delete(owner)
 
 
-def gc_rules(network: str, keep: set[str]) -> None:
+def gc_rules(network: str, keep: set[str], run_dir: Path) -> None:
     """Remove every masquerade and spoof-check rule of `network` whose attachment is not kept."""
-    chains: list[Backend | NftChain] = [*available()]
+    chains: list[Backend | NftChain] = [*available(run_dir)]
     if shutil.which("nft"):
-        chains.append(spoofcheck_chain())
+        chains.append(spoofcheck_chain(run_dir))
     for chain in chains:
         doomed = stale_tags(chain.tags(), network, keep)
         if doomed:

@@ -54,8 +54,8 @@ def attach(
         configure_port(host, host_veth, br, port)
         owner = rule_owner(conf, rt)
         if conf.macspoofchk:
-            firewall.setup_spoofcheck(owner, host_veth.name, pod_veth.mac)
-            undo.callback(quietly(firewall.teardown_spoofcheck), owner)
+            firewall.setup_spoofcheck(owner, host_veth.name, pod_veth.mac, ctx.settings.run_dir)
+            undo.callback(quietly(firewall.teardown_spoofcheck), owner, ctx.settings.run_dir)
         result = Result(
             cni_version=conf.cni_version,
             interfaces=[
@@ -126,8 +126,9 @@ def _add_l3(
         ensure_gateways(host, br, result.ips, conf.force_address, ctx.settings.run_dir)
     if conf.ip_masq:
         owner = rule_owner(conf, rt)
-        firewall.setup_masq(owner, [c.address for c in result.ips], conf.ip_masq_backend)
-        undo.callback(quietly(firewall.teardown_masq), owner)
+        addrs = [c.address for c in result.ips]
+        firewall.setup_masq(owner, addrs, conf.ip_masq_backend, ctx.settings.run_dir)
+        undo.callback(quietly(firewall.teardown_masq), owner, ctx.settings.run_dir)
 
 
 def _with_gateway(cfg: IPConfig, is_gateway: bool) -> IPConfig:
@@ -211,9 +212,9 @@ def detach(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
         steps.run("pod interface removal", _delete_pod_link, rt)
     owner = rule_owner(conf, rt)
     if conf.ip_masq:  # a network without ipMasq never had rules; GC sweeps any left by a changed config
-        steps.run("masquerade teardown", firewall.teardown_masq, owner)
+        steps.run("masquerade teardown", firewall.teardown_masq, owner, ctx.settings.run_dir)
     if conf.macspoofchk:
-        steps.run("spoof-check teardown", firewall.teardown_spoofcheck, owner)
+        steps.run("spoof-check teardown", firewall.teardown_spoofcheck, owner, ctx.settings.run_dir)
     steps.raise_if_failed()
 
 
@@ -262,5 +263,5 @@ def gc(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
     valid = conf.valid_attachments
     if valid is not None:
         keep = {firewall.attachment_hash(a.container_id, a.ifname) for a in valid}
-        steps.run("rule GC", firewall.gc_rules, conf.name, keep)
+        steps.run("rule GC", firewall.gc_rules, conf.name, keep, ctx.settings.run_dir)
     steps.raise_if_failed()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,13 @@ MakeNetns = Callable[..., Netns]
 
 
 def add(
-    cni: Runner, node: Netns, pod: Netns, conf: dict[str, Any], cid: str | None = None, ifname: str = "eth0"
+    cni: Runner,
+    node: Netns,
+    pod: Netns,
+    conf: dict[str, Any],
+    cid: str | None = None,
+    ifname: str = "eth0",
+    env: dict[str, str] | None = None,
 ) -> Outcome:
     return cni(
         "bridge",
@@ -32,6 +39,7 @@ def add(
         container_id=cid or pod.name,
         ifname=ifname,
         netns_exec=node.name,
+        env=env,
     )
 
 
@@ -150,6 +158,35 @@ def test_masquerade_rules_exist_after_add_and_are_gone_after_del(
     assert remaining and len(remaining) < len(rules(node)) + 1
     delete(cni, node, pods[1], conf, pods[1].name).ok()
     assert rules(node) == []
+    assert "pycni" not in node.run("nft", "list", "tables"), "no empty table outlives the last pod"
+
+
+def test_the_default_masquerade_backend_is_iptables_where_its_tools_exist(
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+) -> None:
+    """As the reference plugins and the runtimes beside them choose: one backend per node."""
+    conf = conf_factory(ipMasq=True)
+    pod = make_netns("pod")
+    add(cni, node, pod, conf).ok()
+    assert iptables_masq_rules(node) != [] and nft_masq_rules(node) == []
+    delete(cni, node, pod, conf, pod.name).ok()
+    assert iptables_masq_rules(node) == []
+
+
+def test_nftables_is_the_default_where_only_nft_exists(
+    direct: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory, tmp_path: Path
+) -> None:
+    only_nft = tmp_path / "only-nft"
+    only_nft.mkdir()
+    for tool in ("nft", "ip"):  # `ip netns exec` runs the plugin in the node
+        (only_nft / tool).symlink_to(shutil.which(tool) or f"/usr/sbin/{tool}")
+    env = {"PATH": str(only_nft)}
+    conf = conf_factory(ipMasq=True)
+    pod = make_netns("pod")
+    add(direct, node, pod, conf, env=env).ok()
+    assert nft_masq_rules(node) != [] and iptables_masq_rules(node) == []
+    delete(direct, node, pod, conf, pod.name, env=env).ok()
+    assert nft_masq_rules(node) == [] and "pycni" not in node.run("nft", "list", "tables")
 
 
 def failing_tools(directory: Path, names: tuple[str, ...], stderr: str) -> dict[str, str]:
@@ -327,13 +364,15 @@ def test_thirty_two_parallel_pods(
     with ThreadPoolExecutor(32) as pool:
         outs = list(pool.map(lambda p: delete(cni, node, p, conf, p.name), pods))
     assert all(o.code == 0 for o in outs), [o.stdout for o in outs if o.code]
-    assert host_veths(node) == set() and leases(conf) == [] and nft_masq_rules(node) == []
+    assert host_veths(node) == set() and leases(conf) == []
+    assert nft_masq_rules(node) == [] and iptables_masq_rules(node) == []
 
 
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
 def test_gc_removes_stale_rules_and_addresses_and_keeps_valid_ones(
-    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory
+    cni: Runner, node: Netns, make_netns: MakeNetns, conf_factory: ConfFactory, backend: str
 ) -> None:
-    conf = conf_factory(ipMasq=True)
+    conf = conf_factory(ipMasq=True, ipMasqBackend=backend)
     keep, lose = make_netns("pod"), make_netns("pod")
     kept_ip = pod_ips(add(cni, node, keep, conf).ok())[0]
     add(cni, node, lose, conf).ok()
@@ -342,8 +381,12 @@ def test_gc_removes_stale_rules_and_addresses_and_keeps_valid_ones(
     out = cni("bridge", "GC", gc_conf, container_id=None, ifname=None, netns_exec=node.name)
     assert out.code == 0, out.stdout
     assert leases(conf) == [kept_ip]
-    rules = nft_masq_rules(node)
-    assert len(rules) == 1 and kept_ip in rules[0]
+    if backend == "nftables":
+        rules = nft_masq_rules(node)
+        assert len(rules) == 1 and kept_ip in rules[0]
+    else:
+        jumps = [r for r in iptables_masq_rules(node) if r.startswith("-A POSTROUTING")]
+        assert len(jumps) == 1 and f"-s {kept_ip}/32" in jumps[0]
 
 
 def test_status_passes_through_to_ipam(cni: Runner, node: Netns, conf_factory: ConfFactory) -> None:

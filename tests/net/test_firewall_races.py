@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import ip_interface
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,13 +39,13 @@ def needs(tool: str) -> None:
 
 
 def test_nft_teardown_whose_rules_another_deleter_removed_first_succeeds(
-    make_netns: Callable[..., Netns], monkeypatch: pytest.MonkeyPatch
+    make_netns: Callable[..., Netns], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The cause of "nft failed: ... No such file or directory": rules listed, then gone before our batch."""
     needs("nft")
     node = make_netns("fw")
     with entered(node.path):
-        firewall.Nftables().add(OWNER, ADDRS)
+        firewall.Nftables(tmp_path).add(OWNER, ADDRS)
         assert len(nft_rules(node)) == 2
         real = firewall.NftChain._rules
         raced = [False]
@@ -61,9 +62,10 @@ def test_nft_teardown_whose_rules_another_deleter_removed_first_succeeds(
             return found
 
         monkeypatch.setattr(firewall.NftChain, "_rules", listing_then_the_other_deleter_wins)
-        firewall.Nftables().delete(OWNER)
+        firewall.Nftables(tmp_path).delete(OWNER)
     assert raced[0]
     assert nft_rules(node) == []
+    assert firewall.NFT_TABLE not in node.run("nft", "list", "tables")
 
 
 def test_iptables_teardown_whose_rules_another_deleter_removed_first_succeeds(
@@ -102,25 +104,57 @@ def test_iptables_teardown_whose_rules_another_deleter_removed_first_succeeds(
 
 @pytest.mark.parametrize("backend", ["nftables", "iptables"])
 def test_eight_concurrent_teardowns_and_a_gc_all_succeed(
-    make_netns: Callable[..., Netns], backend: str
+    make_netns: Callable[..., Netns], backend: str, tmp_path: Path
 ) -> None:
     needs("nft" if backend == "nftables" else "iptables-restore")
     node = make_netns("fw")
     others = [firewall.RuleOwner("racenet", f"ctr-{i}", "eth0") for i in range(4)]
     with entered(node.path):
         for owner in [OWNER, *others]:
-            firewall.setup_masq(owner, ADDRS, backend)
+            firewall.setup_masq(owner, ADDRS, backend, tmp_path)
 
     def teardown(i: int) -> None:
         with entered(node.path):
             if i == 8:
-                firewall.gc_rules("racenet", set())
+                firewall.gc_rules("racenet", set(), tmp_path)
             else:
-                firewall.teardown_masq(OWNER)
+                firewall.teardown_masq(OWNER, tmp_path)
 
     with ThreadPoolExecutor(9) as pool:
         list(pool.map(teardown, range(9)))
     assert (nft_rules if backend == "nftables" else iptables_rules)(node) == []
+    assert firewall.NFT_TABLE not in node.run("nft", "list", "tables")
+
+
+def test_the_last_teardown_never_takes_the_table_from_under_a_concurrent_add(
+    make_netns: Callable[..., Netns], tmp_path: Path
+) -> None:
+    """The table goes with its last rule; an ADD racing that removal keeps its rule."""
+    needs("nft")
+    node = make_netns("fw")
+    churn = firewall.RuleOwner("racenet", "ctr-churn", "eth0")
+    lost: list[str] = []
+
+    def churner() -> None:
+        with entered(node.path):
+            for _ in range(15):
+                firewall.setup_masq(churn, ADDRS, "nftables", tmp_path)
+                firewall.teardown_masq(churn, tmp_path)
+
+    def adder() -> None:
+        with entered(node.path):
+            for i in range(15):
+                owner = firewall.RuleOwner("racenet", f"ctr-add-{i}", "eth0")
+                firewall.setup_masq(owner, ADDRS, "nftables", tmp_path)
+                if owner.tag not in firewall.Nftables(tmp_path).tags():
+                    lost.append(owner.container_id)
+                firewall.teardown_masq(owner, tmp_path)
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(churner), pool.submit(adder)]:
+            future.result()
+    assert lost == [], "an ADD's rules were removed with the table by another attachment's DEL"
+    assert nft_rules(node) == [] and firewall.NFT_TABLE not in node.run("nft", "list", "tables")
 
 
 def test_a_removal_that_fails_with_nothing_removed_meanwhile_still_fails() -> None:
