@@ -45,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the kubeconfig's host path, written into the config",
     )
     add("--no-kubeconfig", action="store_true", help="write no kubeconfig (a manifests-only node)")
+    add("--multus-cni-dir", default="/var/lib/cni/multus", help="multus's state dir (its cniDir)")
+    add(
+        "--multus-manifests-dir",
+        default="",
+        help="with --no-kubeconfig: the directory of Pod and NAD manifests multus reads (its manifests)",
+    )
     add("--service-account-dir", type=Path, default=SERVICE_ACCOUNT_DIR, help="the pod's token and CA")
     add("--cni-version", default="", help="the config's cniVersion (default: the primary's)")
     add("--override-network-name", action="store_true", help="name the config like the primary network")
@@ -69,6 +75,8 @@ def options(args: argparse.Namespace) -> InstallerOptions:
         conf_dir_host=args.cni_conf_dir_host,
         kubeconfig_host="" if args.no_kubeconfig else args.multus_kubeconfig_file_host,
         bin_dir_host=args.cni_bin_dir_host,
+        cni_dir=args.multus_cni_dir,
+        manifests=args.multus_manifests_dir if args.no_kubeconfig else "",
         cni_version=args.cni_version,
         override_network_name=args.override_network_name,
         namespace_isolation=args.namespace_isolation,

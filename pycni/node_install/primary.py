@@ -82,6 +82,8 @@ class MultusOptions:
     kubeconfig_host: str = ""
     bin_dir_host: str = "/opt/cni/bin"
     cni_dir: str = "/var/lib/cni/multus"
+    #: Pod and NAD manifests for a node without an API server (multus's `manifests`).
+    manifests: str = ""
     cni_version: str = ""
     override_network_name: bool = False
     namespace_isolation: bool = False
@@ -102,6 +104,8 @@ def multus_conflist(primary: PrimaryConfig, opts: MultusOptions) -> dict[str, An
     }
     if opts.kubeconfig_host:
         plugin["kubeconfig"] = opts.kubeconfig_host
+    elif opts.manifests:
+        plugin["manifests"] = opts.manifests
     if primary.capabilities:
         plugin["capabilities"] = primary.capabilities
     plugin.update(_optional_keys(opts))

@@ -269,3 +269,23 @@ def test_the_command_line_installs_and_cleans_up_on_sigterm(host: Host, forwarde
             proc.wait()
     assert not host.multus_conf.exists() and not host.kubeconfig.exists()
     assert subprocess.run(check, check=False).returncode == 1
+
+
+def test_a_manifests_node_gets_its_manifests_dir_and_cni_dir_and_no_kubeconfig(tmp_path: Path) -> None:
+    from pycni.node_install.cli import build_parser, options
+
+    args = build_parser().parse_args(
+        [
+            "--no-kubeconfig",
+            "--multus-manifests-dir=/srv/manifests",
+            "--multus-cni-dir=/var/lib/pycni/multus",
+        ]
+    )
+    opts = options(args).multus
+    found = primary.PrimaryConfig(tmp_path / "10-net.conflist", "net", "1.0.0", {})
+    (plugin,) = primary.multus_conflist(found, opts)["plugins"]
+    assert plugin["manifests"] == "/srv/manifests" and plugin["cniDir"] == "/var/lib/pycni/multus"
+    assert "kubeconfig" not in plugin
+    with_api = options(build_parser().parse_args(["--multus-manifests-dir=/srv/manifests"])).multus
+    (plugin,) = primary.multus_conflist(found, with_api)["plugins"]
+    assert "manifests" not in plugin and plugin["kubeconfig"], "a node with an API server reads it"
