@@ -94,16 +94,41 @@ def start_daemon(socket_dir: Path, *args: str, probe: bool = True, name: str = "
     if not socket_dir.exists():
         socket_dir.mkdir(mode=0o700, parents=True)
     sock = socket_dir / name
-    log = socket_dir / f"{name}.log"
     module = ["-m", "tests.daemon.serve_probe"] if probe else ["-m", "pycni", "daemon"]
+    # a port of its own for /metrics: tests start many daemons side by side
+    argv = [sys.executable, *module, "--socket", str(sock), "--metrics-address=127.0.0.1:0", *args]
+    return _started(argv, sock)
+
+
+def start_isolated_daemon(
+    socket_dir: Path, code_dir: Path, hidden: list[Path], *args: str, probe: bool = True
+) -> DaemonProcess:
+    """A daemon as the DaemonSet runs one: in a mount namespace of its own, where `hidden` (a
+    runtime's netns directory, say) is covered by an empty tmpfs and pycni is a copy in
+    `code_dir` the callers cannot see, so it cannot enter their mount namespace either."""
+    if not socket_dir.exists():
+        socket_dir.mkdir(mode=0o700, parents=True)
+    sock = socket_dir / "d.sock"
+    package = Path(__file__).resolve().parents[2] / "pycni"
+    module = "tests.daemon.serve_probe" if probe else "pycni"
+    steps = [f"mount -t tmpfs pycni-hidden {path}" for path in hidden]
+    steps += [
+        f"mount -t tmpfs pycni-code {code_dir}",
+        f"cp -a {package} {code_dir}/pycni",
+        f"mount --bind {code_dir}/pycni {package}",
+        f'exec "$0" -m {module} {"" if probe else "daemon"} --socket {sock} '
+        '--metrics-address=127.0.0.1:0 "$@"',
+    ]
+    script = " && ".join(steps)
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, sys.executable, *args]
+    return _started(argv, sock)
+
+
+def _started(argv: list[str], sock: Path) -> DaemonProcess:
+    log = sock.with_name(sock.name + ".log")
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            # a port of its own for /metrics: tests start many daemons side by side
-            [sys.executable, *module, "--socket", str(sock), "--metrics-address=127.0.0.1:0", *args],
-            cwd=REPO,
-            stdout=out,
-            stderr=out,
-            env={**os.environ, "PYCNI_DAEMON_SOCKET": ""},
+            argv, cwd=REPO, stdout=out, stderr=out, env={**os.environ, "PYCNI_DAEMON_SOCKET": ""}
         )
     daemon = DaemonProcess(proc, sock, log)
 

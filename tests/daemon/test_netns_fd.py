@@ -13,22 +13,21 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-import pycni
 from pycni.daemon import launcher
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
-from tests.daemon.process import REPO, DaemonProcess
+from tests.daemon.process import DaemonProcess, start_isolated_daemon
 from tests.daemon.test_launcher import probe_conf
+from tests.helpers.cni import Outcome
 from tests.helpers.netns import Netns, unique
-from tests.helpers.poll import wait_until
 
 
 @pytest.fixture
@@ -59,34 +58,8 @@ def isolated_daemon(sock_dir: Path, state_dir: Path) -> Iterator[Callable[..., D
     code = Path(tempfile.mkdtemp(prefix="pccode"))
 
     def make(*args: str) -> DaemonProcess:
-        sock = sock_dir / "d.sock"
-        log = sock_dir / "d.sock.log"
-        script = " && ".join(
-            [
-                f"mount -t tmpfs pycni-hidden {state_dir}",  # the runtime's netns dir is not here
-                f"mount -t tmpfs pycni-code {code}",
-                f"cp -a {Path(pycni.__file__).parent} {code}/pycni",
-                f"mount --bind {code}/pycni {Path(pycni.__file__).parent}",  # code the callers do not see
-                f'exec "$0" -m tests.daemon.serve_probe --socket {sock} --metrics-address=127.0.0.1:0 "$@"',
-            ]
-        )
-        with log.open("ab") as out:
-            proc = subprocess.Popen(
-                ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, sys.executable, *args],
-                cwd=REPO,
-                stdout=out,
-                stderr=out,
-                env={**os.environ, "PYCNI_DAEMON_SOCKET": ""},
-            )
-        daemon = DaemonProcess(proc, sock, log)
+        daemon = start_isolated_daemon(sock_dir, code, [state_dir], *args)
         started.append(daemon)
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"daemon exited with {proc.returncode}: {log.read_text()}")
-            return daemon.try_status() is not None
-
-        wait_until(ready, timeout=60.0, what=f"the isolated daemon on {sock}")
         return daemon
 
     try:
@@ -189,8 +162,11 @@ def test_a_bridge_pod_in_a_state_dir_netns_through_an_isolated_daemon(
         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "subnet": "10.124.0.0/24"},
     }
     call = runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)
-    common = {"netns": str(pod), "container_id": "fdpod", "netns_exec": node.name}
-    result = call("bridge", "ADD", conf, **common).ok()
+
+    def common(command: str, conf: dict[str, Any]) -> Outcome:
+        return call("bridge", command, conf, netns=str(pod), container_id="fdpod", netns_exec=node.name)
+
+    result = common("ADD", conf).ok()
     (ip,) = result["ips"]
     inside = subprocess.run(
         ["nsenter", f"--net={pod}", "ip", "-j", "-4", "addr", "show", "eth0"],
@@ -200,8 +176,8 @@ def test_a_bridge_pod_in_a_state_dir_netns_through_an_isolated_daemon(
     ).stdout
     assert ip["address"].split("/")[0] in inside
     assert [i["sandbox"] for i in result["interfaces"] if i.get("sandbox")] == [str(pod)]
-    call("bridge", "CHECK", {**conf, "prevResult": result}, **common).ok()
-    call("bridge", "DEL", conf, **common).ok()
+    common("CHECK", {**conf, "prevResult": result}).ok()
+    common("DEL", conf).ok()
     assert {n for n in node.link_names() if n.startswith("veth")} == set()
     served = daemon.status()["latency"]
     assert served["bridge ADD"]["errors"] == 0 and served["bridge DEL"]["errors"] == 0
