@@ -86,7 +86,13 @@ state = "{self.state}"
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **self.env}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                ["nsenter", f"--net={self.node.path}", "containerd", "--config", str(self.work / "config.toml")],
+                [
+                    "nsenter",
+                    f"--net={self.node.path}",
+                    "containerd",
+                    "--config",
+                    str(self.work / "config.toml"),
+                ],
                 stdout=out,
                 stderr=out,
                 env=env,
@@ -99,7 +105,9 @@ state = "{self.state}"
     def _answers(self) -> bool:
         assert self.proc is not None and self.cri is not None
         if self.proc.poll() is not None:
-            raise AssertionError(f"containerd exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"containerd exited with {self.proc.returncode}: {self.log.read_text()[-3000:]}"
+            )
         try:
             self.cri.version()
             return True
@@ -179,4 +187,3 @@ state = "{self.state}"
                 mounts.append(point)
         for point in sorted(mounts, key=len, reverse=True):
             subprocess.run(["umount", "-l", point], check=False, capture_output=True)
-

@@ -40,7 +40,9 @@ def generate_stubs(out: Path) -> tuple[ModuleType, ModuleType]:
         raise RuntimeError(f"protoc failed on {PROTO}")
     sys.path.insert(0, str(out))
     try:
-        return importlib.import_module("cri_runtime_v1_pb2"), importlib.import_module("cri_runtime_v1_pb2_grpc")
+        return importlib.import_module("cri_runtime_v1_pb2"), importlib.import_module(
+            "cri_runtime_v1_pb2_grpc"
+        )
     finally:
         sys.path.remove(str(out))
 
@@ -100,7 +102,9 @@ class Cri:
     def run(self, pod: Pod, attempt: int = 0) -> Sandbox:
         pb = self.pb
         config = pb.PodSandboxConfig(
-            metadata=pb.PodSandboxMetadata(name=pod.name, uid=pod.uid, namespace=pod.namespace, attempt=attempt),
+            metadata=pb.PodSandboxMetadata(
+                name=pod.name, uid=pod.uid, namespace=pod.namespace, attempt=attempt
+            ),
             hostname=pod.name,
             log_directory=str(self.log_dir / f"{pod.namespace}_{pod.name}_{pod.uid}"),
             annotations=dict(pod.annotations),
@@ -120,7 +124,9 @@ class Cri:
         self._call("StopPodSandbox", self.pb.StopPodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=120)
 
     def remove(self, sandbox_id: str) -> None:
-        self._call("RemovePodSandbox", self.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=120)
+        self._call(
+            "RemovePodSandbox", self.pb.RemovePodSandboxRequest(pod_sandbox_id=sandbox_id), timeout=120
+        )
 
     def status(self, sandbox_id: str) -> tuple[Any, dict[str, Any]]:
         """The sandbox's status and containerd's verbose info (the runtime spec, with the netns path)."""

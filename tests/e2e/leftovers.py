@@ -18,6 +18,8 @@ from tests.helpers.netns import Netns
 #: libcni's result cache (go-cni and podman's libcni keep it here on the host).
 LIBCNI_RESULTS = Path("/var/lib/cni/results")
 IPAM_BOOKKEEPING = re.compile(r"^(lock|last_reserved_ip\.\d+)$")
+#: Our host-local's index of its reservations, a cache rebuilt from them (ipam/host_local/index.py).
+IPAM_INDEX = ".pycni"
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Node:
         return sorted(
             f"{net.name}/{entry.name}"
             for net in self.ipam_dir.iterdir()
-            if net.is_dir()
+            if net.is_dir() and net.name != IPAM_INDEX
             for entry in net.iterdir()
             if not IPAM_BOOKKEEPING.match(entry.name)
         )
@@ -52,7 +54,9 @@ class Node:
                     found.append(line)
                 elif re.match(r"^:CNI-[0-9a-f]{24} ", line):
                     found.append(line)
-        found += [line.strip() for line in self.ns.run("nft", "list", "ruleset").splitlines() if "pycni/" in line]
+        found += [
+            line.strip() for line in self.ns.run("nft", "list", "ruleset").splitlines() if "pycni/" in line
+        ]
         return found
 
     def pod_lock_files(self) -> list[str]:

@@ -1,0 +1,123 @@
+"""containerd 1.6's CRI drives the plugins as kubelet makes it: sandboxes started and stopped with
+`K8S_POD_*` args, both netns locations, containerd killed and restarted with pods up, a burst.
+
+Every scenario runs with our executables (through the node daemon) and with the Go reference
+plugins, the control; both must give every pod its network and leave nothing behind.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import statistics
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon.process import DaemonProcess
+from tests.e2e.conftest import PLUGIN_SETS, E2eNode, MakeContainerd, Timings, in_netns
+from tests.e2e.containerd import Containerd
+from tests.e2e.cri import Pod, Sandbox
+from tests.e2e.leftovers import LIBCNI_RESULTS
+from tests.helpers.netns import unique
+
+SUBNET = "10.201.0.0/24"
+#: containerd's default place for its pods' netns files.
+RUN_NETNS = Path("/var/run/netns")
+
+
+def write_conf(ctd: Containerd, name: str, conf: dict[str, Any]) -> None:
+    (ctd.conf_dir / name).write_text(json.dumps(conf))
+
+
+def start_pods(ctd: Containerd, pods: list[Pod]) -> list[Sandbox]:
+    assert ctd.cri is not None
+    cri = ctd.cri
+    with ThreadPoolExecutor(len(pods)) as pool:
+        return list(pool.map(cri.run, pods))
+
+
+def assert_networked(ctd: Containerd, sandbox: Sandbox, subnet: str) -> tuple[str, str]:
+    """The pod's eth0 has the address the runtime reports, in `subnet`, with a default route; its
+    (netns path, address)."""
+    assert ctd.cri is not None
+    netns = ctd.cri.netns(sandbox.id)
+    (address,) = ctd.cri.ips(sandbox.id)
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    addrs = json.loads(in_netns(netns, "ip", "-j", "addr", "show", "eth0"))
+    assert address in [a["local"] for a in addrs[0]["addr_info"]]
+    routes = json.loads(in_netns(netns, "ip", "-j", "route", "show", "default"))
+    assert [r["dev"] for r in routes] == ["eth0"]
+    return netns, address
+
+
+def plugin_env(plugins: str, node: E2eNode, daemon: DaemonProcess) -> dict[str, str]:
+    return node.plugin_env(daemon) if plugins == "pycni" else {}
+
+
+@pytest.mark.parametrize("netns_location", ["run-netns", "state-dir"])
+@pytest.mark.parametrize("plugins", PLUGIN_SETS)
+def test_bridge_pods_start_talk_survive_a_containerd_kill_and_leave_nothing(
+    make_containerd: MakeContainerd,
+    e2e_node: E2eNode,
+    e2e_daemon: DaemonProcess,
+    plugins: str,
+    netns_location: str,
+) -> None:
+    ctd = make_containerd(
+        plugins,
+        netns_under_state=netns_location == "state-dir",
+        env=plugin_env(plugins, e2e_node, e2e_daemon),
+    )
+    net = unique("e2e", 12)
+    write_conf(ctd, "10-e2e.conflist", e2e_node.bridge_conflist(net, unique("br", 12), SUBNET))
+    pods = [Pod.named(unique("web", 10)) for _ in range(3)]
+    sandboxes = start_pods(ctd, pods)
+    found = [assert_networked(ctd, s, SUBNET) for s in sandboxes]
+    netns_paths = [netns for netns, _ in found]
+    where = ctd.state / "io.containerd.grpc.v1.cri" / "netns" if netns_location == "state-dir" else RUN_NETNS
+    assert {Path(p).parent for p in netns_paths} == {where}, netns_paths
+    (first_ns, _), (_, second_ip) = found[0], found[1]
+    in_netns(first_ns, "ping", "-c1", "-W2", second_ip)
+    # what containerd sent, as its libcni cache recorded it: kubelet's pod identity in CNI_ARGS
+    cached = json.loads(next(LIBCNI_RESULTS.glob(f"{net}-{sandboxes[0].id}-eth0")).read_text())
+    args = dict(cached["cniArgs"])
+    assert args["K8S_POD_NAME"] == pods[0].name and args["K8S_POD_UID"] == pods[0].uid
+
+    ctd.kill()  # a crash: shims and pods live on
+    ctd.start()
+    assert ctd.cri is not None
+    assert sorted(ctd.cri.sandboxes()) == sorted(s.id for s in sandboxes)
+    assert_networked(ctd, sandboxes[2], SUBNET)
+    for sandbox in sandboxes:
+        ctd.cri.stop_and_remove(sandbox.id)
+    e2e_node.leftovers.assert_clean([s.id for s in sandboxes], netns_paths)
+
+
+@pytest.mark.parametrize("plugins", PLUGIN_SETS)
+def test_a_burst_of_16_sandboxes_all_get_their_network(
+    make_containerd: MakeContainerd,
+    e2e_node: E2eNode,
+    e2e_daemon: DaemonProcess,
+    plugins: str,
+    timings: Timings,
+) -> None:
+    ctd = make_containerd(plugins, env=plugin_env(plugins, e2e_node, e2e_daemon))
+    net = unique("e2e", 12)
+    write_conf(ctd, "10-e2e.conflist", e2e_node.bridge_conflist(net, unique("br", 12), SUBNET))
+    assert ctd.cri is not None
+    cri = ctd.cri
+    warm = cri.run(Pod.named(unique("warm", 10)))  # the first sandbox pays containerd's own warm-up
+    cri.stop_and_remove(warm.id)
+    sandboxes = start_pods(ctd, [Pod.named(unique("burst", 10)) for _ in range(16)])
+    netns_paths = [assert_networked(ctd, s, SUBNET)[0] for s in sandboxes]
+    with ThreadPoolExecutor(16) as pool:
+        stopped = list(pool.map(cri.stop_and_remove, [s.id for s in sandboxes]))
+    e2e_node.leftovers.assert_clean([s.id for s in sandboxes], netns_paths)
+    lifecycle = [s.started_in + t for s, t in zip(sandboxes, stopped, strict=True)]
+    timings.add("containerd burst of 16: run + stop + remove", plugins, lifecycle)
+    timings.add("containerd burst of 16: run", plugins, [s.started_in for s in sandboxes])
+    timings.add("containerd burst of 16: stop + remove", plugins, stopped)
+    assert statistics.median(lifecycle) > 0
