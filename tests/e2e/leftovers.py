@@ -18,6 +18,9 @@ from tests.helpers.netns import Netns
 #: libcni's result cache (go-cni and podman's libcni keep it here on the host).
 LIBCNI_RESULTS = Path("/var/lib/cni/results")
 IPAM_BOOKKEEPING = re.compile(r"^(lock|last_reserved_ip\.\d+)$")
+#: A per-attachment iptables line: ours (tagged, or our chain), or the reference's (its `CNI-<hash>`
+#: chain, or a rule with its `id: "<container>"` comment).
+PER_ATTACHMENT = re.compile(r'pycni/|^:PYCNI-|^:CNI-[0-9a-f]{24} |id: "\w+"')
 #: Our host-local's index of its reservations, a cache rebuilt from them (ipam/host_local/index.py).
 IPAM_INDEX = ".pycni"
 
@@ -49,11 +52,8 @@ class Node:
         """Per-attachment masquerade rules in iptables (v4, v6) and nftables."""
         found = []
         for tool in ("iptables-save", "ip6tables-save"):
-            for line in self.ns.run(tool, "-t", "nat").splitlines():
-                if "pycni/" in line or line.startswith(":PYCNI-") or re.search(r'id: "\w+"', line):
-                    found.append(line)
-                elif re.match(r"^:CNI-[0-9a-f]{24} ", line):
-                    found.append(line)
+            lines = self.ns.run(tool, "-t", "nat").splitlines()
+            found += [line for line in lines if PER_ATTACHMENT.search(line)]
         found += [
             line.strip() for line in self.ns.run("nft", "list", "ruleset").splitlines() if "pycni/" in line
         ]
