@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import statistics
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,10 @@ import pytest
 from tests.daemon.process import DaemonProcess
 from tests.e2e.conftest import PLUGIN_SETS, E2eNode, MakeContainerd, Timings, in_netns
 from tests.e2e.containerd import Containerd
-from tests.e2e.cri import Pod, Sandbox
+from tests.e2e.cri import CriError, Pod, Sandbox
 from tests.e2e.leftovers import LIBCNI_RESULTS
 from tests.helpers.netns import unique
+from tests.meta_multus.helpers import nad_manifest, pod_manifest, write_manifests
 
 SUBNET = "10.201.0.0/24"
 #: containerd's default place for its pods' netns files.
@@ -121,3 +124,94 @@ def test_a_burst_of_16_sandboxes_all_get_their_network(
     timings.add("containerd burst of 16: run", plugins, [s.started_in for s in sandboxes])
     timings.add("containerd burst of 16: stop + remove", plugins, stopped)
     assert statistics.median(lifecycle) > 0
+
+
+BLUE_SUBNET = "10.202.0.0/24"
+
+
+def multus_node(ctd: Containerd, node: E2eNode, extra_nads: list[dict[str, Any]]) -> tuple[str, Path]:
+    """The node's primary network and `00-multus.conflist` in front of it, written by
+    `pycni node-install` for a node without an API server; the manifests dir it reads."""
+    net = unique("e2e", 12)
+    write_conf(ctd, "10-e2e.conflist", node.bridge_conflist(net, unique("br", 12), SUBNET))
+    manifests = node.work / "manifests"
+    blue = node.bridge_conflist("blue", unique("bb", 12), BLUE_SUBNET)["plugins"][0]
+    write_manifests(
+        manifests, [nad_manifest("blue", {"cniVersion": "1.0.0", "name": "blue", **blue}), *extra_nads]
+    )
+    subprocess.run(
+        [
+            sys.executable, "-m", "pycni", "node-install",
+            "--skip-multus-binary-copy", "--skip-config-watch", "--no-kubeconfig",
+            f"--cni-conf-dir={ctd.conf_dir}", f"--cni-conf-dir-host={ctd.conf_dir}",
+            f"--cni-bin-dir-host={ctd.bin_dir}", f"--multus-manifests-dir={manifests}",
+            f"--multus-cni-dir={node.multus_dir}", "--multus-log-level=verbose",
+            f"--multus-log-file={node.work / 'multus.log'}",
+        ],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert (ctd.conf_dir / "00-multus.conflist").exists()
+    return net, manifests
+
+
+def ipv4_of(netns: str, ifname: str) -> str:
+    return str(json.loads(in_netns(netns, "ip", "-j", "-4", "addr", "show", ifname))[0]["addr_info"][0]["local"])
+
+
+def add_pods(manifests: Path, pods: list[Pod], networks: str) -> None:
+    write_manifests(
+        manifests, [pod_manifest(p.name, p.namespace, networks, uid=p.uid) for p in pods], name="pods.yaml"
+    )
+
+
+def test_multus_from_a_manifest_directory_gives_each_pod_eth0_and_net1(
+    make_containerd: MakeContainerd, e2e_node: E2eNode, e2e_daemon: DaemonProcess
+) -> None:
+    ctd = make_containerd("pycni", env=e2e_node.plugin_env(e2e_daemon))
+    _, manifests = multus_node(ctd, e2e_node, [])
+    pods = [Pod.named(unique("two", 10)) for _ in range(2)]
+    add_pods(manifests, pods, "blue")
+    sandboxes = start_pods(ctd, pods)
+    netns_paths = []
+    for pod, sandbox in zip(pods, sandboxes, strict=True):
+        netns, address = assert_networked(ctd, sandbox, SUBNET)
+        netns_paths.append(netns)
+        net1 = json.loads(in_netns(netns, "ip", "-j", "-4", "addr", "show", "net1"))[0]["addr_info"][0][
+            "local"
+        ]
+        assert ipaddress.ip_address(net1) in ipaddress.ip_network(BLUE_SUBNET)
+        status = json.loads(
+            (e2e_node.multus_dir / "network-status" / pod.namespace / f"{pod.name}.json").read_text()
+        )
+        assert [(s["interface"], s["ips"], s.get("default", False)) for s in status] == [
+            ("eth0", [address], True),
+            ("net1", [net1], False),
+        ]
+    in_netns(netns_paths[0], "ping", "-c1", "-W2", ipv4_of(netns_paths[1], "net1"))
+    assert ctd.cri is not None
+    for sandbox in sandboxes:
+        ctd.cri.stop_and_remove(sandbox.id)
+    e2e_node.leftovers.assert_clean([s.id for s in sandboxes], netns_paths)
+    log = (e2e_node.work / "multus.log").read_text()
+    assert f"ADD {sandboxes[0].id}: pod default/{pods[0].name}" in log, "multus logs at verbose"
+
+
+def test_a_pod_whose_network_plugin_is_not_installed_fails_to_start_and_is_removed_cleanly(
+    make_containerd: MakeContainerd, e2e_node: E2eNode, e2e_daemon: DaemonProcess
+) -> None:
+    ctd = make_containerd("pycni", env=e2e_node.plugin_env(e2e_daemon))
+    broken = nad_manifest("broken", {"cniVersion": "1.0.0", "name": "broken", "type": "not-installed"})
+    _, manifests = multus_node(ctd, e2e_node, [broken])
+    pod = Pod.named(unique("miss", 10))
+    add_pods(manifests, [pod], "blue,broken")
+    assert ctd.cri is not None
+    with pytest.raises(CriError) as failed:
+        ctd.cri.run(pod)
+    assert "default/broken on net2" in failed.value.details and "not-installed" in failed.value.details
+    for attempt in range(1, 3):  # kubelet retries, then gives up on the pod: StopPodSandbox + Remove
+        with pytest.raises(CriError):
+            ctd.cri.run(pod, attempt)
+    for sandbox_id in ctd.cri.sandboxes():
+        ctd.cri.stop_and_remove(sandbox_id)
+    assert ctd.cri.sandboxes() == []
+    e2e_node.leftovers.assert_clean([], [])
