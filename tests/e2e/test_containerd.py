@@ -155,7 +155,8 @@ def multus_node(ctd: Containerd, node: E2eNode, extra_nads: list[dict[str, Any]]
 
 
 def ipv4_of(netns: str, ifname: str) -> str:
-    return str(json.loads(in_netns(netns, "ip", "-j", "-4", "addr", "show", ifname))[0]["addr_info"][0]["local"])
+    (link,) = json.loads(in_netns(netns, "ip", "-j", "-4", "addr", "show", ifname))
+    return str(link["addr_info"][0]["local"])
 
 
 def add_pods(manifests: Path, pods: list[Pod], networks: str) -> None:
