@@ -151,8 +151,29 @@ class Cri:
         return str(self.pb.PodSandboxState.Name(status.state))
 
     def sandboxes(self) -> list[str]:
+        return [sandbox_id for sandbox_id, _, _ in self.listing()]
+
+    def listing(self) -> list[tuple[str, str, str]]:
+        """(id, pod name, state) of every sandbox the runtime knows."""
         reply = self._call("ListPodSandbox", self.pb.ListPodSandboxRequest(), timeout=30)
-        return [item.id for item in reply.items]
+        return [(i.id, i.metadata.name, str(self.pb.PodSandboxState.Name(i.state))) for i in reply.items]
+
+    def sync(self, pod: Pod, attempts: int = 5) -> Sandbox:
+        """What kubelet's pod sync does until the pod has a ready sandbox: remove the pod's sandboxes
+        that are not ready, then run a new one (the next attempt); a failed run is retried."""
+        error: CriError | None = None
+        for attempt in range(1, attempts + 1):
+            mine = [(i, state) for i, name, state in self.listing() if name == pod.name]
+            ready = [i for i, state in mine if state == "SANDBOX_READY"]
+            if ready:
+                return Sandbox(ready[0], pod, 0.0)
+            for sandbox_id, _ in mine:
+                self.stop_and_remove(sandbox_id)
+            try:
+                return self.run(pod, attempt)
+            except CriError as err:
+                error = err
+        raise AssertionError(f"pod {pod.name} never got a sandbox: {error}")
 
     def stop_and_remove(self, sandbox_id: str) -> float:
         """kubelet's teardown of a pod: StopPodSandbox, then RemovePodSandbox; seconds taken."""
