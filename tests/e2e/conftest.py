@@ -27,6 +27,7 @@ from tests.e2e import images
 from tests.e2e.containerd import Containerd
 from tests.e2e.cri import generate_stubs
 from tests.e2e.leftovers import Node
+from tests.e2e.podman import Podman
 from tests.helpers.netns import Netns, create_netns, delete_netns
 
 REFERENCE_BIN = Path("/usr/lib/cni")
@@ -240,3 +241,34 @@ def in_netns(path: str, *cmd: str) -> str:
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} in {path} failed: {proc.stderr.strip()}")
     return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def busybox_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return images.busybox_image(tmp_path_factory.mktemp("images") / "busybox.tar", BUSYBOX_IMAGE)
+
+
+BUSYBOX_IMAGE = "localhost/pycni/busybox:e2e"
+MakePodman = Callable[[str], Podman]
+
+
+@pytest.fixture
+def make_podman(e2e_node: E2eNode, busybox_image: Path, pycni_bin: Path) -> Iterator[MakePodman]:
+    """podman in the node: our bin dir first on `cni_plugin_dirs` (then the reference), or the
+    reference alone; cleaned up after the test."""
+    started: list[Podman] = []
+
+    def make(plugins: str) -> Podman:
+        dirs = (pycni_bin, REFERENCE_BIN) if plugins == "pycni" else (REFERENCE_BIN,)
+        podman = Podman(Path(tempfile.mkdtemp(prefix="pcp")), e2e_node.ns, dirs)
+        started.append(podman)
+        podman.write_config()
+        podman("load", "--input", str(busybox_image))
+        return podman
+
+    try:
+        yield make
+    finally:
+        for podman in started:
+            podman.cleanup()
+            shutil.rmtree(podman.work, ignore_errors=True)
