@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,24 @@ from pycni.install import install
 from tests.daemon.process import DaemonProcess, start_daemon
 from tests.helpers.cni import Runner
 from tests.helpers.netns import Netns, create_netns, delete_netns
+from tests.helpers.timings import Timings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the controlling process (or the only one)
+        Timings.start_run()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The end-to-end tests' timings beside the reference's (tests/e2e), when any ran."""
+    if hasattr(config, "workerinput"):
+        return
+    timings = Timings.of_this_run()
+    if timings.samples():
+        terminalreporter.section("pycni vs the Go reference plugins under real runtimes")
+        for line in timings.table():
+            terminalreporter.write_line(line)
+    timings.remove()
 
 
 @pytest.fixture(scope="session")

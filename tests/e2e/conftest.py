@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,6 +28,7 @@ from tests.e2e.cri import generate_stubs
 from tests.e2e.leftovers import Node
 from tests.e2e.podman import Podman
 from tests.helpers.netns import Netns, create_netns, delete_netns
+from tests.helpers.timings import Timings
 
 REFERENCE_BIN = Path("/usr/lib/cni")
 #: What containerd's single bin_dir must hold besides the conflist's types: it always runs
@@ -89,45 +89,9 @@ def e2e_daemon() -> Iterator[DaemonProcess]:
         shutil.rmtree(sock_dir, ignore_errors=True)
 
 
-@dataclass
-class Timings:
-    """Seconds per scenario and plugin set, printed side by side at the end of the run."""
-
-    samples: dict[tuple[str, str], list[float]] = field(default_factory=dict)
-
-    def add(self, scenario: str, plugins: str, seconds: list[float]) -> None:
-        self.samples.setdefault((scenario, plugins), []).extend(seconds)
-
-    def table(self) -> list[str]:
-        scenarios = sorted({s for s, _ in self.samples})
-        lines = [f"{'scenario':<44} {'pycni median':>13} {'reference median':>17} {'ratio':>6}"]
-        for scenario in scenarios:
-            ours = self.samples.get((scenario, "pycni"))
-            ref = self.samples.get((scenario, "reference"))
-            med_ours = statistics.median(ours) if ours else None
-            med_ref = statistics.median(ref) if ref else None
-            ratio = f"{med_ours / med_ref:.2f}" if med_ours and med_ref else "-"
-            lines.append(f"{scenario:<44} {_fmt(med_ours):>13} {_fmt(med_ref):>17} {ratio:>6}")
-        return lines
-
-
-def _fmt(value: float | None) -> str:
-    return f"{value * 1000:.0f} ms" if value is not None else "-"
-
-
-TIMINGS = Timings()
-
-
 @pytest.fixture
 def timings() -> Timings:
-    return TIMINGS
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if TIMINGS.samples:
-        terminalreporter.section("pycni vs the Go reference plugins under real runtimes")
-        for line in TIMINGS.table():
-            terminalreporter.write_line(line)
+    return Timings.of_this_run()
 
 
 @dataclass

@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 from tests.daemon.process import DaemonProcess
-from tests.e2e.conftest import PLUGIN_SETS, E2eNode, MakeContainerd, Timings, in_netns
+from tests.e2e.conftest import PLUGIN_SETS, E2eNode, MakeContainerd, in_netns
 from tests.e2e.containerd import Containerd
 from tests.e2e.cri import CriError, Pod, Sandbox
 from tests.e2e.leftovers import LIBCNI_RESULTS
 from tests.helpers.netns import unique
+from tests.helpers.timings import Timings
 from tests.meta_multus.helpers import nad_manifest, pod_manifest, write_manifests
 
 SUBNET = "10.201.0.0/24"

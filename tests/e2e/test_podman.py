@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from pycni.net.netns import entered
-from tests.e2e.conftest import BUSYBOX_IMAGE, PLUGIN_SETS, E2eNode, MakePodman, Timings
+from tests.e2e.conftest import BUSYBOX_IMAGE, PLUGIN_SETS, E2eNode, MakePodman
 from tests.e2e.leftovers import Node
 from tests.helpers.netns import unique
 from tests.helpers.poll import wait_until
+from tests.helpers.timings import Timings
 
 PORT = 18080
 #: The node's address on the network's bridge (podman's gateway), where the port is published.
