@@ -11,6 +11,11 @@ for tool in ip:iproute2 ping:iputils-ping nft:nftables iptables:iptables iperf3:
   command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
 done
 [ -x /usr/lib/cni/bridge ] || need_apt+=(containernetworking-plugins)
+# The real callers the end-to-end tests run (tests/e2e): containerd's CRI, podman's CNI backend,
+# runc under both, and a static busybox for the podman tests' image.
+for tool in containerd:containerd runc:runc podman:podman conmon:conmon busybox:busybox-static; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool#*:}")
+done
 [ -e "/usr/lib/$(uname -m)-linux-gnu/libc.a" ] || need_apt+=(libc6-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]}"
