@@ -91,6 +91,10 @@ def test_a_retried_del_runs_once_the_killed_del_s_worker_is_gone(
     assert lock_files(run_dir) == []
 
 
+#: Lock files of a node's resources, which stay: its bridges and its nftables tables.
+NODE_LOCKS = ("bridge-", "nftables-")
+
+
 def bridge_conf(tmp_path: Path, bridge: str) -> dict[str, Any]:
     return {
         "cniVersion": "1.1.0",
@@ -99,6 +103,7 @@ def bridge_conf(tmp_path: Path, bridge: str) -> dict[str, Any]:
         "bridge": bridge,
         "isGateway": True,
         "ipMasq": True,
+        "ipMasqBackend": "nftables",
         "macspoofchk": True,
         "ipam": {"type": "host-local", "dataDir": str(tmp_path / "ipam"), "ranges": DUAL_STACK},
     }
@@ -137,7 +142,7 @@ def test_eight_dels_of_one_attachment_at_once_all_succeed_and_leave_nothing(
         outcomes = list(pool.map(lambda _: in_node(call, node, "DEL", conf, pod, pod.name), range(8)))
     assert [o.code for o in outcomes] == [0] * 8, [o.stdout for o in outcomes if o.code]
     assert leftovers(node, tmp_path) == {"veths": [], "leases": [], "rules": []}
-    assert all(name.startswith("bridge-") for name in lock_files(run_dir)), lock_files(run_dir)
+    assert all(name.startswith(NODE_LOCKS) for name in lock_files(run_dir)), lock_files(run_dir)
 
 
 def test_many_lifecycles_leave_no_per_pod_lock_file(
@@ -162,6 +167,6 @@ def test_many_lifecycles_leave_no_per_pod_lock_file(
 
     with ThreadPoolExecutor(len(pods)) as pool:
         list(pool.map(lifecycles, pods))
-    # what is left is per node resource (the bridge), never per pod or per attachment
-    assert [name.split("-")[0] for name in lock_files(run_dir)] == ["bridge"]
+    # what is left is per node resource (the bridge, the rule tables), never per pod or per attachment
+    assert {name.split("-")[0] for name in lock_files(run_dir)} == {"bridge", "nftables"}
     assert leftovers(node, tmp_path) == {"veths": [], "leases": [], "rules": []}
