@@ -31,11 +31,11 @@ def preload() -> list[str]:
     import pycni.cni.types
     import pycni.libcni.delegate  # noqa: F401  (what every request's context and result need)
     from pycni.k8s import apiserver
-    from pycni.net import ip, netns
+    from pycni.net import links, netns
 
     apiserver.resources()  # lightkube and multus's resource classes: ~0.2 s less on a first API call
     with netns.rtnl() as ipr:
-        ip.link_by_index(ipr, 1)  # settles pyroute2's lazily built state before the fork
+        links.link_by_index(ipr, 1)  # settles pyroute2's lazily built state before the fork
     for ref in PLUGINS.values():
         registry.run(ref.type, {"CNI_COMMAND": "VERSION"}, io.BytesIO(b"{}"), io.StringIO())
     gc.collect()

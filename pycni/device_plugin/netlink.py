@@ -1,9 +1,10 @@
 """The node's links as netlink sees them: a link-state table, the default-route netdevs, and an
 event socket that wakes the daemon on every RTM_NEWLINK/RTM_DELLINK.
 
-Dumps go through `pycni.net.ip` on a socket opened inside the namespace (`netns.rtnl`, no helper
-process); the event socket is a raw one of our own. `netns` (a name or path, None for our own)
-exists so tests can point the daemon at a namespace holding veth stand-ins for VF and PF netdevs.
+Dumps go through `pycni.net.links` and `pycni.net.routes` on a socket opened inside the
+namespace (`netns.rtnl`, no helper process); the event socket is a raw one of our own. `netns`
+(a name or path, None for our own) exists so tests can point the daemon at a namespace holding
+veth stand-ins for VF and PF netdevs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import socket
 
 from pycni.device_plugin.pools import LinkState
-from pycni.net import ip
+from pycni.net import links, routes
 from pycni.net.netns import entered, open_netns, rtnl
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,9 @@ def _netns_path(netns: str) -> str:
 class LinkView:
     """Reads the link table and default routes of one network namespace.
 
-    Each read opens its socket on the calling thread: a pyroute2 `IPRoute` used from another
-    thread than the one that opened it makes itself a new socket there, in that thread's netns.
-    The namespace is held by an fd from construction to `close`, as a long-lived socket would.
+    Each read opens a socket of its own in the held namespace (`netns.rtnl` on its fd), so reads
+    from different threads never share one. The namespace is held by an fd from construction to
+    `close`, as a long-lived socket would.
     """
 
     def __init__(self, netns: str | None = None) -> None:
@@ -45,13 +46,13 @@ class LinkView:
 
     def links(self) -> dict[str, LinkState]:
         with rtnl(self._netns_fd) as ipr:
-            return {link.name: LinkState(up=link.up, carrier=link.carrier) for link in ip.links(ipr)}
+            return {link.name: LinkState(up=link.up, carrier=link.carrier) for link in links.list_links(ipr)}
 
     def default_route_netdevs(self) -> set[str]:
         """Netdevs that carry a default route (IPv4 or IPv6, main table), multipath included."""
         with rtnl(self._netns_fd) as ipr:
-            names = {link.index: link.name for link in ip.links(ipr)}
-            return {names[index] for index in ip.default_route_ifindexes(ipr) if index in names}
+            names = {link.index: link.name for link in links.list_links(ipr)}
+            return {names[index] for index in routes.default_route_ifindexes(ipr) if index in names}
 
 
 class LinkEvents:

@@ -24,9 +24,8 @@ from pycni.net import lock
 from pycni.net.vf_state import VfSettings, VfState
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
     from pycni.cni.settings import Settings
+    from pycni.net.nlsock import Rtnl
 
 
 class VfControl(Protocol):
@@ -95,7 +94,7 @@ class FileVfControl:
             ) from err
 
 
-def vf_control(settings: Settings, host: IPRoute) -> VfControl:
+def vf_control(settings: Settings, host: Rtnl) -> VfControl:
     """The call's implementation: the state file when one is configured, else the PF over netlink."""
     if settings.vf_state_file:
         return FileVfControl(Path(settings.vf_state_file))

@@ -119,14 +119,14 @@ def _apply_default_routes(call: netlist.NetworkCall, att: PlannedAttachment, res
     """Remove the default routes of the families another attachment owns; set the requested gateways.
 
     Done in the pod's netns and in the result (the cached copy too, so CHECK agrees)."""
-    from pycni.net import ip, netns, routes
+    from pycni.net import addresses, links, netns, routes
 
     gateways = [ipaddress.ip_address(g) for g in att.gateways]
     with netns.rtnl(call.rt.netns) as pod:
         for family in att.filter_families:
-            routes.delete_default_routes(pod, att.ifname, routes.family_number(family))
+            routes.delete_default_routes(pod, att.ifname, addresses.family_of(family))
         for gateway in gateways:
-            if ip.find_link(pod, att.ifname) is None:
+            if links.find_link(pod, att.ifname) is None:
                 raise InvalidConfig(
                     f"default-route {gateway} on {att.ifname}: the network made no interface {att.ifname}"
                 )

@@ -132,12 +132,12 @@ def gc(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
 # -- ADD ---------------------------------------------------------------------------------------
 def _refuse_existing_ifnames(rt: RuntimeArgs, plan: Plan) -> None:
     """An interface the pod already has is an error before anything runs (the reference's validateIfName)."""
-    from pycni.net import ip, netns
+    from pycni.net import links, netns
 
     with netns.rtnl(rt.netns) as pod:
         for att in plan.attachments:
-            if ip.find_link(pod, att.ifname) is not None:
-                raise ip.LinkExists(
+            if links.find_link(pod, att.ifname) is not None:
+                raise links.LinkExists(
                     f"interface {att.ifname!r} for network {att.network} already exists in {rt.netns}"
                 )
 

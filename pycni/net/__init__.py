@@ -1,10 +1,12 @@
-"""Kernel networking shared by the plugins; every netlink request goes through here.
+"""Kernel networking shared by the plugins: typed helpers, and every netlink request of pycni.
 
-`netns` (entering namespaces, netlink sockets bound to one), `ip` (typed link, address and
-route helpers), `routes` (default-route edits in a pod), `bridge_port` (hairpin, isolation,
-VLANs of a bridge port), `fdb` (FDB entries), `vxlan_link` (VXLAN devices), `sriov_vf` and
-`vf_state` (a VF's PF-side settings over rtnetlink), `iface` (applying an IPAM result),
-`announce` (gratuitous ARP and unsolicited NA), `sysctl`, `lock` (per-resource flocks),
+`netns` (entering namespaces, netlink sockets bound to one), `nlsock` (the synchronous rtnetlink
+socket, the `Rtnl` handle every helper takes, the one place a kernel refusal is judged), `links`
+(looking up and changing links), `newlink` (creating bridges and veths), `addresses`, `routes`
+(including the default-route edits of a pod), `bridge_port` (hairpin, isolation, VLANs of a
+bridge port), `fdb` (FDB entries), `vxlan_link` (VXLAN devices), `offload` (TX checksum offload),
+`sriov_vf` and `vf_state` (a VF's PF-side settings over rtnetlink), `iface` (applying an IPAM
+result), `announce` (gratuitous ARP and unsolicited NA), `sysctl`, `lock` (per-resource flocks),
 `firewall` (masquerade and spoof-check rules), `veth_attach` (a pod's veth on a bridge) and
 `device/` (moving a node device into a pod and giving it back as recorded).
 """

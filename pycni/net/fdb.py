@@ -3,20 +3,17 @@
 Only what the vxlan plugin's flood list needs: the entries of one device, and appending or
 deleting a permanent entry that belongs to the device itself (`self`) rather than to a bridge
 it is a port of. Several entries with one MAC are allowed only on VXLAN devices, which is why
-adding is an append (NLM_F_APPEND) and not a replace.
+adding is an append (NLM_F_APPEND) and not a replace. The requests are pyroute2's
+(`Rtnl.pyroute2()`): neighbour messages are built nowhere else in pycni.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from pycni.cni.ipaddr import IPAddress
-from pycni.net.ip import dump
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+from pycni.net.nlsock import Rtnl, dump
 
 NTF_SELF = 0x02  # linux/neighbour.h: the device's own entry, not its bridge master's
 NUD_PERMANENT = 0x80  # never expires, never learned over
@@ -32,10 +29,10 @@ class FdbEntry:
     on_device: bool  # NTF_SELF
 
 
-def entries(ipr: IPRoute, ifindex: int) -> list[FdbEntry]:
+def entries(ipr: Rtnl, ifindex: int) -> list[FdbEntry]:
     """The FDB entries of the device `ifindex` (the kernel's filter also passes other devices')."""
     found = []
-    for msg in dump(lambda: ipr.fdb("dump", ifindex=ifindex)):
+    for msg in dump(lambda: ipr.pyroute2().fdb("dump", ifindex=ifindex)):
         if msg["ifindex"] != ifindex:
             continue
         dst = msg.get("NDA_DST")
@@ -50,14 +47,14 @@ def entries(ipr: IPRoute, ifindex: int) -> list[FdbEntry]:
     return found
 
 
-def append(ipr: IPRoute, ifindex: int, mac: str, dst: IPAddress) -> None:
+def append(ipr: Rtnl, ifindex: int, mac: str, dst: IPAddress) -> None:
     """`bridge fdb append MAC dev DEV dst DST self permanent`."""
-    ipr.fdb("append", **_device_entry(ifindex, mac, dst))
+    ipr.pyroute2().fdb("append", **_device_entry(ifindex, mac, dst))
 
 
-def delete(ipr: IPRoute, ifindex: int, mac: str, dst: IPAddress) -> None:
+def delete(ipr: Rtnl, ifindex: int, mac: str, dst: IPAddress) -> None:
     """`bridge fdb del MAC dev DEV dst DST self`: only the entry towards `dst` goes."""
-    ipr.fdb("del", **_device_entry(ifindex, mac, dst))
+    ipr.pyroute2().fdb("del", **_device_entry(ifindex, mac, dst))
 
 
 def _device_entry(ifindex: int, mac: str, dst: IPAddress) -> dict[str, object]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError
 from pycni.cni.ipaddr import IPAddress, IPNetwork
-from pycni.net import ip, netns, sysctl
+from pycni.net import addresses, links, netns, routes, sysctl
 
 if TYPE_CHECKING:
     from pycni.cni.types import Result
@@ -24,7 +24,7 @@ def family_gateways(result: Result) -> dict[int, IPAddress]:
 
 
 def configure_iface(
-    pod: Rtnl, pod_netns: str, link: ip.Link, result: Result, if_index: int | None = None
+    pod: Rtnl, pod_netns: str, link: links.Link, result: Result, if_index: int | None = None
 ) -> None:
     """Add the result's addresses (those for interface `if_index`, or all) and routes, link up."""
     mine = [c for c in result.ips if if_index is None or c.interface in (None, if_index)]
@@ -33,12 +33,12 @@ def configure_iface(
             sysctl.write_if_present(f"net/ipv6/conf/{link.name}/disable_ipv6", "0")
             sysctl.write_if_present("net/ipv6/conf/lo/disable_ipv6", "0")
     for cfg in mine:
-        ip.add_address(pod, link.index, cfg.address)
-    ip.set_up(pod, link)
+        addresses.add_address(pod, link.index, cfg.address)
+    links.set_up(pod, link)
     gateways = family_gateways(result)
     for route in result.routes:
         gw = route.gw if route.gw is not None else gateways.get(route.dst.version)
-        ip.add_route(
+        routes.add_route(
             pod,
             route.dst,
             gw,
@@ -51,16 +51,16 @@ def configure_iface(
         )
 
 
-def verify_iface(pod: Rtnl, link: ip.Link, result: Result, if_index: int | None = None) -> None:
+def verify_iface(pod: Rtnl, link: links.Link, result: Result, if_index: int | None = None) -> None:
     """CHECK: every address and route of the result is present on `link`."""
-    have = set(ip.addresses(pod, link.index))
+    have = set(addresses.link_addresses(pod, link.index))
     for cfg in result.ips:
         if (if_index is None or cfg.interface in (None, if_index)) and cfg.address not in have:
             raise InternalError(f"address {cfg.address} is missing from {link.name}")
     gateways = family_gateways(result)
     for route in result.routes:
         gw = route.gw if route.gw is not None else gateways.get(route.dst.version)
-        present = ip.routes(pod, ip.family_of(route.dst.version), link.index)
+        present = routes.link_routes(pod, addresses.family_of(route.dst.version), link.index)
         if (route.dst, gw) not in present and (route.dst, None) not in present:
             raise InternalError(f"route to {route.dst} via {gw or 'link'} is missing in the pod")
 

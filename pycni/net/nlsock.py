@@ -8,16 +8,24 @@ complete. Encoding and decoding stay pyroute2's (`ifinfmsg`, `ifaddrmsg`, `rtmsg
 `MarshalRtnl`), so attribute layouts are never packed by hand, and kernel errors surface as
 pyroute2's `NetlinkError` (see `pycni.cni.errors.netlink_errno`).
 
-`Rtnl` is what `pycni.net.netns.rtnl` hands out. `pycni.net.ip` uses its synchronous socket;
-anything else (bridge ports, FDB, VXLAN, SR-IOV: the less travelled paths) reaches pyroute2's
-full `IPRoute` through it, opened lazily in the same namespace on first use.
+`Rtnl` is what `pycni.net.netns.rtnl` hands out, and the one handle type every kernel helper
+takes. It has no catch-all: the typed helpers (`links`, `addresses`, `routes`, ...) use its
+synchronous socket, and the few requests they do not cover (bridge ports, FDB entries, a PF's VF
+settings, route deletion) ask for pyroute2's full `IPRoute` by name, `Rtnl.pyroute2()`, opened
+lazily in the same namespace. Only modules of `pycni.net` call it, so what pyroute2 leaves untyped
+stays inside this package and `mypy --strict` checks every kernel call made from outside it.
+
+`tolerating` is the one place a kernel refusal (`NetlinkError`) is caught and judged by its
+errno; `dump` retries a dump a change interrupted.
 """
 
 from __future__ import annotations
 
+import errno as errno_codes
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from pyroute2.netlink import (
@@ -32,6 +40,8 @@ from pyroute2.netlink import (
 from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
+from pycni.cni.errors import InternalError
+
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
 
@@ -40,6 +50,7 @@ SOL_NETLINK = 270
 NLM_F_DUMP_INTR = 0x10  # a dump raced with a change; its content may be inconsistent
 RECV_BUFFER = 1 << 16  # the kernel's dump skbs are at most 32 KiB; a get answer fits too
 MAX_MESSAGE = 1 << 20  # one answer larger than this is refused rather than buffered
+DUMP_RETRIES = 5
 
 
 class NetlinkSocket:
@@ -123,9 +134,9 @@ class Rtnl:
     """A namespace's rtnetlink for one request: the synchronous socket, pyroute2's on demand.
 
     `home` is an fd of the namespace the socket was made in (owned by this object): the lazily
-    opened `IPRoute` is made there too (by `open_ipr`), whatever namespace the thread is in at that moment.
-    Attributes it lacks are the `IPRoute`'s, so modules written against pyroute2's `IPRoute`
-    (bridge ports, FDB, VXLAN) take an `Rtnl` unchanged.
+    opened `IPRoute` is made there too (by `open_ipr`), whatever namespace the thread is in at
+    that moment. There is deliberately no attribute forwarding: a call that is not a typed
+    helper's must say `pyroute2()`.
     """
 
     def __init__(self, nl: NetlinkSocket, home: int, open_ipr: Callable[[int], IPRoute]):
@@ -140,15 +151,11 @@ class Rtnl:
         return self._home
 
     def pyroute2(self) -> IPRoute:
-        """pyroute2's full IPRoute in the same namespace, for what `pycni.net.ip` does not cover."""
+        """pyroute2's full IPRoute in the same namespace, for the requests the typed helpers
+        do not build themselves; for modules of `pycni.net` only (its calls are untyped)."""
         if self._ipr is None:
             self._ipr = self._open_ipr(self._home)
         return self._ipr
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self.pyroute2(), name)
 
     def close(self) -> None:
         try:
@@ -157,3 +164,60 @@ class Rtnl:
         finally:
             self.nl.close()
             os.close(self._home)
+
+
+def dump(fetch: Callable[[], Iterable[Any]]) -> list[Any]:
+    """The messages of a dump, retried when the kernel reports a change interrupted it.
+
+    An interrupted dump may miss or repeat entries; the last attempt's interruption is raised.
+    """
+    for _ in range(DUMP_RETRIES - 1):
+        try:
+            return list(fetch())
+        except NetlinkDumpInterrupted:
+            continue
+    return list(fetch())
+
+
+class Refusal:
+    """What `tolerating` caught: the kernel's error, when its errno was one the caller expects."""
+
+    def __init__(self) -> None:
+        self.error: NetlinkError | None = None
+
+    @property
+    def errno(self) -> int | None:
+        """The errno of the tolerated refusal; None when the kernel did what was asked."""
+        return None if self.error is None else int(self.error.code)
+
+    def __bool__(self) -> bool:
+        return self.error is not None
+
+
+@contextmanager
+def tolerating(*codes: int, failure: str | None = None, any_errno: bool = False) -> Iterator[Refusal]:
+    """Run a request, judging a kernel refusal by its errno; the one `except NetlinkError`.
+
+    A refusal with one of `codes` (any, with `any_errno`) is expected ("missing is done",
+    "exists is fine"): the block ends and the yielded `Refusal` holds it. Any other refusal is
+    raised: as it is, or, with `failure`, as an `InternalError` saying "`failure`: <the kernel's
+    words>" whose cause is it.
+    """
+    refusal = Refusal()
+    try:
+        yield refusal
+    except NetlinkError as err:
+        if any_errno or err.code in codes:
+            refusal.error = err
+            return
+        if failure is None:
+            raise
+        raise InternalError(f"{failure}: {describe(err)}", f"errno {err.code}") from err
+
+
+def describe(err: NetlinkError) -> str:
+    """The kernel's words for a refusal: its extended-ack message, else the errno's text."""
+    code = err.code if isinstance(err.code, int) else 0
+    text = os.strerror(code) if code in errno_codes.errorcode else str(code)
+    message = err.args[1] if len(err.args) > 1 and err.args[1] else ""
+    return str(message or text)

@@ -16,17 +16,14 @@ from __future__ import annotations
 import errno
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pycni.cni.errors import InternalError, NotFound, netlink_errno
-from pycni.net import ip
+from pycni.cni.errors import InternalError, NotFound
+from pycni.net.links import LinkNotFound, get_link
+from pycni.net.nlsock import Rtnl, tolerating
 from pycni.net.vf_state import LinkState, VfSettings, VfState
 
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
 RTEXT_FILTER_VF = 1  # linux/rtnetlink.h: include IFLA_VFINFO_LIST in RTM_GETLINK replies
-ETH_P_8021Q = 0x8100
 ETH_P_8021AD = 0x88A8
 #: A `__u32` setting the driver does not report (spoofchk/trust on older drivers).
 UNSUPPORTED = 0xFFFFFFFF
@@ -99,9 +96,13 @@ def _vf_state(info: Any) -> tuple[int, VfState]:
 
 
 class NetlinkVfControl:
-    """`VfControl` on a real PF, through an IPRoute bound to the PF's netns (the node's)."""
+    """`VfControl` on a real PF, through the rtnetlink of the PF's netns (the node's).
 
-    def __init__(self, ipr: IPRoute) -> None:
+    Its requests are pyroute2's (`Rtnl.pyroute2()`): the `IFLA_VF_*` attributes are encoded by
+    its message classes, and only here.
+    """
+
+    def __init__(self, ipr: Rtnl) -> None:
         self.ipr = ipr
 
     def get(self, pf: str, vf: int) -> VfState:
@@ -113,30 +114,26 @@ class NetlinkVfControl:
     def set(self, pf: str, vf: int, settings: VfSettings) -> None:
         if settings.empty:
             return
-        index = ip.get_link(self.ipr, pf).index
+        index = get_link(self.ipr, pf).index
         current = self.get(pf, vf)
         for group in settings.groups():
-            try:
-                self.ipr.link("set", index=index, IFLA_VFINFO_LIST=vf_info_list(vf, group, settings, current))
-            except Exception as exc:
-                code = netlink_errno(exc)
-                if code is None:
-                    raise
+            with tolerating(any_errno=True) as refused:
+                info = vf_info_list(vf, group, settings, current)
+                self.ipr.pyroute2().link("set", index=index, IFLA_VFINFO_LIST=info)
+            if refused.errno is not None:
                 raise InternalError(
-                    f"PF {pf} refused to set {group} on VF {vf}: {os.strerror(code)}", f"errno {code}"
-                ) from exc
+                    f"PF {pf} refused to set {group} on VF {vf}: {os.strerror(refused.errno)}",
+                    f"errno {refused.errno}",
+                ) from refused.error
         if settings.mac is not None:
             self._wait_for_mac(pf, vf, settings.mac)
 
     def _pf_message(self, pf: str) -> Any:
-        try:
-            msgs = list(self.ipr.link("get", ifname=pf, ext_mask=RTEXT_FILTER_VF))
-        except Exception as exc:
-            if netlink_errno(exc) == errno.ENODEV:
-                raise ip.LinkNotFound(f"PF {pf} is not in the node network namespace") from exc
-            raise
+        msgs = []
+        with tolerating(errno.ENODEV):
+            msgs = list(self.ipr.pyroute2().link("get", ifname=pf, ext_mask=RTEXT_FILTER_VF))
         if not msgs:
-            raise ip.LinkNotFound(f"PF {pf} is not in the node network namespace")
+            raise LinkNotFound(f"PF {pf} is not in the node network namespace")
         return msgs[0]
 
     def _wait_for_mac(self, pf: str, vf: int, mac: str) -> None:

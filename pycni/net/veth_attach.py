@@ -18,7 +18,7 @@ from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, IPConfig, Result, Route
 from pycni.libcni import delegate
-from pycni.net import bridge_port, firewall, ip, lock, netns, sysctl
+from pycni.net import addresses, bridge_port, firewall, links, lock, netns, newlink, sysctl
 from pycni.net.iface import configure_iface, verify_iface, zero_network
 from pycni.net.veth_attach_conf import VethAttachConf
 
@@ -44,13 +44,13 @@ def rule_owner(conf: VethAttachConf, rt: RuntimeArgs) -> firewall.RuleOwner:
 
 
 def attach(
-    conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, host: Rtnl, br: ip.Link, port: PortOptions
+    conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, host: Rtnl, br: links.Link, port: PortOptions
 ) -> Result:
     """ADD for the pod side; every step's undo is registered as soon as the step succeeds."""
     with netns.rtnl(rt.netns) as pod, ExitStack() as undo:  # undo runs while pod is open
         mac = conf.requested_mac(rt.arg("MAC"))
-        host_veth, pod_veth = ip.setup_veth(host, pod, rt.ifname, mtu=conf.mtu, mac=mac, master=br.index)
-        undo.callback(quietly(ip.delete_link), pod, rt.ifname)
+        host_veth, pod_veth = newlink.setup_veth(host, pod, rt.ifname, mtu=conf.mtu, mac=mac, master=br.index)
+        undo.callback(quietly(links.delete_link), pod, rt.ifname)
         configure_port(host, host_veth, br, port)
         owner = rule_owner(conf, rt)
         if conf.macspoofchk:
@@ -67,26 +67,26 @@ def attach(
         if conf.has_ipam:
             _add_l3(conf, rt, ctx, host, pod, br, pod_veth, result, undo)
         elif not conf.disable_container_interface:
-            ip.set_up(pod, pod_veth)
-        fresh = ip.get_link(host, br.name)  # the bridge's MAC can change when its first port joins
+            links.set_up(pod, pod_veth)
+        fresh = links.get_link(host, br.name)  # the bridge's MAC can change when its first port joins
         result.interfaces[0].mac = fresh.mac
         undo.pop_all()
         return result
 
 
-def configure_port(host: Rtnl, veth: ip.Link, br: ip.Link, port: PortOptions) -> None:
+def configure_port(host: Rtnl, veth: links.Link, br: links.Link, port: PortOptions) -> None:
     """The bridge port's modes and VLANs; it joins the bridge and goes up if it is not already."""
     if veth.master != br.index:
-        ip.set_link(host, veth, master=br.index)
+        links.set_link(host, veth, master=br.index)
     if port.hairpin or port.isolated:
         bridge_port.set_modes(host, veth, port.hairpin, port.isolated)
     if port.vlan or port.trunk:
         _configure_port_vlans(host, veth, port)
     if not veth.up:
-        ip.set_up(host, veth)
+        links.set_up(host, veth)
 
 
-def _configure_port_vlans(host: Rtnl, veth: ip.Link, port: PortOptions) -> None:
+def _configure_port_vlans(host: Rtnl, veth: links.Link, port: PortOptions) -> None:
     try:
         if not port.preserve_default_vlan:
             bridge_port.delete_vlan(host, veth, bridge_port.DEFAULT_VID)
@@ -106,8 +106,8 @@ def _add_l3(
     ctx: Context,
     host: Rtnl,
     pod: Rtnl,
-    br: ip.Link,
-    pod_veth: ip.Link,
+    br: links.Link,
+    pod_veth: links.Link,
     result: Result,
     undo: ExitStack,
 ) -> None:
@@ -161,7 +161,7 @@ def _pod_sysctls(rt: RuntimeArgs, enabledad: bool) -> None:
             sysctl.write_if_present(f"net/ipv6/conf/{rt.ifname}/accept_dad", "1")
 
 
-def ensure_gateways(host: Rtnl, br: ip.Link, ips: list[IPConfig], force: bool, run_dir: Path) -> None:
+def ensure_gateways(host: Rtnl, br: links.Link, ips: list[IPConfig], force: bool, run_dir: Path) -> None:
     """Gateway addresses on the bridge, IP forwarding on; serialised per bridge.
 
     Every pod after the first finds them in place: that check needs no lock.
@@ -171,14 +171,16 @@ def ensure_gateways(host: Rtnl, br: ip.Link, ips: list[IPConfig], force: bool, r
         for c in ips
         if c.gateway is not None
     ]
-    if set(wanted) <= set(ip.addresses(host, br.index)) and all(_forwarding(g.version) for g in wanted):
+    if set(wanted) <= set(addresses.link_addresses(host, br.index)) and all(
+        _forwarding(g.version) for g in wanted
+    ):
         return
     with lock.flock(lock.resource_lock(run_dir, "bridge", br.name), what=f"bridge {br.name}"):
         for gw in wanted:
             _ensure_bridge_addr(host, br, gw, force)
             sysctl.write(_FORWARDING[gw.version], "1")
-        ip.set_link(
-            host, br, address=ip.get_link(host, br.name).mac
+        links.set_link(
+            host, br, address=links.get_link(host, br.name).mac
         )  # pin the MAC: no flapping as ports churn
 
 
@@ -189,8 +191,8 @@ def _forwarding(version: int) -> bool:
     return sysctl.read(_FORWARDING[version]) == "1"
 
 
-def _ensure_bridge_addr(host: Rtnl, br: ip.Link, gw: IPInterface, force: bool) -> None:
-    for have in ip.addresses(host, br.index):
+def _ensure_bridge_addr(host: Rtnl, br: links.Link, gw: IPInterface, force: bool) -> None:
+    for have in addresses.link_addresses(host, br.index):
         if have.version != gw.version or have.ip.is_link_local:
             continue
         if have == gw:
@@ -200,8 +202,8 @@ def _ensure_bridge_addr(host: Rtnl, br: ip.Link, gw: IPInterface, force: bool) -
             continue
         if not force:
             raise InternalError(f"{br.name!r} already has an IP address different from {gw}: {have}")
-        ip.delete_address(host, br.index, have)
-    ip.add_address(host, br.index, gw, nodad=True)
+        addresses.delete_address(host, br.index, have)
+    addresses.add_address(host, br.index, gw, nodad=True)
 
 
 def detach(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -221,7 +223,7 @@ def detach(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
 def _delete_pod_link(rt: RuntimeArgs) -> None:
     try:
         with netns.rtnl(rt.netns) as pod:
-            ip.delete_link(pod, rt.ifname)
+            links.delete_link(pod, rt.ifname)
     except netns.NetnsGone:
         pass
 
@@ -233,16 +235,16 @@ def check(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, bridge: str) -> N
         raise InternalError("required prevResult missing")
     delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
     with netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
-        br = ip.find_link(host, bridge)
+        br = links.find_link(host, bridge)
         if br is None or br.kind != "bridge":
             raise InternalError(f"bridge {bridge!r} is missing")
-        veth = ip.find_link(pod, rt.ifname)
+        veth = links.find_link(pod, rt.ifname)
         if veth is None:
             raise InternalError(f"interface {rt.ifname!r} is missing from {rt.netns}")
         expected = next((i for i in prev.interfaces if i.name == rt.ifname and i.sandbox), None)
         if expected and expected.mac and expected.mac.lower() != veth.mac:
             raise InternalError(f"{rt.ifname} has MAC {veth.mac}, expected {expected.mac}")
-        peer = ip.link_by_index(host, veth.peer_index)
+        peer = links.link_by_index(host, veth.peer_index)
         if peer is None or peer.master != br.index:
             raise InternalError(f"the host end of {rt.ifname} is not attached to bridge {bridge!r}")
         verify_iface(pod, veth, prev, _index_of(prev, rt))

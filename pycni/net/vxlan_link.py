@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from pyroute2.netlink.rtnl import RTM_GETLINK
 
 from pycni.cni.ipaddr import IPAddress
-from pycni.net import ip
-
-if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+from pycni.net.links import RTEXT_FILTER_SKIP_STATS, Link, link_msg, to_link
+from pycni.net.newlink import create_link
+from pycni.net.nlsock import Rtnl, dump
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class VxlanParams:
 class VxlanLink:
     """A VXLAN device as the kernel reports it."""
 
-    link: ip.Link
+    link: Link
     vni: int
     port: int
     underlay_index: int
@@ -44,31 +45,29 @@ class VxlanLink:
     learning: bool
 
 
-def add_vxlan(ipr: IPRoute, params: VxlanParams) -> None:
+def add_vxlan(ipr: Rtnl, params: VxlanParams) -> None:
     """Create the device, down; EEXIST and every other refusal are raised as they come."""
     v6 = params.local.version == 6
-    attrs: dict[str, Any] = {
-        "ifname": params.name,
-        "kind": "vxlan",
-        "mtu": params.mtu,
-        "vxlan_id": params.vni,
-        "vxlan_port": params.port,
-        "vxlan_link": params.underlay_index,
-        "vxlan_learning": int(params.learning),
-        ("vxlan_local6" if v6 else "vxlan_local"): str(params.local),
-    }
+    data: list[tuple[str, Any]] = [
+        ("IFLA_VXLAN_ID", params.vni),
+        ("IFLA_VXLAN_PORT", params.port),
+        ("IFLA_VXLAN_LINK", params.underlay_index),
+        ("IFLA_VXLAN_LEARNING", int(params.learning)),
+        ("IFLA_VXLAN_LOCAL6" if v6 else "IFLA_VXLAN_LOCAL", str(params.local)),
+    ]
     if params.group is not None:
-        attrs["vxlan_group6" if v6 else "vxlan_group"] = str(params.group)
-    ipr.link("add", **attrs)
+        data.append(("IFLA_VXLAN_GROUP6" if v6 else "IFLA_VXLAN_GROUP", str(params.group)))
+    create_link(ipr, "vxlan", [("IFLA_IFNAME", params.name), ("IFLA_MTU", params.mtu)], data)
 
 
-def vxlan_links(ipr: IPRoute, vni: int) -> list[VxlanLink]:
+def vxlan_links(ipr: Rtnl, vni: int) -> list[VxlanLink]:
     """Every VXLAN device carrying `vni`, whatever its name."""
+    msg = link_msg(attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)])
     found = []
-    for msg in ip.dump(ipr.get_links):
-        data = _vxlan_data(msg)
+    for reply in dump(lambda: ipr.nl.dump(msg, RTM_GETLINK)):
+        data = _vxlan_data(reply)
         if data is not None and data.get("IFLA_VXLAN_ID") == vni:
-            found.append(_to_vxlan_link(ip.to_link(msg), data))
+            found.append(_to_vxlan_link(to_link(reply), data))
     return found
 
 
@@ -79,7 +78,7 @@ def _vxlan_data(msg: Any) -> Any:
     return info.get("IFLA_INFO_DATA")
 
 
-def _to_vxlan_link(link: ip.Link, data: Any) -> VxlanLink:
+def _to_vxlan_link(link: Link, data: Any) -> VxlanLink:
     local = data.get("IFLA_VXLAN_LOCAL") or data.get("IFLA_VXLAN_LOCAL6")
     group = data.get("IFLA_VXLAN_GROUP") or data.get("IFLA_VXLAN_GROUP6")
     return VxlanLink(

@@ -30,7 +30,7 @@ def test_sixteen_threads_at_once_stay_in_their_own_namespace(make_netns: Callabl
             barrier.wait(timeout=30)  # all 16 are inside at the same moment
             inside = inode(SELF)
             with netns.rtnl(ns.path) as ipr:
-                names = {link.get("ifname") for link in ipr.get_links()}
+                names = {link.get("ifname") for link in ipr.pyroute2().get_links()}
             again = inode(SELF)
         return inside, again, names, inode(SELF)
 
@@ -49,7 +49,7 @@ def test_rtnl_sees_the_target_namespace_and_leaves_the_thread_home(make_netns: C
     home = inode(SELF)
     with netns.rtnl(ns.path) as ipr:
         assert inode(SELF) == home
-        names = {link.get("ifname") for link in ipr.get_links()}
+        names = {link.get("ifname") for link in ipr.pyroute2().get_links()}
     assert names == {"lo", "pv0", "pv1"}
 
 
@@ -74,6 +74,6 @@ def test_thread_is_restored_when_the_block_raises(make_netns: Callable[..., Netn
 def test_temporary_netns_is_empty_and_separate() -> None:
     home = inode(SELF)
     with netns.temporary() as fd, netns.rtnl(fd) as ipr:
-        assert {link.get("ifname") for link in ipr.get_links()} == {"lo"}
+        assert {link.get("ifname") for link in ipr.pyroute2().get_links()} == {"lo"}
         assert os.fstat(fd).st_ino != home
     assert inode(SELF) == home

@@ -10,7 +10,7 @@ import pytest
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_NEWLINK
 
-from pycni.net import ip, netns
+from pycni.net import addresses, links, netns, newlink, routes
 from tests.helpers.netns import Netns
 
 
@@ -19,8 +19,8 @@ def test_a_veth_is_born_with_its_peer_in_the_pod_on_the_bridge_and_up(
 ) -> None:
     node, pod = make_netns("pyn"), make_netns("pyp")
     with netns.rtnl(node.path) as host, netns.rtnl(pod.path) as inside:
-        br = ip.ensure_bridge(host, "br-sync", mtu=1400)
-        host_end, pod_end = ip.setup_veth(
+        br = newlink.ensure_bridge(host, "br-sync", mtu=1400)
+        host_end, pod_end = newlink.setup_veth(
             host, inside, "eth7", mtu=1400, mac="0a:58:0a:00:00:07", master=br.index
         )
     links = node.links()
@@ -37,32 +37,32 @@ def test_a_taken_pod_name_is_link_exists_and_leaves_nothing(make_netns: Callable
     node, pod = make_netns("pyn"), make_netns("pyp")
     pod.run("ip", "link", "add", "eth0", "type", "veth", "peer", "name", "other0")
     before = node.link_names()
-    with netns.rtnl(node.path) as host, netns.rtnl(pod.path) as inside, pytest.raises(ip.LinkExists):
-        ip.setup_veth(host, inside, "eth0")
+    with netns.rtnl(node.path) as host, netns.rtnl(pod.path) as inside, pytest.raises(links.LinkExists):
+        newlink.setup_veth(host, inside, "eth0")
     assert node.link_names() == before
 
 
 def test_lookups_of_missing_links_and_kernel_errors(make_netns: Callable[..., Netns]) -> None:
     ns = make_netns()
     with netns.rtnl(ns.path) as r:
-        assert ip.find_link(r, "nope0") is None
-        assert ip.find_link(r, "a-name-longer-than-ifnamsiz") is None  # asked as an altname
-        assert ip.link_by_index(r, 0) is None
-        assert ip.delete_link(r, "nope0") is False
-        lo = ip.get_link(r, "lo")
+        assert links.find_link(r, "nope0") is None
+        assert links.find_link(r, "a-name-longer-than-ifnamsiz") is None  # asked as an altname
+        assert links.link_by_index(r, 0) is None
+        assert links.delete_link(r, "nope0") is False
+        lo = links.get_link(r, "lo")
         assert lo.index == 1 and lo.up
         with pytest.raises(NetlinkError) as err:  # a request the kernel refuses keeps its errno
-            r.nl.change(ip._link_msg(1 << 30, [("IFLA_MTU", 1400)]), RTM_NEWLINK)
+            r.nl.change(links.link_msg(1 << 30, [("IFLA_MTU", 1400)]), RTM_NEWLINK)
         assert err.value.code == errno.ENODEV
-        assert ip.get_link(r, "lo") == lo  # the socket is still usable
+        assert links.get_link(r, "lo") == lo  # the socket is still usable
 
 
 def test_a_dump_spanning_many_datagrams(make_netns: Callable[..., Netns]) -> None:
     ns = make_netns()
     with netns.rtnl(ns.path) as r:
         for n in range(60):
-            ip.ensure_bridge(r, f"brd{n}")
-        names = {link.name for link in ip.links(r)}
+            newlink.ensure_bridge(r, f"brd{n}")
+        names = {link.name for link in links.list_links(r)}
     assert names == {"lo", *(f"brd{n}" for n in range(60))} == ns.link_names()
 
 
@@ -70,21 +70,25 @@ def test_addresses_and_routes_with_their_attributes(make_netns: Callable[..., Ne
     ns = make_netns()
     ns.run("ip", "link", "add", "rt0", "type", "veth", "peer", "name", "rt1")
     with netns.rtnl(ns.path) as r:
-        link = ip.get_link(r, "rt0")
-        ip.add_address(r, link.index, ipaddress.ip_interface("10.61.0.2/24"))
-        ip.add_address(r, link.index, ipaddress.ip_interface("10.61.0.2/24"))  # EEXIST is fine
-        ip.add_address(r, link.index, ipaddress.ip_interface("fd00:61::2/64"), nodad=True)
-        ip.set_up(r, link)
+        link = links.get_link(r, "rt0")
+        addresses.add_address(r, link.index, ipaddress.ip_interface("10.61.0.2/24"))
+        addresses.add_address(r, link.index, ipaddress.ip_interface("10.61.0.2/24"))  # EEXIST is fine
+        addresses.add_address(r, link.index, ipaddress.ip_interface("fd00:61::2/64"), nodad=True)
+        links.set_up(r, link)
         gw = ipaddress.ip_address("10.61.0.1")
-        ip.add_route(r, ipaddress.ip_network("0.0.0.0/0"), gw, link.index)
-        ip.add_route(r, ipaddress.ip_network("10.62.0.0/16"), gw, link.index, table=300, priority=7, mtu=1300)
-        assert set(ip.addresses(r, link.index)) >= {
+        routes.add_route(r, ipaddress.ip_network("0.0.0.0/0"), gw, link.index)
+        routes.add_route(
+            r, ipaddress.ip_network("10.62.0.0/16"), gw, link.index, table=300, priority=7, mtu=1300
+        )
+        assert set(addresses.link_addresses(r, link.index)) >= {
             ipaddress.ip_interface("10.61.0.2/24"),
             ipaddress.ip_interface("fd00:61::2/64"),
         }
-        assert (ipaddress.ip_network("0.0.0.0/0"), gw) in ip.routes(r, ip.family_of(4), link.index)
-        assert ip.default_route_ifindexes(r) == {link.index}
-        looked_up = ip.route_to(r, ipaddress.ip_address("10.62.1.1"))
+        assert (ipaddress.ip_network("0.0.0.0/0"), gw) in routes.link_routes(
+            r, addresses.family_of(4), link.index
+        )
+        assert routes.default_route_ifindexes(r) == {link.index}
+        looked_up = routes.route_to(r, ipaddress.ip_address("10.62.1.1"))
         assert looked_up is not None and looked_up.oif == link.index
     assert ns.addrs("rt0") >= {"fd00:61::2/64"}
     (table300,) = ns.ip("route", "show", "table", "300")
@@ -95,7 +99,7 @@ def test_addresses_and_routes_with_their_attributes(make_netns: Callable[..., Ne
     )
     assert v6.get("nodad")
     with netns.rtnl(ns.path) as r:  # last: the gateway routes go with the address
-        index = ip.get_link(r, "rt0").index
-        ip.delete_address(r, index, ipaddress.ip_interface("10.61.0.2/24"))
-        ip.delete_address(r, index, ipaddress.ip_interface("10.61.0.2/24"))  # already gone: fine
-        assert ipaddress.ip_interface("10.61.0.2/24") not in ip.addresses(r, index)
+        index = links.get_link(r, "rt0").index
+        addresses.delete_address(r, index, ipaddress.ip_interface("10.61.0.2/24"))
+        addresses.delete_address(r, index, ipaddress.ip_interface("10.61.0.2/24"))  # already gone: fine
+        assert ipaddress.ip_interface("10.61.0.2/24") not in addresses.link_addresses(r, index)

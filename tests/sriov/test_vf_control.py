@@ -23,7 +23,7 @@ from pycni.cni.errors import InternalError
 from pycni.cni.settings import Settings
 from pycni.hw.vf_control import FileVfControl, vf_control
 from pycni.net import netns
-from pycni.net.ip import LinkNotFound
+from pycni.net.links import LinkNotFound
 from pycni.net.sriov_vf import NetlinkVfControl, VfNotFound, parse_vf_info_list, vf_info_list
 from pycni.net.vf_state import VfSettings, VfState
 from tests.helpers.netns import Netns

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from pycni.cni.errors import InvalidConfig
-from pycni.net import ip
+from pycni.net import links
 from pycni.plugins.vxlan.config import VxlanConf
 from pycni.plugins.vxlan.device import Underlay, spec_for
 from tests.helpers.cni import Runner
@@ -77,7 +77,7 @@ def test_the_executable_reports_code_7(cni: Runner) -> None:
 
 
 def test_an_mtu_the_underlay_cannot_carry_is_code_7() -> None:
-    link = ip.Link(
+    link = links.Link(
         index=1,
         name="up0",
         mac="",

@@ -15,12 +15,12 @@ import os
 from typing import TYPE_CHECKING
 
 from pycni.cni.rollback import quietly
-from pycni.net import ip, netns
+from pycni.net import links, netns
 from pycni.net.device import move
 from pycni.net.device.record import DeviceState, StateStore
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+    from pycni.net.nlsock import Rtnl
 
 
 def return_device(
@@ -41,9 +41,7 @@ def return_device(
         return True
 
 
-def _return_from_pod(
-    pod_path: str, ifname: str, rec: DeviceState | None, host: IPRoute, node_fd: int
-) -> bool:
+def _return_from_pod(pod_path: str, ifname: str, rec: DeviceState | None, host: Rtnl, node_fd: int) -> bool:
     try:
         pod_fd = netns.open_netns(pod_path)
     except (netns.NetnsGone, netns.NotANetns):
@@ -60,18 +58,18 @@ def _return_from_pod(
         os.close(pod_fd)
 
 
-def _pod_link(pod: IPRoute, ifname: str, rec: DeviceState | None) -> ip.Link | None:
+def _pod_link(pod: Rtnl, ifname: str, rec: DeviceState | None) -> links.Link | None:
     """Our device in the pod: by CNI_IFNAME, or by alias/MAC if the pod renamed it (plugins#773).
 
     Without a record only a link whose alias names its node name is taken (the reference's marker):
     anything else under CNI_IFNAME was never ours, e.g. after an ADD refused for a name clash.
     """
-    link = ip.find_link(pod, ifname)
+    link = links.find_link(pod, ifname)
     if rec is None:
         return link if link is not None and link.alias else None
     if link is not None and (link.alias == rec.name or link.mac in _macs(rec)):
         return link
-    return next((lk for lk in ip.links(pod) if lk.alias == rec.name or lk.mac in _macs(rec)), None)
+    return next((lk for lk in links.list_links(pod) if lk.alias == rec.name or lk.mac in _macs(rec)), None)
 
 
 def _macs(rec: DeviceState) -> set[str]:
@@ -79,7 +77,7 @@ def _macs(rec: DeviceState) -> set[str]:
     return {mac for mac in (rec.mac, rec.pod_mac) if mac}
 
 
-def find_orphan(host: IPRoute, rec: DeviceState, node_names: tuple[str, ...] = ()) -> ip.Link | None:
+def find_orphan(host: Rtnl, rec: DeviceState, node_names: tuple[str, ...] = ()) -> links.Link | None:
     """The device back in the node under another name (its netns died).
 
     Known by a name in `node_names`, by alias, or by index and MAC.
@@ -87,10 +85,10 @@ def find_orphan(host: IPRoute, rec: DeviceState, node_names: tuple[str, ...] = (
     if rec.mode != "netdev" or not rec.name:
         return None
     for name in node_names:
-        link = ip.find_link(host, name) if name != rec.name else None
+        link = links.find_link(host, name) if name != rec.name else None
         if link is not None:
             return link
-    for link in ip.links(host):
+    for link in links.list_links(host):
         if link.name != rec.name and (
             link.alias == rec.name or (link.index == rec.index and link.mac in _macs(rec))
         ):
@@ -98,15 +96,15 @@ def find_orphan(host: IPRoute, rec: DeviceState, node_names: tuple[str, ...] = (
     return None
 
 
-def _restored(host: IPRoute, rec: DeviceState, node_names: tuple[str, ...] = ()) -> ip.Link | None:
+def _restored(host: Rtnl, rec: DeviceState, node_names: tuple[str, ...] = ()) -> links.Link | None:
     """The device already under its original name (a DEL that stopped after the move)."""
-    link = ip.find_link(host, rec.name)
+    link = links.find_link(host, rec.name)
     if link is None:
         return None
     return link if rec.name in node_names or link.mac in _macs(rec) or link.index == rec.index else None
 
 
-def reclaim_released(store: StateStore, host: IPRoute) -> None:
+def reclaim_released(store: StateStore, host: Rtnl) -> None:
     """Orphans of finished attachments that have come back since their DEL: restore them now."""
     for rec in store.all():
         if not rec.released:
@@ -114,5 +112,5 @@ def reclaim_released(store: StateStore, host: IPRoute) -> None:
         orphan = find_orphan(host, rec)
         if orphan is not None:
             quietly(move.restore_in_place)(host, orphan, move.Restore.of(rec))
-            if ip.find_link(host, rec.name) is not None:
+            if links.find_link(host, rec.name) is not None:
                 store.remove(rec)

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError
 from pycni.cni.rollback import quietly
-from pycni.net import ip, netns
+from pycni.net import links, netns
 from pycni.net.device.record import DeviceState
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+    from pycni.net.nlsock import Rtnl
 
 
 @dataclass(frozen=True)
@@ -39,21 +39,21 @@ class Restore:
         return cls(rec.name, rec.alias, rec.altnames, rec.mtu, rec.mac, rec.up)
 
 
-def move_in(host: IPRoute, link: ip.Link, pod_fd: int, ifname: str, node_fd: int) -> None:
+def move_in(host: Rtnl, link: links.Link, pod_fd: int, ifname: str, node_fd: int) -> None:
     """Node -> temp -> pod under `ifname`; on failure the device is back in the node as it was."""
     restore = Restore(link.name, link.alias, link.altnames, up=link.up)
     if link.up:
-        ip.set_down(host, link)
+        links.set_down(host, link)
     try:
         with netns.temporary() as tmp_fd, netns.rtnl(tmp_fd) as tmp:
-            ip.move_link(host, link, tmp_fd)
+            links.move_link(host, link, tmp_fd)
             try:
-                moved = ip.get_link(tmp, link.name)
+                moved = links.get_link(tmp, link.name)
                 for altname in moved.altnames:
-                    ip.del_altname(tmp, moved, altname)
-                ip.rename_link(tmp, moved, ifname)
-                ip.set_alias(tmp, moved, link.name)
-                ip.move_link(tmp, moved, pod_fd)
+                    links.del_altname(tmp, moved, altname)
+                links.rename_link(tmp, moved, ifname)
+                links.set_alias(tmp, moved, link.name)
+                links.move_link(tmp, moved, pod_fd)
             except BaseException:
                 quietly(_temp_to)(tmp, restore.name, node_fd)
                 raise
@@ -62,7 +62,7 @@ def move_in(host: IPRoute, link: ip.Link, pod_fd: int, ifname: str, node_fd: int
         raise
 
 
-def move_into_pod(host: IPRoute, link: ip.Link, pod_path: str, ifname: str) -> None:
+def move_into_pod(host: Rtnl, link: links.Link, pod_path: str, ifname: str) -> None:
     """`move_in` to the netns at `pod_path`, from the calling thread's netns (the node's)."""
     pod_fd = netns.open_netns(pod_path)
     try:
@@ -72,16 +72,16 @@ def move_into_pod(host: IPRoute, link: ip.Link, pod_path: str, ifname: str) -> N
         os.close(pod_fd)
 
 
-def move_out(src: IPRoute, src_fd: int, link: ip.Link, host: IPRoute, node_fd: int, restore: Restore) -> None:
+def move_out(src: Rtnl, src_fd: int, link: links.Link, host: Rtnl, node_fd: int, restore: Restore) -> None:
     """Pod -> temp -> node under the original name, then the recorded attributes.
 
     If the last move fails the device goes back to the pod as it was, so a retried DEL finds it.
     """
-    if ip.find_link(host, restore.name) is not None:
+    if links.find_link(host, restore.name) is not None:
         raise InternalError(f"cannot return {link.name} to the node as {restore.name!r}: that name is taken")
-    ip.set_down(src, link)
+    links.set_down(src, link)
     with netns.temporary() as tmp_fd, netns.rtnl(tmp_fd) as tmp:
-        ip.move_link(src, link, tmp_fd)
+        links.move_link(src, link, tmp_fd)
         try:
             _temp_to(tmp, restore.name, node_fd)
         except BaseException:
@@ -90,48 +90,48 @@ def move_out(src: IPRoute, src_fd: int, link: ip.Link, host: IPRoute, node_fd: i
     restore_attrs(host, restore)
 
 
-def restore_in_place(host: IPRoute, link: ip.Link, restore: Restore) -> None:
+def restore_in_place(host: Rtnl, link: links.Link, restore: Restore) -> None:
     """An orphan already in the node netns (its pod's netns died): give it its name back."""
     if link.name != restore.name:
-        taken = ip.find_link(host, restore.name)
+        taken = links.find_link(host, restore.name)
         if taken is not None:
             raise InternalError(
                 f"cannot rename orphan {link.name} back to {restore.name!r}: the name is taken"
             )
-        ip.set_down(host, link)
-        ip.rename_link(host, link, restore.name)
+        links.set_down(host, link)
+        links.rename_link(host, link, restore.name)
     restore_attrs(host, restore)
 
 
-def restore_attrs(host: IPRoute, restore: Restore) -> None:
+def restore_attrs(host: Rtnl, restore: Restore) -> None:
     """Alias, altnames, MTU, MAC and admin state as recorded (the reference leaves it down)."""
-    link = ip.get_link(host, restore.name)
+    link = links.get_link(host, restore.name)
     if link.alias != restore.alias:
-        ip.set_alias(host, link, restore.alias)
+        links.set_alias(host, link, restore.alias)
     for altname in restore.altnames:
         if altname not in link.altnames:
-            ip.add_altname(host, link, altname)
+            links.add_altname(host, link, altname)
     if restore.mtu and link.mtu != restore.mtu:
-        ip.set_link(host, link, mtu=restore.mtu)
+        links.set_link(host, link, mtu=restore.mtu)
     if restore.mac and link.mac != restore.mac:
-        ip.set_link(host, link, address=restore.mac)
+        links.set_link(host, link, address=restore.mac)
     if restore.up and not link.up:
-        ip.set_up(host, link)
+        links.set_up(host, link)
     elif not restore.up and link.up:
-        ip.set_down(host, link)
+        links.set_down(host, link)
 
 
-def _temp_to(tmp: IPRoute, name: str, target_fd: int) -> None:
+def _temp_to(tmp: Rtnl, name: str, target_fd: int) -> None:
     """The one device in the temp netns, renamed to `name` and moved to the netns `target_fd`."""
     moved = _single_link(tmp)
     if moved.name != name:
-        ip.rename_link(tmp, moved, name)
-        moved = ip.get_link(tmp, name)
-    ip.move_link(tmp, moved, target_fd)
+        links.rename_link(tmp, moved, name)
+        moved = links.get_link(tmp, name)
+    links.move_link(tmp, moved, target_fd)
 
 
-def _single_link(tmp: IPRoute) -> ip.Link:
-    found = [lk for lk in ip.links(tmp) if lk.name != "lo"]
+def _single_link(tmp: Rtnl) -> links.Link:
+    found = [lk for lk in links.list_links(tmp) if lk.name != "lo"]
     if len(found) != 1:
         raise InternalError(f"expected one device in the temporary netns, found {[lk.name for lk in found]}")
     return found[0]

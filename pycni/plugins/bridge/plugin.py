@@ -20,7 +20,7 @@ from pycni.cni.rollback import quietly
 from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import Result
 from pycni.libcni import delegate
-from pycni.net import ip, lock, netns, veth_attach
+from pycni.net import links, lock, netns, newlink, veth_attach
 from pycni.plugins.bridge.config import BridgeConf
 
 if TYPE_CHECKING:
@@ -55,12 +55,12 @@ def _bridge_lock(run_dir: Path, name: str) -> AbstractContextManager[None]:
     return lock.flock(lock.resource_lock(run_dir, "bridge", name), what=f"bridge {name}")
 
 
-def _ensure_bridge(host: Rtnl, conf: BridgeConf, run_dir: Path, undo: ExitStack) -> ip.Link:
+def _ensure_bridge(host: Rtnl, conf: BridgeConf, run_dir: Path, undo: ExitStack) -> links.Link:
     """The bridge, made if missing (its removal then registered on `undo`), up, promiscuous if asked."""
     with _bridge_lock(run_dir, conf.bridge):
-        created = ip.find_link(host, conf.bridge) is None
+        created = links.find_link(host, conf.bridge) is None
         try:
-            br = ip.ensure_bridge(host, conf.bridge, conf.mtu, vlan_filtering=conf.uses_vlans)
+            br = newlink.ensure_bridge(host, conf.bridge, conf.mtu, vlan_filtering=conf.uses_vlans)
         except InternalError as err:
             if (
                 conf.uses_vlans
@@ -74,19 +74,19 @@ def _ensure_bridge(host: Rtnl, conf: BridgeConf, run_dir: Path, undo: ExitStack)
         if created:
             undo.callback(quietly(remove_if_unused), host, br, run_dir)
         if conf.promisc_mode:
-            ip.set_promisc(host, br)
+            links.set_promisc(host, br)
     return br
 
 
-def remove_if_unused(host: Rtnl, br: ip.Link, run_dir: Path) -> None:
+def remove_if_unused(host: Rtnl, br: links.Link, run_dir: Path) -> None:
     """Undo of a bridge a failed ADD created: removed unless a port joined it meanwhile.
 
     Under the bridge's lock, which every ADD takes to find or make it; a pod whose ADD found it
     just before and has not attached yet fails cleanly on its missing master and is retried.
     """
     with _bridge_lock(run_dir, br.name):
-        if not any(link.master == br.index for link in ip.links(host)):
-            ip.delete_link(host, br)
+        if not any(link.master == br.index for link in links.list_links(host)):
+            links.delete_link(host, br)
 
 
 def delete(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:

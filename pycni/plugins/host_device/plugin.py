@@ -26,7 +26,7 @@ from pycni.cni.types import DNS, Interface, Result
 from pycni.hw import devinfo
 from pycni.hw.sysfs import DeviceNotFound, SysFs
 from pycni.libcni import delegate
-from pycni.net import ip, lock, netns
+from pycni.net import links, lock, netns
 from pycni.net.device import giveback as release
 from pycni.net.device import move
 from pycni.net.device.record import DeviceState, StateStore
@@ -36,9 +36,8 @@ from pycni.plugins.host_device.config import HostDeviceConf
 from pycni.plugins.host_device.selection import DeviceInUse, Target
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
     from pycni.cni.plugin import Context
+    from pycni.net.nlsock import Rtnl
 
 POD_IF_INDEX = 0  # the result lists only the pod's interface
 
@@ -60,8 +59,8 @@ def add(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> Result:
     check_add(conf)
     store = _store(ctx)
     with ExitStack() as undo, netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
-        if ip.find_link(pod, rt.ifname) is not None:
-            raise ip.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
+        if links.find_link(pod, rt.ifname) is not None:
+            raise links.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
         rec, target = _claim(conf, rt, host, SysFs(ctx.settings.sysfs_root), store, ctx.settings.run_dir)
         undo.callback(quietly(store.remove), rec)
         rec = _write_devinfo(conf, target, rec, store, undo)
@@ -75,13 +74,13 @@ def add(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> Result:
             if result.ips:
                 configure_iface(pod, rt.netns, link, result, POD_IF_INDEX)
             else:
-                ip.set_up(pod, link)
+                links.set_up(pod, link)
         undo.pop_all()
         return result
 
 
 def _claim(
-    conf: HostDeviceConf, rt: RuntimeArgs, host: IPRoute, sysfs: SysFs, store: StateStore, run_dir: Path
+    conf: HostDeviceConf, rt: RuntimeArgs, host: Rtnl, sysfs: SysFs, store: StateStore, run_dir: Path
 ) -> tuple[DeviceState, Target]:
     """Find the device and record it as ours, unless another attachment's record names it."""
     sel = selection.selector(conf)
@@ -142,8 +141,8 @@ def _write_devinfo(
 
 
 def _move_in(
-    host: IPRoute, pod: IPRoute, link: ip.Link, rt: RuntimeArgs, rec: DeviceState, undo: ExitStack
-) -> ip.Link:
+    host: Rtnl, pod: Rtnl, link: links.Link, rt: RuntimeArgs, rec: DeviceState, undo: ExitStack
+) -> links.Link:
     pod_fd = netns.open_netns(rt.netns)
     try:
         with netns.own_fd() as node_fd:
@@ -151,10 +150,10 @@ def _move_in(
     finally:
         os.close(pod_fd)
     undo.callback(quietly(release.return_device), rt.netns, rt.ifname, rec)
-    return ip.get_link(pod, rt.ifname)
+    return links.get_link(pod, rt.ifname)
 
 
-def _interface(rt: RuntimeArgs, target: Target, link: ip.Link | None) -> Interface:
+def _interface(rt: RuntimeArgs, target: Target, link: links.Link | None) -> Interface:
     if link is None:
         return Interface(name=rt.ifname, sandbox=rt.netns, pci_id=target.pci_address)
     return Interface(name=link.name, mac=link.mac, mtu=link.mtu, sandbox=rt.netns, pci_id=target.pci_address)
@@ -214,7 +213,7 @@ def check(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
         _check_userspace(rec, SysFs(ctx.settings.sysfs_root))
         return
     with netns.rtnl(rt.netns) as pod:
-        link = ip.find_link(pod, rt.ifname)
+        link = links.find_link(pod, rt.ifname)
         if link is None:
             raise InternalError(f"interface {rt.ifname!r} is missing from {rt.netns}")
         expected = next((i for i in prev.interfaces if i.name == rt.ifname and i.sandbox), None)

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 from pycni.cni.errors import PluginError
 from pycni.hw.sysfs import DeviceNotFound, SysFs
-from pycni.net import ip
+from pycni.net import links
 from pycni.net.device.record import DeviceState
 from pycni.plugins.host_device.config import HostDeviceConf
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+    from pycni.net.nlsock import Rtnl
 
 
 class DeviceInUse(PluginError):
@@ -30,7 +30,7 @@ class Target:
     """The selected device: a netdev in the node netns, or a userspace-bound PCI function."""
 
     selector: str
-    link: ip.Link | None
+    link: links.Link | None
     pci_address: str | None = None
     pf_address: str | None = None
 
@@ -47,13 +47,13 @@ def selector(conf: HostDeviceConf) -> str:
     return f"deviceID={conf.device_id}"
 
 
-def find(conf: HostDeviceConf, host: IPRoute, sysfs: SysFs) -> Target | None:
+def find(conf: HostDeviceConf, host: Rtnl, sysfs: SysFs) -> Target | None:
     """The device the config names, or None if it names one that is not in the node netns."""
     sel = selector(conf)
     if conf.device:
         return _netdev(sel, host, [conf.device])
     if conf.hwaddr:
-        link = next((lk for lk in ip.links(host) if lk.mac == conf.hwaddr and lk.name != "lo"), None)
+        link = next((lk for lk in links.list_links(host) if lk.mac == conf.hwaddr and lk.name != "lo"), None)
         return Target(sel, link) if link else None
     if conf.kernelpath:
         return _netdev(sel, host, _kernelpath_netdevs(sysfs, conf.kernelpath))
@@ -62,17 +62,17 @@ def find(conf: HostDeviceConf, host: IPRoute, sysfs: SysFs) -> Target | None:
 
 
 def _netdev(
-    sel: str, host: IPRoute, names: list[str] | tuple[str, ...], pci: str | None = None, pf: str | None = None
+    sel: str, host: Rtnl, names: list[str] | tuple[str, ...], pci: str | None = None, pf: str | None = None
 ) -> Target | None:
     """The first of `names` present in the node netns."""
     for name in names:
-        link = ip.find_link(host, name)
+        link = links.find_link(host, name)
         if link is not None:
             return Target(sel, link, pci, pf)
     return None
 
 
-def _by_device_id(sel: str, device_id: str, host: IPRoute, sysfs: SysFs) -> Target | None:
+def _by_device_id(sel: str, device_id: str, host: Rtnl, sysfs: SysFs) -> Target | None:
     """A PCI address (netdev, or userspace driver) or, failing that, an auxiliary device."""
     if sysfs.exists(device_id):
         pf = sysfs.physfn(device_id)

@@ -34,7 +34,7 @@ from pycni.hw.sriov import VirtualFunction, pf_problem, virtual_function
 from pycni.hw.sysfs import SysFs
 from pycni.hw.vf_control import VfControl, vf_control
 from pycni.libcni import delegate
-from pycni.net import ip, netns
+from pycni.net import links, netns
 from pycni.net.iface import configure_iface, verify_iface
 from pycni.net.vf_state import ZERO_MAC, VfSettings
 from pycni.plugins.sriov import pod as pod_side
@@ -43,9 +43,8 @@ from pycni.plugins.sriov.release import reclaim, release, release_and_forget
 from pycni.plugins.sriov.state import Stores, VfAttachment, netns_id, vf_locked
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
     from pycni.cni.plugin import Context
+    from pycni.net.nlsock import Rtnl
 
 POD_IF_INDEX = 0  # the result lists only the pod's interface
 log = logging.getLogger(__name__)
@@ -85,8 +84,8 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
     stores = Stores(ctx.settings.state_dir)
     vf = virtual_function(sysfs, address, need_netdev=False)
     with call_log(conf) as clog, netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
-        if not vf.userspace and ip.find_link(pod, rt.ifname) is not None:
-            raise ip.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
+        if not vf.userspace and links.find_link(pod, rt.ifname) is not None:
+            raise links.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
         with vf_locked(ctx.settings.run_dir, address), ExitStack() as undo:
             control = vf_control(ctx.settings, host)
             restored = take(stores, address, conf, rt, control, sysfs, clog)
@@ -144,7 +143,7 @@ def take(
     return restored
 
 
-def node_netdev(host: IPRoute, vf: VirtualFunction, restored: str | None = None) -> ip.Link | None:
+def node_netdev(host: Rtnl, vf: VirtualFunction, restored: str | None = None) -> links.Link | None:
     """The VF's netdev in the node netns (None for a userspace VF).
 
     By the name sysfs lists at its PCI address, or the name a reclaim just gave it back.
@@ -152,7 +151,7 @@ def node_netdev(host: IPRoute, vf: VirtualFunction, restored: str | None = None)
     if vf.userspace:
         return None
     for name in (*vf.netdevs, *([restored] if restored else [])):
-        link = ip.find_link(host, name)
+        link = links.find_link(host, name)
         if link is not None:
             return link
     raise InternalError(
@@ -164,7 +163,7 @@ def snapshot(
     conf: SriovConf,
     rt: RuntimeArgs,
     vf: VirtualFunction,
-    link: ip.Link | None,
+    link: links.Link | None,
     control: VfControl,
     wanted: VfSettings,
 ) -> VfAttachment:
@@ -195,9 +194,9 @@ def snapshot(
     )
 
 
-def _pod_netdev(host: IPRoute, pod: IPRoute, rt: RuntimeArgs, rec: VfAttachment) -> ip.Link:
+def _pod_netdev(host: Rtnl, pod: Rtnl, rt: RuntimeArgs, rec: VfAttachment) -> links.Link:
     """The VF's netdev moved into the pod under CNI_IFNAME, with the configured MAC."""
-    link = pod_side.move_in(host, pod, ip.get_link(host, rec.name), rt.netns, rt.ifname)
+    link = pod_side.move_in(host, pod, links.get_link(host, rec.name), rt.netns, rt.ifname)
     if rec.pod_mac and link.mac != rec.pod_mac:
         link = pod_side.set_mac(pod, link, rec.pod_mac)
     return link
@@ -221,7 +220,7 @@ def write_devinfo(
     return rec
 
 
-def _interface(rt: RuntimeArgs, rec: VfAttachment, link: ip.Link | None) -> Interface:
+def _interface(rt: RuntimeArgs, rec: VfAttachment, link: links.Link | None) -> Interface:
     if link is not None:
         return Interface(name=link.name, mac=link.mac, mtu=link.mtu, sandbox=rt.netns, pci_id=rec.pci)
     admin = rec.applied.mac or rec.original.mac  # sriov-cni reports a set administrative MAC
@@ -239,13 +238,13 @@ def _add_ipam(conf: SriovConf, rt: RuntimeArgs, ctx: Context, result: Result, un
     result.dns = DNS.model_validate(conf.dns) if conf.dns else lease.dns
 
 
-def _configure(pod: IPRoute, rt: RuntimeArgs, link: ip.Link, result: Result, clog: logging.Logger) -> None:
+def _configure(pod: Rtnl, rt: RuntimeArgs, link: links.Link, result: Result, clog: logging.Logger) -> None:
     """Addresses, routes and link up; then tell the segment where the addresses are now."""
     if result.ips:
         configure_iface(pod, rt.netns, link, result, POD_IF_INDEX)
         pod_side.announce_addresses(pod, rt.netns, link, [c.address.ip for c in result.ips], clog)
     else:
-        ip.set_up(pod, link)
+        links.set_up(pod, link)
 
 
 def delete(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -335,8 +334,8 @@ def check(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
         _check_netdev(pod, rt, prev, rec)
 
 
-def _check_netdev(pod: IPRoute, rt: RuntimeArgs, prev: Result, rec: VfAttachment) -> None:
-    link = ip.find_link(pod, rt.ifname)
+def _check_netdev(pod: Rtnl, rt: RuntimeArgs, prev: Result, rec: VfAttachment) -> None:
+    link = links.find_link(pod, rt.ifname)
     if link is None:
         raise InternalError(f"interface {rt.ifname!r} is missing from {rt.netns}")
     expected = next((i for i in prev.interfaces if i.name == rt.ifname and i.sandbox), None)

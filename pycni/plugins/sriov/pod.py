@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 from pycni.cni.errors import InternalError
 from pycni.cni.ipaddr import IPAddress
-from pycni.net import announce, ip, netns, sysctl
+from pycni.net import announce, links, netns, sysctl
 from pycni.net.device import move
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+    from pycni.net.nlsock import Rtnl
 
 #: Some VF drivers (iavf) apply a MAC asynchronously; wait this long for the netdev to show it.
 MAC_SETTLE_SECONDS = 1.0
@@ -20,7 +20,7 @@ MAC_SETTLE_SECONDS = 1.0
 CARRIER_WAIT_SECONDS = 0.2
 
 
-def move_in(host: IPRoute, pod: IPRoute, link: ip.Link, pod_path: str, ifname: str) -> ip.Link:
+def move_in(host: Rtnl, pod: Rtnl, link: links.Link, pod_path: str, ifname: str) -> links.Link:
     """The netdev into the pod under `ifname` (through a temporary netns), set to announce itself.
 
     `arp_notify`/`ndisc_notify`: the kernel then announces on every link-up and MAC change.
@@ -29,31 +29,31 @@ def move_in(host: IPRoute, pod: IPRoute, link: ip.Link, pod_path: str, ifname: s
     with netns.entered(pod_path):
         sysctl.write_if_present(f"net/ipv4/conf/{ifname}/arp_notify", "1")
         sysctl.write_if_present(f"net/ipv6/conf/{ifname}/ndisc_notify", "1")
-    return ip.get_link(pod, ifname)
+    return links.get_link(pod, ifname)
 
 
-def set_mac(pod: IPRoute, link: ip.Link, mac: str) -> ip.Link:
+def set_mac(pod: Rtnl, link: links.Link, mac: str) -> links.Link:
     """Give the pod's netdev `mac`, and wait (bounded) until the kernel reports it."""
-    ip.set_link(pod, link, address=mac)
+    links.set_link(pod, link, address=mac)
     deadline = time.monotonic() + MAC_SETTLE_SECONDS
-    current = ip.get_link(pod, link.name)
+    current = links.get_link(pod, link.name)
     while current.mac != mac:
         if time.monotonic() > deadline:
             raise InternalError(f"{link.name} still has MAC {current.mac} instead of {mac}")
         time.sleep(0.02)  # the driver applies the MAC asynchronously; poll with a deadline
-        current = ip.get_link(pod, link.name)
+        current = links.get_link(pod, link.name)
     return current
 
 
 def announce_addresses(
-    pod: IPRoute, pod_path: str, link: ip.Link, addresses: list[IPAddress], log: logging.Logger
+    pod: Rtnl, pod_path: str, link: links.Link, addresses: list[IPAddress], log: logging.Logger
 ) -> None:
     """A gratuitous ARP / unsolicited NA per address, once the link has carrier (or 200 ms passed).
 
     Best effort, as in sriov-cni: it only speeds up neighbours, so a failure is logged, not raised.
     """
     deadline = time.monotonic() + CARRIER_WAIT_SECONDS
-    while not ip.get_link(pod, link.name).carrier and time.monotonic() < deadline:
+    while not links.get_link(pod, link.name).carrier and time.monotonic() < deadline:
         time.sleep(0.01)  # polling the carrier with a deadline
     try:
         sent = announce.announce(pod_path, link.name, link.mac, addresses)

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 from pycni.cni.errors import InternalError, InvalidConfig
 from pycni.cni.ipaddr import IPAddress
 from pycni.cni.rollback import quietly
-from pycni.net import ip
+from pycni.net import addresses, links, newlink, routes
 from pycni.net.vxlan_link import VxlanLink, VxlanParams, add_vxlan, vxlan_links
 from pycni.plugins.vxlan.config import VxlanConf
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
+    from pycni.net.nlsock import Rtnl
 
 OVERHEAD = {4: 50, 6: 70}  # inner Ethernet 14 + outer IP (20 | 40) + UDP 8 + VXLAN 8
 MARKER = "pycni-vxlan"
@@ -32,7 +32,7 @@ class UnderlayUnavailable(InternalError):
 
 @dataclass(frozen=True)
 class Underlay:
-    link: ip.Link
+    link: links.Link
     local: IPAddress
 
     @property
@@ -65,28 +65,32 @@ class VxlanSpec:
         )
 
 
-def node_addresses(host: IPRoute) -> set[IPAddress]:
-    return {found.address for found in ip.global_addresses(host)}
+def node_addresses(host: Rtnl) -> set[IPAddress]:
+    return {found.address for found in addresses.global_addresses(host)}
 
 
-def resolve_underlay(host: IPRoute, conf: VxlanConf) -> Underlay:
+def resolve_underlay(host: Rtnl, conf: VxlanConf) -> Underlay:
     """`underlay` and/or `localIP` as given; else the route towards the first remote or group."""
     if conf.underlay:
-        link = ip.find_link(host, conf.underlay)
+        link = links.find_link(host, conf.underlay)
         if link is None:
             raise UnderlayUnavailable(f"underlay interface {conf.underlay!r} does not exist")
         return Underlay(link, conf.local_ip or _address_on(host, link, conf.ip_version))
     if conf.local_ip is not None:
-        index = next((a.index for a in ip.global_addresses(host) if a.address == conf.local_ip), None)
+        index = next((a.index for a in addresses.global_addresses(host) if a.address == conf.local_ip), None)
         if index is None:
             raise UnderlayUnavailable(f"localIP {conf.local_ip} is not an address of this node")
         return Underlay(_link(host, index), conf.local_ip)
     return _routed_underlay(host, conf)
 
 
-def _address_on(host: IPRoute, link: ip.Link, version: int | None) -> IPAddress:
+def _address_on(host: Rtnl, link: links.Link, version: int | None) -> IPAddress:
     """The first global address of `link` (IPv4 first unless the config pins IPv6)."""
-    found = [a.address for a in ip.global_addresses(host, link.index) if version in (None, a.address.version)]
+    found = [
+        a.address
+        for a in addresses.global_addresses(host, link.index)
+        if version in (None, a.address.version)
+    ]
     found.sort(key=lambda a: a.version)
     if not found:
         raise UnderlayUnavailable(
@@ -95,30 +99,30 @@ def _address_on(host: IPRoute, link: ip.Link, version: int | None) -> IPAddress:
     return found[0]
 
 
-def _link(host: IPRoute, index: int) -> ip.Link:
-    link = ip.link_by_index(host, index)
+def _link(host: Rtnl, index: int) -> links.Link:
+    link = links.link_by_index(host, index)
     if link is None:
         raise UnderlayUnavailable(f"underlay interface index {index} vanished")
     return link
 
 
-def _routed_underlay(host: IPRoute, conf: VxlanConf) -> Underlay:
+def _routed_underlay(host: Rtnl, conf: VxlanConf) -> Underlay:
     """Whatever interface the node would use to reach the first peer (its own address skipped)."""
     own = node_addresses(host)
     target = next((r for r in conf.remotes or [] if r not in own), conf.group)
     if target is None:
         return _default_route_underlay(host, conf.ip_version or 4)
-    route = ip.route_to(host, target)
+    route = routes.route_to(host, target)
     if route is None:
         raise UnderlayUnavailable(f"no route towards {target}; set underlay or localIP")
     link = _link(host, route.oif)
     return Underlay(link, route.prefsrc or _address_on(host, link, target.version))
 
 
-def _default_route_underlay(host: IPRoute, version: int) -> Underlay:
+def _default_route_underlay(host: Rtnl, version: int) -> Underlay:
     """The first default route with a single outgoing link (multipath routes are passed over)."""
-    routes = ip.default_routes(host, ip.family_of(version))
-    oif = next((route.oif for route in routes if route.oif), None)
+    defaults = routes.default_routes(host, addresses.family_of(version))
+    oif = next((route.oif for route in defaults if route.oif), None)
     if oif is None:
         raise UnderlayUnavailable(
             f"no default IPv{version} route to pick an underlay from; set underlay or localIP"
@@ -159,13 +163,13 @@ def differences(have: VxlanLink, want: VxlanSpec, have_underlay: str) -> list[st
     return [f"{key} is {h} (config wants {w})" for key, h, w in pairs if h != w]
 
 
-def find_vxlan(host: IPRoute, spec: VxlanSpec) -> VxlanLink | None:
+def find_vxlan(host: Rtnl, spec: VxlanSpec) -> VxlanLink | None:
     """Our device for the VNI, checked against the config; anything in the way is an error."""
     same_vni = vxlan_links(host, spec.vni)
     foreign = [s.link.name for s in same_vni if s.link.name != spec.name]
     if foreign:
         raise InternalError(f"VNI {spec.vni} is already carried by {', '.join(foreign)}, not by {spec.name}")
-    by_name = ip.find_link(host, spec.name)
+    by_name = links.find_link(host, spec.name)
     if by_name is not None and not same_vni:
         what = (
             "it carries another VNI" if by_name.kind == "vxlan" else f"it is {by_name.kind or 'a plain link'}"
@@ -174,7 +178,7 @@ def find_vxlan(host: IPRoute, spec: VxlanSpec) -> VxlanLink | None:
     if not same_vni:
         return None
     have = same_vni[0]
-    underlay = ip.link_by_index(host, have.underlay_index) if have.underlay_index else None
+    underlay = links.link_by_index(host, have.underlay_index) if have.underlay_index else None
     diff = differences(have, spec, underlay.name if underlay else "none")
     if diff:
         raise InternalError(
@@ -183,66 +187,66 @@ def find_vxlan(host: IPRoute, spec: VxlanSpec) -> VxlanLink | None:
     return same_vni[0]
 
 
-def ensure_vxlan(host: IPRoute, spec: VxlanSpec, undo: ExitStack) -> ip.Link:
+def ensure_vxlan(host: Rtnl, spec: VxlanSpec, undo: ExitStack) -> links.Link:
     """The VNI's device, created (and its removal registered on `undo`) or verified, and up."""
     existing = find_vxlan(host, spec)
     if existing is not None:
         if not existing.link.up:
-            ip.set_up(host, existing.link)
-        return ip.get_link(host, spec.name)
+            links.set_up(host, existing.link)
+        return links.get_link(host, spec.name)
     try:
         add_vxlan(host, spec.params())
     except Exception as exc:
         raise InternalError(f"failed to create VXLAN device {spec.name} for VNI {spec.vni}: {exc}") from exc
-    undo.callback(quietly(ip.delete_link), host, spec.name)
-    link = ip.get_link(host, spec.name)
-    ip.set_alias(host, link, MARKER)
-    ip.set_up(host, link)
-    return ip.get_link(host, spec.name)
+    undo.callback(quietly(links.delete_link), host, spec.name)
+    link = links.get_link(host, spec.name)
+    links.set_alias(host, link, MARKER)
+    links.set_up(host, link)
+    return links.get_link(host, spec.name)
 
 
-def ensure_marked_bridge(host: IPRoute, name: str, mtu: int, undo: ExitStack) -> ip.Link:
-    """The VNI's bridge: `ip.ensure_bridge`, plus ownership of a bridge this call creates.
+def ensure_marked_bridge(host: Rtnl, name: str, mtu: int, undo: ExitStack) -> links.Link:
+    """The VNI's bridge: `newlink.ensure_bridge`, plus ownership of a bridge this call creates.
 
     One it creates is marked as ours (GC may remove it) and removed again on rollback; an
     existing bridge is used as found, never marked.
     """
-    if ip.find_link(host, name) is not None:
-        return ip.ensure_bridge(host, name)
-    br = ip.ensure_bridge(host, name, mtu)
-    undo.callback(quietly(ip.delete_link), host, name)
-    ip.set_alias(host, br, MARKER)
-    return ip.get_link(host, name)
+    if links.find_link(host, name) is not None:
+        return newlink.ensure_bridge(host, name)
+    br = newlink.ensure_bridge(host, name, mtu)
+    undo.callback(quietly(links.delete_link), host, name)
+    links.set_alias(host, br, MARKER)
+    return links.get_link(host, name)
 
 
-def enslave(host: IPRoute, dev: ip.Link, br: ip.Link) -> None:
+def enslave(host: Rtnl, dev: links.Link, br: links.Link) -> None:
     """Attach the VXLAN device to the bridge; attached elsewhere is a conflict, not a move."""
     if dev.master == br.index:
         return
     if dev.master:
-        other = ip.link_by_index(host, dev.master)
+        other = links.link_by_index(host, dev.master)
         raise InternalError(
             f"{dev.name} is attached to {other.name if other else dev.master}, not to bridge {br.name!r}"
         )
-    ip.set_link(host, dev, master=br.index)
+    links.set_link(host, dev, master=br.index)
 
 
-def bridge_ports(host: IPRoute, br: ip.Link) -> list[ip.Link]:
-    return [link for link in ip.links(host) if link.master == br.index]
+def bridge_ports(host: Rtnl, br: links.Link) -> list[links.Link]:
+    return [link for link in links.list_links(host) if link.master == br.index]
 
 
-def remove_if_unused(host: IPRoute, conf: VxlanConf) -> list[str]:
+def remove_if_unused(host: Rtnl, conf: VxlanConf) -> list[str]:
     """Delete our VXLAN device and bridge of the VNI when no pod port is left; names removed.
 
     Call under the per-VNI lock, which ADD holds from device creation to pod attachment.
     """
-    dev = ip.find_link(host, conf.device_name)
-    br = ip.find_link(host, conf.bridge)
+    dev = links.find_link(host, conf.device_name)
+    br = links.find_link(host, conf.bridge)
     in_use = br is not None and any(p.name != conf.device_name for p in bridge_ports(host, br))
     if in_use:
         return []
     removed = []
     for link in (dev, br):
-        if link is not None and link.alias == MARKER and ip.delete_link(host, link):
+        if link is not None and link.alias == MARKER and links.delete_link(host, link):
             removed.append(link.name)
     return removed

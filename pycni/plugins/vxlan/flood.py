@@ -14,14 +14,13 @@ from pycni.cni.errors import InternalError
 from pycni.net import fdb
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
     from pycni.cni.ipaddr import IPAddress
+    from pycni.net.nlsock import Rtnl
 
 ZERO_MAC = "00:00:00:00:00:00"
 
 
-def flood_remotes(host: IPRoute, index: int) -> set[IPAddress]:
+def flood_remotes(host: Rtnl, index: int) -> set[IPAddress]:
     """The `dst` of every all-zeros entry of the device (its flood list)."""
     return {
         entry.dst
@@ -30,7 +29,7 @@ def flood_remotes(host: IPRoute, index: int) -> set[IPAddress]:
     }
 
 
-def reconcile(host: IPRoute, index: int, wanted: set[IPAddress]) -> None:
+def reconcile(host: Rtnl, index: int, wanted: set[IPAddress]) -> None:
     """Add the missing entries, remove those no longer wanted."""
     have = flood_remotes(host, index)
     for verb, change, dsts in (("append", fdb.append, wanted - have), ("del", fdb.delete, have - wanted)):
@@ -41,7 +40,7 @@ def reconcile(host: IPRoute, index: int, wanted: set[IPAddress]) -> None:
                 raise InternalError(f"failed to {verb} the flood entry towards {dst}: {exc}") from exc
 
 
-def verify(host: IPRoute, index: int, name: str, wanted: set[IPAddress]) -> None:
+def verify(host: Rtnl, index: int, name: str, wanted: set[IPAddress]) -> None:
     """CHECK: the flood list is exactly `wanted`."""
     have = flood_remotes(host, index)
     missing, extra = sorted(map(str, wanted - have)), sorted(map(str, have - wanted))

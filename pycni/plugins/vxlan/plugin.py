@@ -23,16 +23,15 @@ from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
 from pycni.cni.plugin import check_add, check_link_name, check_requested_mac
 from pycni.cni.types import Interface, Result
 from pycni.libcni import delegate
-from pycni.net import ip, lock, netns, veth_attach
-from pycni.plugins.vxlan import device, flood, offload
+from pycni.net import links, lock, netns, offload, veth_attach
+from pycni.plugins.vxlan import device, flood
 from pycni.plugins.vxlan.config import VxlanConf
 
 if TYPE_CHECKING:
-    from pyroute2 import IPRoute
-
     from pycni.cni.ipaddr import IPAddress
     from pycni.cni.plugin import Context
     from pycni.cni.runtime import RuntimeArgs
+    from pycni.net.nlsock import Rtnl
 
 
 log = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ def port_options(conf: VxlanConf) -> veth_attach.PortOptions:
     return veth_attach.PortOptions(hairpin=conf.hairpin_mode, isolated=conf.port_isolation)
 
 
-def wanted_remotes(host: IPRoute, conf: VxlanConf) -> set[IPAddress]:
+def wanted_remotes(host: Rtnl, conf: VxlanConf) -> set[IPAddress]:
     """`remotes` minus this node's own addresses, so every node can share one config."""
     return set(conf.remotes or []) - device.node_addresses(host)
 
@@ -75,7 +74,7 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
         br = device.ensure_marked_bridge(host, conf.bridge, spec.mtu, undo)
         device.enslave(host, vx, br)
         if conf.promisc_mode:
-            ip.set_promisc(host, br)
+            links.set_promisc(host, br)
         result = veth_attach.attach(
             conf.model_copy(update={"mtu": spec.mtu}), rt, ctx, host, br, port_options(conf)
         )
@@ -100,7 +99,7 @@ def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
             raise InternalError(f"VXLAN device {spec.name} for VNI {conf.vni} is missing")
         if conf.remotes is not None:
             flood.verify(host, state.link.index, spec.name, wanted_remotes(host, conf))
-        br = ip.find_link(host, conf.bridge)
+        br = links.find_link(host, conf.bridge)
         if br is None or state.link.master != br.index:
             raise InternalError(f"{spec.name} is not attached to bridge {conf.bridge!r}")
         if not state.link.up:

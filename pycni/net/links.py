@@ -1,0 +1,227 @@
+"""Links, typed: looking them up, changing their attributes, moving, renaming, deleting them.
+
+Named by idempotence: `ensure_*` creates or verifies, `setup_*` creates, `delete_*` treats
+"missing" as done. They take the `Rtnl` of a namespace (one per namespace per request, see
+`pycni.net.netns.rtnl`) and return frozen `Link`s, so untyped netlink messages stop here. Every
+request goes over its synchronous socket (`pycni.net.nlsock`), built from pyroute2's message
+classes, and asks for as little as it needs: one link by name or index rather than a dump.
+Creating links is `pycni.net.newlink`'s; addresses and routes have their own modules.
+
+pyroute2 is imported at module level: only ops modules import this one, after the runner has
+answered VERSION and validated the config, and they open netlink sockets anyway.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import Any
+
+from pyroute2.netlink import NLM_F_APPEND, NLM_F_CREATE
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+
+from pycni.cni.errors import AlreadyExists, NotFound
+from pycni.net.nlsock import Rtnl, dump, tolerating
+
+IFF_UP = 0x1  # linux/if.h: administratively up
+IFF_PROMISC = 0x100  # receive all frames
+IFF_LOWER_UP = 0x10000  # carrier
+RTEXT_FILTER_SKIP_STATS = 1 << 3  # links without their counters: smaller, cheaper answers
+IFNAMSIZ = 16  # a longer name can only be an altname
+RTM_NEWLINKPROP = 108  # linux/rtnetlink.h: add an altname (IFLA_PROP_LIST)
+RTM_DELLINKPROP = 109  # remove one
+
+
+class LinkNotFound(NotFound):
+    """No link of that name or index in the namespace."""
+
+
+class LinkExists(AlreadyExists):
+    """The name (or an altname) is taken in the namespace."""
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link as the kernel reports it; `master` and `peer_index` are 0 when it has none."""
+
+    index: int
+    name: str
+    mac: str
+    mtu: int
+    kind: str
+    master: int
+    up: bool
+    promisc: bool
+    carrier: bool
+    alias: str
+    peer_index: int
+    altnames: tuple[str, ...]
+
+
+def to_link(msg: Any) -> Link:
+    """A link message of a dump or get, typed (for the kind-specific modules beside this one)."""
+    info = msg.get("IFLA_LINKINFO")
+    altnames = msg.get("IFLA_PROP_LIST")
+    return Link(
+        index=msg["index"],
+        name=msg.get("IFLA_IFNAME"),
+        mac=(msg.get("IFLA_ADDRESS") or "").lower(),
+        mtu=msg.get("IFLA_MTU") or 0,
+        kind=(info.get("IFLA_INFO_KIND") if info else None) or "",
+        master=msg.get("IFLA_MASTER") or 0,
+        up=bool(msg["flags"] & IFF_UP),
+        promisc=bool(msg["flags"] & IFF_PROMISC),
+        carrier=bool(msg["flags"] & IFF_LOWER_UP),
+        alias=msg.get("IFLA_IFALIAS") or "",
+        peer_index=msg.get("IFLA_LINK") or 0,
+        altnames=tuple(altnames.get_attrs("IFLA_ALT_IFNAME")) if altnames else (),
+    )
+
+
+def link_msg(
+    index: int = 0, attrs: list[tuple[str, Any]] | None = None, flags: int = 0, change: int = 0
+) -> Any:
+    """An RTM_*LINK message about link `index` (0: named in `attrs`, or a new one)."""
+    msg = ifinfmsg()
+    msg["index"] = index
+    msg["flags"] = flags
+    msg["change"] = change
+    msg["attrs"] = list(attrs or [])
+    return msg
+
+
+def name_attr(name: str) -> tuple[str, str]:
+    """How a link is named in a request: IFLA_IFNAME, or IFLA_ALT_IFNAME past IFNAMSIZ."""
+    return ("IFLA_ALT_IFNAME" if len(name) >= IFNAMSIZ else "IFLA_IFNAME", name)
+
+
+def _get(ipr: Rtnl, index: int = 0, name: str | None = None) -> Link | None:
+    """One RTM_GETLINK looked up by the kernel (a dump would cost more with every pod)."""
+    attrs: list[tuple[str, Any]] = [("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)]
+    if name is not None:
+        attrs.append(name_attr(name))
+    with tolerating(errno.ENODEV):
+        return to_link(ipr.nl.get(link_msg(index, attrs), RTM_GETLINK))
+    return None
+
+
+def find_link(ipr: Rtnl, name: str) -> Link | None:
+    return _get(ipr, name=name)
+
+
+def get_link(ipr: Rtnl, name: str) -> Link:
+    link = find_link(ipr, name)
+    if link is None:
+        raise LinkNotFound(f"link {name!r} not found")
+    return link
+
+
+def link_by_index(ipr: Rtnl, index: int) -> Link | None:
+    return _get(ipr, index=index) if index > 0 else None
+
+
+def list_links(ipr: Rtnl) -> list[Link]:
+    """Every link of the namespace, in the kernel's order."""
+    msg = link_msg(attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)])
+    return [to_link(m) for m in dump(lambda: ipr.nl.dump(msg, RTM_GETLINK))]
+
+
+def set_link(
+    ipr: Rtnl,
+    link: Link,
+    *,
+    master: int | None = None,
+    mtu: int | None = None,
+    address: str | None = None,
+    ifname: str | None = None,
+    ifalias: str | None = None,
+    net_ns_fd: int | None = None,
+) -> None:
+    """Change the given attributes of `link` in one request (`ip link set`); None leaves one as is."""
+    wanted = {
+        "IFLA_MASTER": master,
+        "IFLA_MTU": mtu,
+        "IFLA_ADDRESS": address,
+        "IFLA_IFNAME": ifname,
+        "IFLA_IFALIAS": ifalias,
+        "IFLA_NET_NS_FD": net_ns_fd,
+    }
+    attrs = [(attr, value) for attr, value in wanted.items() if value is not None]
+    ipr.nl.change(link_msg(link.index, attrs), RTM_NEWLINK)
+
+
+def _set_flags(ipr: Rtnl, link: Link, flags: int, mask: int) -> None:
+    ipr.nl.change(link_msg(link.index, flags=flags, change=mask), RTM_NEWLINK)
+
+
+def set_up(ipr: Rtnl, link: Link) -> None:
+    _set_flags(ipr, link, IFF_UP, IFF_UP)
+
+
+def set_down(ipr: Rtnl, link: Link) -> None:
+    _set_flags(ipr, link, 0, IFF_UP)
+
+
+def set_promisc(ipr: Rtnl, link: Link) -> None:
+    """Promiscuous mode on (`ip link set promisc on`); nothing to do when it already is."""
+    if not link.promisc:
+        _set_flags(ipr, link, IFF_PROMISC, IFF_PROMISC)
+
+
+def delete_link(ipr: Rtnl, link: str | Link) -> bool:
+    """Delete a link if present; False when it was already gone.
+
+    By name, or given a `Link`, by index: then a link renamed meanwhile is still the one deleted,
+    and a new link that took the name is left alone.
+    """
+    msg = link_msg(attrs=[name_attr(link)]) if isinstance(link, str) else link_msg(link.index)
+    with tolerating(errno.ENODEV, errno.ENOENT) as gone:
+        ipr.nl.change(msg, RTM_DELLINK)
+    return not gone
+
+
+def move_link(ipr: Rtnl, link: Link, netns_fd: int) -> None:
+    """Move `link` into the netns held by `netns_fd`; its index may change there, its name does not."""
+    with tolerating(errno.EEXIST, failure=f"failed to move link {link.name!r} to another netns") as taken:
+        set_link(ipr, link, net_ns_fd=netns_fd)
+    if taken:
+        msg = f"cannot move {link.name!r}: its name or an altname exists in the target netns"
+        raise LinkExists(msg) from taken.error
+
+
+def rename_link(ipr: Rtnl, link: Link, name: str) -> None:
+    """Rename `link` (the kernel needs it down); EEXIST becomes `LinkExists`."""
+    with tolerating(errno.EEXIST, failure=f"failed to rename link {link.name!r} to {name!r}") as taken:
+        set_link(ipr, link, ifname=name)
+    if taken:
+        raise LinkExists(f"cannot rename {link.name!r} to {name!r}: the name is taken") from taken.error
+
+
+def set_alias(ipr: Rtnl, link: Link, alias: str) -> None:
+    """Set IFLA_IFALIAS; an empty string removes it."""
+    set_link(ipr, link, ifalias=alias)
+
+
+def _altname_msg(link: Link, altname: str) -> Any:
+    return link_msg(link.index, [("IFLA_PROP_LIST", {"attrs": [("IFLA_ALT_IFNAME", altname)]})])
+
+
+def add_altname(ipr: Rtnl, link: Link, altname: str) -> None:
+    """Add an alternative name; one already on this link is fine."""
+    failure = f"failed to add altname {altname!r} to {link.name!r}"
+    with tolerating(errno.EEXIST, failure=failure) as taken:
+        ipr.nl.change(_altname_msg(link, altname), RTM_NEWLINKPROP, NLM_F_CREATE | NLM_F_APPEND)
+    if taken:
+        owner = find_link(ipr, altname)
+        if owner is None or owner.index != link.index:
+            msg = f"cannot add altname {altname!r} to {link.name!r}: the name is taken"
+            raise LinkExists(msg) from taken.error
+
+
+def del_altname(ipr: Rtnl, link: Link, altname: str) -> None:
+    """Remove an alternative name; one already gone is fine."""
+    with tolerating(
+        errno.ENOENT, errno.ENODEV, failure=f"failed to remove altname {altname!r} from {link.name!r}"
+    ):
+        ipr.nl.change(_altname_msg(link, altname), RTM_DELLINKPROP)
