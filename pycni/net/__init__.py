@@ -7,6 +7,9 @@ socket, the `Rtnl` handle every helper takes, the one place a kernel refusal is 
 bridge port), `fdb` (FDB entries), `vxlan_link` (VXLAN devices), `offload` (TX checksum offload),
 `sriov_vf` and `vf_state` (a VF's PF-side settings over rtnetlink), `iface` (applying an IPAM
 result), `announce` (gratuitous ARP and unsolicited NA), `sysctl`, `lock` (per-resource flocks),
-`firewall` (masquerade and spoof-check rules), `veth_attach` (a pod's veth on a bridge) and
-`device/` (moving a node device into a pod and giving it back as recorded).
+and `firewall` (masquerade and spoof-check rules).
+
+Only kernel helpers live here: a flow that combines links, IPAM and config (a pod's veth on a
+bridge, a device lent to a pod) is an attachment flow, in `pycni.attach`. So nothing here runs a
+plugin: `pycni.net` does not import `pycni.libcni` (a contract in pyproject.toml).
 """

@@ -1,9 +1,10 @@
-"""TX checksum offload of a device: `ethtool -K <dev> tx-checksum-ip-generic off`, over the ethtool ioctl.
+"""TX checksum offload of a device: `ethtool -K <dev> tx-checksum-ip-generic off`, over the ioctl.
 
-The vxlan plugin's `disableTxChecksumOffload`. Kernels before 5.7 combined with iptables rules mangling VXLAN UDP packets sent them with
-a bad checksum when the NIC driver offloaded it, and connections stalled for ~63 s
-(flannel#1279, calico#3145). Computing the checksum in software avoids it. The ioctl acts
-on the calling thread's netns, which is the node's since the plugin runs there.
+For the vxlan plugin's `disableTxChecksumOffload`. Kernels before 5.7 combined with iptables
+rules mangling VXLAN UDP packets sent them with a bad checksum when the NIC driver offloaded it,
+and connections stalled for ~63 s (flannel#1279, calico#3145). Computing the checksum in
+software avoids it. The ioctl acts on the calling thread's netns, which is the node's since the
+plugin runs there.
 """
 
 from __future__ import annotations

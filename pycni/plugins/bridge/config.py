@@ -1,7 +1,7 @@
 """The bridge plugin's config: every key of the reference plugin, same meaning and default.
 
 The pod-side keys (gateway, masquerade, port modes, MTU) are shared with vxlan and live in
-`pycni.net.veth_attach_conf`; the bridge name and VLAN keys are the bridge plugin's own.
+`pycni.attach.veth_conf`; the bridge name and VLAN keys are the bridge plugin's own.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from pycni.attach.veth_conf import VethAttachConf
 from pycni.cni.config import Model
-from pycni.net.veth_attach_conf import VethAttachConf
 
 
 class VlanTrunk(Model):

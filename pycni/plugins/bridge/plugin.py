@@ -14,22 +14,23 @@ from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pycni.attach import veth
 from pycni.cni.errors import InternalError, netlink_errno
 from pycni.cni.plugin import Context, check_add, check_link_name, check_requested_mac
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import Result
 from pycni.libcni import delegate
-from pycni.net import links, lock, netns, newlink, veth_attach
+from pycni.net import links, lock, netns, newlink
 from pycni.plugins.bridge.config import BridgeConf
 
 if TYPE_CHECKING:
     from pycni.net.nlsock import Rtnl
 
 
-def port_options(conf: BridgeConf) -> veth_attach.PortOptions:
+def port_options(conf: BridgeConf) -> veth.PortOptions:
     trunk = tuple(vid for entry in conf.vlan_trunk for vid in entry.vids())
-    return veth_attach.PortOptions(
+    return veth.PortOptions(
         hairpin=conf.hairpin_mode,
         isolated=conf.port_isolation,
         vlan=conf.vlan,
@@ -46,7 +47,7 @@ def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
     netns.require_netns(rt.netns)
     with netns.rtnl() as host, ExitStack() as undo:
         br = _ensure_bridge(host, conf, ctx.settings.run_dir, undo)
-        result = veth_attach.attach(conf, rt, ctx, host, br, port_options(conf))
+        result = veth.attach(conf, rt, ctx, host, br, port_options(conf))
         undo.pop_all()
         return result
 
@@ -92,19 +93,19 @@ def remove_if_unused(host: Rtnl, br: links.Link, run_dir: Path) -> None:
 def delete(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Refuses (code 7) a config no ADD could have taken; a CNI_NETNS that is not a netns is gone."""
     delegate.validate_ipam(ctx.delegate, conf, rt)
-    veth_attach.detach(conf, dataclasses.replace(rt, netns=netns.for_teardown(rt.netns)), ctx)
+    veth.detach(conf, dataclasses.replace(rt, netns=netns.for_teardown(rt.netns)), ctx)
 
 
 def check(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
     delegate.validate_ipam(ctx.delegate, conf, rt)
-    veth_attach.check(conf, rt, ctx, conf.bridge)
+    veth.check(conf, rt, ctx, conf.bridge)
 
 
 def status(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
     delegate.validate_ipam(ctx.delegate, conf, rt)
-    veth_attach.status(conf, rt, ctx)
+    veth.status(conf, rt, ctx)
 
 
 def gc(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
     delegate.validate_ipam(ctx.delegate, conf, rt)
-    veth_attach.gc(conf, rt, ctx)
+    veth.gc(conf, rt, ctx)

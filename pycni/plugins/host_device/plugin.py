@@ -18,6 +18,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pycni.attach.device import giveback as release
+from pycni.attach.device import move
+from pycni.attach.device.record import DeviceState, StateStore
 from pycni.cni.errors import InternalError, PluginNotAvailable
 from pycni.cni.plugin import check_add
 from pycni.cni.rollback import BestEffort, quietly
@@ -27,9 +30,6 @@ from pycni.hw import devinfo
 from pycni.hw.sysfs import DeviceNotFound, SysFs
 from pycni.libcni import delegate
 from pycni.net import links, lock, netns
-from pycni.net.device import giveback as release
-from pycni.net.device import move
-from pycni.net.device.record import DeviceState, StateStore
 from pycni.net.iface import configure_iface, verify_iface
 from pycni.plugins.host_device import selection
 from pycni.plugins.host_device.config import HostDeviceConf

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pycni.attach.device.record import DeviceState
 from pycni.cni.errors import PluginError
 from pycni.hw.sysfs import DeviceNotFound, SysFs
 from pycni.net import links
-from pycni.net.device.record import DeviceState
 from pycni.plugins.host_device.config import HostDeviceConf
 
 if TYPE_CHECKING:

@@ -6,10 +6,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from pycni.attach.device import move
 from pycni.cni.errors import InternalError
 from pycni.cni.ipaddr import IPAddress
 from pycni.net import announce, links, netns, sysctl
-from pycni.net.device import move
 
 if TYPE_CHECKING:
     from pycni.net.nlsock import Rtnl

@@ -5,7 +5,7 @@ off, so the administrative state goes back before the netdev is touched. The net
 wherever it is: in the pod (by CNI_IFNAME, alias or MAC), back in the node under its pod-side name
 because the pod's netns died first (by the name sysfs now lists at the VF's PCI address, by alias,
 or by index and MAC: sriov-cni#126/#349), or already home; and it gets its name, MAC, MTU, alias,
-altnames and up/down state back (`pycni.net.device`).
+altnames and up/down state back (`pycni.attach.device`).
 
 Used by DEL, GC, ADD's rollback, and ADD reclaiming a VF whose holder's netns is gone.
 """
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import logging
 
+from pycni.attach.device import giveback
 from pycni.cni.errors import TryAgainLater
 from pycni.cni.rollback import BestEffort
 from pycni.hw import devinfo
 from pycni.hw.sysfs import SysFs
 from pycni.hw.vf_control import VfControl
-from pycni.net.device import giveback
 from pycni.plugins.sriov.state import Allocation, Stores, VfAttachment
 
 

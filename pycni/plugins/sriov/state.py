@@ -19,11 +19,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from pycni.attach.device.record import DeviceState, RecordStore
 from pycni.cni import callerview
 from pycni.cni.files import write_atomic
 from pycni.cni.runtime import is_netns_file
 from pycni.net import lock
-from pycni.net.device.record import DeviceState, RecordStore
 from pycni.net.vf_state import VfSettings, VfState
 
 #: sriov-cni waits up to 60 s for a VF's lock; a request the runtime retries anyway waits less.

@@ -2,5 +2,5 @@
 
 `config` is pydantic only; `device` owns the node side (underlay, VXLAN device, bridge),
 `flood` the head-end replication flood list, `offload` the TX checksum knob, and `plugin` the
-verbs. The pod side is the bridge plugin's (`pycni.net.veth_attach`).
+verbs. The pod side is the bridge plugin's (`pycni.attach.veth`).
 """

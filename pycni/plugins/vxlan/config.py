@@ -12,8 +12,8 @@ from typing import Self
 
 from pydantic import Field, field_validator, model_validator
 
+from pycni.attach.veth_conf import VethAttachConf
 from pycni.cni.ipaddr import IPAddress
-from pycni.net.veth_attach_conf import VethAttachConf
 
 VNI_MAX = 2**24 - 1
 DEFAULT_PORT = 4789  # IANA; flannel and Cilium default to the pre-IANA 8472

@@ -1,5 +1,5 @@
 """vxlan ADD/DEL/CHECK/STATUS/GC: ensure the VNI's VXLAN device, its flood list and bridge,
-then attach the pod exactly as the bridge plugin does (`pycni.net.veth_attach`).
+then attach the pod exactly as the bridge plugin does (`pycni.attach.veth`).
 
 ADD holds the per-VNI lock from device creation until the pod's veth is on the bridge, and
 GC removes unused devices under the same lock, so GC never deletes a bridge an ADD is about
@@ -19,11 +19,12 @@ from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pycni.attach import veth
 from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
 from pycni.cni.plugin import check_add, check_link_name, check_requested_mac
 from pycni.cni.types import Interface, Result
 from pycni.libcni import delegate
-from pycni.net import links, lock, netns, offload, veth_attach
+from pycni.net import links, lock, netns, offload
 from pycni.plugins.vxlan import device, flood
 from pycni.plugins.vxlan.config import VxlanConf
 
@@ -42,8 +43,8 @@ def vni_lock(conf: VxlanConf, run_dir: Path) -> AbstractContextManager[None]:
     return lock.flock(lock.resource_lock(run_dir, "vxlan", str(conf.vni)), what=f"VNI {conf.vni}")
 
 
-def port_options(conf: VxlanConf) -> veth_attach.PortOptions:
-    return veth_attach.PortOptions(hairpin=conf.hairpin_mode, isolated=conf.port_isolation)
+def port_options(conf: VxlanConf) -> veth.PortOptions:
+    return veth.PortOptions(hairpin=conf.hairpin_mode, isolated=conf.port_isolation)
 
 
 def wanted_remotes(host: Rtnl, conf: VxlanConf) -> set[IPAddress]:
@@ -75,9 +76,7 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
         device.enslave(host, vx, br)
         if conf.promisc_mode:
             links.set_promisc(host, br)
-        result = veth_attach.attach(
-            conf.model_copy(update={"mtu": spec.mtu}), rt, ctx, host, br, port_options(conf)
-        )
+        result = veth.attach(conf.model_copy(update={"mtu": spec.mtu}), rt, ctx, host, br, port_options(conf))
         result.interfaces.append(Interface(name=vx.name, mac=vx.mac, mtu=vx.mtu))
         undo.pop_all()
         return result
@@ -86,7 +85,7 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
 def delete(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Refuses (code 7) a config no ADD could have taken; a CNI_NETNS that is not a netns is gone."""
     delegate.validate_ipam(ctx.delegate, conf, rt)
-    veth_attach.detach(conf, dataclasses.replace(rt, netns=netns.for_teardown(rt.netns)), ctx)
+    veth.detach(conf, dataclasses.replace(rt, netns=netns.for_teardown(rt.netns)), ctx)
 
 
 def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -106,7 +105,7 @@ def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
             raise InternalError(f"{spec.name} is down")
     if conf.disable_tx_checksum_offload and offload.tx_checksum_offload(spec.name):
         raise InternalError(f"{offload.FEATURE} is on for {spec.name}, config says off")
-    veth_attach.check(conf, rt, ctx, conf.bridge)
+    veth.check(conf, rt, ctx, conf.bridge)
 
 
 def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -117,7 +116,7 @@ def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
             device.resolve_underlay(host, conf)
         except device.UnderlayUnavailable as err:
             raise PluginNotAvailable(err.msg) from err
-    veth_attach.status(conf, rt, ctx)
+    veth.status(conf, rt, ctx)
 
 
 def gc(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -125,7 +124,7 @@ def gc(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     delegate.validate_ipam(ctx.delegate, conf, rt)
     errors: list[str] = []
     try:
-        veth_attach.gc(conf, rt, ctx)
+        veth.gc(conf, rt, ctx)
     except Exception as exc:  # GC goes on; every failure is reported at the end
         errors.append(f"pod side: {to_error(exc).msg}")
     try:

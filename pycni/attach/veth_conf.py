@@ -1,4 +1,4 @@
-"""The config keys of a pod attached to a Linux bridge by a veth pair (`veth_attach`).
+"""The config keys of a pod attached to a Linux bridge by a veth pair (`pycni.attach.veth`).
 
 Pydantic only, so it stays cheap to import: the runner loads config models before anything
 kernel-side. Used by the bridge and vxlan plugins, whose configs extend it.

@@ -14,10 +14,10 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pycni.attach.device.record import DeviceState
 from pycni.cni.errors import InternalError
 from pycni.cni.rollback import quietly
 from pycni.net import links, netns
-from pycni.net.device.record import DeviceState
 
 if TYPE_CHECKING:
     from pycni.net.nlsock import Rtnl

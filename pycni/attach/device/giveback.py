@@ -14,10 +14,10 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from pycni.attach.device import move
+from pycni.attach.device.record import DeviceState, StateStore
 from pycni.cni.rollback import quietly
 from pycni.net import links, netns
-from pycni.net.device import move
-from pycni.net.device.record import DeviceState, StateStore
 
 if TYPE_CHECKING:
     from pycni.net.nlsock import Rtnl

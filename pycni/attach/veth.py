@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pycni.attach.veth_conf import VethAttachConf
 from pycni.cni.errors import InternalError
 from pycni.cni.ipaddr import IPInterface
 from pycni.cni.rollback import BestEffort, quietly
@@ -20,7 +21,6 @@ from pycni.cni.types import DNS, Interface, IPConfig, Result, Route
 from pycni.libcni import delegate
 from pycni.net import addresses, bridge_port, firewall, links, lock, netns, newlink, sysctl
 from pycni.net.iface import configure_iface, verify_iface, zero_network
-from pycni.net.veth_attach_conf import VethAttachConf
 
 if TYPE_CHECKING:
     from pycni.cni.plugin import Context
