@@ -18,13 +18,33 @@ if TYPE_CHECKING:
 PLUGINS: dict[str, PluginRef] = {
     ref.type: ref
     for ref in (
-        PluginRef("bridge", "pycni.plugins.bridge.config:BridgeConf", "pycni.plugins.bridge.plugin"),
-        PluginRef("vxlan", "pycni.plugins.vxlan.config:VxlanConf", "pycni.plugins.vxlan.plugin"),
-        PluginRef("sriov", "pycni.plugins.sriov.config:SriovConf", "pycni.plugins.sriov.plugin"),
+        PluginRef(
+            "bridge",
+            "pycni.plugins.bridge.config:BridgeConf",
+            "pycni.plugins.bridge.plugin",
+            delegates_ipam=True,
+            needs_prev_result=True,
+        ),
+        PluginRef(
+            "vxlan",
+            "pycni.plugins.vxlan.config:VxlanConf",
+            "pycni.plugins.vxlan.plugin",
+            delegates_ipam=True,
+            needs_prev_result=True,
+        ),
+        PluginRef(
+            "sriov",
+            "pycni.plugins.sriov.config:SriovConf",
+            "pycni.plugins.sriov.plugin",
+            delegates_ipam=True,
+            needs_prev_result=True,
+        ),
         PluginRef(
             "host-device",
             "pycni.plugins.host_device.config:HostDeviceConf",
             "pycni.plugins.host_device.plugin",
+            delegates_ipam=True,
+            needs_prev_result=True,
         ),
         PluginRef("host-local", "pycni.ipam.host_local.config:HostLocalConf", "pycni.ipam.host_local.plugin"),
         PluginRef("multus", "pycni.meta_multus.config:MultusConf", "pycni.meta_multus.plugin"),

@@ -6,6 +6,7 @@ the vxlan plugin after ensuring its VXLAN device and bridge.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -207,7 +208,11 @@ def _ensure_bridge_addr(host: Rtnl, br: links.Link, gw: IPInterface, force: bool
 
 
 def detach(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
-    """DEL: every step runs even if an earlier one failed; the netns may already be gone."""
+    """DEL (bridge's and vxlan's): every step runs even if an earlier one failed.
+
+    The netns may already be gone; a CNI_NETNS that is not a netns counts as gone too.
+    """
+    rt = dataclasses.replace(rt, netns=netns.for_teardown(rt.netns))
     steps = BestEffort()
     steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
     if rt.netns:
@@ -230,9 +235,7 @@ def _delete_pod_link(rt: RuntimeArgs) -> None:
 
 def check(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, bridge: str) -> None:
     """CHECK against prevResult: bridge, pod veth (MAC), its host peer on the bridge, IPs, routes."""
-    prev = conf.prev_result
-    if prev is None:
-        raise InternalError("required prevResult missing")
+    prev = conf.require_prev_result()
     delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
     with netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
         br = links.find_link(host, bridge)
@@ -255,6 +258,7 @@ def _index_of(prev: Result, rt: RuntimeArgs) -> int | None:
 
 
 def status(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """STATUS: IPAM's; a bridge made on demand has nothing else that could be unavailable."""
     delegate.ipam(ctx.delegate, conf, rt, Command.STATUS)
 
 

@@ -7,13 +7,15 @@ because delegates get "the complete upper-plugin config" byte for byte in meanin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from pycni.cni.errors import InvalidConfig
+from pycni.cni import version
+from pycni.cni.errors import IncompatibleVersion, InternalError, InvalidConfig, InvalidEnvironment
 from pycni.cni.runtime import NAME_PATTERN
 
 if TYPE_CHECKING:
@@ -125,6 +127,37 @@ class NetConf(Model):
 
         return parse_result(self.prev_result_raw, self.cni_version)
 
+    def require_prev_result(self) -> Result:
+        """`prevResult`, which CHECK compares the kernel against (the reference's message without it).
+
+        The runner calls it before the CHECK of a type that declares `needs_prev_result`, so the
+        verb's own call only narrows the type.
+        """
+        prev = self.prev_result
+        if prev is None:
+            raise InternalError("required prevResult missing")
+        return prev
+
+    def validate_for_add(self) -> None:
+        """What an ADD can know will fail, refused before its first kernel change.
+
+        Both would otherwise fail only after the pod was set up: a 0.1.0/0.2.0 result must hold an
+        IP, so an ADD without IPAM at those versions could not print its result (code 1), and
+        `dns` is read into the result last (code 7 when it is not a DNS object).
+        """
+        if not self.has_ipam and not version.has_interfaces(self.cni_version):
+            raise IncompatibleVersion(
+                f"CNI {self.cni_version} results must carry an IP address: this network has no ipam "
+                "(use cniVersion 0.3.0 or later, or configure ipam)"
+            )
+        if self.dns:
+            from pycni.cni.types import DNS
+
+            try:
+                DNS.model_validate(self.dns)
+            except ValidationError as err:
+                raise InvalidConfig(describe_validation_error(err, "invalid dns")) from None
+
     @property
     def valid_attachments(self) -> list[Attachment] | None:
         """GC's valid list; libcni sends both keys, older ones only `cni.dev/attachments`."""
@@ -135,6 +168,27 @@ class NetConf(Model):
     def requested_mac(self, cni_args_mac: str | None = None) -> str | None:
         """MAC by precedence runtimeConfig > args > CNI_ARGS (the reference bridge's order)."""
         return self.runtime_config.mac or self.args.cni.mac or cni_args_mac
+
+    def validate_requested_mac(self, cni_args_mac: str | None = None) -> None:
+        """Every MAC asked for (`runtimeConfig`, `args`, CNI_ARGS `MAC`), judged before a veth is made.
+
+        The kernel sees it only when the interface is created; unless it is a unicast Ethernet
+        address in the usual notation it is refused first: code 7 from the config, 4 from CNI_ARGS.
+        """
+        for key, mac in (("runtimeConfig.mac", self.runtime_config.mac), ("args.cni.mac", self.args.cni.mac)):
+            if mac is not None and not _unicast_mac(mac):
+                raise InvalidConfig(
+                    f"{key}: {mac!r} is not a unicast MAC address such as '0a:58:0a:01:02:03'"
+                )
+        if cni_args_mac is not None and not _unicast_mac(cni_args_mac):
+            raise InvalidEnvironment(f"CNI_ARGS MAC: {cni_args_mac!r} is not a unicast MAC address")
+
+
+def _unicast_mac(mac: str) -> bool:
+    return bool(_MAC.fullmatch(mac)) and not int(mac[:2], 16) & 1
+
+
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 
 
 #: Names where in a config a problem is, from pydantic's location tuple.

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pycni.cni import callerview
-from pycni.cni.errors import InvalidEnvironment
+from pycni.cni.errors import InvalidConfig, InvalidEnvironment
 
 
 class Command(StrEnum):
@@ -79,20 +79,44 @@ def validate_container_id(container_id: str) -> None:
         raise InvalidEnvironment(f"CNI_CONTAINERID {container_id!r} is invalid: it must match {NAME_PATTERN}")
 
 
-def validate_ifname(ifname: str) -> None:
-    """The kernel's and the reference skel's rules for an interface name (all code 4).
+def ifname_problem(ifname: str) -> str | None:
+    """Why the kernel (or the reference skel) would refuse `ifname` as an interface name, or None.
 
     The length is counted in bytes, as the kernel does: "é" takes two of the fifteen.
     """
     if not ifname:
-        raise InvalidEnvironment("CNI_IFNAME is empty")
-    _require_text("CNI_IFNAME", ifname)
-    if len(ifname.encode("utf-8")) > IFNAME_MAX:
-        raise InvalidEnvironment(f"CNI_IFNAME {ifname!r} is too long (max {IFNAME_MAX} bytes)")
+        return "is empty"
+    if "\x00" in ifname:
+        return "contains a NUL character"
+    try:
+        size = len(ifname.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    if size > IFNAME_MAX:
+        return f"is too long (max {IFNAME_MAX} bytes)"
     if ifname in (".", ".."):
-        raise InvalidEnvironment(f"CNI_IFNAME {ifname!r} is not allowed")
+        return "is not allowed"
     if any(c in "/:" or c.isspace() for c in ifname):
-        raise InvalidEnvironment(f"CNI_IFNAME {ifname!r} contains '/', ':' or whitespace")
+        return "contains '/', ':' or whitespace"
+    return None
+
+
+def validate_ifname(ifname: str) -> None:
+    """CNI_IFNAME held to the rules of `ifname_problem` (code 4)."""
+    problem = ifname_problem(ifname)
+    if problem is not None:
+        shown = "" if not ifname or "\x00" in ifname else f" {ifname!r}"
+        raise InvalidEnvironment(f"CNI_IFNAME{shown} {problem}")
+
+
+def validate_link_name(key: str, name: str) -> None:
+    """A link name from the config (`key`), held to the same rules: code 7 naming the key.
+
+    The kernel would refuse it too, but only once ADD is under way and as an internal error.
+    """
+    problem = ifname_problem(name)
+    if problem is not None:
+        raise InvalidConfig(f"{key}: {name!r} is not a valid interface name: {problem}")
 
 
 def is_netns_file(path: str) -> bool | None:

@@ -3,6 +3,9 @@
 It takes its world as arguments (env, stdin, stdout), so tests and the node daemon drive
 it without a process. VERSION is answered before anything beyond the standard library is
 imported; the config model and the plugin's ops load only once a verb needs them.
+
+It also applies the rules a type declares on its `PluginRef` (`apply_declared_rules`), once,
+before the verb: a plugin's verbs start with their own work.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from pycni.cni.plugin import Context, PluginRef
 from pycni.cni.runtime import NAME_PATTERN, Command, RuntimeArgs, env_text, is_valid_name
 
 if TYPE_CHECKING:
+    from pycni.cni.config import NetConf
+    from pycni.cni.plugin import Delegate
     from pycni.cni.settings import Settings
     from pycni.cni.types import Result
 
@@ -95,6 +100,7 @@ def invoke(
     check_text(conf_json)
     conf = plugin.load_conf_model().load(conf_json, cni_version)
     ops = plugin.load_ops()
+    apply_declared_rules(plugin, conf, rt, ctx)
     match rt.command:
         case Command.ADD:
             return ops.add(conf, rt, ctx)
@@ -109,6 +115,35 @@ def invoke(
         case _:
             raise InvalidEnvironment(f"CNI_COMMAND {rt.command} is not a plugin verb")
     return None
+
+
+def apply_declared_rules(plugin: PluginRef, conf: NetConf, rt: RuntimeArgs, ctx: Context) -> None:
+    """The common rules `plugin` declares, applied before any of its verbs changes anything.
+
+    Validate first, then touch the kernel: a type that delegates IPAM has its `ipam` section
+    judged on every verb (a DEL, CHECK or GC of a config no ADD could have taken answers the
+    same clean code 7), and on ADD what could not be printed is refused; a CHECK that compares
+    against `prevResult` needs one.
+    """
+    if plugin.delegates_ipam:
+        validate_ipam(ctx.delegate, conf, rt)
+        if rt.command is Command.ADD:
+            conf.validate_for_add()
+    if plugin.needs_prev_result and rt.command is Command.CHECK:
+        conf.require_prev_result()
+
+
+def validate_ipam(delegate: Delegate, conf: NetConf, rt: RuntimeArgs) -> None:
+    """Judge the network's `ipam` section as its plugin will, before anything else happens.
+
+    Our own IPAM types load their config model; a foreign type must be a plain name found on
+    CNI_PATH; an `ipam.type` naming the plugin itself would call it forever.
+    """
+    if conf.ipam is None or not conf.ipam.type:
+        return
+    if conf.ipam.type == conf.type:
+        raise InvalidConfig(f"ipam.type {conf.type!r} names the plugin itself")
+    delegate.validate(conf.ipam.type, conf.raw, rt)
 
 
 def _log_unexpected(plugin: PluginRef, exc: BaseException) -> None:

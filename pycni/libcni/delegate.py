@@ -232,20 +232,6 @@ def _error_from(plugin_type: str, proc: subprocess.CompletedProcess[bytes]) -> C
         return InternalError(f"plugin {plugin_type} failed (exit {proc.returncode}): {text or 'no output'}")
 
 
-def validate_ipam(delegate: Delegate, conf: NetConf, rt: RuntimeArgs) -> None:
-    """Judge the network's `ipam` section as its plugin will, before anything else happens.
-
-    Every verb of a plugin with IPAM calls this first: an ADD refused here has changed nothing,
-    and a DEL, CHECK or GC of a config no ADD could have taken answers the same clean error
-    instead of failing halfway.
-    """
-    if conf.ipam is None or not conf.ipam.type:
-        return
-    if conf.ipam.type == conf.type:
-        raise InvalidConfig(f"ipam.type {conf.type!r} names the plugin itself")
-    delegate.validate(conf.ipam.type, conf.raw, rt)
-
-
 def ipam(delegate: Delegate, conf: NetConf, rt: RuntimeArgs, command: Command) -> None:
     """Run DEL, CHECK, STATUS or GC on the network's IPAM plugin; nothing for an L2-only network."""
     if conf.ipam is not None and conf.ipam.type:

@@ -1,14 +1,14 @@
 """bridge ADD/DEL/CHECK/STATUS/GC: ensure the bridge, then attach the pod to it.
 
-Every verb first judges the whole config, the `ipam` section included (`delegate.validate_ipam`),
-so an invalid one is refused before the kernel is touched. ADD also checks that the pod's netns
-exists before it creates the bridge, and a bridge this ADD created goes again if the ADD fails
-and no other pod has joined it meanwhile.
+The runner has judged the whole config, the `ipam` section included, before any verb runs (the
+type declares `delegates_ipam`). ADD also checks the requested MAC, the bridge name and that the
+pod's netns exists before it creates the bridge, and a bridge this ADD created goes again if the
+ADD fails and no other pod has joined it meanwhile. DEL, STATUS and GC are the pod side's alone
+(`pycni.attach.veth`, shared with vxlan): the bridge stays, as in the reference.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING
 
 from pycni.attach import veth
 from pycni.cni.errors import InternalError, netlink_errno
-from pycni.cni.plugin import Context, check_add, check_link_name, check_requested_mac
+from pycni.cni.plugin import Context
 from pycni.cni.rollback import quietly
-from pycni.cni.runtime import RuntimeArgs
+from pycni.cni.runtime import RuntimeArgs, validate_link_name
 from pycni.cni.types import Result
-from pycni.libcni import delegate
 from pycni.net import links, lock, netns, newlink
 from pycni.plugins.bridge.config import BridgeConf
 
@@ -40,10 +39,8 @@ def port_options(conf: BridgeConf) -> veth.PortOptions:
 
 
 def add(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> Result:
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    check_add(conf)
-    check_requested_mac(conf, rt)
-    check_link_name("bridge", conf.bridge)
+    conf.validate_requested_mac(rt.arg("MAC"))
+    validate_link_name("bridge", conf.bridge)
     netns.require_netns(rt.netns)
     with netns.rtnl() as host, ExitStack() as undo:
         br = _ensure_bridge(host, conf, ctx.settings.run_dir, undo)
@@ -90,22 +87,10 @@ def remove_if_unused(host: Rtnl, br: links.Link, run_dir: Path) -> None:
             links.delete_link(host, br)
 
 
-def delete(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
-    """Refuses (code 7) a config no ADD could have taken; a CNI_NETNS that is not a netns is gone."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    veth.detach(conf, dataclasses.replace(rt, netns=netns.for_teardown(rt.netns)), ctx)
+delete = veth.detach
+status = veth.status
+gc = veth.gc
 
 
 def check(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
-    delegate.validate_ipam(ctx.delegate, conf, rt)
     veth.check(conf, rt, ctx, conf.bridge)
-
-
-def status(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    veth.status(conf, rt, ctx)
-
-
-def gc(conf: BridgeConf, rt: RuntimeArgs, ctx: Context) -> None:
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    veth.gc(conf, rt, ctx)

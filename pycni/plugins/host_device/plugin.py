@@ -6,8 +6,10 @@ DEL runs every step and reports failures at the end: IPAM release always happens
 netns or device is "done" (so is a CNI_NETNS that is not a netns), and an orphan the kernel put
 back under its pod-side name gets its original name back.
 
-Every verb first judges the whole config, the `ipam` section included, so an invalid one is
-refused before anything is claimed or moved; so is an ADD whose result could not be printed.
+The runner has judged the whole config, the `ipam` section included, before any verb runs (the
+type declares `delegates_ipam`), so an invalid one is refused before anything is claimed or
+moved; so is an ADD whose result could not be printed. STATUS and GC are every device-lending
+plugin's (`pycni.attach.device.upkeep`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pycni.attach.device import giveback as release
-from pycni.attach.device import move
+from pycni.attach.device import giveback, move, upkeep
 from pycni.attach.device.record import DeviceState, StateStore
-from pycni.cni.errors import InternalError, PluginNotAvailable
-from pycni.cni.plugin import check_add
+from pycni.cni.errors import InternalError
 from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, Result
@@ -54,9 +54,7 @@ def _store(ctx: Context) -> StateStore:
 
 
 def add(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> Result:
-    delegate.validate_ipam(ctx.delegate, conf, rt)
     conf.require_selector()
-    check_add(conf)
     store = _store(ctx)
     with ExitStack() as undo, netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
         if links.find_link(pod, rt.ifname) is not None:
@@ -86,7 +84,7 @@ def _claim(
     sel = selection.selector(conf)
     me = (conf.name, rt.container_id, rt.ifname)
     with claims_locked(run_dir):
-        release.reclaim_released(store, host)
+        giveback.reclaim_released(store, host)
         target = selection.find(conf, host, sysfs)
         held = selection.holder(store.all(), target, sel, me)
         if held is not None:
@@ -149,7 +147,7 @@ def _move_in(
             move.move_in(host, link, pod_fd, rt.ifname, node_fd)
     finally:
         os.close(pod_fd)
-    undo.callback(quietly(release.return_device), rt.netns, rt.ifname, rec)
+    undo.callback(quietly(giveback.return_device), rt.netns, rt.ifname, rec)
     return links.get_link(pod, rt.ifname)
 
 
@@ -171,9 +169,8 @@ def _add_ipam(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context, result: Resul
 def delete(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Every step runs; the netns, the device and the record may each be gone already.
 
-    A config no ADD could have taken is refused (code 7) before any step.
+    A config no ADD could have taken was refused (code 7) by the runner.
     """
-    delegate.validate_ipam(ctx.delegate, conf, rt)
     steps = BestEffort()
     steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
     store = _store(ctx)
@@ -185,7 +182,7 @@ def delete(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 
 def _give_back(store: StateStore, pod_path: str, ifname: str, rec: DeviceState | None) -> None:
-    returned = release.return_device(pod_path, ifname, rec)
+    returned = giveback.return_device(pod_path, ifname, rec)
     if rec is not None:
         _forget(store, rec, returned)
 
@@ -201,10 +198,7 @@ def _forget(store: StateStore, rec: DeviceState, returned: bool) -> None:
 
 def check(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """The device is in the pod under CNI_IFNAME with prevResult's MAC, addresses and routes."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    prev = conf.prev_result
-    if prev is None:
-        raise InternalError("required prevResult missing")
+    prev = conf.require_prev_result()
     delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
     rec = _store(ctx).load(conf.name, rt.container_id, rt.ifname)
     if rec is None or rec.released:
@@ -232,29 +226,18 @@ def _check_userspace(rec: DeviceState, sysfs: SysFs) -> None:
 
 def status(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when the state directory is writable (ADD must record) and IPAM is ready."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    store = _store(ctx)
-    if not store.writable():
-        raise PluginNotAvailable(f"host-device state directory {store.directory} is not writable")
-    delegate.ipam(ctx.delegate, conf, rt, Command.STATUS)
+    upkeep.status(conf, rt, ctx, _store(ctx))
 
 
 def gc(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Release this network's attachments that are not valid: device back, record gone, then IPAM GC."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    steps = BestEffort()
-    valid = conf.valid_attachments
-    if valid is not None:
-        store = _store(ctx)
-        with claims_locked(ctx.settings.run_dir):
-            for rec in store.collectable(conf.name, valid):
-                steps.run(f"releasing {rec.describe()}", _release, store, rec)
-    steps.run("IPAM GC", delegate.ipam, ctx.delegate, conf, rt, Command.GC)
-    steps.raise_if_failed()
+    store = _store(ctx)
+    held = claims_locked(ctx.settings.run_dir)
+    upkeep.collect(conf, rt, ctx, store, lambda rec: _release(store, rec), DeviceState.describe, held)
 
 
 def _release(store: StateStore, rec: DeviceState) -> None:
     """GC is authoritative: a device not found anywhere is gone, and so is its record."""
-    release.return_device(rec.netns, rec.ifname, rec)
+    giveback.return_device(rec.netns, rec.ifname, rec)
     devinfo.remove(rec.device_info_file)
     store.remove(rec)

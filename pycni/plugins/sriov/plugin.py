@@ -10,9 +10,11 @@ DEL restores from the record, PF side first, and succeeds with the netns gone; a
 touches a VF that a newer pod holds. CHECK compares both sides with config and prevResult; GC
 releases VFs of attachments that are not valid any more.
 
-Every verb first judges the whole config, the `ipam` section included, so an invalid one is
-refused before any VF is touched; so is an ADD whose result could not be printed. DEL treats a
-CNI_NETNS that is not a network namespace as a netns that is gone.
+The runner has judged the whole config, the `ipam` section included, before any verb runs (the
+type declares `delegates_ipam`), so an invalid one is refused before any VF is touched; so is an
+ADD whose result could not be printed. DEL treats a CNI_NETNS that is not a network namespace as
+a netns that is gone. STATUS and GC are every device-lending plugin's
+(`pycni.attach.device.upkeep`), with sriov's own PF check and per-VF lock.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pycni.attach.device import upkeep
 from pycni.cni.errors import AlreadyExists, InternalError, PluginError, PluginNotAvailable
 from pycni.cni.logs import FORMAT
-from pycni.cni.plugin import check_add
 from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, Result
@@ -76,9 +78,7 @@ def call_log(conf: SriovConf) -> Iterator[logging.Logger]:
 
 
 def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
-    delegate.validate_ipam(ctx.delegate, conf, rt)
     address = conf.require_vf_address()
-    check_add(conf)
     wanted = conf.vf_settings(conf.effective_mac(rt))
     sysfs = SysFs(ctx.settings.sysfs_root)
     stores = Stores(ctx.settings.state_dir)
@@ -250,9 +250,8 @@ def _configure(pod: Rtnl, rt: RuntimeArgs, link: links.Link, result: Result, clo
 def delete(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Every step runs; the netns, the VF's netdev and the record may each be gone already.
 
-    A config no ADD could have taken is refused (code 7) before any step.
+    A config no ADD could have taken was refused (code 7) by the runner.
     """
-    delegate.validate_ipam(ctx.delegate, conf, rt)
     steps = BestEffort()
     stores = Stores(ctx.settings.state_dir)
     rec = stores.attachments.load(conf.name, rt.container_id, rt.ifname)
@@ -303,10 +302,7 @@ def _forget(stores: Stores, rec: VfAttachment, returned: bool, clog: logging.Log
 
 def check(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """PF-side settings match the config; the netdev is in the pod as prevResult says."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    prev = conf.prev_result
-    if prev is None:
-        raise InternalError("required prevResult missing")
+    prev = conf.require_prev_result()
     stores = Stores(ctx.settings.state_dir)
     rec = stores.attachments.load(conf.name, rt.container_id, rt.ifname)
     if rec is None or rec.released:
@@ -349,11 +345,11 @@ def _check_netdev(pod: Rtnl, rt: RuntimeArgs, prev: Result, rec: VfAttachment) -
 
 def status(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when state can be recorded and the VF's PF is there with VFs (or sysfs is readable)."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    stores = Stores(ctx.settings.state_dir)
-    if not stores.attachments.writable():
-        raise PluginNotAvailable(f"sriov state directory {stores.attachments.directory} is not writable")
     sysfs = SysFs(ctx.settings.sysfs_root)
+    upkeep.status(conf, rt, ctx, Stores(ctx.settings.state_dir).attachments, lambda: _pf_ready(conf, sysfs))
+
+
+def _pf_ready(conf: SriovConf, sysfs: SysFs) -> None:
     address = conf.vf_address
     if address is not None:
         problem = pf_problem(sysfs, address)
@@ -361,21 +357,20 @@ def status(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
             raise PluginNotAvailable(problem)
     elif not sysfs.pci_bus_readable():
         raise PluginNotAvailable(f"cannot read the PCI devices in sysfs (at {sysfs.root})")
-    delegate.ipam(ctx.delegate, conf, rt, Command.STATUS)
 
 
 def gc(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Release this network's VFs whose attachment is not valid (or was released), then IPAM GC."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    steps = BestEffort()
-    valid = conf.valid_attachments
-    if valid is not None:
-        stores = Stores(ctx.settings.state_dir)
-        sysfs = SysFs(ctx.settings.sysfs_root)
-        for rec in stores.attachments.collectable(conf.name, valid):
-            steps.run(f"releasing VF {rec.pci} of {rec.describe()}", _collect, stores, rec, sysfs, ctx)
-    steps.run("IPAM GC", delegate.ipam, ctx.delegate, conf, rt, Command.GC)
-    steps.raise_if_failed()
+    stores = Stores(ctx.settings.state_dir)
+    sysfs = SysFs(ctx.settings.sysfs_root)
+    upkeep.collect(
+        conf,
+        rt,
+        ctx,
+        stores.attachments,
+        lambda rec: _collect(stores, rec, sysfs, ctx),
+        lambda rec: f"VF {rec.pci} of {rec.describe()}",
+    )
 
 
 def _collect(stores: Stores, rec: VfAttachment, sysfs: SysFs, ctx: Context) -> None:

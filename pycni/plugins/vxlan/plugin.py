@@ -6,14 +6,13 @@ GC removes unused devices under the same lock, so GC never deletes a bridge an A
 to use. DEL leaves the shared devices alone (upstream rejected delete-on-last-port for the
 ADD/DEL race, plugins#283); GC removes them once no pod port is left.
 
-Every verb first judges the whole config, the `ipam` section included, so an invalid one is
-refused before the kernel is touched; ADD also checks that the pod's netns exists before it
-makes any node-side device.
+The runner has judged the whole config, the `ipam` section included, before any verb runs (the
+type declares `delegates_ipam`); ADD also checks the requested MAC, the link names and that the
+pod's netns exists before it makes any node-side device.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
@@ -21,9 +20,8 @@ from typing import TYPE_CHECKING
 
 from pycni.attach import veth
 from pycni.cni.errors import InternalError, PluginNotAvailable, to_error
-from pycni.cni.plugin import check_add, check_link_name, check_requested_mac
+from pycni.cni.runtime import validate_link_name
 from pycni.cni.types import Interface, Result
-from pycni.libcni import delegate
 from pycni.net import links, lock, netns, offload
 from pycni.plugins.vxlan import device, flood
 from pycni.plugins.vxlan.config import VxlanConf
@@ -58,12 +56,10 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
     The pod veths get the device's MTU even when `mtu` is unset: a pod at 1500 behind a
     1450-byte tunnel would have its full-size frames dropped silently.
     """
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    check_add(conf)
-    check_requested_mac(conf, rt)
-    check_link_name("bridge", conf.bridge)
+    conf.validate_requested_mac(rt.arg("MAC"))
+    validate_link_name("bridge", conf.bridge)
     if conf.underlay is not None:
-        check_link_name("underlay", conf.underlay)
+        validate_link_name("underlay", conf.underlay)
     netns.require_netns(rt.netns)
     with netns.rtnl() as host, vni_lock(conf, ctx.settings.run_dir), ExitStack() as undo:
         spec = device.spec_for(conf, device.resolve_underlay(host, conf))
@@ -82,15 +78,12 @@ def add(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> Result:
         return result
 
 
-def delete(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
-    """Refuses (code 7) a config no ADD could have taken; a CNI_NETNS that is not a netns is gone."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
-    veth.detach(conf, dataclasses.replace(rt, netns=netns.for_teardown(rt.netns)), ctx)
+#: DEL is the pod side's alone, as the bridge plugin's: the shared devices go in GC.
+delete = veth.detach
 
 
 def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     """The node side (device, flood list, bridge, offload), then the pod side."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
     with netns.rtnl() as host:
         spec = device.spec_for(conf, device.resolve_underlay(host, conf))
         state = device.find_vxlan(host, spec)
@@ -110,7 +103,6 @@ def check(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when an underlay can be found (else code 50) and IPAM is ready."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
     with netns.rtnl() as host:
         try:
             device.resolve_underlay(host, conf)
@@ -121,7 +113,6 @@ def status(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def gc(conf: VxlanConf, rt: RuntimeArgs, ctx: Context) -> None:
     """The pod side's GC (IPAM, rules), then this VNI's devices if no pod uses them any more."""
-    delegate.validate_ipam(ctx.delegate, conf, rt)
     errors: list[str] = []
     try:
         veth.gc(conf, rt, ctx)
