@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from pycni.cni.errors import TryAgainLater
 from pycni.daemon import wire, worker
 from pycni.daemon.listener import Listener, peer_uid
 from pycni.daemon.protocol import KIND_STATUS, MAGIC
@@ -302,7 +303,10 @@ class Supervisor:
             return
         log.error("worker %d ended (%d) with a request in flight", w.pid, returncode)
         if w.killed_for is not None:
-            error = {"code": 11, "msg": f"the pycni daemon stopped the request: {w.killed_for}"}
+            error = {
+                "code": TryAgainLater.code,
+                "msg": f"the pycni daemon stopped the request: {w.killed_for}",
+            }
             with contextlib.suppress(OSError):
                 w.conn.setblocking(False)
                 wire.send_done(w.conn, 1, json.dumps(error).encode() + b"\n")
@@ -312,13 +316,23 @@ class Supervisor:
         w.release()
 
     def _wait(self, pid: int) -> int:
-        """The exit status of a worker whose control socket closed (it is exiting)."""
+        """The exit code of a worker whose control socket closed (it is exiting)."""
+        code = self._ended(pid, block=True)
+        assert code is not None
+        return code
+
+    def _ended(self, pid: int, block: bool = False) -> int | None:
+        """The worker's exit code once it has ended (reaping it if `_reap` has not), else None.
+
+        `exited` holds exit codes already converted from wait statuses: never convert twice.
+        """
         if pid in self.exited:
             return self.exited.pop(pid)
         try:
-            return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+            done, status = os.waitpid(pid, 0 if block else os.WNOHANG)
         except ChildProcessError:
             return 0
+        return os.waitstatus_to_exitcode(status) if done == pid else None
 
     def _reap(self) -> None:
         while True:
@@ -375,9 +389,13 @@ class Supervisor:
         return False
 
     def _stop_workers(self) -> None:
-        """Kill what is still running after the drain, answer its callers, reap everyone."""
+        """Kill what is still running after the drain, answer its callers, reap everyone.
+
+        A worker `_reap` has already reaped ended on its own: its caller learns how, and its pid,
+        which may be another process's by now, is never signalled.
+        """
         for w in self.workers.values():
-            if w.busy_since is not None:
+            if w.busy_since is not None and w.pid not in self.exited:
                 w.killed_for = "the daemon was shutting down"
                 _kill(w.pid)
             w.control.close()  # an idle worker exits on EOF
@@ -385,12 +403,9 @@ class Supervisor:
         pending = dict(self.workers)
         while pending:
             for pid in list(pending):
-                try:
-                    done, status = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    done, status = pid, self.exited.get(pid, 0)
-                if done == pid:
-                    self._answer_orphan(pending.pop(pid), os.waitstatus_to_exitcode(status))
+                code = self._ended(pid)
+                if code is not None:
+                    self._answer_orphan(pending.pop(pid), code)
             if pending and time.monotonic() > deadline:
                 for pid in pending:
                     _kill(pid)
