@@ -1,7 +1,7 @@
-"""The supervisor's shutdown, in-process: workers that ended before it are reported as they ended.
+"""The worker pool's shutdown, in-process: workers that ended before it are reported as they ended.
 
-A worker reaped by the main loop (its exit code recorded) whose control socket had not yet been
-seen closed is still in the pool when the drain ends. Its caller must learn how it ended, and
+A worker reaped by the supervisor's loop (its exit code recorded) whose control socket had not
+yet been seen closed is still in the pool when the drain ends. Its caller must learn how it ended, and
 the supervisor must not convert the recorded exit code a second time (70 became -70, a death by
 SIGHUP raised ValueError and aborted the shutdown), nor signal a pid it has already reaped.
 """
@@ -9,17 +9,17 @@ SIGHUP raised ValueError and aborted the shutdown), nor signal a pid it has alre
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import socket
 import time
-from pathlib import Path
-from typing import cast
 
 import pytest
 
-from pycni.daemon.listener import Listener
+from pycni.daemon.pool import Worker, WorkerPool
 from pycni.daemon.protocol import DIED
-from pycni.daemon.supervisor import Supervisor, SupervisorOptions, Worker
+from pycni.daemon.stats import Stats
+from pycni.daemon.worker import Limits
 from tests.helpers.poll import wait_until
 
 
@@ -34,29 +34,27 @@ def _ended_child(how: str) -> int:
 
 @pytest.mark.parametrize(("how", "returncode"), [("exit", 70), ("signal", -signal.SIGHUP)])
 def test_a_worker_reaped_before_the_drain_ended_is_reported_as_it_ended(
-    how: str, returncode: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    how: str, returncode: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    supervisor = Supervisor(SupervisorOptions(tmp_path / "d.sock"), cast(Listener, None))
+    pool = WorkerPool(selectors.DefaultSelector(), Stats(), Limits(60.0), on_fork=lambda: None)
     killed: list[int] = []
-    monkeypatch.setattr("pycni.daemon.supervisor._kill", killed.append)
+    monkeypatch.setattr("pycni.daemon.pool.kill", killed.append)
     control, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     conn, caller = socket.socketpair()
     pid = _ended_child(how)
-    supervisor.workers[pid] = Worker(pid, control, busy_since=time.monotonic(), conn=conn)
+    pool.workers[pid] = Worker(pid, control, busy_since=time.monotonic(), conn=conn)
 
     def reaped() -> bool:
-        supervisor._reap()
-        return pid in supervisor.exited
+        pool.reap()
+        return pid in pool.exited
 
     wait_until(reaped, what="the worker reaped")
     try:
-        supervisor._stop_workers()
+        pool.stop(pause=lambda: None)
         caller.settimeout(5)
         assert caller.recv(64) == DIED + returncode.to_bytes(4, "big", signed=True)
         assert killed == []  # a reaped pid may be another process's by now
-        assert supervisor.stats.errors == 1
+        assert pool.stats.errors == 1
     finally:
         for sock in (control, worker_end, conn, caller):
             sock.close()
-        os.close(supervisor.wake_r)
-        os.close(supervisor.wake_w)
