@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from pycni.cni.wakeup import WakePipe
 from pycni.daemon import worker
 from pycni.daemon.intake import Intake
 from pycni.daemon.listener import Listener
@@ -64,7 +65,7 @@ class Supervisor:
         self.stats = Stats()
         self.stop_requested = False
         self.drain_deadline: float | None = None
-        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeup = WakePipe()
         self.pool = WorkerPool(
             self.sel, self.stats, worker.Limits(options.request_timeout), self._close_in_child
         )
@@ -82,11 +83,11 @@ class Supervisor:
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT and the drain that follows; the process's exit code."""
-        signal.set_wakeup_fd(self.wake_w)
+        signal.set_wakeup_fd(self.wakeup.write_fd)
         signal.signal(signal.SIGTERM, self._on_stop)
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGCHLD, lambda _s, _f: None)
-        self.sel.register(self.wake_r, selectors.EVENT_READ, "wake")
+        self.sel.register(self.wakeup, selectors.EVENT_READ, "wake")
         self.sel.register(self.listener.sock, selectors.EVENT_READ, "accept")
         if self.endpoint is not None:
             self.sel.register(self.endpoint, selectors.EVENT_READ, "endpoint")
@@ -111,7 +112,7 @@ class Supervisor:
         if data == "accept":
             self.intake.accept()
         elif data == "wake":
-            self._drain_wakeups()
+            self.wakeup.drain()
         elif data == "endpoint":
             self._serve_endpoint()
         elif isinstance(data, socket.socket):
@@ -151,25 +152,17 @@ class Supervisor:
         self.intake.close_in_child()
         if self.endpoint is not None:
             self.endpoint.close()
-        os.close(self.wake_r)
-        os.close(self.wake_w)
+        self.wakeup.close()
 
     # stopping
 
     def _on_stop(self, signum: int, frame: FrameType | None) -> None:
         self.stop_requested = True
 
-    def _drain_wakeups(self) -> None:
-        try:
-            while os.read(self.wake_r, 512):
-                pass
-        except BlockingIOError:
-            pass
-
     def _pause(self) -> None:
         """A short wait for children to end, woken early by SIGCHLD through the wakeup pipe."""
         self.sel.select(0.05)
-        self._drain_wakeups()
+        self.wakeup.drain()
 
     def _begin_stop(self) -> None:
         """Stop taking callers at once; queued ones run the request themselves."""

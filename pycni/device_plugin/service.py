@@ -10,16 +10,15 @@ their ListAndWatch streams. Nothing polls on a timer; only a failed Register is 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import os
 import selectors
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from pycni.cni.wakeup import WakePipe
 from pycni.device_plugin import cdi, inotify
 from pycni.device_plugin.allocate import cdi_spec
 from pycni.device_plugin.config import ConfigError, PluginConfig, load_config, warn_unsupported
@@ -61,7 +60,7 @@ class DevicePluginService:
         self._assignment: dict[str, list[Device]] = {}
         self.in_use = InUse()
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wakeup = WakePipe()
         self._sources: Sources | None = None
         self.on_reconcile: Callable[[], None] | None = None  # tests: observe passes
         self._running = False
@@ -85,14 +84,13 @@ class DevicePluginService:
     def request_stop(self) -> None:
         """Safe from a signal handler or another thread."""
         self._stop.set()
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        self._wakeup.wake()
 
     def run(self) -> None:
         """The event loop; returns after `request_stop`, having shut everything down."""
         assert self._sources is not None, "start() first"
         sel = selectors.DefaultSelector()
-        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        sel.register(self._wakeup, selectors.EVENT_READ, "wake")
         for fileobj, tag in self._sources.selectables():
             sel.register(fileobj, selectors.EVENT_READ, tag)
         dirty_at: float | None = None
@@ -104,7 +102,7 @@ class DevicePluginService:
                 timeout = self._next_timeout(dirty_at)
                 for key, _ in sel.select(timeout):
                     if key.data == "wake":
-                        _drain(self._wake_r)
+                        self._wakeup.drain()
                         continue
                     change = self._handle(key.data)
                     if change is not None:
@@ -126,9 +124,7 @@ class DevicePluginService:
         if self._sources is not None:
             self._sources.close()
             self._sources = None
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._wakeup.close()
         log.info("stopped")
 
     # -- events --------------------------------------------------------------------------------
@@ -293,11 +289,3 @@ class DevicePluginService:
         if self.opts.use_cdi:
             cdi.remove_spec(self.opts.cdi_dir, resource)
         log.info("pool removed", extra={"resource": resource})
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
