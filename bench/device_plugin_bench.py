@@ -64,6 +64,7 @@ def bench_allocate(work: Path, root: Path, calls: int) -> dict[str, float]:
         devinfo_dir=Path("/dev/shm") / work.name / "devinfo",  # tmpfs, as /var/run is on a node
         use_netlink=False,
         use_udev=False,
+        pod_resources_socket=None,
     )
     service = DevicePluginService(opts, parse_config(config))
     start = time.perf_counter()

@@ -19,7 +19,7 @@ from pycni.device_plugin.cdi import CDI_DIR
 from pycni.device_plugin.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
 from pycni.device_plugin.options import Options
 from pycni.hw.devinfo import DP_DIR
-from pycni.k8s.paths import DEVICE_PLUGINS_DIR, KUBELET_SOCKET, PLUGINS_REGISTRY_DIR
+from pycni.k8s.paths import DEVICE_PLUGINS_DIR, KUBELET_SOCKET, PLUGINS_REGISTRY_DIR, POD_RESOURCES_SOCKET
 
 if TYPE_CHECKING:
     from pycni.device_plugin.service import DevicePluginService
@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-udev", action="store_true", help="do not listen for kernel uevents")
     p.add_argument(
+        "--pod-resources-socket",
+        default=str(POD_RESOURCES_SOCKET),
+        help="the kubelet's pod-resources API, read at start for the devices pods hold ('' to not read it)",
+    )
+    p.add_argument(
         "--metrics-address",
         default=DEFAULT_METRICS_ADDRESS,
         help="HOST:PORT of /metrics, /healthz and /readyz ('' to serve none)",
@@ -96,6 +101,7 @@ def main(argv: list[str]) -> int:
         use_cdi=args.use_cdi,
         links_netns=args.links_netns,
         use_udev=not args.no_udev,
+        pod_resources_socket=Path(args.pod_resources_socket) if args.pod_resources_socket else None,
     )
     service = DevicePluginService(opts, config)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from pycni.device_plugin.cdi import CDI_DIR
 from pycni.device_plugin.config import DEFAULT_PREFIX
 from pycni.hw.devinfo import DP_DIR
-from pycni.k8s.paths import DEVICE_PLUGINS_DIR, PLUGINS_REGISTRY_DIR
+from pycni.k8s.paths import DEVICE_PLUGINS_DIR, PLUGINS_REGISTRY_DIR, POD_RESOURCES_SOCKET
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class Options:
     devinfo_dir: Path = DP_DIR
     cdi_dir: Path = CDI_DIR
     use_cdi: bool = False
+    #: The kubelet's pod-resources API, read at start for the devices pods already hold (None: not read).
+    pod_resources_socket: Path | None = POD_RESOURCES_SOCKET
     #: The network namespace whose links are the node's netdevs (None: our own).
     links_netns: str | None = None
     use_netlink: bool = True

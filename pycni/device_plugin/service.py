@@ -79,7 +79,32 @@ class DevicePluginService:
                 "sysfs": str(self.opts.sysfs_root),
             },
         )
+        self.restore_allocations()
         self.reconcile()
+
+    def restore_allocations(self) -> None:
+        """What pods already hold, from the kubelet (its pod-resources API), marked in use.
+
+        The allocated set lives in memory; after a restart a VF whose netdev is in a pod, or is
+        about to be moved there, would otherwise count as free and its netdev's absence as an
+        outage. Without the API the plugin starts anyway: such a VF is then learnt at its next
+        Allocate, as before.
+        """
+        socket = self.opts.pod_resources_socket
+        if socket is None:
+            return
+        from pycni.cni.errors import TryAgainLater
+        from pycni.k8s import podresources
+
+        try:
+            held = podresources.node_devices(socket)
+        except TryAgainLater as err:
+            log.warning("cannot read the devices pods hold from the kubelet", extra={"error": err.msg})
+            return
+        ours = {pool.resource for pool in pools_of(self.config, self.opts.resource_prefix)}
+        restored = sorted(dev for resource, ids in held.items() if resource in ours for dev in ids)
+        self.in_use.restore(restored)
+        log.info("devices held by pods, read back from the kubelet", extra={"devices": restored})
 
     def request_stop(self) -> None:
         """Safe from a signal handler or another thread."""

@@ -1,9 +1,11 @@
-"""The kubelet's PodResources API (v1): which devices the kubelet allocated to a pod, per resource.
+"""The kubelet's PodResources API (v1): which devices the kubelet allocated, per resource.
 
-`Get` asks for one pod (served when the kubelet's `KubeletPodResourcesGet` gate is on, by default
-from 1.34); any refusal of it other than "kubelet unreachable" falls back to `List`, as the
-reference always does. A channel is opened per lookup and closed after it, never at import: a
-daemon forks its workers after importing this module, and gRPC channels do not survive a fork.
+`pod_devices` answers for one pod (multus): `Get` asks for it (served when the kubelet's
+`KubeletPodResourcesGet` gate is on, by default from 1.34); any refusal of it other than
+"kubelet unreachable" falls back to `List`, as the reference always does. `node_devices` answers
+for every pod of the node (the device plugin, reading back what is in use after a restart). A
+channel is opened per lookup and closed after it, never at import: a daemon forks its workers
+after importing this module, and gRPC channels do not survive a fork.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,25 @@ DeviceMap = dict[str, list[str]]
 
 
 def pod_devices(socket: Path, namespace: str, name: str) -> DeviceMap:
-    """Resource name → the pod's device IDs (all containers), sorted; empty when the pod has none."""
+    """Resource name → the pod's device IDs (all containers), sorted; empty when the pod has none.
+
+    Waits for gRPC's threads to end afterwards (`_settle`): a daemon worker must be single-threaded.
+    """
+    threads = _thread_count()
+    try:
+        found = _call(socket, lambda grpc, pb, stub: _one_pod(grpc, pb, stub, namespace, name))
+    finally:
+        _settle(threads)
+    return _devices(found)
+
+
+def node_devices(socket: Path) -> DeviceMap:
+    """Resource name → the device IDs the kubelet has given to any pod of the node, sorted."""
+    return _devices(_call(socket, lambda grpc, pb, stub: list(_list(pb, stub).pod_resources)))
+
+
+def _call(socket: Path, ask: Callable[[Any, Any, Any], list[Any]]) -> list[Any]:
+    """`ask(grpc, pb, stub)` over a channel of its own; any gRPC failure is `TryAgainLater`."""
     import grpc
 
     from pycni.k8s.api import podresources_v1_pb2 as pb
@@ -37,35 +58,29 @@ def pod_devices(socket: Path, namespace: str, name: str) -> DeviceMap:
     if not socket.exists():
         raise TryAgainLater(f"the kubelet's pod-resources socket {socket} does not exist")
     options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
-    threads = _thread_count()
-    try:
-        found = _lookup(grpc, pb, pb_grpc, socket, options, namespace, name)
-    finally:
-        _settle(threads)
-    return _devices(found)
-
-
-def _lookup(
-    grpc: Any, pb: Any, pb_grpc: Any, socket: Path, options: list[Any], namespace: str, name: str
-) -> list[Any]:
     with grpc.insecure_channel(f"unix://{socket}", options=options) as channel:
-        stub = pb_grpc.PodResourcesListerStub(channel)
+        stub = pb_grpc.PodResourcesListerStub(channel)  # type: ignore[no-untyped-call]
         try:
-            try:
-                reply = stub.Get(
-                    pb.GetPodResourcesRequest(pod_name=name, pod_namespace=namespace), timeout=CALL_TIMEOUT
-                )
-                found = [reply.pod_resources] if reply.HasField("pod_resources") else []
-            except grpc.RpcError as err:
-                if _unreachable(err):
-                    raise
-                listed = stub.List(pb.ListPodResourcesRequest(), timeout=CALL_TIMEOUT)
-                found = [p for p in listed.pod_resources if (p.namespace, p.name) == (namespace, name)]
+            return ask(grpc, pb, stub)
         except grpc.RpcError as err:
             raise TryAgainLater(
                 f"the kubelet's pod-resources API at {socket} failed: {err.code().name}: {err.details()}"
             ) from err
-    return found
+
+
+def _one_pod(grpc: Any, pb: Any, stub: Any, namespace: str, name: str) -> list[Any]:
+    try:
+        request = pb.GetPodResourcesRequest(pod_name=name, pod_namespace=namespace)
+        reply = stub.Get(request, timeout=CALL_TIMEOUT)
+        return [reply.pod_resources] if reply.HasField("pod_resources") else []
+    except grpc.RpcError as err:
+        if _unreachable(err):
+            raise
+        return [p for p in _list(pb, stub).pod_resources if (p.namespace, p.name) == (namespace, name)]
+
+
+def _list(pb: Any, stub: Any) -> Any:
+    return stub.List(pb.ListPodResourcesRequest(), timeout=CALL_TIMEOUT)
 
 
 def _thread_count() -> int:

@@ -24,6 +24,7 @@ from pycni.device_plugin.options import Options
 from pycni.device_plugin.service import DevicePluginService
 from tests.device_plugin.kubelet import FakeKubelet
 from tests.helpers.fake_sysfs import FakeNode, build_sriov_node
+from tests.helpers.podresources import FakePodResources
 
 PREFIX = "pycni.io"
 
@@ -113,9 +114,14 @@ class Running:
 
 @pytest.fixture
 def start_service(workdir: Path, node: FakeNode) -> Iterator[Callable[..., Running]]:
-    """Starts a service (kubelet.sock mode unless `watcher=True`); stops it after the test."""
+    """Starts a service (kubelet.sock mode unless `watcher=True`); stops it after the test.
+
+    `held` (resource → device IDs) starts the kubelet's pod-resources API with one pod holding
+    them; without it the service finds no such API.
+    """
     started: list[Running] = []
     kubelets: list[FakeKubelet] = []
+    pod_resources: list[FakePodResources] = []
 
     def start(
         config: dict[str, Any] | None = None,
@@ -124,6 +130,7 @@ def start_service(workdir: Path, node: FakeNode) -> Iterator[Callable[..., Runni
         links_netns: str | None = None,
         kubelet: bool = True,
         use_cdi: bool = False,
+        held: dict[str, list[str]] | None = None,
     ) -> Running:
         conf_path = workdir / "conf" / "config.json"
         conf_path.parent.mkdir(exist_ok=True)
@@ -138,6 +145,11 @@ def start_service(workdir: Path, node: FakeNode) -> Iterator[Callable[..., Runni
             fake = FakeKubelet(kubelet_dir)
             fake.start()
             kubelets.append(fake)
+        pod_resources_socket = workdir / "pod-resources.sock"
+        if held is not None and not pod_resources:
+            pod_resources.append(FakePodResources(pod_resources_socket))
+        for resource, ids in (held or {}).items():
+            pod_resources[0].allocate("default", "holder", resource, ids)
         opts = Options(
             config_path=conf_path,
             resource_prefix=PREFIX,
@@ -150,6 +162,7 @@ def start_service(workdir: Path, node: FakeNode) -> Iterator[Callable[..., Runni
             links_netns=links_netns,
             use_netlink=links_netns is not None,
             use_udev=False,
+            pod_resources_socket=pod_resources_socket,
         )
         service = DevicePluginService(opts, load_config(conf_path, PREFIX))
         running = Running(service, opts, fake, threading.Thread(target=lambda: None), node)
@@ -166,3 +179,5 @@ def start_service(workdir: Path, node: FakeNode) -> Iterator[Callable[..., Runni
             running.stop()
     for fake in kubelets:
         fake.stop()
+    for api in pod_resources:
+        api.stop()

@@ -72,6 +72,26 @@ def test_allocated_vf_whose_netdev_moves_to_a_pod_stays_healthy(
         stream.close()
 
 
+def test_a_restarted_plugin_reads_back_what_pods_hold_and_keeps_it_healthy(
+    start_service: Callable[..., Running], links_ns: str
+) -> None:
+    """The kubelet gave 0000:3b:02.2 to a pod before this plugin (re)started; its sriov CNI has
+    not moved the netdev yet. When it does, the VF stays Healthy: the plugin read the allocation
+    back from the pod-resources API. An unallocated VF losing its netdev is the control."""
+    run = start_service(links_netns=links_ns, held={f"{PREFIX}/sriov_a": ["0000:3b:02.2"]})
+    stream = Stream(run.socket("sriov_a"))
+    try:
+        assert healthy(stream.next()) == set(A)
+        count = len(run.reconciles)
+        delete_link(links_ns, "ens1f0v2")  # the CNI moving it into the pod
+        wait_for(lambda: len(run.reconciles) > count, timeout=1.0, what="a reconcile after the link event")
+        delete_link(links_ns, "ens1f0v3")
+        seen = stream.until(lambda d: d.get("0000:3b:02.3") == "Unhealthy", timeout=1.0)
+        assert seen["0000:3b:02.2"] == "Healthy"
+    finally:
+        stream.close()
+
+
 def test_vf_removed_from_sysfs_leaves_pool_and_new_vf_joins(start_service: Callable[..., Running]) -> None:
     run = start_service()
     stream = Stream(run.socket("sriov_b"))

@@ -14,7 +14,7 @@ from pycni.cni.logs import setup_json_logging
 from pycni.cni.settings import Settings
 from pycni.device_plugin.config import ConfigError, parse_config
 from pycni.device_plugin.discovery import Device, discover, remember
-from pycni.device_plugin.pools import LinkState, assign, health, pools_of
+from pycni.device_plugin.pools import InUse, LinkState, assign, health, pools_of
 from pycni.device_plugin.preferred import preferred
 from pycni.device_plugin.ranges import parse_pf_ref
 from pycni.hw.sysfs import DeviceNotFound, SysFs
@@ -210,6 +210,33 @@ def test_health_rules() -> None:
     assert health(vf, {"pf": up}) == "netdev v0 is gone"
     assert health(vf, {"pf": up}, in_use=True) is None
     assert health(dataclasses.replace(vf, driver_now=None), {"v0": up, "pf": up}) == "no driver bound"
+
+
+def test_an_allocated_vf_is_in_use_until_its_netdev_comes_back() -> None:
+    vf = dataclasses.replace(dev("0000:3b:02.0", "0000:3b:00.0", 0), netdevs=("v0",), netdevs_now=("v0",))
+    away = dataclasses.replace(vf, netdevs_now=())
+    in_use = InUse()
+    assert not in_use.check(vf)
+    in_use.mark([vf.address])
+    assert in_use.check(vf)  # allocated, the CNI has not moved its netdev yet
+    assert in_use.check(away) and in_use.check(away)  # in the pod
+    assert in_use.check(vf)  # back: this look still counts it (its last), then it is free
+    assert not in_use.check(vf) and not in_use.check(away)
+
+
+def test_a_vf_read_back_from_the_kubelet_is_in_use_though_its_netdev_was_never_seen() -> None:
+    """After a restart a VF in a pod has no known netdev: it is away until a netdev shows up."""
+    in_pod = dev("0000:3b:02.1", "0000:3b:00.0", 0)  # netdevs=(), netdevs_now=()
+    back = dataclasses.replace(in_pod, netdevs=("v1",), netdevs_now=("v1",))
+    in_use = InUse()
+    in_use.restore([in_pod.address])
+    assert in_use.check(in_pod) and in_use.check(in_pod)
+    assert in_use.check(back)
+    assert not in_use.check(back) and not in_use.check(dataclasses.replace(back, netdevs_now=()))
+    not_yet_moved = dataclasses.replace(back, address="0000:3b:02.2")
+    in_use.restore([not_yet_moved.address])
+    assert in_use.check(not_yet_moved)  # its netdev is still here: held, not released
+    assert in_use.check(dataclasses.replace(not_yet_moved, netdevs_now=()))
 
 
 def test_allocate_uio_and_vhost_net_device_nodes(tree: SysFs) -> None:

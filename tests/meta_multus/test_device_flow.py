@@ -20,8 +20,8 @@ from pycni.device_plugin.service import DevicePluginService
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from tests.device_plugin.kubelet import FakeKubelet, Stream, plugin, wait_for
 from tests.helpers.fake_sysfs import FakeNode, build_sriov_node
+from tests.helpers.podresources import FakePodResources
 from tests.meta_multus.helpers import MultusNode, nad_manifest, pod_manifest, write_manifests
-from tests.meta_multus.podresources import FakePodResources
 
 PREFIX = "pycni.io"
 RESOURCE = f"{PREFIX}/sriov_a"
@@ -81,6 +81,7 @@ def kubelet(mnode: MultusNode) -> Iterator[Kubelet]:
         links_netns=None,
         use_netlink=False,
         use_udev=False,
+        pod_resources_socket=None,
     )
     service = DevicePluginService(opts, load_config(conf_path, PREFIX))
     service.start()

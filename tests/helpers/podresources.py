@@ -1,4 +1,8 @@
-"""A kubelet pod-resources stand-in: the real v1 proto over a unix socket, List always, Get on request."""
+"""A kubelet pod-resources stand-in: the real v1 proto over a unix socket, List always, Get on request.
+
+Shared by the multus tests (a pod's devices) and the device-plugin tests (what pods hold when the
+plugin starts).
+"""
 
 from __future__ import annotations
 
