@@ -83,18 +83,6 @@ class PciDevice:
     def base_class(self) -> int:
         return self.class_code >> 16
 
-    @property
-    def is_vf(self) -> bool:
-        return self.physfn is not None
-
-    @property
-    def is_sriov_pf(self) -> bool:
-        return self.sriov_totalvfs is not None
-
-    @property
-    def userspace_driver(self) -> bool:
-        return self.driver in USERSPACE_DRIVERS
-
 
 @dataclass(frozen=True)
 class NetDev:

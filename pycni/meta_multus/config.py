@@ -93,7 +93,3 @@ class MultusConf(NetConf):
     @property
     def status_dir(self) -> Path:
         return self.cni_dir / "network-status"
-
-    @property
-    def results_dir(self) -> Path:
-        return self.cni_dir

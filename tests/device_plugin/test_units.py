@@ -36,12 +36,11 @@ def tree(tmp_path: Path) -> SysFs:
 
 def test_sysfs_reads_vf_pf_and_netdev_facts(tree: SysFs) -> None:
     vf = tree.pci_device("0000:3b:02.6")
-    assert (vf.physfn, vf.vf_index, vf.driver, vf.userspace_driver, vf.numa_node) == (
-        "0000:3b:00.0", 6, "vfio-pci", True, 0
-    )  # fmt: skip
-    assert vf.netdevs == () and vf.iommu_group is not None and vf.is_vf
+    assert (vf.physfn, vf.vf_index, vf.driver, vf.numa_node) == ("0000:3b:00.0", 6, "vfio-pci", 0)
+    assert tree.is_userspace_driver(vf.address)
+    assert vf.netdevs == () and vf.iommu_group is not None and vf.sriov_totalvfs is None
     pf = tree.pci_device("0000:3b:00.0")
-    assert (pf.sriov_numvfs, pf.sriov_totalvfs, pf.netdevs, pf.is_sriov_pf) == (8, 64, ("ens1f0",), True)
+    assert (pf.physfn, pf.sriov_numvfs, pf.sriov_totalvfs, pf.netdevs) == (None, 8, 64, ("ens1f0",))
     assert tree.virtfns("0000:3b:00.0")[3] == "0000:3b:02.3"
     assert tree.netdev_pci_address("ens1f0v3") == "0000:3b:02.3"
     assert tree.netdev("ens1f0").link_type == "ether"
