@@ -27,10 +27,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REFERENCE_DIR, enter_netns, exec_plugin, sh, summary_ms, table
+from bench.common import REFERENCE_DIR, exec_plugin, sh, summary_ms, table
 from bench.lifecycle_bench import start_daemon
 from pycni.install import install
 from tests.helpers.fake_sysfs import FakeVf, build_sriov_node
+from tests.helpers.netns import enter_netns
 
 LAYOUT = (("ens1f0", 0x3B, 0, "154c", ("iavf",) * 3),)
 

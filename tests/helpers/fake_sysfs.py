@@ -183,6 +183,12 @@ class FakeVf:
     numa: int
     iommu_group: int
 
+    @property
+    def kernel_netdev(self) -> str:
+        """The netdev of a VF bound to a kernel driver (a vfio-pci VF has none)."""
+        assert self.netdev is not None, f"VF {self.address} has no netdev"
+        return self.netdev
+
 
 @dataclass
 class FakeNode:

@@ -15,10 +15,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pycni.net.netns import setns
+
 
 def unique(prefix: str, length: int = 15) -> str:
     """A name unique across parallel test workers, short enough for an ifname."""
     return (prefix + uuid.uuid4().hex)[:length]
+
+
+def enter_netns(path: str) -> None:
+    """Move this (still single-threaded) process into `path`; threads and children follow.
+
+    For harnesses that play a node (the soak, the benches), never for a test in the shared
+    pytest process.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        setns(fd)
+    finally:
+        os.close(fd)
 
 
 def sh(*cmd: str, check: bool = True, netns: str | None = None, timeout: float = 60) -> str:

@@ -1,4 +1,4 @@
-"""The soak (bench/soak.py) as a test: a short run with every fault, and seeded replay.
+"""The soak (tests/helpers/soak, `bench/soak.py`) as a test: a short run with every fault, and seeded replay.
 
 The long run (`python bench/soak.py --lifecycles 5000 --concurrency 16 --faults`) is the
 release check; this one keeps the harness and the invariants it proves working in CI.
@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import SoakOptions, options_argv, run_soak
-from bench.soak_checks import daemon_balance, epoch_runs, request_log
-from bench.soak_node import Node
-from bench.soak_plan import FAULT_KINDS, MOVED_DEVICE, NETWORKS, POD_FAULTS, plan_schedule
+from tests.helpers.soak.checks import daemon_balance, epoch_runs, request_log
+from tests.helpers.soak.node import Node
+from tests.helpers.soak.plan import FAULT_KINDS, MOVED_DEVICE, NETWORKS, POD_FAULTS, plan_schedule
+from tests.helpers.soak.run import SoakOptions, options_argv, run_soak
 
 pytestmark = pytest.mark.soak
 

@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import FakeVf, build_fake_nic, enter_netns, sh
 from pycni.daemon.client import NoDaemon, status
 from pycni.install import fallback_path, install
+from tests.helpers.fake_sysfs import FakeVf, build_sriov_node
+from tests.helpers.netns import enter_netns, sh
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 CLONE_NEWNS = 0x00020000
 UNDERLAY = "soakul0"
 LOCAL_IP = "192.0.2.1"
@@ -332,7 +333,7 @@ class Node:
 
     def _nic(self) -> None:
         """A fake NIC: half its VFs for sriov, half for host-device; veth stand-ins as netdevs."""
-        vfs = build_fake_nic(self.work / "sys", PF, 0x5E, self.vfs)
+        vfs = build_sriov_node(self.work / "sys", [(PF, 0x5E, 0, "154c", ("iavf",) * self.vfs)]).vfs
         state = {}
         for vf in vfs:
             sh(
@@ -346,11 +347,11 @@ class Node:
                 "veth",
                 "peer",
                 "name",
-                vf.netdev,
+                vf.kernel_netdev,
                 "netns",
                 self.node_ns,
             )
-            sh("ip", "link", "set", vf.netdev, "up")
+            sh("ip", "link", "set", vf.kernel_netdev, "up")
             sh("ip", "-n", self.wire_ns, "link", "set", f"w{vf.index}", "up")
             state[str(vf.index)] = {
                 "mac": f"02:00:00:00:5e:{vf.index:02x}",

@@ -11,7 +11,7 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-#: Networks of the soak node (bench/soak_node.py builds them) and what each attaches.
+#: Networks of the soak node (`node` builds them) and what each attaches.
 NETWORKS = ("bridge-nft", "bridge-ipt", "bridge-tiny", "vxlan", "host-device", "sriov", "multus")
 #: How the runtime runs the executables: the Python launcher or the native forwarder, each
 #: either without the daemon (the plugin runs in the exec'd process) or with it (auto mode:

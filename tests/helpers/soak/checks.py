@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.soak_node import UNDERLAY, Node
 from pycni.net.netns import entered
+from tests.helpers.soak.node import UNDERLAY, Node
 
 
 def _is_ip(name: str) -> bool:
@@ -80,7 +80,7 @@ def _links() -> list[dict[str, Any]]:
 
 def leaked_links(node: Node) -> list[str]:
     """Links left in the node beyond its own (stand-ins, underlay) and the bridges it keeps."""
-    keep = {"lo", UNDERLAY, *(vf.netdev for vf in node.sriov_vfs + node.host_device_vfs)}
+    keep = {"lo", UNDERLAY, *(vf.kernel_netdev for vf in node.sriov_vfs + node.host_device_vfs)}
     bridges = {n.conf.get("bridge") for n in node.networks.values()} | {"sbrm0", "sbrm1"}
     found = []
     for link in _links():
@@ -161,18 +161,18 @@ def vf_state(node: Node) -> list[str]:
                 )
     links = {link["ifname"]: link for link in _links()}
     for vf in node.sriov_vfs + node.host_device_vfs:
-        link = links.get(vf.netdev)
+        link = links.get(vf.kernel_netdev)
         if link is None:
-            found.append(f"VF netdev {vf.netdev} ({vf.address}) is not back in the node")
+            found.append(f"VF netdev {vf.kernel_netdev} ({vf.address}) is not back in the node")
         elif "UP" not in link.get("flags", []):
-            found.append(f"VF netdev {vf.netdev} is not up as it was: {link.get('flags')}")
+            found.append(f"VF netdev {vf.kernel_netdev} is not up as it was: {link.get('flags')}")
     return found
 
 
 def vf_links_snapshot(node: Node) -> dict[str, tuple[str, int]]:
     links = {link["ifname"]: link for link in _links()}
     return {
-        vf.netdev: (links[vf.netdev].get("address", ""), links[vf.netdev].get("mtu", 0))
+        vf.kernel_netdev: (links[vf.kernel_netdev].get("address", ""), links[vf.kernel_netdev].get("mtu", 0))
         for vf in node.sriov_vfs + node.host_device_vfs
     }
 
