@@ -41,7 +41,7 @@ from pycni.net.iface import configure_iface, verify_iface
 from pycni.net.vf_state import ZERO_MAC, VfSettings
 from pycni.plugins.sriov import pod as pod_side
 from pycni.plugins.sriov.config import LOG_LEVELS, SriovConf
-from pycni.plugins.sriov.release import reclaim, release, release_and_forget
+from pycni.plugins.sriov.release import VfCall, reclaim, release, release_and_forget
 from pycni.plugins.sriov.state import Stores, VfAttachment, netns_id, vf_locked
 
 if TYPE_CHECKING:
@@ -87,17 +87,17 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
         if not vf.userspace and links.find_link(pod, rt.ifname) is not None:
             raise links.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
         with vf_locked(ctx.settings.run_dir, address), ExitStack() as undo:
-            control = vf_control(ctx.settings, host)
-            restored = take(stores, address, conf, rt, control, sysfs, clog)
+            call = VfCall(stores, vf_control(ctx.settings, host), sysfs, clog)
+            restored = take(call, address, conf, rt)
             vf = virtual_function(sysfs, address)
-            rec = snapshot(conf, rt, vf, node_netdev(host, vf, restored), control, wanted)
+            rec = snapshot(conf, rt, vf, node_netdev(host, vf, restored), call.control, wanted)
             clog.info(
                 "attaching VF %s (VF %d of %s, %s mode) to %s as %s, PF side %s",
                 vf.address, vf.index, vf.pf_netdev, rec.mode, rt.netns, rt.ifname, wanted.changes(),
             )  # fmt: skip
-            undo.callback(quietly(release_and_forget), stores, rec, control, sysfs)
+            undo.callback(quietly(release_and_forget), call, rec)
             stores.claim(rec)
-            control.set(vf.pf_netdev, vf.index, wanted)
+            call.control.set(vf.pf_netdev, vf.index, wanted)
             link = _pod_netdev(host, pod, rt, rec) if rec.mode == "netdev" else None
             rec = write_devinfo(conf, vf, rec, stores, undo)
             result = Result(cni_version=conf.cni_version, interfaces=[_interface(rt, rec, link)])
@@ -110,20 +110,13 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
             return result
 
 
-def take(
-    stores: Stores,
-    pci: str,
-    conf: SriovConf,
-    rt: RuntimeArgs,
-    control: VfControl,
-    sysfs: SysFs,
-    clog: logging.Logger,
-) -> str | None:
+def take(call: VfCall, pci: str, conf: SriovConf, rt: RuntimeArgs) -> str | None:
     """Make the VF free for this attachment: refuse a live holder, reclaim one whose netns is gone.
 
     Returns the name a reclaimed VF's netdev was restored under.
     """
     me = (conf.name, rt.container_id, rt.ifname)
+    stores = call.stores
     leftover = stores.attachments.load(*me)
     if leftover is not None and leftover.pci != pci:
         raise AlreadyExists(
@@ -135,10 +128,10 @@ def take(
         raise VfInUse(
             f"pci address {pci} is already allocated to {holder.describe()} in its netns {holder.netns}"
         )
-    restored = reclaim(stores, pci, holder, control, sysfs, clog) if holder is not None else None
+    restored = reclaim(call, pci, holder) if holder is not None else None
     leftover = stores.attachments.load(*me)
     if leftover is not None:  # an ADD of ours that died before it could roll back
-        release_and_forget(stores, leftover, control, sysfs)
+        release_and_forget(call, leftover)
         restored = leftover.name or restored
     return restored
 
@@ -261,32 +254,27 @@ def delete(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
         return
     sysfs = SysFs(ctx.settings.sysfs_root)
     with call_log(conf) as clog, vf_locked(ctx.settings.run_dir, rec.pci), netns.rtnl() as host:
-        control = vf_control(ctx.settings, host)
+        call = VfCall(stores, vf_control(ctx.settings, host), sysfs, clog)
         returned: list[bool] = []
         pod_path = netns.for_teardown(rt.netns or rec.netns)
         clog.info("releasing VF %s of %s from %s", rec.pci, rec.describe(), pod_path or "a gone netns")
-        steps.run(
-            f"releasing VF {rec.pci}",
-            lambda: returned.append(_release_if_mine(stores, rec, pod_path, control, sysfs, clog)),
-        )
+        steps.run(f"releasing VF {rec.pci}", lambda: returned.append(_release_if_mine(call, rec, pod_path)))
         steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
         if returned and not steps.errors:
-            _forget(stores, rec, returned[0], clog)
+            _forget(call, rec, returned[0])
     steps.raise_if_failed()
 
 
-def _release_if_mine(
-    stores: Stores, rec: VfAttachment, pod_path: str, control: VfControl, sysfs: SysFs, clog: logging.Logger
-) -> bool:
+def _release_if_mine(call: VfCall, rec: VfAttachment, pod_path: str) -> bool:
     """Release the VF unless a newer attachment holds it now (a late DEL, sriov-cni#219)."""
-    holder = stores.holder(rec.pci)
+    holder = call.stores.holder(rec.pci)
     if holder is not None and holder.key != rec.key:
-        clog.warning("VF %s is held by %s now: leaving it alone", rec.pci, holder.describe())
+        call.log.warning("VF %s is held by %s now: leaving it alone", rec.pci, holder.describe())
         return True
-    return release(rec, pod_path, control, sysfs)
+    return release(call, rec, pod_path)
 
 
-def _forget(stores: Stores, rec: VfAttachment, returned: bool, clog: logging.Logger) -> None:
+def _forget(call: VfCall, rec: VfAttachment, returned: bool) -> None:
     """Drop the records, or mark them released while the netdev has not come back from a dead netns.
 
     A released record keeps the VF's claim: the VF stays reserved until ADD or GC find its netdev
@@ -294,10 +282,10 @@ def _forget(stores: Stores, rec: VfAttachment, returned: bool, clog: logging.Log
     """
     devinfo.remove(rec.device_info_file)
     if returned:
-        stores.forget(rec)
+        call.stores.forget(rec)
     elif not rec.released:
-        clog.info("netdev %s of VF %s is not back in the node yet: marked released", rec.name, rec.pci)
-        stores.attachments.save(rec.model_copy(update={"released": True, "device_info_file": None}))
+        call.log.info("netdev %s of VF %s is not back in the node yet: marked released", rec.name, rec.pci)
+        call.stores.attachments.save(rec.model_copy(update={"released": True, "device_info_file": None}))
 
 
 def check(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -378,7 +366,7 @@ def _collect(stores: Stores, rec: VfAttachment, sysfs: SysFs, ctx: Context) -> N
     with vf_locked(ctx.settings.run_dir, rec.pci), netns.rtnl() as host:
         holder = stores.holder(rec.pci)
         if holder is None or holder.key == rec.key:
-            release_and_forget(stores, rec, vf_control(ctx.settings, host), sysfs)
+            release_and_forget(VfCall(stores, vf_control(ctx.settings, host), sysfs, log), rec)
         else:
             devinfo.remove(rec.device_info_file)
             stores.forget(rec)
