@@ -17,6 +17,8 @@ from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.libcni import netlist
 from pycni.libcni.cache import ResultCache
 from pycni.meta_multus import attach, guards, pods
+from pycni.meta_multus.allotment import DeviceAllotment
+from pycni.meta_multus.call import MultusCall
 from pycni.meta_multus.plan import CorruptPlan, Plan, PlannedAttachment, PlanStore
 from pycni.meta_multus.resolve import Resolver, info_dir
 from pycni.meta_multus.teardown import cached_network, from_cache, teardown
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def networks(conf: MultusConf, rt: RuntimeArgs) -> list[PlannedAttachment]:
     """Every network the node uses, once each, the cluster network first and marked `default`."""
-    resolver = Resolver(conf, rt, pods.open_source(conf, rt), None, dict)
+    resolver = Resolver(conf, rt, pods.open_source(conf, rt), None, DeviceAllotment(dict))
     found: dict[str, PlannedAttachment] = {}
     for index, net in enumerate([resolver.cluster_network(), *resolver.default_networks()]):
         found.setdefault(
@@ -81,7 +83,8 @@ def collect(conf: MultusConf, rt: RuntimeArgs, ctx: Context, valid_ids: set[str]
             if container_id in valid_ids:
                 kept.append(plan)
             else:
-                errors += [e.msg for e in teardown(conf, plan, store, rt.with_command(Command.DEL), ctx)]
+                call = MultusCall(conf, rt.with_command(Command.DEL), ctx, store)
+                errors += [e.msg for e in teardown(call, plan)]
     errors += _del_cached_orphans(conf, rt, ctx, valid_ids)
     errors += _gc_networks(conf, rt, ctx, kept, valid_ids)
     return errors

@@ -14,14 +14,18 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, ValidationError
 
 from pycni.cni.config import Model
-from pycni.cni.errors import InvalidEnvironment
+from pycni.cni.errors import CNIError, InvalidEnvironment
 from pycni.cni.files import write_atomic
-from pycni.cni.runtime import NAME_PATTERN, is_valid_name
+from pycni.cni.runtime import NAME_PATTERN, RuntimeArgs, is_valid_name
+from pycni.meta_multus.pods import PodArgs
+
+if TYPE_CHECKING:
+    from pycni.k8s.objects import Pod
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,10 @@ class PlannedAttachment(Model):
         """The CNI network name (the result cache key)."""
         return str(self.conflist.get("name", ""))
 
+    def failed(self, err: CNIError) -> CNIError:
+        """`err` (same class, code and details), its message saying which attachment failed."""
+        return type(err)(f"network {self.network} on {self.ifname}: {err.msg}", err.details)
+
 
 class Plan(Model):
     kind: str = KIND
@@ -69,6 +77,21 @@ class Plan(Model):
 
     def pending(self) -> list[PlannedAttachment]:
         return [a for a in self.attachments if not a.deleted]
+
+
+def new_plan(rt: RuntimeArgs, pod: Pod | None, attachments: list[PlannedAttachment]) -> Plan:
+    """The plan of `attachments` for the container of `rt`; the pod's names from the API when it
+    was found, else from CNI_ARGS."""
+    args = PodArgs.from_rt(rt)
+    return Plan(
+        container_id=rt.container_id,
+        netns=rt.netns,
+        pod_namespace=pod.namespace if pod else args.namespace,
+        pod_name=pod.name if pod else args.name,
+        pod_uid=pod.uid if pod else args.uid,
+        cni_args=list(rt.args),
+        attachments=attachments,
+    )
 
 
 class CorruptPlan(Exception):

@@ -27,10 +27,13 @@ from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import Result
 from pycni.meta_multus import attach, guards, node, pods
 from pycni.meta_multus import status as network_status
+from pycni.meta_multus.allotment import DeviceAllotment
+from pycni.meta_multus.call import MultusCall
 from pycni.meta_multus.config import MultusConf
-from pycni.meta_multus.plan import CorruptPlan, Plan, PlanStore
-from pycni.meta_multus.resolve import PodArgs, Resolver
-from pycni.meta_multus.teardown import forget_status, new_plan, rebuild, teardown
+from pycni.meta_multus.plan import CorruptPlan, Plan, PlanStore, new_plan
+from pycni.meta_multus.pods import PodArgs
+from pycni.meta_multus.resolve import Resolver
+from pycni.meta_multus.teardown import forget_status, rebuild, teardown
 
 if TYPE_CHECKING:
     from pycni.cni.plugin import Context
@@ -50,14 +53,15 @@ def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
             )
         source = pods.open_source(conf, rt)
         pod = pods.find_pod(source, PodArgs.from_rt(rt), adding=True)
-        resolver = Resolver(conf, rt, source, pod, lambda: pods.devices(conf, pod))
+        resolver = Resolver(conf, rt, source, pod, DeviceAllotment(lambda: pods.devices(conf, pod)))
         plan = new_plan(rt, pod, resolver.attachments())
         log.info(
             "ADD %s: %s", rt.container_id, ", ".join(f"{a.network} on {a.ifname}" for a in plan.attachments)
         )
         _refuse_existing_ifnames(rt, plan)
         store.save(plan)
-        results = _attach_all(conf, plan, store, rt, ctx)
+        call = MultusCall(conf, rt, ctx, store)
+        results = _attach_all(call, plan)
         entries = [
             entry
             for att, result in zip(plan.attachments, results, strict=True)
@@ -71,7 +75,7 @@ def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
             )
         ]
         if pod is not None and source is not None:
-            _publish(conf, plan, store, rt, ctx, source, pod, entries)
+            _publish(call, plan, source, pod, entries)
         return results[0].model_copy(update={"cni_version": conf.cni_version})
 
 
@@ -92,7 +96,7 @@ def delete(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
                 store.remove(rt.container_id)
                 return
             log.info("DEL %s: no plan; rebuilt %d attachments", rt.container_id, len(plan.attachments))
-        errors = teardown(conf, plan, store, rt, ctx)
+        errors = teardown(MultusCall(conf, rt, ctx, store), plan)
         if errors:
             raise errors[0] if len(errors) == 1 else InternalError("; ".join(e.msg for e in errors))
         forget_status(conf, plan, rt)
@@ -110,7 +114,7 @@ def check(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
             try:
                 attach.check(conf, plan, att, rt, ctx)
             except CNIError as err:
-                raise type(err)(f"network {att.network} on {att.ifname}: {err.msg}", err.details) from err
+                raise att.failed(err) from err
 
 
 def status(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
@@ -142,20 +146,18 @@ def _refuse_existing_ifnames(rt: RuntimeArgs, plan: Plan) -> None:
                 )
 
 
-def _attach_all(
-    conf: MultusConf, plan: Plan, store: PlanStore, rt: RuntimeArgs, ctx: Context
-) -> list[Result]:
+def _attach_all(call: MultusCall, plan: Plan) -> list[Result]:
     """ADD in order; on a failure, DEL the failed one and those before it in reverse, then raise."""
     results: list[Result] = []
     for index, att in enumerate(plan.attachments):
         try:
-            results.append(attach.add(conf, plan, att, rt, ctx))
+            results.append(attach.add(call.conf, plan, att, call.rt, call.ctx))
         except BaseException as err:
             for later in plan.attachments[index + 1 :]:
                 later.deleted = True  # never attempted: nothing to undo
-            _roll_back(conf, plan, store, rt, ctx)
+            _roll_back(call, plan)
             if isinstance(err, CNIError):
-                raise type(err)(f"network {att.network} on {att.ifname}: {err.msg}", err.details) from err
+                raise att.failed(err) from err
             raise
     return results
 
@@ -164,32 +166,26 @@ def _attach_all(
 CONFIG_REFUSALS = (IncompatibleVersion, UnsupportedField, DecodingFailure, InvalidConfig)
 
 
-def _roll_back(conf: MultusConf, plan: Plan, store: PlanStore, rt: RuntimeArgs, ctx: Context) -> None:
+def _roll_back(call: MultusCall, plan: Plan) -> None:
     """DEL what a failed ADD attached. The plan stays for the runtime's DEL only when that DEL
     could do better: if every undo failed because a delegate refuses its config, a DEL would
     fail identically, forever, so the plan goes (the delegate never accepted that config)."""
-    undo_errors = teardown(conf, plan, store, rt, ctx)
+    undo_errors = teardown(call, plan)
     if not undo_errors:
         return
     messages = [e.msg for e in undo_errors]
+    container_id = plan.container_id
     if all(isinstance(e, CONFIG_REFUSALS) for e in undo_errors):
         log.warning(
-            "rollback of %s: delegates refuse their configs, nothing to keep: %s", rt.container_id, messages
+            "rollback of %s: delegates refuse their configs, nothing to keep: %s", container_id, messages
         )
-        store.remove(rt.container_id)
+        call.plans.remove(container_id)
     else:
-        log.warning("rollback of %s left work for DEL: %s", rt.container_id, messages)
+        log.warning("rollback of %s left work for DEL: %s", container_id, messages)
 
 
 def _publish(
-    conf: MultusConf,
-    plan: Plan,
-    store: PlanStore,
-    rt: RuntimeArgs,
-    ctx: Context,
-    source: PodSource,
-    pod: Pod,
-    entries: list[dict[str, Any]],
+    call: MultusCall, plan: Plan, source: PodSource, pod: Pod, entries: list[dict[str, Any]]
 ) -> None:
     """Write network-status (undoing every attachment if that fails), then post the events.
 
@@ -197,11 +193,11 @@ def _publish(
     plan whose DEL removes the file (or finds none), never a status file no plan knows about.
     """
     plan.network_status = entries
-    store.save(plan)
+    call.plans.save(plan)
     try:
         source.write_network_status(pod, entries)
     except BaseException:
-        teardown(conf, plan, store, rt, ctx)
+        teardown(call, plan)
         raise
     for entry in entries:
         source.event(pod, "AddedInterface", network_status.describe(entry))

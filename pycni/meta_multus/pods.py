@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,9 +14,27 @@ if TYPE_CHECKING:
     from pycni.cni.runtime import RuntimeArgs
     from pycni.k8s.objects import Pod, PodSource
     from pycni.meta_multus.config import MultusConf
-    from pycni.meta_multus.resolve import PodArgs
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PodArgs:
+    """The Kubernetes keys of CNI_ARGS."""
+
+    namespace: str = ""
+    name: str = ""
+    infra_container_id: str = ""
+    uid: str = ""
+
+    @classmethod
+    def from_rt(cls, rt: RuntimeArgs) -> PodArgs:
+        return cls(
+            rt.arg("K8S_POD_NAMESPACE") or "",
+            rt.arg("K8S_POD_NAME") or "",
+            rt.arg("K8S_POD_INFRA_CONTAINER_ID") or "",
+            rt.arg("K8S_POD_UID") or "",
+        )
 
 
 def open_source(conf: MultusConf, rt: RuntimeArgs) -> PodSource | None:

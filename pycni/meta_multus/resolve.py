@@ -5,22 +5,23 @@ Order (NPWG §6.2, as the reference): the cluster network (or the pod's
 `systemNamespaces`), then the pod's selection. An attachment without a requested interface is
 `net<N>`, N its position in that whole list. Each NAD is checked against namespace isolation,
 each runtime request against its plugins' capabilities, each `default-route` against ECMP, and
-each device resource is given the next of the pod's devices; nothing runs until all of it holds.
+each device resource is given the next of the pod's devices (`allotment`); nothing runs until
+all of it holds.
 """
 
 from __future__ import annotations
 
 import copy
 import ipaddress
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pycni.cni.errors import InvalidConfig
 from pycni.hw import devinfo
 from pycni.k8s import objects
-from pycni.meta_multus import networks, selection
+from pycni.meta_multus import networks, pods, selection
+from pycni.meta_multus.allotment import DeviceAllotment
 from pycni.meta_multus.plan import PlannedAttachment
 
 if TYPE_CHECKING:
@@ -30,49 +31,31 @@ if TYPE_CHECKING:
     from pycni.meta_multus.networks import Network
     from pycni.meta_multus.selection import NetworkSelection
 
-#: Resource name → the pod's device IDs, sorted (looked up once, and only if a NAD needs it).
-DeviceLookup = Callable[[], dict[str, list[str]]]
-
 
 def info_dir(conf: MultusConf) -> Path:
     """Where ADD puts the device-info copies it hands delegates (and the only place DEL deletes them)."""
     return conf.device_info_dir / "cni"
 
 
-@dataclass(frozen=True)
-class PodArgs:
-    """The Kubernetes keys of CNI_ARGS."""
-
-    namespace: str = ""
-    name: str = ""
-    infra_container_id: str = ""
-    uid: str = ""
-
-    @classmethod
-    def from_rt(cls, rt: RuntimeArgs) -> PodArgs:
-        return cls(
-            rt.arg("K8S_POD_NAMESPACE") or "",
-            rt.arg("K8S_POD_NAME") or "",
-            rt.arg("K8S_POD_INFRA_CONTAINER_ID") or "",
-            rt.arg("K8S_POD_UID") or "",
-        )
-
-
 @dataclass
 class Resolver:
+    """The attachments of one pod: its networks, looked up by reference or NAD and checked against
+    the config's rules, then each turned into a planned attachment (interface name, runtime
+    requests, device, default-route claim).
+
+    `source` is where Pods and NADs are read (None: no API, inline delegates only); `pod` is the
+    pod (None when unknown, on DEL or STATUS); `devices` hands out the pod's devices.
+    """
+
     conf: MultusConf
     rt: RuntimeArgs
     source: PodSource | None
     pod: Pod | None
-    devices: DeviceLookup
-    #: False on DEL without a plan: a NAD whose device cannot be found is still deleted.
-    require_devices: bool = True
-    _device_map: dict[str, list[str]] | None = field(default=None, init=False)
-    _taken: dict[str, int] = field(default_factory=dict, init=False)
+    devices: DeviceAllotment
 
     @property
     def pod_namespace(self) -> str:
-        return self.pod.namespace if self.pod else PodArgs.from_rt(self.rt).namespace
+        return self.pod.namespace if self.pod else pods.PodArgs.from_rt(self.rt).namespace
 
     # -- the networks --------------------------------------------------------------------------
     def cluster_network(self) -> Network:
@@ -182,24 +165,11 @@ class Resolver:
         )
 
     def _device(self, net: Network, element: NetworkSelection | None, ifname: str) -> tuple[str, str]:
-        """The next of the pod's devices of the NAD's resource; else the selection's own deviceID."""
+        """(device ID, device-info path): the next of the pod's devices of the NAD's resource, else
+        the selection's own deviceID; ("", "") for an attachment without a device."""
         device_id = ""
         if net.resource_name:
-            if self._device_map is None:
-                self._device_map = self.devices()
-            ids = sorted(self._device_map.get(net.resource_name, []))
-            taken = self._taken.get(net.resource_name, 0)
-            if taken >= len(ids) and not self.require_devices:
-                return "", ""
-            if taken >= len(ids):
-                raise InvalidConfig(
-                    f"network {net.status_name} needs a device of resource {net.resource_name!r}, "
-                    "but the kubelet "
-                    f"allocated {len(ids)} to this pod and {taken} are used by earlier networks: "
-                    "request one more in the pod's resources"
-                )
-            device_id = ids[taken]
-            self._taken[net.resource_name] = taken + 1
+            device_id = self.devices.next(net.resource_name, net.status_name)
         elif element is not None and element.device_id:
             device_id = element.device_id
         if not device_id:

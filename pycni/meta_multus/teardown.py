@@ -16,46 +16,33 @@ from typing import TYPE_CHECKING, Any
 from pycni.cni.errors import CNIError, to_error
 from pycni.libcni.cache import CachedAttachment, ResultCache
 from pycni.meta_multus import attach, pods
-from pycni.meta_multus.plan import Plan, PlannedAttachment
-from pycni.meta_multus.resolve import PodArgs, Resolver, info_dir
+from pycni.meta_multus.allotment import DeviceAllotment
+from pycni.meta_multus.plan import Plan, PlannedAttachment, new_plan
+from pycni.meta_multus.pods import PodArgs
+from pycni.meta_multus.resolve import Resolver, info_dir
 
 if TYPE_CHECKING:
-    from pycni.cni.plugin import Context
     from pycni.cni.runtime import RuntimeArgs
-    from pycni.k8s.objects import Pod, PodSource
+    from pycni.k8s.objects import PodSource
+    from pycni.meta_multus.call import MultusCall
     from pycni.meta_multus.config import MultusConf
-    from pycni.meta_multus.plan import PlanStore
 
 log = logging.getLogger(__name__)
 
 
-def new_plan(rt: RuntimeArgs, pod: Pod | None, attachments: list[PlannedAttachment]) -> Plan:
-    args = PodArgs.from_rt(rt)
-    return Plan(
-        container_id=rt.container_id,
-        netns=rt.netns,
-        pod_namespace=pod.namespace if pod else args.namespace,
-        pod_name=pod.name if pod else args.name,
-        pod_uid=pod.uid if pod else args.uid,
-        cni_args=list(rt.args),
-        attachments=attachments,
-    )
-
-
-def teardown(conf: MultusConf, plan: Plan, store: PlanStore, rt: RuntimeArgs, ctx: Context) -> list[CNIError]:
+def teardown(call: MultusCall, plan: Plan) -> list[CNIError]:
     """DEL every attachment not yet deleted, in reverse, past failures; the plan goes when all did."""
     errors: list[CNIError] = []
     for att in reversed(plan.pending()):
         try:
-            attach.delete(conf, plan, att, rt, ctx)
+            attach.delete(call.conf, plan, att, call.rt, call.ctx)
             att.deleted = True
         except Exception as exc:
-            err = to_error(exc)
-            errors.append(type(err)(f"network {att.network} on {att.ifname}: {err.msg}", err.details))
+            errors.append(att.failed(to_error(exc)))
     if errors:
-        store.save(plan)
+        call.plans.save(plan)
     else:
-        store.remove(plan.container_id)
+        call.plans.remove(plan.container_id)
     return errors
 
 
@@ -73,9 +60,8 @@ def rebuild(conf: MultusConf, rt: RuntimeArgs) -> Plan | None:
     mine = [e for e in cache.all_attachments() if e.container_id == rt.container_id]
     found = [a for e in mine if (a := from_cache(e, rt, info_dir(conf)))]
     known = {(a.network_name, a.ifname) for a in found}
-    resolver = Resolver(
-        conf, rt, source, pod, lambda: pods.devices(conf, pod, quiet=True), require_devices=False
-    )
+    devices = DeviceAllotment(lambda: pods.devices(conf, pod, quiet=True), required=False)
+    resolver = Resolver(conf, rt, source, pod, devices)
     try:
         resolved = resolver.attachments()
     except CNIError as err:

@@ -20,6 +20,7 @@ from pycni.k8s.apiserver import ApiServer
 from pycni.k8s.manifests import ManifestSource
 from pycni.k8s.objects import NetworkAttachmentDefinition, Pod, parse_nad, parse_pod
 from pycni.meta_multus import selection, status
+from pycni.meta_multus.allotment import DeviceAllotment
 from pycni.meta_multus.config import MultusConf
 from pycni.meta_multus.plan import CorruptPlan, Plan, PlannedAttachment, PlanStore
 from pycni.meta_multus.resolve import Resolver
@@ -202,7 +203,7 @@ def resolver(
     conf = MultusConf.load(raw, "1.1.0")
     rt = RuntimeArgs(Command.ADD, "cid", "/run/netns/p", "eth0", (("K8S_POD_NAMESPACE", "app"),))
     pod = source.pod("app", "web")
-    return Resolver(conf, rt, source, pod, lambda: devices or {}), source
+    return Resolver(conf, rt, source, pod, DeviceAllotment(lambda: devices or {})), source
 
 
 def test_order_names_and_injection() -> None:
@@ -294,7 +295,7 @@ def test_unsafe_delegate_types_are_refused(conf: dict[str, Any], words: str) -> 
     )
     raw = {"cniVersion": "1.1.0", "name": "multus", "type": "multus", "clusterNetwork": "podnet"}
     rt = RuntimeArgs(Command.ADD, "cid", "/run/netns/p", "eth0")
-    res = Resolver(MultusConf.load(raw, "1.1.0"), rt, source, source.pod("app", "web"), dict)
+    res = Resolver(MultusConf.load(raw, "1.1.0"), rt, source, source.pod("app", "web"), DeviceAllotment(dict))
     with pytest.raises(InvalidConfig) as caught:
         res.attachments()
     assert words in caught.value.msg
@@ -454,6 +455,7 @@ def test_the_plan_records_network_status_before_the_status_file_is_written(tmp_p
     """A multus killed between the two leaves a plan whose DEL removes the file, never a status
     file no plan knows about (a leak the soak found)."""
     from pycni.meta_multus import plugin
+    from pycni.meta_multus.call import MultusCall
 
     store = PlanStore(tmp_path / "plans")
     plan = Plan.model_validate(
@@ -474,5 +476,6 @@ def test_the_plan_records_network_status_before_the_status_file_is_written(tmp_p
     pod = parse_pod(
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"}}, "t"
     )
-    plugin._publish(None, plan, store, None, None, Source(), pod, entries)  # type: ignore[arg-type]
+    call = MultusCall(None, None, None, store)  # type: ignore[arg-type]
+    plugin._publish(call, plan, Source(), pod, entries)  # type: ignore[arg-type]
     assert seen == [entries]

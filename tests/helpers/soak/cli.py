@@ -49,9 +49,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="randomized pod lifecycles with faults, invariants checked")
     parser.add_argument("--lifecycles", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument(
-        "--faults", action="store_true", help="inject faults (see soak/plan.py)"
-    )
+    parser.add_argument("--faults", action="store_true", help="inject faults (see soak/plan.py)")
     parser.add_argument("--seed", type=int, help="replay this seed's schedule")
     parser.add_argument("--workers", type=int, default=4, help="daemon workers")
     parser.add_argument(
