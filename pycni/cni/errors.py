@@ -142,7 +142,7 @@ def from_code(code: int, msg: str, details: str = "") -> CNIError:
     return cls(msg, details)
 
 
-def netlink_errno(exc: BaseException) -> int | None:
+def _netlink_errno(exc: BaseException) -> int | None:
     """The errno of a pyroute2 `NetlinkError`, else None.
 
     pyroute2 is not imported for this: if its exceptions module is not loaded, `exc` cannot be
@@ -158,7 +158,7 @@ def to_error(exc: BaseException) -> CNIError:
     """Map any exception to the spec error the caller sees; never wraps a CNIError twice."""
     if isinstance(exc, CNIError):
         return exc
-    code = netlink_errno(exc)
+    code = _netlink_errno(exc)
     if code is not None:
         text = os.strerror(code) if code in errno_mod.errorcode else str(code)
         msg = exc.args[1] if len(exc.args) > 1 and exc.args[1] else text

@@ -23,6 +23,10 @@ from pycni.net.nlsock import Rtnl, tolerating
 VETH_NAME_ATTEMPTS = 10
 
 
+class VlanFilteringUnsupported(InternalError):
+    """The kernel refused a bridge with VLAN filtering (EOPNOTSUPP: built without it)."""
+
+
 def create_link(
     ipr: Rtnl, kind: str, attrs: list[tuple[str, Any]], data: list[tuple[str, Any]], up: bool = False
 ) -> None:
@@ -39,7 +43,8 @@ def ensure_bridge(ipr: Rtnl, name: str, mtu: int | None = None, vlan_filtering: 
     """The bridge `name`, created (with `mtu`) if missing, verified to be a bridge, and up.
 
     MTU and VLAN filtering apply only at creation, as in the reference: an existing bridge
-    belongs to whoever made it. EEXIST from a concurrent creator is fine.
+    belongs to whoever made it. EEXIST from a concurrent creator is fine; a kernel without VLAN
+    filtering is `VlanFilteringUnsupported`.
     """
     link = find_link(ipr, name)
     if link is None:
@@ -47,8 +52,12 @@ def ensure_bridge(ipr: Rtnl, name: str, mtu: int | None = None, vlan_filtering: 
         if mtu:
             attrs.append(("IFLA_MTU", mtu))
         data = [("IFLA_BR_VLAN_FILTERING", 1)] if vlan_filtering else []
-        with tolerating(errno.EEXIST, failure=f"could not create bridge {name!r}"):
+        refusals = (errno.EEXIST, errno.EOPNOTSUPP) if vlan_filtering else (errno.EEXIST,)
+        with tolerating(*refusals, failure=f"could not create bridge {name!r}") as refused:
             create_link(ipr, "bridge", attrs, data, up=True)
+        if refused.errno == errno.EOPNOTSUPP:
+            msg = f"could not create bridge {name!r}: this kernel does not support bridge VLAN filtering"
+            raise VlanFilteringUnsupported(msg) from refused.error
         link = get_link(ipr, name)
     if link.kind != "bridge":
         raise InternalError(

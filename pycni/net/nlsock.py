@@ -6,7 +6,8 @@ was a quarter of the plugin's time. The kernel answers a netlink request in the 
 `send()`, so nothing here needs an event loop: send the message, read until the answer is
 complete. Encoding and decoding stay pyroute2's (`ifinfmsg`, `ifaddrmsg`, `rtmsg` and its
 `MarshalRtnl`), so attribute layouts are never packed by hand, and kernel errors surface as
-pyroute2's `NetlinkError` (see `pycni.cni.errors.netlink_errno`).
+pyroute2's `NetlinkError`: judged by errno here (`tolerating`), mapped to a spec error by
+`pycni.cni.errors.to_error` when nobody expected it.
 
 `Rtnl` is what `pycni.net.netns.rtnl` hands out, and the one handle type every kernel helper
 takes. It has no catch-all: the typed helpers (`links`, `addresses`, `routes`, ...) use its

@@ -9,13 +9,12 @@ ADD fails and no other pod has joined it meanwhile. DEL, STATUS and GC are the p
 
 from __future__ import annotations
 
-import errno
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.attach import veth
-from pycni.cni.errors import InternalError, netlink_errno
+from pycni.cni.errors import InternalError
 from pycni.cni.plugin import Context
 from pycni.cni.rollback import quietly
 from pycni.cni.runtime import RuntimeArgs, validate_link_name
@@ -59,16 +58,10 @@ def _ensure_bridge(host: Rtnl, conf: BridgeConf, run_dir: Path, undo: ExitStack)
         created = links.find_link(host, conf.bridge) is None
         try:
             br = newlink.ensure_bridge(host, conf.bridge, conf.mtu, vlan_filtering=conf.uses_vlans)
-        except InternalError as err:
-            if (
-                conf.uses_vlans
-                and isinstance(err.__cause__, Exception)
-                and netlink_errno(err.__cause__) == errno.EOPNOTSUPP
-            ):
-                raise InternalError(
-                    "vlan/vlanTrunk need bridge VLAN filtering, which this kernel does not support"
-                ) from err
-            raise
+        except newlink.VlanFilteringUnsupported as err:
+            raise InternalError(
+                "vlan/vlanTrunk need bridge VLAN filtering, which this kernel does not support"
+            ) from err
         if created:
             undo.callback(quietly(remove_if_unused), host, br, run_dir)
         if conf.promisc_mode:
