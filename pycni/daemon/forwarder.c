@@ -34,8 +34,6 @@
 /* Found by `pycni install` when it checks that a file is its own before replacing it. */
 __attribute__((used)) static const char marker[] = PYCNI_MARKER;
 
-enum outcome { UNAVAILABLE, LOST };
-
 #define PIPE_MAX (1 << 20) /* the default /proc/sys/fs/pipe-max-size */
 
 struct buf {
@@ -437,28 +435,28 @@ static int hand_over(int fd, char **envp, int *more_stdin, uint32_t *timeout_ms)
     return ok;
 }
 
-/* After GO: relay the answer, or mirror the worker's death; a missing answer is LOST. */
-static enum outcome relay(int fd, uint32_t timeout_ms)
+/* After GO: relay the answer and exit, or mirror the worker's death. Returns only when the
+   answer was lost (the connection closed, timed out, or carried something else). */
+static void relay(int fd, uint32_t timeout_ms)
 {
     int64_t deadline = deadline_after(timeout_ms / 1000.0 + PYCNI_ANSWER_GRACE);
     char kind;
     uint32_t code, len;
     if (recv_exact(fd, &kind, 1, deadline) < 0)
-        return LOST;
+        return;
     if (kind == PYCNI_DIED) {
         if (recv_u32(fd, &code, deadline) < 0)
-            return LOST;
+            return;
         die_like((int32_t)code);
     }
     if (kind != PYCNI_DONE || recv_u32(fd, &code, deadline) < 0 || recv_u32(fd, &len, deadline) < 0)
-        return LOST;
+        return;
     if (len > PYCNI_MAX_OUTPUT)
-        return LOST;
+        return;
     char *out = malloc(len ? len : 1);
     if (!out || recv_exact(fd, out, len, deadline) < 0)
-        return LOST;
+        return;
     finish((int)code, out, len);
-    return LOST; /* not reached */
 }
 
 static int replayable(const char *command)
@@ -487,7 +485,7 @@ int main(int argc, char **argv, char **envp)
     uint32_t timeout_ms = 0;
     if (fd >= 0 && hand_over(fd, envp, &more_stdin, &timeout_ms) == 0) {
         /* committed: from here on the daemon may be running the request */
-        relay(fd, timeout_ms);
+        relay(fd, timeout_ms); /* returns only when the answer was lost */
         if (required || !replayable(getenv("CNI_COMMAND")))
             finish(1, PYCNI_LOST_ADD, sizeof PYCNI_LOST_ADD - 1);
     } else if (required) {

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from pycni.cni import env_names
+from pycni.cni.errors import TryAgainLater
 from pycni.daemon import protocol
 
 #: The flags the forwarder is built with; the tests build it with -Werror as well.
@@ -41,7 +42,7 @@ def fallback_error(fallback: Path | None) -> bytes:
     """
     if fallback is None:
         error = {
-            "code": 11,
+            "code": TryAgainLater.code,
             "msg": "pycni: the node daemon did not take the request (it runs the plugins on this node)",
             "details": "a daemon-only install has no in-process fallback; retry once the daemon is ready",
         }

@@ -47,6 +47,8 @@ FORWARDED = (b"CNI_", b"PYCNI_")
 #: Commands the spec makes idempotent or read-only: safe to replay if the daemon dies mid-way.
 REPLAYABLE = (b"DEL", b"CHECK", b"STATUS", b"GC", b"VERSION")
 
+#: The error objects the clients print themselves. 11 is `TryAgainLater.code`, written out because
+#: this module imports nothing (the launcher's rule); a test holds the two equal.
 REQUIRED_UNAVAILABLE = b'{"code":11,"msg":"the pycni daemon is required but did not take the request"}\n'
 LOST_ADD = (
     b'{"code":11,"msg":"the pycni daemon took the request but did not answer",'

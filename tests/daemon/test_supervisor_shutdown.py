@@ -1,4 +1,4 @@
-"""The worker pool's shutdown, in-process: workers that ended before it are reported as they ended.
+"""The worker pool's shutdown and the try-again answers of the daemon's clients, in-process.
 
 A worker reaped by the supervisor's loop (its exit code recorded) whose control socket had not
 yet been seen closed is still in the pool when the drain ends. Its caller must learn how it ended, and
@@ -58,3 +58,15 @@ def test_a_worker_reaped_before_the_drain_ended_is_reported_as_it_ended(
     finally:
         for sock in (control, worker_end, conn, caller):
             sock.close()
+
+
+def test_every_try_again_answer_the_clients_print_has_try_again_later_s_code() -> None:
+    """`protocol` imports nothing, so it spells code 11 out; these must not drift from the spec code."""
+    import json
+
+    from pycni.cni.errors import TryAgainLater
+    from pycni.daemon import native
+    from pycni.daemon.protocol import LOST_ADD, REQUIRED_UNAVAILABLE
+
+    answers = (REQUIRED_UNAVAILABLE, LOST_ADD, native.fallback_error(None))
+    assert {json.loads(raw)["code"] for raw in answers} == {TryAgainLater.code}
