@@ -2,7 +2,8 @@
 
 Two formats, both on stderr or a file and never on stdout (a plugin's stdout is its result):
 - text lines, for plugins and the node daemon, to the call's `Settings.log_file` at `log_level`,
-  and, for one call, to a log file its config names (`call_log_file`: multus's `logFile`);
+  and, for one call, where its config says (`call_logging`: multus's and sriov's `logFile` and
+  `logLevel`, one mechanism and this one format for both);
 - JSON lines, for the device plugin, whose logs go to a cluster log pipeline: log calls pass
   context as `extra={"resource": ..., "pci": ...}` rather than formatting it into the message, and
   each extra becomes a key, so lines can be filtered by field.
@@ -67,33 +68,53 @@ def setup_logging(settings: Settings) -> None:
 
 
 @contextmanager
-def call_log_file(path: str, level: int) -> Iterator[None]:
-    """Everything pycni logs during the block also goes to `path` at `level` (a config's `logFile`).
+def call_logging(level: int, path: str | None = None) -> Iterator[None]:
+    """One call's own logging, as its config asks (a plugin's `logLevel` and `logFile`).
 
     The `pycni` logger is opened down to `level` for the block, so records below the process's
-    own level are made at all; the process's handlers keep their own level (`setup_logging`
-    sets it on them), so stderr does not get more. Its directory is created if missing; a file
-    that cannot be opened costs a warning, never the request.
+    own level are made at all. With `path`, everything pycni logs during the block also goes
+    to that file at `level`, and the process's handlers keep their own level (`setup_logging`
+    sets it on them), so its stderr does not get more; the file's directory is created if
+    missing, and a file that cannot be opened costs a warning, never the request. Without
+    `path` (sriov-cni's `logLevel` alone: its lines on stderr at that level) the process's own
+    handlers are opened down to `level` for the block instead, so each line is written once.
+    Only ever widened: a quieter `level` than the process's leaves the process's as it is.
     """
     logger = logging.getLogger("pycni")
-    try:
-        make_private_dirs(Path(path).parent)
-        handler = logging.FileHandler(path)
-    except OSError as err:
-        logger.warning("cannot open logFile %s: %s", path, err.strerror or err)
+    handler = _open_call_file(path, level) if path else None
+    if path and handler is None:
         yield
         return
-    handler.setFormatter(logging.Formatter(FORMAT))
-    handler.setLevel(level)
+    widened = [] if handler else [h for h in logging.getLogger().handlers if h.level > level]
+    levels = [(h, h.level) for h in widened]
     before = logger.level
-    logger.addHandler(handler)
+    for h in widened:
+        h.setLevel(level)
+    if handler is not None:
+        logger.addHandler(handler)
     logger.setLevel(min(level, logger.getEffectiveLevel()))
     try:
         yield
     finally:
         logger.setLevel(before)
-        logger.removeHandler(handler)
-        handler.close()
+        for h, old in levels:
+            h.setLevel(old)
+        if handler is not None:
+            logger.removeHandler(handler)
+            handler.close()
+
+
+def _open_call_file(path: str, level: int) -> logging.Handler | None:
+    """A handler appending to `path` at `level` in our format; None (and a warning) if it cannot open."""
+    try:
+        make_private_dirs(Path(path).parent)
+        handler = logging.FileHandler(path)
+    except OSError as err:
+        logging.getLogger("pycni").warning("cannot open logFile %s: %s", path, err.strerror or err)
+        return None
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setLevel(level)
+    return handler
 
 
 def setup_json_logging(level: int = logging.INFO) -> None:
@@ -113,7 +134,7 @@ def _install(
     """Make `handler` the logger's only one: setup may run more than once in a process (tests).
 
     The handler gets the level too, so a call that opens the `pycni` logger wider for a log file
-    of its own (`call_log_file`) does not widen this one.
+    of its own (`call_logging`) does not widen this one.
     """
     handler.setFormatter(formatter)
     handler.setLevel(level)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni.errors import CNIError, TryAgainLater
-from pycni.cni.logs import call_log_file
+from pycni.cni.logs import call_logging
 from pycni.meta_multus.config import LOG_LEVELS
 from pycni.net import lock
 
@@ -74,5 +74,5 @@ def log_file(conf: MultusConf) -> Iterator[None]:
     if not conf.log_file:
         yield
         return
-    with call_log_file(conf.log_file, LOG_LEVELS[conf.log_level]):
+    with call_logging(LOG_LEVELS[conf.log_level], conf.log_file):
         yield

@@ -11,6 +11,7 @@ case-insensitively (`VLAN`, `deviceid`), so configs that worked there keep worki
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
@@ -23,7 +24,13 @@ from pycni.net.vf_state import VfSettings, VlanProto, normal_mac
 
 OnOff = Literal["on", "off"]
 #: sriov-cni's log levels, and the logging level each maps to.
-LOG_LEVELS = {"panic": "CRITICAL", "error": "ERROR", "warning": "WARNING", "info": "INFO", "debug": "DEBUG"}
+LOG_LEVELS = {
+    "panic": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
 DEVICE_KEYS = ("deviceID", "runtimeConfig.deviceID", "pciBusID")
 
 

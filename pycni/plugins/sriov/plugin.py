@@ -20,14 +20,13 @@ a netns that is gone. STATUS and GC are every device-lending plugin's
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.attach.device import upkeep
+from pycni.cni import logs
 from pycni.cni.errors import AlreadyExists, InternalError, PluginError, PluginNotAvailable
-from pycni.cni.logs import FORMAT
 from pycni.cni.rollback import BestEffort, quietly
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import DNS, Interface, Result
@@ -56,25 +55,12 @@ class VfInUse(PluginError):
     """Another attachment whose netns still exists holds the VF."""
 
 
-@contextmanager
-def call_log(conf: SriovConf) -> Iterator[logging.Logger]:
-    """This call's logger: sriov-cni's `logLevel`/`logFile` when the config sets them, else ours.
-
-    A logger of its own per call, never registered globally, so concurrent calls in the node daemon
-    each write where their own config says.
-    """
+def call_logging(conf: SriovConf) -> AbstractContextManager[None]:
+    """sriov-cni's `logLevel`/`logFile` for this call (`logFile` alone logs at info), through the
+    one per-call mechanism (`pycni.cni.logs.call_logging`); neither set: the process's own log."""
     if not conf.log_level and not conf.log_file:
-        yield log
-        return
-    logger = logging.Logger(__name__)
-    handler = logging.FileHandler(conf.log_file) if conf.log_file else logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(FORMAT))
-    logger.addHandler(handler)
-    logger.setLevel(LOG_LEVELS[conf.log_level or "info"])
-    try:
-        yield logger
-    finally:
-        handler.close()
+        return nullcontext()
+    return logs.call_logging(LOG_LEVELS[conf.log_level or "info"], conf.log_file)
 
 
 def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
@@ -83,15 +69,15 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
     sysfs = SysFs(ctx.settings.sysfs_root)
     stores = Stores(ctx.settings.state_dir)
     vf = virtual_function(sysfs, address, need_netdev=False)
-    with call_log(conf) as clog, netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
+    with call_logging(conf), netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
         if not vf.userspace and links.find_link(pod, rt.ifname) is not None:
             raise links.LinkExists(f"interface {rt.ifname!r} already exists in {rt.netns}")
         with vf_locked(ctx.settings.run_dir, address), ExitStack() as undo:
-            call = VfCall(stores, vf_control(ctx.settings, host), sysfs, clog)
+            call = VfCall(stores, vf_control(ctx.settings, host), sysfs)
             restored = take(call, address, conf, rt)
             vf = virtual_function(sysfs, address)
             rec = snapshot(conf, rt, vf, node_netdev(host, vf, restored), call.control, wanted)
-            clog.info(
+            log.info(
                 "attaching VF %s (VF %d of %s, %s mode) to %s as %s, PF side %s",
                 vf.address, vf.index, vf.pf_netdev, rec.mode, rt.netns, rt.ifname, wanted.changes(),
             )  # fmt: skip
@@ -104,9 +90,9 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
             if conf.has_ipam:
                 _add_ipam(conf, rt, ctx, result, undo)
             if link is not None:
-                _configure(pod, rt, link, result, clog)
+                _configure(pod, rt, link, result)
             undo.pop_all()
-            clog.debug("attached VF %s: %s", vf.address, result.model_dump(exclude_none=True))
+            log.debug("attached VF %s: %s", vf.address, result.model_dump(exclude_none=True))
             return result
 
 
@@ -231,11 +217,11 @@ def _add_ipam(conf: SriovConf, rt: RuntimeArgs, ctx: Context, result: Result, un
     result.dns = DNS.model_validate(conf.dns) if conf.dns else lease.dns
 
 
-def _configure(pod: Rtnl, rt: RuntimeArgs, link: links.Link, result: Result, clog: logging.Logger) -> None:
+def _configure(pod: Rtnl, rt: RuntimeArgs, link: links.Link, result: Result) -> None:
     """Addresses, routes and link up; then tell the segment where the addresses are now."""
     if result.ips:
         configure_iface(pod, rt.netns, link, result, POD_IF_INDEX)
-        pod_side.announce_addresses(pod, rt.netns, link, [c.address.ip for c in result.ips], clog)
+        pod_side.announce_addresses(pod, rt.netns, link, [c.address.ip for c in result.ips])
     else:
         links.set_up(pod, link)
 
@@ -253,11 +239,11 @@ def delete(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
         steps.raise_if_failed()
         return
     sysfs = SysFs(ctx.settings.sysfs_root)
-    with call_log(conf) as clog, vf_locked(ctx.settings.run_dir, rec.pci), netns.rtnl() as host:
-        call = VfCall(stores, vf_control(ctx.settings, host), sysfs, clog)
+    with call_logging(conf), vf_locked(ctx.settings.run_dir, rec.pci), netns.rtnl() as host:
+        call = VfCall(stores, vf_control(ctx.settings, host), sysfs)
         returned: list[bool] = []
         pod_path = netns.for_teardown(rt.netns or rec.netns)
-        clog.info("releasing VF %s of %s from %s", rec.pci, rec.describe(), pod_path or "a gone netns")
+        log.info("releasing VF %s of %s from %s", rec.pci, rec.describe(), pod_path or "a gone netns")
         steps.run(f"releasing VF {rec.pci}", lambda: returned.append(_release_if_mine(call, rec, pod_path)))
         steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
         if returned and not steps.errors:
@@ -269,7 +255,7 @@ def _release_if_mine(call: VfCall, rec: VfAttachment, pod_path: str) -> bool:
     """Release the VF unless a newer attachment holds it now (a late DEL, sriov-cni#219)."""
     holder = call.stores.holder(rec.pci)
     if holder is not None and holder.key != rec.key:
-        call.log.warning("VF %s is held by %s now: leaving it alone", rec.pci, holder.describe())
+        log.warning("VF %s is held by %s now: leaving it alone", rec.pci, holder.describe())
         return True
     return release(call, rec, pod_path)
 
@@ -284,7 +270,7 @@ def _forget(call: VfCall, rec: VfAttachment, returned: bool) -> None:
     if returned:
         call.stores.forget(rec)
     elif not rec.released:
-        call.log.info("netdev %s of VF %s is not back in the node yet: marked released", rec.name, rec.pci)
+        log.info("netdev %s of VF %s is not back in the node yet: marked released", rec.name, rec.pci)
         call.stores.attachments.save(rec.model_copy(update={"released": True, "device_info_file": None}))
 
 
@@ -366,7 +352,7 @@ def _collect(stores: Stores, rec: VfAttachment, sysfs: SysFs, ctx: Context) -> N
     with vf_locked(ctx.settings.run_dir, rec.pci), netns.rtnl() as host:
         holder = stores.holder(rec.pci)
         if holder is None or holder.key == rec.key:
-            release_and_forget(VfCall(stores, vf_control(ctx.settings, host), sysfs, log), rec)
+            release_and_forget(VfCall(stores, vf_control(ctx.settings, host), sysfs), rec)
         else:
             devinfo.remove(rec.device_info_file)
             stores.forget(rec)

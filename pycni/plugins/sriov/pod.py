@@ -14,6 +14,8 @@ from pycni.net import announce, links, netns, sysctl
 if TYPE_CHECKING:
     from pycni.net.nlsock import Rtnl
 
+log = logging.getLogger(__name__)
+
 #: Some VF drivers (iavf) apply a MAC asynchronously; wait this long for the netdev to show it.
 MAC_SETTLE_SECONDS = 1.0
 #: sriov-cni waits this long for carrier before announcing (a VF may take a moment to link up).
@@ -45,9 +47,7 @@ def set_mac(pod: Rtnl, link: links.Link, mac: str) -> links.Link:
     return current
 
 
-def announce_addresses(
-    pod: Rtnl, pod_path: str, link: links.Link, addresses: list[IPAddress], log: logging.Logger
-) -> None:
+def announce_addresses(pod: Rtnl, pod_path: str, link: links.Link, addresses: list[IPAddress]) -> None:
     """A gratuitous ARP / unsolicited NA per address, once the link has carrier (or 200 ms passed).
 
     Best effort, as in sriov-cni: it only speeds up neighbours, so a failure is logged, not raised.

@@ -23,16 +23,17 @@ from pycni.hw.sysfs import SysFs
 from pycni.hw.vf_control import VfControl
 from pycni.plugins.sriov.state import Allocation, Stores, VfAttachment
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class VfCall:
     """What one sriov call works with on the node: its records and claims, the PF side (netlink
-    or the state file), sysfs, and the call's logger (`logFile`)."""
+    or the state file) and sysfs."""
 
     stores: Stores
     control: VfControl
     sysfs: SysFs
-    log: logging.Logger
 
 
 def release(call: VfCall, rec: VfAttachment, pod_path: str) -> bool:
@@ -71,7 +72,7 @@ def reclaim(call: VfCall, pci: str, holder: Allocation) -> str | None:
     """
     rec = call.stores.attachments.load(*holder.key)
     if rec is None or rec.pci != pci:
-        call.log.warning("dropping the claim of %s on VF %s: it has no record", holder.describe(), pci)
+        log.warning("dropping the claim of %s on VF %s: it has no record", holder.describe(), pci)
         call.stores.allocations.remove(pci)
         return None
     if not release(call, rec, ""):
@@ -79,7 +80,7 @@ def reclaim(call: VfCall, pci: str, holder: Allocation) -> str | None:
             f"VF {rec.pci} was held by {holder.describe()}, whose netns {holder.netns} is gone, "
             f"and its netdev {rec.name} has not come back to the node yet"
         )
-    call.log.info("reclaimed VF %s from %s, whose netns %s is gone", pci, holder.describe(), holder.netns)
+    log.info("reclaimed VF %s from %s, whose netns %s is gone", pci, holder.describe(), holder.netns)
     devinfo.remove(rec.device_info_file)
     call.stores.forget(rec)
     return rec.name if rec.mode == "netdev" else None
