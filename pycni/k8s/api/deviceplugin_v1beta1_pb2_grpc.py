@@ -5,7 +5,7 @@ import warnings
 
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as pycni_dot_k8s_dot_api_dot_deviceplugin__v1beta1__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
