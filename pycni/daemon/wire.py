@@ -70,7 +70,8 @@ def read_request(conn: socket.socket) -> Request:
     data, ancdata, flags, _ = conn.recvmsg(64 * 1024, socket.CMSG_SPACE(MAX_FDS * 4))
     fds = _fds(ancdata)
     try:
-        if flags & socket.MSG_CTRUNC:
+        # CMSG_SPACE rounds up to the word size: room for 3 fds holds 4, without MSG_CTRUNC
+        if flags & socket.MSG_CTRUNC or len(fds) > MAX_FDS:
             raise BadRequest("too many file descriptors attached")
         buf = bytearray(data)
         _fill(conn, buf, PREFIX)
