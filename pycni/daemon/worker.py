@@ -65,48 +65,67 @@ def serve(control: socket.socket, limits: Limits) -> NoReturn:
         control.send(DONE_PREFIX + json.dumps(report).encode())
 
 
+#: How a caller that died shows on its connection: killed with an answer of ours unread (a
+#: queued caller's QUEUED), the kernel resets it. Its request never ran: it is abandoned.
+CALLER_GONE = (ConnectionResetError, BrokenPipeError)
+
+
 def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]:
     """Answer one caller; what happened, for the supervisor's counters."""
     conn.settimeout(limits.io_timeout)
     try:
         req = wire.read_request(conn)
+    except CALLER_GONE:
+        return {"abandoned": True}
     except (wire.BadRequest, OSError) as err:
         wire.send_refused(conn, f"bad request: {err}")
         return {"refused": "bad request"}
     try:
-        if req.kind != KIND_CNI or registry.lookup(req.plugin_type) is None:
-            wire.send_refused(conn, f"unknown plugin type {req.plugin_type!r}")
-            return {"refused": "unknown type"}
-        if not are_namespaces(req.ns_fds):
-            wire.send_refused(conn, "the caller's namespaces were not attached")
-            return {"refused": "no namespaces"}
-        if req.pod_netns_fd is not None and not req.env.get("CNI_NETNS"):
-            wire.send_refused(conn, "bad request: a netns fd without CNI_NETNS")
-            return {"refused": "bad request"}
-        if wire.pending(conn):
-            wire.send_refused(conn, "bad request: more data than the request's lengths say")
-            return {"refused": "bad request"}
         try:
+            refusal = _refusal(conn, req)
+            if refusal is not None:
+                return refusal
             wire.send_ready(conn, limits.request_timeout)
             go = conn.recv(1)
         except OSError:
             go = b""
         if go != GO:
             return {"abandoned": True}
-        started = time.monotonic()
-        out = io.StringIO()
-        pod_netns = req.env.get("CNI_NETNS", "")
-        with (
-            caller_namespaces(home, req.ns_fds) as hop,
-            callerview.installed(pod_netns, req.pod_netns_fd, hop),
-        ):
-            code = _run_with_deadline(req, out, limits.request_timeout)
-        ms = (time.monotonic() - started) * 1000
-        with contextlib.suppress(OSError):  # a caller that went away still had its request run
-            wire.send_done(conn, code, out.getvalue().encode())
-        return {"type": req.plugin_type, "command": req.command, "code": code, "ms": ms}
+        return _run(conn, req, home, limits)
     finally:
         req.close()
+
+
+def _refusal(conn: socket.socket, req: wire.Request) -> dict[str, object] | None:
+    """Why this request is refused (the caller is told and runs it itself), or None to take it."""
+    if req.kind != KIND_CNI or registry.lookup(req.plugin_type) is None:
+        reason, told = "unknown type", f"unknown plugin type {req.plugin_type!r}"
+    elif not are_namespaces(req.ns_fds):
+        reason, told = "no namespaces", "the caller's namespaces were not attached"
+    elif req.pod_netns_fd is not None and not req.env.get("CNI_NETNS"):
+        reason, told = "bad request", "bad request: a netns fd without CNI_NETNS"
+    elif wire.pending(conn):
+        reason, told = "bad request", "bad request: more data than the request's lengths say"
+    else:
+        return None
+    wire.send_refused(conn, told)
+    return {"refused": reason}
+
+
+def _run(conn: socket.socket, req: wire.Request, home: Home, limits: Limits) -> dict[str, object]:
+    """The request, after GO, in the caller's namespaces and view; its answer relayed."""
+    started = time.monotonic()
+    out = io.StringIO()
+    pod_netns = req.env.get("CNI_NETNS", "")
+    with (
+        caller_namespaces(home, req.ns_fds) as hop,
+        callerview.installed(pod_netns, req.pod_netns_fd, hop),
+    ):
+        code = _run_with_deadline(req, out, limits.request_timeout)
+    ms = (time.monotonic() - started) * 1000
+    with contextlib.suppress(OSError):  # a caller that went away still had its request run
+        wire.send_done(conn, code, out.getvalue().encode())
+    return {"type": req.plugin_type, "command": req.command, "code": code, "ms": ms}
 
 
 def _run_with_deadline(req: wire.Request, out: io.StringIO, timeout: float) -> int:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pycni.daemon.protocol import GO, MAX_STDIN, READY
+from pycni.daemon.protocol import GO, KIND_CNI, MAGIC, MAX_STDIN, QUEUED, READY
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
 from tests.daemon.process import DaemonProcess
@@ -198,3 +200,49 @@ def test_required_mode_reports_a_missing_daemon(daemon_bin: Path, sock_dir: Path
     out = runner(daemon_bin, **env)("probe", "ADD", probe_conf(record), netns=NETNS)
     assert out.code == 1 and out.json["code"] == 11
     assert where(record) == []
+
+
+def queued_then_gone(daemon: DaemonProcess, record: Path) -> None:
+    """A caller whose request the supervisor queued (it sent QUEUED) and which then died before
+    reading that answer, as a SIGKILLed launcher does: the kernel resets the connection."""
+    from pycni.daemon import launcher
+
+    caller = socket.socket(socket.AF_UNIX)
+    caller.connect(str(daemon.socket))
+    header = b"\0".join(
+        [b"probe", b"CNI_COMMAND=ADD", b"CNI_CONTAINERID=gone", b"CNI_NETNS=" + NETNS.encode(),
+         b"CNI_IFNAME=eth0", b"CNI_PATH=/nonexistent"]
+    )  # fmt: skip
+    stdin = json.dumps(probe_conf(record)).encode()
+    frame = MAGIC + KIND_CNI + len(header).to_bytes(4, "big") + len(stdin).to_bytes(4, "big") + header + stdin
+    fds = launcher._own_namespaces()
+    try:
+        caller.sendmsg([frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, launcher._fds_bytes(fds))])
+    finally:
+        for fd in fds:
+            os.close(fd)
+    wait_for(lambda: caller.recv(1, socket.MSG_PEEK) == QUEUED, what="the supervisor to queue the caller")
+    caller.close()  # with QUEUED unread: a reset, not an orderly end
+
+
+def test_a_queued_caller_killed_before_its_turn_is_abandoned_not_refused(
+    daemon_bin: Path, start: Callable[..., DaemonProcess], record: Path, tmp_path: Path
+) -> None:
+    """A launcher killed while queued never ran its request and refused nothing: the worker that
+    finds its connection reset drops it as abandoned, like one that gave up."""
+    daemon = start("--workers", "1")
+    release = tmp_path / "release"
+    call = runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)
+    with ThreadPoolExecutor(1) as pool:
+        holder = pool.submit(call, "probe", "ADD", probe_conf(record, hold_until=str(release)), netns=NETNS)
+        wait_for(lambda: read_record(record), what="the only worker to be busy")
+        queued_then_gone(daemon, record)
+        release.touch()
+        holder.result().ok()
+    def dropped() -> dict[str, Any] | None:
+        status = daemon.status()
+        return status if status["abandoned"] or status["refused"] else None
+
+    status = wait_for(dropped, what="the worker to take the reset caller")
+    assert (status["abandoned"], status["refused"]) == (1, {})
+    assert [line[1] for line in read_record(record)] == ["ctr-0"], "the reset caller's request never ran"
