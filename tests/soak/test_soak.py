@@ -14,7 +14,15 @@ import pytest
 
 from tests.helpers.soak.checks import daemon_balance, epoch_runs, request_log
 from tests.helpers.soak.node import Node
-from tests.helpers.soak.plan import FAULT_KINDS, MOVED_DEVICE, NETWORKS, POD_FAULTS, plan_schedule
+from tests.helpers.soak.plan import (
+    FAULT_KINDS,
+    KILLS,
+    MOVED_DEVICE,
+    NETWORKS,
+    POD_FAULTS,
+    fault_targets,
+    plan_schedule,
+)
 from tests.helpers.soak.run import SoakOptions, options_argv, run_soak
 
 pytestmark = pytest.mark.soak
@@ -37,6 +45,12 @@ def test_a_short_soak_with_faults_keeps_every_invariant() -> None:
     assert report.leaks == [], f"{replay} {report.leaks[:5]}"
     missing = [kind for kind in FAULT_KINDS if report.faults.get(kind, 0) == 0]
     assert missing == [], f"{replay} fault kinds never injected: {missing} ({report.faults})"
+    by_type = report.faults_by_type
+    for moved in MOVED_DEVICE:  # devices moved into pods take kills and dead netns too
+        kills = sum(by_type.get(f"{kind} {moved}", 0) for kind in KILLS)
+        assert kills > 0, f"{replay} no kill landed on a {moved} pod: {by_type}"
+        assert by_type.get(f"netns_gone {moved}", 0) > 0, f"{replay} no {moved} pod lost its netns: {by_type}"
+    assert report.observed.get("vf_netdevs_returned", 0) > 0, f"{replay} the fake NIC never returned a VF"
     # the invariants were looked at, not just found empty
     for check in ("add_results", "samples", "requests_logged", "daemon_counters", "gc", "leaks", "vfs"):
         assert report.checks.get(check, 0) > 0, f"{replay} check {check} never ran: {report.checks}"
@@ -52,8 +66,8 @@ def test_a_seed_replays_the_same_schedule() -> None:
     assert {p.network for p in first.pods} == set(NETWORKS)
     assert {p.fault for p in first.pods} - {None} == set(POD_FAULTS)
     assert {e.kind for e in first.events} == set(FAULT_KINDS) - set(POD_FAULTS)
-    # a moved device's veth stand-in cannot survive a kill or a dead netns the way a NIC would
-    assert not [p for p in first.pods if p.network in MOVED_DEVICE and p.fault]
+    # every pod fault is planned on every plugin type it applies to (the fake NIC returns VFs)
+    assert set(fault_targets()) <= {(p.fault, p.network) for p in first.pods if p.fault}
 
 
 def test_without_faults_the_schedule_has_none() -> None:

@@ -11,7 +11,22 @@ import os
 import sys
 from pathlib import Path
 
+from tests.helpers.soak.plan import fault_targets
 from tests.helpers.soak.run import SoakOptions, SoakReport, soak_here
+
+
+def print_fault_matrix(report: SoakReport) -> None:
+    """Pod faults that landed, by kind (rows) and plugin type (columns); '-' where it does not apply."""
+    targets = fault_targets()
+    networks = list(dict.fromkeys(n for _, n in targets))
+    print("pod faults landed per type:")
+    print(f"  {'':<20}" + "".join(f"{n:>12}" for n in networks))
+    for kind in dict.fromkeys(k for k, _ in targets):
+        cells = [
+            f"{report.faults_by_type.get(f'{kind} {n}', 0):>12}" if (kind, n) in targets else f"{'-':>12}"
+            for n in networks
+        ]
+        print(f"  {kind:<20}" + "".join(cells))
 
 
 def print_report(report: SoakReport) -> None:
@@ -21,6 +36,8 @@ def print_report(report: SoakReport) -> None:
         f"faults {'on' if report.faults_enabled else 'off'}, {report.wall_s:.1f} s"
     )
     print("faults injected: " + ", ".join(f"{k} {v}" for k, v in report.faults.items()))
+    if report.faults_by_type:
+        print_fault_matrix(report)
     print("invariant checks: " + ", ".join(f"{k} {v}" for k, v in sorted(report.checks.items())))
     print("observed: " + ", ".join(f"{k} {v}" for k, v in sorted(report.observed.items())))
     for op in sorted(lat):

@@ -17,8 +17,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -240,6 +242,74 @@ class Daemon:
             self.proc.wait()
 
 
+class NicKeeper:
+    """The kernel's part for the fake NIC: a VF netdev whose netns dies comes back to the node.
+
+    A real NIC's netdev is not destroyed with a netns: the kernel moves it back (down) to the
+    initial netns. Each stand-in is a veth whose peer `w<index>` lives in the wire netns, so a
+    stand-in that died with a pod's netns, or with the temporary netns of a plugin killed
+    mid-move, shows as that peer's RTM_DELLINK there; the keeper then makes the pair again, with
+    the VF's netdev in the node, down, under its original name, MAC and MTU. (The kernel keeps the
+    name the device had, which sysfs then lists at its PCI address; the fake tree lists netdevs
+    statically, so the stand-in comes back under the name the tree lists. Finding a VF back under
+    its pod-side name is covered by the sriov and host-device tests.)
+    """
+
+    def __init__(
+        self, wire_ns: str, node_ns: str, vfs: list[FakeVf], attrs: dict[int, tuple[str, int]]
+    ) -> None:
+        self.wire_ns, self.node_ns, self.vfs = wire_ns, node_ns, {vf.index: vf for vf in vfs}
+        self.attrs = attrs  # index -> (MAC, MTU) the stand-in had when the NIC was built
+        self.returned: Counter[int] = Counter()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="fake-nic", daemon=True)
+        self.ready = threading.Event()
+
+    def start(self) -> None:
+        self.thread.start()
+        if not self.ready.wait(30):
+            raise RuntimeError("the fake NIC's watcher did not start")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+
+    def _watch(self) -> None:
+        from pyroute2 import IPRoute
+
+        from pycni.net.netns import entered
+
+        with entered(f"/run/netns/{self.wire_ns}"):
+            ipr = IPRoute()
+        try:
+            ipr.bind()
+            ipr.settimeout(0.2)  # to look at `stopping` now and then
+            self.ready.set()
+            while not self.stopping.is_set():
+                try:
+                    messages = ipr.get()
+                except (TimeoutError, OSError):
+                    continue
+                for msg in messages:
+                    name = msg.get_attr("IFLA_IFNAME") or ""
+                    if msg["event"] == "RTM_DELLINK" and name[:1] == "w" and name[1:].isdigit():
+                        self.bring_back(int(name[1:]))
+        finally:
+            ipr.close()
+
+    def bring_back(self, index: int) -> None:
+        vf = self.vfs.get(index)
+        if vf is None or self.stopping.is_set():
+            return
+        mac, mtu = self.attrs[index]
+        netdev = vf.kernel_netdev
+        sh("ip", "-n", self.wire_ns, "link", "add", f"w{index}", "type", "veth",
+           "peer", "name", netdev, "netns", self.node_ns)  # fmt: skip
+        sh("ip", "-n", self.node_ns, "link", "set", netdev, "address", mac, "mtu", str(mtu))
+        sh("ip", "-n", self.wire_ns, "link", "set", f"w{index}", "up")
+        self.returned[index] += 1
+
+
 @dataclass
 class Node:
     """The soak's node; `open()` builds it, `close()` removes everything (also after a failure)."""
@@ -259,6 +329,7 @@ class Node:
     mounted: bool = False
     vf_snapshot: str = ""
     machine_mounts: int = -1
+    nic: NicKeeper | None = None
 
     # -- paths ----------------------------------------------------------------------------------
     @property
@@ -368,6 +439,10 @@ class Node:
         half = len(vfs) // 2
         self.sriov_vfs, self.host_device_vfs = vfs[:half], vfs[half:]
         self.vf_snapshot = (self.work / "vf-state.json").read_text()
+        links = {link["ifname"]: link for link in json.loads(sh("ip", "-j", "link", "show"))}
+        attrs = {vf.index: (links[vf.kernel_netdev]["address"], links[vf.kernel_netdev]["mtu"]) for vf in vfs}
+        self.nic = NicKeeper(self.wire_ns, self.node_ns, vfs, attrs)
+        self.nic.start()
 
     def _executables(self) -> None:
         """Both kinds of executable, each logging the requests it runs in-process, and soak-fail."""
@@ -455,6 +530,8 @@ class Node:
     # -- removing -------------------------------------------------------------------------------
     def close(self) -> None:
         """Remove everything, whatever state the run left it in."""
+        if self.nic is not None:
+            self.nic.stop()
         if self.daemon is not None:
             self.daemon.stop(timeout=40)
         for pod in list(self.pods):

@@ -26,18 +26,21 @@ POD_FAULTS = (
     "kill_worker",  # SIGKILL of the daemon worker running the pod's ADD or DEL
     "netns_gone",  # the pod's netns deleted before DEL
     "delegate_failure",  # a multus secondary network whose delegate fails its ADD
+    # what container runtimes do to a pod's calls (docs/kubernetes.md, "Container runtimes"):
+    "double_del",  # containerd's two DELs of a sandbox at once, the second with an empty CNI_NETNS
+    "del_empty_netns",  # a DEL with CNI_NETNS empty, the netns removed after it
+    "runtime_restart_add",  # the runtime restarts mid-ADD: the ADD never ends, DEL then ADD again
 )
+#: The faults that SIGKILL something partway through a call.
+KILLS = ("kill_plugin_add", "kill_plugin_del", "kill_launcher", "kill_worker", "runtime_restart_add")
 #: Faults on the whole node, at points of the run.
 NODE_FAULTS = ("daemon_restart", "store_readonly")
 FAULT_KINDS = POD_FAULTS + NODE_FAULTS
 
-#: Devices moved into the pod. A netns that dies holding a real NIC's netdev (the pod's, or the
-#: unnamed one a plugin renames it in, which a killed process takes with it) hands the netdev
-#: back to the host's initial netns; a veth stand-in is destroyed instead, and the simulated
-#: node is not the initial netns. So these take no kill and no `netns_gone`: those faults would
-#: measure the stand-in, not the plugin.
+#: Devices moved into the pod: a netns that dies holding one (the pod's, or the unnamed one a
+#: plugin renames it in, which a killed process takes with it) hands it back to the node, which
+#: the fake NIC models (`node.NicKeeper`), so these take every fault too.
 MOVED_DEVICE = ("host-device", "sriov")
-#: The faults a moved device does take.
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,14 @@ class Schedule:
         }
 
 
+def fault_targets() -> list[tuple[str, str]]:
+    """Every (fault, network) the schedule covers: each pod fault on every type it applies to."""
+    return [(f, n) for f in POD_FAULTS for n in NETWORKS if f != "delegate_failure" or n == "multus"]
+
+
 def _network_for(rng: random.Random, fault: str | None) -> str:
     if fault == "delegate_failure":
         return "multus"
-    if fault is not None:
-        return rng.choice([n for n in NETWORKS if n not in MOVED_DEVICE])
     return rng.choice(NETWORKS)
 
 
@@ -103,14 +109,20 @@ def _mode_for(rng: random.Random, fault: str | None) -> str:
     return rng.choices(MODES, weights=(1, 1, 3, 4))[0]
 
 
-def _pod(rng: random.Random, index: int, faults: bool, fault_rate: float) -> PodPlan:
+def _pod(
+    rng: random.Random, index: int, faults: bool, fault_rate: float, cover: list[tuple[str, str]]
+) -> PodPlan:
+    """One pod; while `cover` has (fault, network) pairs left, faulted pods take them in turn."""
     fault = rng.choice(POD_FAULTS) if faults and rng.random() < fault_rate else None
-    kill_op = {"kill_plugin_add": "ADD", "kill_plugin_del": "DEL"}.get(
+    network = _network_for(rng, fault)
+    if fault is not None and cover:
+        fault, network = cover.pop()
+    kill_op = {"kill_plugin_add": "ADD", "kill_plugin_del": "DEL", "runtime_restart_add": "ADD"}.get(
         fault or "", rng.choice(("ADD", "DEL"))
     )
     return PodPlan(
         index=index,
-        network=_network_for(rng, fault),
+        network=network,
         mode=_mode_for(rng, fault),
         check=rng.random() < 0.5,
         repeat_del=rng.choice((0, 0, 0, 1, 2)),
@@ -126,7 +138,9 @@ def _pod(rng: random.Random, index: int, faults: bool, fault_rate: float) -> Pod
 def plan_schedule(seed: int, lifecycles: int, faults: bool, fault_rate: float = 0.35) -> Schedule:
     """The whole run's schedule for `seed`: a pure function of its arguments."""
     rng = random.Random(seed)
-    pods = tuple(_pod(rng, i, faults, fault_rate) for i in range(lifecycles))
+    cover = fault_targets()
+    rng.shuffle(cover)
+    pods = tuple(_pod(rng, i, faults, fault_rate, cover) for i in range(lifecycles))
     events: list[NodeEvent] = []
     if faults:
         restarts = max(2, lifecycles // 60)

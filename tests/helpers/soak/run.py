@@ -67,6 +67,10 @@ from tests.helpers.timing import percentile
 
 #: A DEL that has not succeeded after this long is a failure (the runtime would retry forever).
 DEL_DEADLINE = 90.0
+#: How long an ADD answered "try again later" is retried before that counts as its answer.
+ADD_RETRY_DEADLINE = 60.0
+#: The faults that kill something during an ADD.
+ADD_KILLS = ("kill_plugin_add", "kill_launcher", "kill_worker", "runtime_restart_add")
 #: Findings kept in full in the report (the counts are always complete).
 KEEP = 50
 
@@ -88,6 +92,8 @@ class SoakReport:
     concurrency: int
     faults_enabled: bool
     faults: dict[str, int] = field(default_factory=dict)
+    #: Pod faults that landed, by "<fault> <network>": every kind on every plugin type.
+    faults_by_type: dict[str, int] = field(default_factory=dict)
     checks: dict[str, int] = field(default_factory=dict)
     leaks: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
@@ -211,11 +217,14 @@ class Soak:
         self.restart_gate = RWGate()
         self.net_gates = {name: RWGate() for name in node.networks}
         self.faults: Counter[str] = Counter()
+        self.faults_by_type: Counter[str] = Counter()
         self.checks: Counter[str] = Counter()
         self.observed: Counter[str] = Counter()
         self.failures: list[str] = []
         self.duplicates: list[str] = []
         self.latency: dict[str, list[float]] = {"ADD": [], "DEL": []}
+        #: Seconds of successful calls by (command, the pod's fault or "none").
+        self.latency_by_fault: dict[tuple[str, str], list[float]] = {}
         self.typical: dict[tuple[str, str], list[float]] = {}
         self.live: dict[str, set[str]] = {name: set() for name in node.networks}  # network -> container IDs
         self.live_pods: dict[str, Pod] = {}
@@ -244,6 +253,12 @@ class Soak:
         if self.log:
             print(f"FAIL: {what}", file=sys.stderr, flush=True)
 
+    def landed(self, kind: str, pod: Pod) -> None:
+        """A pod fault took effect: counted by kind, and by kind and plugin type."""
+        with self.lock:
+            self.faults[kind] += 1
+            self.faults_by_type[f"{kind} {pod.plan.network}"] += 1
+
     def typical_seconds(self, mode: str, command: str) -> float:
         samples = self.typical.get((mode, command))
         if not samples:
@@ -251,22 +266,15 @@ class Soak:
         return sorted(samples)[len(samples) // 2]
 
     # -- one call -------------------------------------------------------------------------------
-    def call(self, pod: Pod, command: str, conf: dict[str, Any], kill: str | None = None) -> Call:
-        """Run the pod's executable for `command` as a runtime does; `kill` injects that fault."""
+    def call(
+        self, pod: Pod, command: str, conf: dict[str, Any], kill: str | None = None, netns: str | None = None
+    ) -> Call:
+        """Run the pod's executable for `command` as a runtime does; `kill` injects that fault;
+        `netns` replaces CNI_NETNS (containerd's second DEL sends it empty)."""
         plan = pod.plan
         request = f"{pod.container_id}.{command}.{uuid.uuid4().hex[:8]}"
         net = self.node.networks[plan.network]
-        env = {**self.node.env(plan.mode), "CNI_COMMAND": command, "PYCNI_SOAK_REQ": request}
-        if command != "GC":
-            env |= {
-                "CNI_CONTAINERID": pod.container_id,
-                "CNI_NETNS": f"/run/netns/{pod.netns}",
-                "CNI_IFNAME": pod.ifname,
-            }
-        if plan.network == "multus":
-            env["CNI_ARGS"] = (
-                f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod.name};K8S_POD_INFRA_CONTAINER_ID={pod.container_id}"
-            )
+        env = self._env(pod, command, request, netns)
         binary = self.node.bin_dir(plan.mode) / str(net.conf["type"])
         if self.aborted.is_set():
             raise Aborted
@@ -289,7 +297,7 @@ class Soak:
                 with suppress(BrokenPipeError):
                     proc.stdin.write(json.dumps(conf).encode())
                     proc.stdin.close()
-                killed = self._inject(proc, plan, command, kill) if kill else False
+                killed = self._inject(proc, pod, command, kill) if kill else False
                 assert proc.stdout is not None
                 out = proc.stdout.read()
                 proc.stdout.close()
@@ -311,9 +319,25 @@ class Soak:
                 self.typical.setdefault((plan.mode, command), []).append(seconds)
                 if command in self.latency:
                     self.latency[command].append(seconds)
+                    self.latency_by_fault.setdefault((command, plan.fault or "none"), []).append(seconds)
         elif not killed and proc.returncode is not None and proc.returncode > 0:
             self._check_error_object(result)
         return result
+
+    def _env(self, pod: Pod, command: str, request: str, netns: str | None) -> dict[str, str]:
+        """The call's environment, as a runtime sets it."""
+        env = {**self.node.env(pod.plan.mode), "CNI_COMMAND": command, "PYCNI_SOAK_REQ": request}
+        if command != "GC":
+            env |= {
+                "CNI_CONTAINERID": pod.container_id,
+                "CNI_NETNS": f"/run/netns/{pod.netns}" if netns is None else netns,
+                "CNI_IFNAME": pod.ifname,
+            }
+        if pod.plan.network == "multus":
+            env["CNI_ARGS"] = (
+                f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod.name};K8S_POD_INFRA_CONTAINER_ID={pod.container_id}"
+            )
+        return env
 
     def _check_error_object(self, result: Call) -> None:
         self.checks["error_objects"] += 1
@@ -321,19 +345,26 @@ class Soak:
         if answer is None or not isinstance(answer.get("code"), int) or not answer.get("msg"):
             self.fail(f"not a spec error object: {result.describe()}")
 
-    def _inject(self, proc: subprocess.Popen[bytes], plan: PodPlan, command: str, kill: str) -> bool:
-        """SIGKILL the plugin, its launcher or its daemon worker partway through; True if it landed."""
+    def _inject(self, proc: subprocess.Popen[bytes], pod: Pod, command: str, kill: str) -> bool:
+        """SIGKILL the plugin, its launcher or its daemon worker partway through; True if it landed.
+
+        A runtime restarting mid-ADD takes the process it exec'd with it (the plugin, or the
+        launcher of a forwarded request): the same kill, seen from the runtime's side."""
+        plan = pod.plan
         delay = plan.kill_at * self.typical_seconds(plan.mode, command)
         if kill == "kill_worker":
-            return self._kill_worker(proc, delay)
-        time.sleep(delay)
-        if proc.poll() is not None:
-            self.observed[f"{kill}_missed"] += 1
-            return False
-        proc.kill()
-        with self.lock:
-            self.faults[kill] += 1
-        return True
+            landed = self._kill_worker(proc, delay)
+        else:
+            time.sleep(delay)
+            landed = proc.poll() is None
+            if landed:
+                proc.kill()
+        if landed:
+            self.landed(kill, pod)
+        else:
+            with self.lock:
+                self.observed[f"{kill}_missed"] += 1
+        return landed
 
     def _kill_worker(self, proc: subprocess.Popen[bytes], delay: float) -> bool:
         daemon = self.node.daemon
@@ -351,10 +382,8 @@ class Soak:
                     with self.lock:
                         self.worker_kill_gen += 1
                         self.worker_kills[daemon.epoch] += 1
-                        self.faults["kill_worker"] += 1
                     return True
             time.sleep(0.001)
-        self.observed["kill_worker_missed"] += 1
         return False
 
     # -- one pod --------------------------------------------------------------------------------
@@ -415,8 +444,11 @@ class Soak:
             with self.lock:
                 self.live[plan.network].add(pod.container_id)
                 self.live_pods[pod.container_id] = pod
-            kill = plan.fault if plan.fault in ("kill_plugin_add", "kill_launcher", "kill_worker") else None
+            kill = plan.fault if plan.fault in ADD_KILLS else None
             add = self.call(pod, "ADD", self.conf_for(pod, "ADD"), kill if plan.kill_op == "ADD" else None)
+            if plan.fault == "runtime_restart_add" and add.killed:
+                add = self._after_runtime_restart(pod)
+            add = self._retry_try_again(pod, add)
         result = add.answer() if add.ok else None
         if add.ok and result is not None:
             self._took_addresses(pod, result)
@@ -430,8 +462,28 @@ class Soak:
             self._add_failed(pod, add)
         if plan.fault == "netns_gone":
             self.node.delete_pod_netns(pod.netns)
-            self.faults["netns_gone"] += 1
+            self.landed("netns_gone", pod)
         self._delete(pod)
+
+    def _after_runtime_restart(self, pod: Pod) -> Call:
+        """The runtime is back from a restart that cut off its ADD: as containerd does on start,
+        it DELs what the lost ADD may have made, then ADDs again with the same container ID."""
+        self._delete_until_done(pod, None)
+        return self.call(pod, "ADD", self.conf_for(pod, "ADD"))
+
+    def _retry_try_again(self, pod: Pod, add: Call) -> Call:
+        """An ADD answered "try again later" (code 11: a VF not back in the node yet, a lock
+        whose holder is busy) is retried as kubelet does: DEL, then ADD again."""
+        deadline = time.monotonic() + ADD_RETRY_DEADLINE
+        while not add.ok and not add.killed and (add.answer() or {}).get("code") == 11:
+            if time.monotonic() > deadline or self.stop.is_set():
+                break
+            with self.lock:
+                self.observed["add_try_again_retried"] += 1
+            self._delete_until_done(pod, None)
+            time.sleep(0.1)  # kubelet's backoff before it retries the sandbox, not synchronisation
+            add = self.call(pod, "ADD", self.conf_for(pod, "ADD"))
+        return add
 
     def _took_addresses(self, pod: Pod, result: dict[str, Any]) -> None:
         self.checks["add_results"] += 1
@@ -456,7 +508,7 @@ class Soak:
         if add.killed:
             return
         if pod.plan.fault == "delegate_failure":
-            self.faults["delegate_failure"] += 1
+            self.landed("delegate_failure", pod)
         elif pod.plan.network == "bridge-tiny" and "no IP addresses available" in msg:
             self.observed["ipam_exhausted"] += 1
         elif add.excused:
@@ -479,13 +531,12 @@ class Soak:
                 del self.addresses[ip]
         kill = plan.fault if plan.fault in ("kill_plugin_del", "kill_launcher", "kill_worker") else None
         first_kill = kill if plan.kill_op == "DEL" else None
-        if plan.concurrent_del:
-            with ThreadPoolExecutor(2) as pool:
-                racing = list(pool.map(lambda _: self.call(pod, "DEL", self.conf_for(pod, "DEL")), range(2)))
-            self.observed["concurrent_del"] += 1
-            for c in racing:
-                self.checks["concurrent_del"] += 1
-                self._unfaulted_del_failure(pod, c, "one of two concurrent DELs")
+        if plan.concurrent_del or plan.fault == "double_del":
+            self._two_dels_at_once(pod, runtime_shaped=plan.fault == "double_del")
+        if plan.fault == "del_empty_netns":
+            self._delete_until_done(pod, None, netns="")
+            self.node.delete_pod_netns(pod.netns)  # the runtime removes the netns after its DEL
+            self.landed("del_empty_netns", pod)
         self._delete_until_done(pod, first_kill)
         for _ in range(plan.repeat_del):
             again = self.call(pod, "DEL", self.conf_for(pod, "DEL"))
@@ -496,6 +547,20 @@ class Soak:
         with self.lock:
             self.live[plan.network].discard(pod.container_id)
             self.finished.add(pod.container_id)
+
+    def _two_dels_at_once(self, pod: Pod, runtime_shaped: bool) -> None:
+        """Two DELs of the attachment at once: identical, or as containerd sends them when a
+        sandbox stops (the second with CNI_NETNS empty). Both must succeed."""
+        netns = [None, ""] if runtime_shaped else [None, None]
+        conf = self.conf_for(pod, "DEL")
+        with ThreadPoolExecutor(2) as pool:
+            racing = list(pool.map(lambda ns: self.call(pod, "DEL", conf, netns=ns), netns))
+        self.observed["concurrent_del"] += 1
+        if runtime_shaped:
+            self.landed("double_del", pod)
+        for c in racing:
+            self.checks["concurrent_del"] += 1
+            self._unfaulted_del_failure(pod, c, "one of two concurrent DELs")
 
     def _unfaulted_del_failure(self, pod: Pod, result: Call, what: str) -> None:
         """A DEL may fail when it was killed, or under a node-wide fault, or with "try again
@@ -509,11 +574,12 @@ class Soak:
             f"{what} failed with no fault injected ({pod.plan.network}, {pod.plan.mode}): {result.describe()}"
         )
 
-    def _delete_until_done(self, pod: Pod, kill: str | None) -> None:
+    def _delete_until_done(self, pod: Pod, kill: str | None, netns: str | None = None) -> None:
         deadline = time.monotonic() + DEL_DEADLINE
         attempt = 0
         while True:
-            result = self.call(pod, "DEL", self.conf_for(pod, "DEL"), kill if attempt == 0 else None)
+            first_kill = kill if attempt == 0 else None
+            result = self.call(pod, "DEL", self.conf_for(pod, "DEL"), first_kill, netns=netns)
             if result.ok:
                 return
             attempt += 1
@@ -780,14 +846,19 @@ def soak_here(options: SoakOptions, log: bool = True) -> SoakReport:
             soak.abort()
             raise
         report.faults = {k: soak.faults[k] for k in FAULT_KINDS}
+        report.faults_by_type = dict(sorted(soak.faults_by_type.items()))
         report.checks = dict(soak.checks)
         report.observed = dict(soak.observed)
+        if node.nic is not None:
+            report.observed["vf_netdevs_returned"] = sum(node.nic.returned.values())
         report.failures = list(soak.failures)
         report.duplicates = list(soak.duplicates)
         report.latency_ms = {k: _latency(v) for k, v in soak.latency.items()}
         for (mode, command), samples in sorted(soak.typical.items()):
             if command in soak.latency:
                 report.latency_ms[f"{command} {mode}"] = _latency(samples)
+        for (command, fault), samples in sorted(soak.latency_by_fault.items()):
+            report.latency_ms[f"{command} fault={fault}"] = _latency(samples)
         final_checks(soak, report, links_before)
     finally:
         report.wall_s = time.perf_counter() - started
