@@ -264,3 +264,29 @@ def test_a_device_that_comes_back_after_its_del_is_restored_by_the_next_add(node
     added(node, second, cid="ctr-b", device=dev)
     assert present(second, "net1")["mtu"] == 1480
     assert node.state_files() == ["hdnet~ctr-b~net1.json"]
+
+
+def test_a_device_back_under_its_own_name_after_its_del_is_restored_by_the_next_add(node: Node) -> None:
+    """As above, but the device comes back under its original name (renamed by the node's naming
+    rules as it reappears), down, with the pod's MTU: the next ADD gives it its recorded state
+    back before taking it, so the pod after it leaves it as it first was."""
+    dev = node.stand_in(mtu=1480)
+    pod = node.pod()
+    added(node, pod, device=dev)
+    pod.run("ip", "link", "set", "net1", "mtu", "1400")
+    pod.run("ip", "link", "set", "net1", "netns", node.sink.name)
+    delete_netns(pod)
+    node.cni("DEL", conf(device=dev), None, netns=pod.path).ok()
+    assert node.state_files() == ["hdnet~ctr-a~net1.json"]
+    node.sink.run("ip", "link", "set", "net1", "down")
+    node.sink.run("ip", "link", "set", "net1", "name", dev)
+    node.sink.run("ip", "link", "set", dev, "netns", node.ns.name)
+    back = present(node.ns, dev)
+    assert ("UP" not in back["flags"], back["mtu"]) == (True, 1400)
+    second = node.pod()
+    added(node, second, cid="ctr-b", device=dev)
+    assert node.state_files() == ["hdnet~ctr-b~net1.json"], "the released record was not taken back"
+    node.cni("DEL", conf(device=dev), second, container_id="ctr-b").ok()
+    home = present(node.ns, dev)
+    assert ("UP" in home["flags"], home["mtu"]) == (True, 1480), "not left as it first was"
+    assert node.state_files() == []

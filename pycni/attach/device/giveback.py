@@ -105,11 +105,16 @@ def _restored(host: Rtnl, rec: DeviceState, node_names: tuple[str, ...] = ()) ->
 
 
 def reclaim_released(store: StateStore, host: Rtnl) -> None:
-    """Orphans of finished attachments that have come back since their DEL: restore them now."""
+    """Orphans of finished attachments that have come back since their DEL: restore them now.
+
+    Back under another name (the kernel keeps the pod-side one), or under its own (the node's
+    naming rules renamed it as it reappeared) but still as the pod left it: either way it gets
+    its recorded state back before anyone records its current one as original.
+    """
     for rec in store.all():
         if not rec.released:
             continue
-        orphan = find_orphan(host, rec)
+        orphan = find_orphan(host, rec) or _restored(host, rec)
         if orphan is not None:
             quietly(move.restore_in_place)(host, orphan, move.Restore.of(rec))
             if links.find_link(host, rec.name) is not None:
