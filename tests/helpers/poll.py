@@ -9,7 +9,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+def wait_until(predicate: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
     """Poll `predicate` until it returns something truthy, and return that; fail after `timeout` s."""
     deadline = time.monotonic() + timeout
     while True:
