@@ -12,9 +12,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pycni.device_plugin.discovery import Device
 from pycni.device_plugin.pools import Pool, matching_selector
 from pycni.hw.devinfo import VHOST_NET
+from pycni.hw.discovery import Device
 
 VFIO_CONTAINER = "/dev/vfio/vfio"
 UIO_DRIVERS = frozenset({"uio_pci_generic", "igb_uio"})

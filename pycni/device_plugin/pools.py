@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pycni.device_plugin.config import PluginConfig, ResourceConfig, Selectors
-from pycni.device_plugin.discovery import Device
+from pycni.hw.discovery import Device
+from pycni.hw.links import LinkState
 from pycni.hw.sysfs import PCI_CLASS_ACCELERATOR, PCI_CLASS_NETWORK
 
 _CLASS_OF = {"netDevice": PCI_CLASS_NETWORK, "accelerator": PCI_CLASS_ACCELERATOR}
@@ -31,14 +32,6 @@ class Pool:
     @property
     def socket_name(self) -> str:
         return f"{self.prefix}_{self.name}.sock"
-
-
-@dataclass(frozen=True)
-class LinkState:
-    """A netdev as netlink reports it: administratively up, and with carrier (IFF_LOWER_UP)."""
-
-    up: bool
-    carrier: bool
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,18 @@ from collections.abc import Callable
 from typing import Any
 
 from pycni.cni.wakeup import WakePipe
-from pycni.device_plugin import cdi, inotify
+from pycni.device_plugin import cdi
 from pycni.device_plugin.allocate import cdi_spec
 from pycni.device_plugin.config import ConfigError, PluginConfig, load_config, warn_unsupported
-from pycni.device_plugin.discovery import Device, discover, remember
 from pycni.device_plugin.metrics import DevicePluginMetrics
 from pycni.device_plugin.options import Options
-from pycni.device_plugin.pools import InUse, LinkState, Pool, PoolDevice, assign, health, pools_of
+from pycni.device_plugin.pools import InUse, Pool, PoolDevice, assign, health, pools_of
 from pycni.device_plugin.registration import Registrar
 from pycni.device_plugin.server import Outputs, PoolServer, PoolState
-from pycni.device_plugin.watch import Sources
-from pycni.hw import devinfo
+from pycni.hw import devinfo, inotify
+from pycni.hw.discovery import Device, discover, remember
+from pycni.hw.events import Sources
+from pycni.hw.links import LinkState
 from pycni.hw.sysfs import SysFs, SysfsError
 from pycni.k8s.paths import KUBELET_SOCKET
 
@@ -70,7 +71,13 @@ class DevicePluginService:
         """Opens event sources, discovers, serves every pool and (kubelet.sock mode) registers."""
         devinfo.make_dir(self.opts.devinfo_dir)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
-        self._sources = Sources.open(self.opts, self.socket_dir)
+        self._sources = Sources.open(
+            self.opts.sysfs_root,
+            [self.socket_dir, self.opts.config_path.parent],
+            links_netns=self.opts.links_netns,
+            use_netlink=self.opts.use_netlink,
+            use_udev=self.opts.use_udev,
+        )
         log.info(
             "starting",
             extra={

@@ -1,8 +1,9 @@
-"""The device-plugin service's event sources, opened together and closed together.
+"""A node service's event sources (the device plugin's, the DRA driver's), opened together and
+closed together.
 
-- inotify: the socket directory, the config file's directory, and sysfs `bus/pci/devices` plus the
-  PCI driver directories (on the real /sys these stay quiet, but a fake tree in tests speaks
-  through them);
+- inotify: the service's own directories (sockets, the config file's directory), and sysfs
+  `bus/pci/devices` plus the PCI driver directories (on the real /sys these stay quiet, but a fake
+  tree in tests speaks through them);
 - netlink: link events in the namespace holding the node's netdevs, and a view for dumps;
 - udev: kernel uevents for the `pci` and `net` subsystems (hot-plug, bind/unbind, VFs created by
   `sriov_numvfs`). Optional: without permission to open it we log and rely on the others.
@@ -11,13 +12,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pycni.device_plugin.inotify import Event, Inotify
-from pycni.device_plugin.netlink import LinkEvents, LinkView
-from pycni.device_plugin.options import Options
+from pycni.hw.inotify import Event, Inotify
+from pycni.hw.links import LinkEvents, LinkView
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +32,31 @@ class Sources:
     udev: Any = None
 
     @classmethod
-    def open(cls, opts: Options, socket_dir: Path) -> Sources:
+    def open(
+        cls,
+        sysfs_root: Path,
+        directories: Iterable[Path],
+        *,
+        links_netns: str | None = None,
+        use_netlink: bool = True,
+        use_udev: bool = True,
+    ) -> Sources:
+        """Watches `directories` (which must exist) and sysfs; netlink in `links_netns` (None: ours)."""
         ino = Inotify()
-        pci = opts.sysfs_root / "bus" / "pci"
+        pci = sysfs_root / "bus" / "pci"
         sources = cls(ino, pci / "drivers")
         try:
-            ino.watch(socket_dir)
-            ino.watch(opts.config_path.parent)
+            for directory in directories:
+                ino.watch(directory)
             for directory in (pci / "devices", pci / "drivers"):
                 if directory.is_dir():
                     ino.watch(directory)
             for driver in sorted(p for p in (pci / "drivers").glob("*") if p.is_dir()):
                 ino.watch(driver)
-            if opts.use_netlink:
-                sources.links = LinkView(opts.links_netns)
-                sources.link_events = LinkEvents(opts.links_netns)
-            if opts.use_udev:
+            if use_netlink:
+                sources.links = LinkView(links_netns)
+                sources.link_events = LinkEvents(links_netns)
+            if use_udev:
                 sources.udev = _open_udev()
         except BaseException:
             sources.close()
