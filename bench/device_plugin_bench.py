@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pycni.device_plugin.config import parse_config
 from pycni.device_plugin.options import Options
 from pycni.device_plugin.service import DevicePluginService
 from pycni.hw.discovery import discover
 from pycni.hw.sysfs import SysFs
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
+from pycni.k8s.pools.config import parse_config
 from tests.device_plugin.kubelet import plugin
 from tests.helpers.fake_sysfs import build_sriov_node
 

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 from pycni.cni.logs import setup_json_logging
 from pycni.device_plugin.cdi import CDI_DIR
-from pycni.device_plugin.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
 from pycni.device_plugin.options import Options
 from pycni.hw.devinfo import DP_DIR
 from pycni.k8s.paths import DEVICE_PLUGINS_DIR, KUBELET_SOCKET, PLUGINS_REGISTRY_DIR, POD_RESOURCES_SOCKET
+from pycni.k8s.pools.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
 
 if TYPE_CHECKING:
     from pycni.device_plugin.service import DevicePluginService

@@ -20,13 +20,13 @@ import grpc
 
 from pycni.device_plugin import allocate as alloc
 from pycni.device_plugin import preferred
-from pycni.device_plugin.pools import Pool, PoolDevice, matching_selector
 from pycni.hw import devinfo
 from pycni.hw.discovery import Device
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from pycni.k8s.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 from pycni.k8s.api import pluginregistration_v1_pb2 as reg
 from pycni.k8s.api import pluginregistration_v1_pb2_grpc as reg_grpc
+from pycni.k8s.pools.membership import Pool, PoolDevice, matching_selector
 
 log = logging.getLogger(__name__)
 

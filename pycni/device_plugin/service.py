@@ -21,10 +21,9 @@ from typing import Any
 from pycni.cni.wakeup import WakePipe
 from pycni.device_plugin import cdi
 from pycni.device_plugin.allocate import cdi_spec
-from pycni.device_plugin.config import ConfigError, PluginConfig, load_config, warn_unsupported
 from pycni.device_plugin.metrics import DevicePluginMetrics
 from pycni.device_plugin.options import Options
-from pycni.device_plugin.pools import InUse, Pool, PoolDevice, assign, health, pools_of
+from pycni.device_plugin.pools import InUse
 from pycni.device_plugin.registration import Registrar
 from pycni.device_plugin.server import Outputs, PoolServer, PoolState
 from pycni.hw import devinfo, inotify
@@ -33,6 +32,8 @@ from pycni.hw.events import Sources
 from pycni.hw.links import LinkState
 from pycni.hw.sysfs import SysFs, SysfsError
 from pycni.k8s.paths import KUBELET_SOCKET
+from pycni.k8s.pools.config import ConfigError, PluginConfig, load_config, warn_unsupported
+from pycni.k8s.pools.membership import Pool, PoolDevice, assign, health, pools_of
 
 log = logging.getLogger(__name__)
 

@@ -12,13 +12,14 @@ import pytest
 
 from pycni.cni.logs import setup_json_logging
 from pycni.cni.settings import Settings
-from pycni.device_plugin.config import ConfigError, parse_config
-from pycni.device_plugin.pools import InUse, assign, health, pools_of
+from pycni.device_plugin.pools import InUse
 from pycni.device_plugin.preferred import preferred
-from pycni.device_plugin.ranges import parse_pf_ref
 from pycni.hw.discovery import Device, discover, remember
 from pycni.hw.links import LinkState
 from pycni.hw.sysfs import DeviceNotFound, SysFs
+from pycni.k8s.pools.config import ConfigError, parse_config
+from pycni.k8s.pools.membership import assign, health, pools_of
+from pycni.k8s.pools.ranges import parse_pf_ref
 from tests.helpers.fake_sysfs import FakeSysfs, build_sriov_node
 
 

@@ -19,8 +19,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pycni.cni.config import describe_validation_error, json_path
-from pycni.device_plugin.ranges import PfRef, parse_pf_ref
 from pycni.k8s.objects import is_dns_subdomain
+from pycni.k8s.pools.ranges import PfRef, parse_pf_ref
 
 RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 DEFAULT_PREFIX = "pycni.io"
