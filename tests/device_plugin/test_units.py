@@ -211,6 +211,10 @@ def test_health_rules() -> None:
     assert health(vf, {"pf": up}) == "netdev v0 is gone"
     assert health(vf, {"pf": up}, in_use=True) is None
     assert health(dataclasses.replace(vf, driver_now=None), {"v0": up, "pf": up}) == "no driver bound"
+    no_carrier = LinkState(up=True, carrier=False)
+    assert health(vf, {"v0": no_carrier, "pf": up}) == "netdev v0 is up without carrier"
+    assert health(vf, {"v0": LinkState(up=False, carrier=False), "pf": up}) is None  # idle, unconfigured
+    assert health(vf, {"v0": no_carrier, "pf": up}, in_use=True) is None
 
 
 def test_an_allocated_vf_is_in_use_until_its_netdev_comes_back() -> None:

@@ -101,7 +101,9 @@ def health(dev: Device, links: Mapping[str, LinkState] | None, in_use: bool = Fa
     """Why `dev` cannot be used now, or None. `links` is the netlink view (None: unavailable).
 
     A netdev missing from the host is an outage unless the device is allocated: the CNI moves an
-    allocated VF's netdev into the pod, and that must not make it Unhealthy.
+    allocated VF's netdev into the pod, and that must not make it Unhealthy. A VF netdev that is up
+    without carrier has lost its link (its PF's, or its own `link-state disable`); one that is
+    administratively down is merely unconfigured, as idle VFs on a node usually are.
     """
     if dev.driver_now is None:
         return "no driver bound"
@@ -111,6 +113,9 @@ def health(dev: Device, links: Mapping[str, LinkState] | None, in_use: bool = Fa
         for ifname in dev.netdevs:
             if ifname not in dev.netdevs_now or (links is not None and ifname not in links):
                 return f"netdev {ifname} is gone"
+            own = links.get(ifname) if links is not None else None
+            if own is not None and own.up and not own.carrier:
+                return f"netdev {ifname} is up without carrier"
     if dev.pf_address and dev.pf_netdevs and links is not None:
         pf = dev.pf_netdevs[0]
         state = links.get(pf)
