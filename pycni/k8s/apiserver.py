@@ -96,15 +96,20 @@ class _Cached(NamedTuple):
     expires: float | None
 
 
-_CLIENTS: OrderedDict[tuple[str, str, tuple[int, int]], _Cached] = OrderedDict()
+_CLIENTS: OrderedDict[tuple[str, str, tuple[int, int], str], _Cached] = OrderedDict()
 
 
 class ApiServer:
-    """A `PodSource` backed by the API server named by a kubeconfig (or the in-cluster account)."""
+    """A `PodSource` backed by the API server named by a kubeconfig (or the in-cluster account).
 
-    def __init__(self, kubeconfig: str, env: Mapping[str, str]) -> None:
+    `field_manager` names the writer in the objects' managed fields (another node service, such
+    as the DRA driver, gives its own); `call` runs any other request with the same cached client.
+    """
+
+    def __init__(self, kubeconfig: str, env: Mapping[str, str], field_manager: str = FIELD_MANAGER) -> None:
         self.kubeconfig = kubeconfig
         self.env = env
+        self.field_manager = field_manager
 
     # -- the PodSource interface ---------------------------------------------------------------
     def pod(self, namespace: str, name: str, *, wait: bool = False) -> Pod | None:
@@ -147,6 +152,10 @@ class ApiServer:
             log.warning("cannot post event %s for pod %s/%s: %s", reason, pod.namespace, pod.name, err)
 
     # -- plumbing ------------------------------------------------------------------------------
+    def call(self, func: Callable[[Client], T]) -> T:
+        """One request through the cached client, with this module's retry and error rules."""
+        return self._call(func)
+
     def _call(self, func: Callable[[Client], T]) -> T:
         """Run one request with a cached client; a 401 drops the client and tries once more."""
         from lightkube import ApiError
@@ -170,7 +179,7 @@ class ApiServer:
 
     def _client(self) -> Client:
         raw = self._kubeconfig_bytes()
-        key = (self.kubeconfig, hashlib.sha256(raw).hexdigest(), _netns_identity())
+        key = (self.kubeconfig, hashlib.sha256(raw).hexdigest(), _netns_identity(), self.field_manager)
         cached = _CLIENTS.get(key)
         if cached is not None and (cached.expires is None or cached.expires > time.monotonic()):
             _CLIENTS.move_to_end(key)
@@ -182,7 +191,7 @@ class ApiServer:
         from lightkube.core.exceptions import ConfigError
 
         try:
-            client = Client(config, timeout=_timeout(), trust_env=False, field_manager=FIELD_MANAGER)
+            client = Client(config, timeout=_timeout(), trust_env=False, field_manager=self.field_manager)
         except (ConfigError, OSError, ValueError) as err:
             raise InvalidConfig(f"kubeconfig {self.kubeconfig}: {err}") from err
         _CLIENTS[key] = _Cached(client, expires)
