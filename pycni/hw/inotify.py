@@ -72,6 +72,10 @@ class Inotify:
             raise OSError(code, f"inotify_add_watch {directory}: {os.strerror(code)}")
         self._watches[wd] = Path(directory)
 
+    def watching(self, directory: Path) -> bool:
+        """True while `directory` has a live watch (a removed directory's watch ends by itself)."""
+        return Path(directory) in self._watches.values()
+
     def read(self) -> list[Event]:
         try:
             data = os.read(self._fd, 64 * 1024)
