@@ -145,7 +145,7 @@ class SocketServer:
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dra")
         )
         add_services(self._server)
-        self._inode: int | None = None
+        self._identity: tuple[int, int] | None = None
 
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -153,12 +153,12 @@ class SocketServer:
         if self._server.add_insecure_port(f"unix://{self.path}") == 0:
             raise OSError(f"cannot listen on {self.path}")
         self._server.start()
-        self._inode = os.stat(self.path).st_ino
+        self._identity = _identity(self.path)
         log.info("serving", extra={"socket": str(self.path)})
 
     def current(self) -> bool:
         try:
-            return os.stat(self.path).st_ino == self._inode
+            return _identity(self.path) == self._identity
         except OSError:
             return False
 
@@ -166,6 +166,12 @@ class SocketServer:
         self._server.stop(grace=None).wait(5)
         if remove_socket and self.current():
             self.path.unlink(missing_ok=True)
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """The file at `path`: a new one may reuse a freed inode number, never with the same ctime."""
+    st = os.stat(path)
+    return st.st_ino, st.st_ctime_ns
 
 
 def plugin_services(

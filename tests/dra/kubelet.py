@@ -12,7 +12,6 @@ sockets, as kubelet does it:
 
 from __future__ import annotations
 
-import os
 import queue
 import shutil
 import threading
@@ -59,7 +58,7 @@ def channel(socket: Path | str) -> grpc.Channel:
 @dataclass
 class Registration:
     socket: Path
-    inode: int
+    inode: tuple[int, int]
     info: Any
     service: str
     health: HealthStream | None = None
@@ -96,6 +95,18 @@ class HealthStream:
 
     def next(self, timeout: float = 5.0) -> dict[str, str]:
         return self.decode(self.queue.get(timeout=timeout))
+
+    def until_raw(self, predicate: Callable[[Any], bool], timeout: float = 1.0) -> Any:
+        """The first NodeWatchResourcesResponse within `timeout` that satisfies `predicate`."""
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                response = self.queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if predicate(response):
+                return response
+        raise AssertionError(f"no matching health report within {timeout}s")
 
     def until(self, predicate: Callable[[dict[str, str]], bool], timeout: float = 1.0) -> dict[str, str]:
         deadline = time.monotonic() + timeout
@@ -154,14 +165,15 @@ class FakeDraKubelet:
             present = {}
             for path in self.registry_dir.glob("*"):
                 if not path.name.startswith(".") and path.is_socket():
-                    present[path.name] = path.stat().st_ino
+                    st = path.stat()  # a new file may reuse the inode number: its ctime tells
+                    present[path.name] = (st.st_ino, st.st_ctime_ns)
             for name in set(self._active) - set(present):
                 self._deregister(name)
             for name, inode in present.items():
                 if name not in self._active or self._active[name].inode != inode:
                     self._register(self.registry_dir / name, inode)
 
-    def _register(self, socket: Path, inode: int) -> None:
+    def _register(self, socket: Path, inode: tuple[int, int]) -> None:
         with channel(socket) as ch:
             stub = reg_grpc.RegistrationStub(ch)  # type: ignore[no-untyped-call]
             try:
@@ -222,10 +234,3 @@ class FakeDraKubelet:
         stream = self.plugin(driver).health
         assert stream is not None, "no health stream"
         return stream
-
-
-def socket_inode(path: Path) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None

@@ -205,18 +205,29 @@ class DraNode:
         wait_until(complete, timeout, f"{count} devices in the pool")
         return found
 
-    def add_claim(self, name: str, devices: list[str], *, request: str = "vf", namespace: str = "default",
-                  extra_results: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
-        """An allocated ResourceClaim (valid against the 1.34 schema) for devices of this node; its uid."""
+    def add_claim(
+        self, name: str, devices: list[str] | dict[str, list[str]], *, namespace: str = "default",
+        pool: str = NODE, admin: bool = False,
+    ) -> str:  # fmt: skip
+        """An allocated ResourceClaim (valid against the 1.34 schema) for devices of this node; its uid.
+        `devices`: a list for one request `vf`, or {request: devices}."""
         uid = str(uuid.uuid4())
-        results = [{"request": request, "driver": DRIVER, "pool": NODE, "device": d} for d in devices]
+        by_request = devices if isinstance(devices, dict) else {"vf": devices}
+        extra = {"adminAccess": True} if admin else {}
+        requests = [
+            {"name": r, "exactly": {"deviceClassName": DRIVER, "count": len(d), **extra}}
+            for r, d in by_request.items()
+        ]
+        results = [
+            {"request": r, "driver": DRIVER, "pool": pool, "device": d, **extra}
+            for r, ds in by_request.items()
+            for d in ds
+        ]
         claim = {
             "apiVersion": RESOURCE_API, "kind": "ResourceClaim",
             "metadata": {"name": name, "namespace": namespace, "uid": uid},
-            "spec": {"devices": {"requests": [
-                {"name": request, "exactly": {"deviceClassName": DRIVER, "count": len(devices)}}
-            ]}},
-            "status": {"allocation": {"devices": {"results": results + (extra_results or [])}}},
+            "spec": {"devices": {"requests": requests}},
+            "status": {"allocation": {"devices": {"results": results}}},
         }  # fmt: skip
         kubernetes_validate.validate(claim, VERSION, strict=True)
         self.api.cluster.store.add("resourceclaims", claim)
