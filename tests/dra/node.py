@@ -154,7 +154,9 @@ class DraNode:
         return code
 
     def logs(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.log.read_text().splitlines() if line.startswith("{")]
+        """The driver's JSON log lines so far (a line still being written is left for later)."""
+        return [json.loads(line) for line in self.log.read_text().splitlines(keepends=True)
+                if line.startswith("{") and line.endswith("\n")]  # fmt: skip
 
     def http(self, path: str) -> tuple[int, str]:
         """GET the driver's endpoint, inside the node's namespace."""
