@@ -1,4 +1,5 @@
-"""`pycni dra-driver`: command-line parsing, logging, signals; the service does the rest.
+"""`pycni dra-driver`: command-line parsing and logging; the process's life (signals, endpoint, start, run) is
+`pycni.k8s.service_main`'s, the rest the service's.
 
 Exit codes: 0 after a clean SIGTERM/SIGINT shutdown, 2 for an invalid config file or argument (the
 message names it), 1 when the service cannot start.
@@ -9,11 +10,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING
 
 from pycni.cni.env_names import DEFAULT_SYSFS_ROOT, SYSFS_ROOT
 from pycni.cni.logs import setup_json_logging
@@ -25,16 +23,11 @@ from pycni.k8s.paths import PLUGINS_DIR, PLUGINS_REGISTRY_DIR
 from pycni.k8s.pools.config import DEFAULT_PREFIX, ConfigError, PluginConfig, load_config, warn_unsupported
 from pycni.k8s.pools.membership import pools_of
 
-if TYPE_CHECKING:
-    from pycni.dra.service import DraDriverService
-    from pycni.k8s.endpoint import Endpoint
-
 log = logging.getLogger("pycni.dra")
 
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:9163"
 NODE_NAME_ENV = "NODE_NAME"
 EXIT_CONFIG = 2
-EXIT_START = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,40 +113,7 @@ def main(argv: list[str]) -> int:
 
     # grpc, lightkube and pyroute2 load only once the configuration is known to be good
     from pycni.dra.service import DraDriverService
+    from pycni.k8s.service_main import run_service
 
-    service = DraDriverService(opts, config)
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
-        service.request_stop()
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, on_signal)
-    endpoint = None
-    try:
-        endpoint = _endpoint(args.metrics_address, service)
-        service.start()
-    except Exception as err:
-        log.exception("cannot start", extra={"error": str(err)})
-        service.shutdown()
-        if endpoint is not None:
-            endpoint.close()
-        return EXIT_START
-    log.info("started", extra={"driver": opts.driver_name, "node": opts.node_name})
-    try:
-        service.run()
-    finally:
-        if endpoint is not None:
-            endpoint.close()
-    return 0
-
-
-def _endpoint(address: str, service: DraDriverService) -> Endpoint | None:
-    if not address:
-        return None
-    from pycni.k8s.endpoint import Endpoint
-
-    endpoint = Endpoint(address, service.metrics.registry, service.healthy, service.ready)
-    endpoint.serve_in_thread()
-    log.info("serving metrics and probes", extra={"address": address})
-    return endpoint
+    log.info("starting", extra={"driver": opts.driver_name, "node": opts.node_name})
+    return run_service(DraDriverService(opts, config), args.metrics_address)

@@ -10,13 +10,13 @@ any more (the driver no longer watches it).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pycni.dra.devices import DraDevice
+from pycni.hw.watched import Watched
 
 Health = Literal["Healthy", "Unhealthy", "Unknown"]
 
@@ -54,42 +54,22 @@ def report(snap: Snapshot) -> list[HealthEntry]:
 
 class Inventory:
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._snap = Snapshot()
-        self._version = 0
-        self._closed = False
+        self._state = Watched(Snapshot(), key=lambda s: (s.devices, s.unpooled, s.prepared))
+        self.wait_change = self._state.wait_change
+        self.close = self._state.close
 
     def update(
         self, devices: Mapping[str, DraDevice], unpooled: frozenset[str], prepared: frozenset[str]
     ) -> bool:
         """Replaces the evaluation; True (and health streams woken) when anything differs."""
-        with self._cond:
-            old = self._snap
-            changed = (devices, unpooled, prepared) != (old.devices, old.unpooled, old.prepared)
-            self._snap = Snapshot(dict(devices), unpooled, prepared, time.time())
-            if changed:
-                self._version += 1
-                self._cond.notify_all()
-            return changed
+        return self._state.replace(Snapshot(dict(devices), unpooled, prepared, time.time()))
 
     def devices(self) -> Mapping[str, DraDevice]:
-        with self._cond:
-            return self._snap.devices
+        return self._state.current()[1].devices
 
     def snapshot(self) -> tuple[int, Snapshot]:
-        with self._cond:
-            return self._version, self._snap
-
-    def wait_change(self, version: int, timeout: float) -> bool:
-        with self._cond:
-            self._cond.wait_for(lambda: self._version != version or self._closed, timeout)
-            return self._version != version
+        return self._state.current()
 
     @property
     def closed(self) -> bool:
-        return self._closed
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+        return self._state.closed

@@ -12,13 +12,8 @@ at once) and hands the device list to the publisher. Nothing polls on a timer.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import logging
-import os
-import selectors
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -34,19 +29,17 @@ from pycni.dra.publisher import Publisher
 from pycni.dra.server import SocketServer, plugin_services, registration_services
 from pycni.dra.slices import device_entry
 from pycni.hw import inotify
-from pycni.hw.discovery import Device, discover, remember
-from pycni.hw.events import Sources
+from pycni.hw.discovery import Device, discover, remember, with_netdevs_now
+from pycni.hw.events import HEALTH, RESCAN, EventLoop, Sources
 from pycni.hw.links import LinkState
-from pycni.hw.sysfs import SysFs, SysfsError
+from pycni.hw.sysfs import SysFs
 from pycni.k8s.apiserver import ApiServer
-from pycni.k8s.pools.config import ConfigError, PluginConfig, load_config, warn_unsupported
+from pycni.k8s.pools.config import ConfigError, PluginConfig, reload_config
 from pycni.k8s.pools.membership import assign, health, pools_of
 from pycni.k8s.resourceapi import ResourceApi
 
 log = logging.getLogger(__name__)
 
-RESCAN = "rescan"
-HEALTH = "health"
 PLUGIN_WORKERS = 8
 REGISTRATION_WORKERS = 2
 
@@ -69,9 +62,8 @@ class DraDriverService:
         self.on_reconcile: Callable[[], None] | None = None  # tests: observe passes
         self._known: dict[str, Device] = {}
         self._assignment: dict[str, list[Device]] = {}
-        self._stop = threading.Event()
+        self._loop = EventLoop(opts.debounce)
         self._refresh = threading.Event()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._sources: Sources | None = None
         self._plugin: SocketServer | None = None
         self._registration: SocketServer | None = None
@@ -105,42 +97,24 @@ class DraDriverService:
 
     def request_stop(self) -> None:
         """Safe from a signal handler or another thread."""
-        self._stop.set()
-        self._wake()
+        self._loop.request_stop()
 
     def request_refresh(self) -> None:
         """Claims were prepared or unprepared: which devices are in use changed (gRPC threads)."""
         self._refresh.set()
-        self._wake()
-
-    def _wake(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+        self._loop.wake()
 
     def run(self) -> None:
         assert self._sources is not None, "start() first"
-        sel = selectors.DefaultSelector()
-        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        for fileobj, tag in self._sources.selectables():
-            sel.register(fileobj, selectors.EVENT_READ, tag)
-        dirty_at: float | None = None
-        rescan = False
         self._running = True
         try:
-            while not self._stop.is_set():
-                timeout = None if dirty_at is None else max(0.0, dirty_at - time.monotonic())
-                for key, _ in sel.select(timeout):
-                    change = self._handle(key.data)
-                    if change is not None:
-                        rescan |= change == RESCAN
-                        dirty_at = dirty_at or time.monotonic() + self.opts.debounce
-                if dirty_at is not None and time.monotonic() >= dirty_at and not self._stop.is_set():
-                    self.reconcile() if rescan else self.refresh_health()
-                    dirty_at, rescan = None, False
+            self._loop.run(self._sources, self._handle, self._apply)
         finally:
             self._running = False
-            sel.close()
             self.shutdown()
+
+    def _apply(self, rescan: bool) -> None:
+        self.reconcile() if rescan else self.refresh_health()
 
     def shutdown(self) -> None:
         """Leaves kubelet (registration socket first), stops serving and publishing. Keeps the CDI
@@ -154,16 +128,13 @@ class DraDriverService:
         if self._sources is not None:
             self._sources.close()
             self._sources = None
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._loop.close()
         log.info("stopped")
 
     # -- events --------------------------------------------------------------------------------
     def _handle(self, tag: Any) -> str | None:
         assert self._sources is not None
         if tag == "wake":
-            _drain(self._wake_r)
             if self._refresh.is_set():
                 self._refresh.clear()
                 return HEALTH
@@ -212,20 +183,15 @@ class DraDriverService:
             self._serve_registration()
 
     def _reload_config(self) -> None:
-        try:
-            config = load_config(self.opts.config_path, self.opts.resource_prefix)
-            problems = config_problems(pools_of(config, self.opts.resource_prefix))
-            if problems:
-                raise ConfigError("; ".join(problems))
-        except ConfigError as err:
-            log.error("config change rejected, keeping the running config", extra={"error": str(err)})
-            return
-        if config == self.config:
-            return
-        log.info("config changed", extra={"pools": [r.resource_name for r in config.resource_list]})
-        warn_unsupported(config)
-        self.config = config
-        self.reconcile()
+        config = reload_config(self.opts.config_path, self.opts.resource_prefix, self.config, self._check)
+        if config is not None:
+            self.config = config
+            self.reconcile()
+
+    def _check(self, config: PluginConfig) -> None:
+        problems = config_problems(pools_of(config, self.opts.resource_prefix))
+        if problems:
+            raise ConfigError("; ".join(problems))
 
     # -- passes --------------------------------------------------------------------------------
     def reconcile(self) -> None:
@@ -242,17 +208,9 @@ class DraDriverService:
         """Health only: the same devices with fresh link state and netdev presence."""
         assert self._sources is not None
         for resource, devices in self._assignment.items():
-            self._assignment[resource] = [self._with_netdevs_now(d) for d in devices]
+            self._assignment[resource] = [with_netdevs_now(self.sysfs, d) for d in devices]
         links = self._sources.links
         self._evaluate(links.links() if links else None)
-
-    def _with_netdevs_now(self, dev: Device) -> Device:
-        if not dev.netdevs:
-            return dev
-        try:
-            return dataclasses.replace(dev, netdevs_now=self.sysfs.netdevs(dev.address))
-        except SysfsError:
-            return dataclasses.replace(dev, netdevs_now=())
 
     def _evaluate(self, table: dict[str, LinkState] | None) -> None:
         prepared = frozenset(self.preparer.prepared_devices())
@@ -301,11 +259,3 @@ class DraDriverService:
     def ready(self) -> bool:
         """Readiness: kubelet registered us and the API server holds the current slices."""
         return self._running and self.registered and self.publisher.in_sync
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass

@@ -12,11 +12,15 @@ closed together.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import selectors
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pycni.cni.wakeup import WakePipe
 from pycni.hw.inotify import Event, Inotify
 from pycni.hw.links import LinkEvents, LinkView
 
@@ -103,6 +107,73 @@ class Sources:
                     log.debug("close failed", extra={"error": str(err)})
         self.links = self.link_events = None
         self.udev = None
+
+
+RESCAN = "rescan"  # sysfs or the config may have changed: rediscover
+HEALTH = "health"  # only link state (or what is in use) changed: re-evaluate health
+
+
+class EventLoop:
+    """A node service's loop: its event sources and a wake-up pipe on one selector, each burst of
+    events coalesced for `debounce` seconds into one pass (a full rescan if any event asked for one).
+
+    `handle(tag)` turns a readable source into RESCAN, HEALTH or None (the pipe's tag is "wake");
+    `apply(rescan)` makes the pass; `deadline()` names another time to wake at and `tick()` runs on
+    every turn (the device plugin's registration retries). Nothing polls on a timer.
+    """
+
+    def __init__(self, debounce: float) -> None:
+        self.debounce = debounce
+        self._stop = threading.Event()
+        self._wakeup = WakePipe()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def wake(self) -> None:
+        """Safe from a signal handler or another thread."""
+        self._wakeup.wake()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self.wake()
+
+    def run(
+        self,
+        sources: Sources,
+        handle: Callable[[str], str | None],
+        apply: Callable[[bool], None],
+        deadline: Callable[[], float | None] = lambda: None,
+        tick: Callable[[], None] = lambda: None,
+    ) -> None:
+        """Until `request_stop`."""
+        sel = selectors.DefaultSelector()
+        sel.register(self._wakeup, selectors.EVENT_READ, "wake")
+        for fileobj, tag in sources.selectables():
+            sel.register(fileobj, selectors.EVENT_READ, tag)
+        dirty_at: float | None = None
+        rescan = False
+        try:
+            while not self._stop.is_set():
+                tick()
+                wake_at = [t for t in (deadline(), dirty_at) if t is not None]
+                timeout = max(0.0, min(wake_at) - time.monotonic()) if wake_at else None
+                for key, _ in sel.select(timeout):
+                    if key.data == "wake":
+                        self._wakeup.drain()
+                    change = handle(key.data)
+                    if change is not None:
+                        rescan |= change == RESCAN
+                        dirty_at = dirty_at or time.monotonic() + self.debounce
+                if dirty_at is not None and time.monotonic() >= dirty_at and not self._stop.is_set():
+                    apply(rescan)
+                    dirty_at, rescan = None, False
+        finally:
+            sel.close()
+
+    def close(self) -> None:
+        self._wakeup.close()
 
 
 def _open_udev() -> Any:

@@ -117,7 +117,7 @@ class ApiServer:
         deadline = time.monotonic() + (POD_WAIT if wait else 0.0)
         while True:
             try:
-                obj = self._call(lambda c: _get_or_none(c, resources().pod, name, namespace))
+                obj = self._call(lambda c: get_or_none(c, resources().pod, name, namespace))
                 if obj is not None or time.monotonic() >= deadline:
                     return None if obj is None else parse_pod(dict(obj), f"pod {namespace}/{name}")
             except TryAgainLater:
@@ -126,7 +126,7 @@ class ApiServer:
             time.sleep(POD_POLL)
 
     def nad(self, namespace: str, name: str) -> NetworkAttachmentDefinition | None:
-        obj = self._call(lambda c: _get_or_none(c, resources().nad, name, namespace))
+        obj = self._call(lambda c: get_or_none(c, resources().nad, name, namespace))
         return (
             None if obj is None else parse_nad(dict(obj), f"NetworkAttachmentDefinition {namespace}/{name}")
         )
@@ -329,7 +329,8 @@ def _expiry(stamp: str | None) -> float | None:
     return time.monotonic() + (at - datetime.now(UTC)).total_seconds() - 10
 
 
-def _get_or_none(client: Client, res: Any, name: str, namespace: str) -> Any:
+def get_or_none(client: Client, res: Any, name: str, namespace: str | None = None) -> Any:
+    """The object, or None when the server answers 404 (a global resource: no namespace)."""
     from lightkube import ApiError
 
     try:
@@ -345,7 +346,7 @@ def _put_status(client: Client, pod: Pod, value: str) -> bool:
     from lightkube import ApiError
 
     res = resources()
-    current = _get_or_none(client, res.pod, pod.name, pod.namespace)
+    current = get_or_none(client, res.pod, pod.name, pod.namespace)
     if current is None or (pod.uid and current["metadata"].get("uid") != pod.uid):
         log.warning("pod %s/%s is gone: network-status not written", pod.namespace, pod.name)
         return True

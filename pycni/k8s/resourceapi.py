@@ -14,7 +14,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pycni.cni.errors import TryAgainLater
-from pycni.k8s.apiserver import ApiServer
+from pycni.k8s.apiserver import ApiServer, get_or_none
 
 if TYPE_CHECKING:
     from lightkube import Client
@@ -54,12 +54,12 @@ class ResourceApi:
 
     def node_uid(self, name: str) -> str | None:
         """The Node's UID (ResourceSlices are owned by it); None when there is no such Node."""
-        obj = self.api.call(lambda c: _get_or_none(c, kinds().node, name))
+        obj = self.api.call(lambda c: get_or_none(c, kinds().node, name))
         return None if obj is None else str(obj["metadata"]["uid"])
 
     def claim(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The ResourceClaim as the server has it now, or None when it does not exist."""
-        obj = self.api.call(lambda c: _get_or_none(c, kinds().claim, name, namespace))
+        obj = self.api.call(lambda c: get_or_none(c, kinds().claim, name, namespace))
         return None if obj is None else _plain(obj)
 
     def slices(self, driver: str, node: str) -> list[dict[str, Any]]:
@@ -82,17 +82,6 @@ class ResourceApi:
 
 def _plain(obj: Any) -> dict[str, Any]:
     return dict(obj)
-
-
-def _get_or_none(client: Client, res: Any, name: str, namespace: str | None = None) -> Any:
-    from lightkube import ApiError
-
-    try:
-        return client.get(res, name, namespace=namespace)
-    except ApiError as err:
-        if err.status.code == 404:
-            return None
-        raise
 
 
 def _replace(client: Client, body: dict[str, Any]) -> dict[str, Any] | None:
