@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import print_and_save
 from pycni.device_plugin.options import Options
 from pycni.device_plugin.service import DevicePluginService
 from pycni.hw.discovery import discover
@@ -107,10 +108,7 @@ def main() -> int:
         results["allocate"]["calls"] = args.calls
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    print_and_save(results, args.json)
     return 0
 
 

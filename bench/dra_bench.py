@@ -16,7 +16,6 @@ repo root:
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import percentile
+from bench.common import percentile, print_and_save
 from tests.dra.node import DRIVER, LAYOUT, DraNode
 from tests.helpers.netns import create_netns, delete_netns
 from tests.meta_multus.apiserver import make_pki
@@ -112,10 +111,7 @@ def main() -> int:
 
     results = with_node(LAYOUT, claims)
     results["start_to_slices_published"] = with_node(BIG_LAYOUT, lambda node: bench_start(node, args.starts))
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    print_and_save(results, args.json)
     return 0
 
 

@@ -25,7 +25,12 @@ MANIFESTS = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
 #: resource.k8s.io/v1 is GA from 1.34; 1.37 is the newest release the DRA manifests are checked against.
 DRA_VERSIONS = ["1.34.0", "1.37.0"]
-DRA_FILES = {"deviceclass-sriov.yaml", "rbac-dra-driver.yaml", "daemonset-dra-driver.yaml", "pod-dra-vfs.yaml"}
+DRA_FILES = {
+    "deviceclass-sriov.yaml",
+    "rbac-dra-driver.yaml",
+    "daemonset-dra-driver.yaml",
+    "pod-dra-vfs.yaml",
+}
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "daemon": daemon_cli.build_parser,
     "device-plugin": device_plugin_cli.build_parser,

@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 from tests.dra.node import DRIVER, NODE, RESOURCE_API, DraNode
+from tests.helpers.rbac import client_verbs, granted, route
 
 ROOT = Path(__file__).resolve().parents[2]
 RBAC = ROOT / "deploy" / "kubernetes" / "rbac-dra-driver.yaml"
@@ -25,27 +24,6 @@ ROUTES = [
     ),
     (re.compile(r"^GET /api/v1/nodes/[^/]+$"), ("", "nodes", "get")),
 ]
-CLIENT_VERBS = {"get": "get", "list": "list", "watch": "watch", "create": "create", "replace": "update",
-                "patch": "patch", "delete": "delete", "apply": "patch"}  # fmt: skip
-
-
-def granted() -> set[tuple[str, str, str]]:
-    role = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d["kind"] == "ClusterRole")
-    return {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-
-
-def route(method: str, path: str) -> tuple[str, str, str]:
-    line = f"{method} {path}"
-    for pattern, rule in ROUTES:
-        if pattern.match(line):
-            return rule
-    raise AssertionError(f"the driver made a call no rule covers: {line}")
 
 
 def test_rbac_rules_are_exactly_the_calls_made(dnode: DraNode) -> None:
@@ -59,11 +37,9 @@ def test_rbac_rules_are_exactly_the_calls_made(dnode: DraNode) -> None:
     uid = dnode.add_claim("web", ["0000-3b-02-0"])
     dnode.kubelet.prepare(DRIVER, [("default", "web", uid)])  # GET claim
     dnode.kubelet.unprepare(DRIVER, [("default", "web", uid)])  # nothing
-    seen = {route(method, path.split("?")[0]) for method, path in dnode.api.cluster.requests}
-    assert seen == granted()
+    seen = {route(ROUTES, method, path.split("?")[0]) for method, path in dnode.api.cluster.requests}
+    assert seen == granted(RBAC)
 
 
 def test_the_client_module_uses_no_verb_beyond_the_rules() -> None:
-    source = (ROOT / "pycni" / "k8s" / "resourceapi.py").read_text()
-    used = set(re.findall(r"\b(?:client|c)\.(get|list|watch|create|replace|patch|delete|apply)\(", source))
-    assert {CLIENT_VERBS[m] for m in used} == {verb for _, _, verb in granted()}
+    assert client_verbs(ROOT / "pycni" / "k8s" / "resourceapi.py") == {verb for _, _, verb in granted(RBAC)}
