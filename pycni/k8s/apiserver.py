@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import subprocess
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -97,6 +98,8 @@ class _Cached(NamedTuple):
 
 
 _CLIENTS: OrderedDict[tuple[str, str, tuple[int, int], str], _Cached] = OrderedDict()
+#: The cache is shared by threads (the DRA driver calls from its publisher and its gRPC threads).
+_CLIENTS_LOCK = threading.RLock()
 
 
 class ApiServer:
@@ -178,6 +181,10 @@ class ApiServer:
         return str(client.config.cluster.server)
 
     def _client(self) -> Client:
+        with _CLIENTS_LOCK:
+            return self._cached_client()
+
+    def _cached_client(self) -> Client:
         raw = self._kubeconfig_bytes()
         key = (self.kubeconfig, hashlib.sha256(raw).hexdigest(), _netns_identity(), self.field_manager)
         cached = _CLIENTS.get(key)
@@ -238,9 +245,10 @@ def _netns_identity() -> tuple[int, int]:
 
 
 def _drop(client: Client) -> None:
-    for key, cached in list(_CLIENTS.items()):
-        if cached.client is client:
-            del _CLIENTS[key]
+    with _CLIENTS_LOCK:
+        for key, cached in list(_CLIENTS.items()):
+            if cached.client is client:
+                del _CLIENTS[key]
     client.close()
 
 
