@@ -24,7 +24,7 @@ from pycni.device_plugin.server import Outputs, PoolServer, PoolState
 from pycni.hw import devinfo, inotify
 from pycni.hw.discovery import Device, discover, remember, with_netdevs_now
 from pycni.hw.events import HEALTH, RESCAN, EventLoop, Sources
-from pycni.hw.links import LinkState
+from pycni.hw.linkwatch import LinkState
 from pycni.hw.sysfs import SysFs
 from pycni.k8s.paths import KUBELET_SOCKET
 from pycni.k8s.pools.config import PluginConfig, reload_config

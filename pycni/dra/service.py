@@ -31,7 +31,7 @@ from pycni.dra.slices import device_entry
 from pycni.hw import inotify
 from pycni.hw.discovery import Device, discover, remember, with_netdevs_now
 from pycni.hw.events import HEALTH, RESCAN, EventLoop, Sources
-from pycni.hw.links import LinkState
+from pycni.hw.linkwatch import LinkState
 from pycni.hw.sysfs import SysFs
 from pycni.k8s.apiserver import ApiServer
 from pycni.k8s.pools.config import ConfigError, PluginConfig, reload_config

@@ -22,7 +22,7 @@ from typing import Any
 
 from pycni.cni.wakeup import WakePipe
 from pycni.hw.inotify import Event, Inotify
-from pycni.hw.links import LinkEvents, LinkView
+from pycni.hw.linkwatch import LinkEvents, LinkView
 
 log = logging.getLogger(__name__)
 

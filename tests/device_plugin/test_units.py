@@ -15,7 +15,7 @@ from pycni.cni.settings import Settings
 from pycni.device_plugin.pools import InUse
 from pycni.device_plugin.preferred import preferred
 from pycni.hw.discovery import Device, discover, remember
-from pycni.hw.links import LinkState
+from pycni.hw.linkwatch import LinkState
 from pycni.hw.sysfs import DeviceNotFound, SysFs
 from pycni.k8s.pools.config import ConfigError, parse_config
 from pycni.k8s.pools.membership import assign, health, pools_of

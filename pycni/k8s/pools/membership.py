@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pycni.hw.discovery import Device
-from pycni.hw.links import LinkState
+from pycni.hw.linkwatch import LinkState
 from pycni.hw.sysfs import PCI_CLASS_ACCELERATOR, PCI_CLASS_NETWORK
 from pycni.k8s.pools.config import PluginConfig, ResourceConfig, Selectors
 
