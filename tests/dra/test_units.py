@@ -17,7 +17,7 @@ from pycni.dra import checkpoint, server
 from pycni.dra.checkpoint import PreparedClaim, PreparedDevice
 from pycni.dra.claims import ClaimError, ClaimRef, allocated
 from pycni.dra.devices import DraDevice, attributes, device_name
-from pycni.dra.inventory import Inventory
+from pycni.dra.inventory import HealthEntry, Inventory, Snapshot, report
 from pycni.dra.prepare import Preparer
 from pycni.dra.publisher import Publisher
 from pycni.dra.slices import chunks, device_entry
@@ -207,6 +207,20 @@ def test_health_stream_repeats_itself_before_kubelet_would_call_devices_unknown(
     assert second.devices[0].health == drahealth_v1alpha1_pb2.HEALTHY
     context.active = False
     assert list(stream) == []
+
+
+def test_health_report_covers_prepared_devices_that_left_the_pool() -> None:
+    ok = DraDevice("d1", device("0000:3b:02.0"), POOL)
+    down = DraDevice("d2", device("0000:3b:02.1"), POOL, "PF ens1f0 has no carrier")
+    snap = Snapshot(
+        {"d1": ok, "d2": down}, unpooled=frozenset({"d3"}), prepared=frozenset({"d1", "d3", "d4"})
+    )
+    assert report(snap) == [
+        HealthEntry("d1", "Healthy", ""),
+        HealthEntry("d2", "Unhealthy", "PF ens1f0 has no carrier"),
+        HealthEntry("d3", "Unknown", "no pool of the config takes this device any more"),  # still in sysfs
+        HealthEntry("d4", "Unhealthy", "the device is gone from the node"),
+    ]
 
 
 def test_prepare_fails_cleanly_when_the_checkpoint_cannot_be_written(tmp_path: Path) -> None:
