@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ from pycni.k8s.resourceapi import ResourceApi
 log = logging.getLogger(__name__)
 
 PLUGIN_WORKERS = 8
+#: A socket or checkpoint that could not be restored (its directory was going) is tried again after this.
+REPAIR_RETRY = 0.1
 REGISTRATION_WORKERS = 2
 
 
@@ -64,6 +67,7 @@ class DraDriverService:
         self._assignment: dict[str, list[Device]] = {}
         self._loop = EventLoop(opts.debounce)
         self._refresh = threading.Event()
+        self._repair_at: float | None = None  # when to try restoring our sockets again
         self._sources: Sources | None = None
         self._plugin: SocketServer | None = None
         self._registration: SocketServer | None = None
@@ -108,7 +112,13 @@ class DraDriverService:
         assert self._sources is not None, "start() first"
         self._running = True
         try:
-            self._loop.run(self._sources, self._handle, self._apply)
+            self._loop.run(
+                self._sources,
+                self._handle,
+                self._apply,
+                deadline=lambda: self._repair_at,
+                tick=self._repair_due,
+            )
         finally:
             self._running = False
             self.shutdown()
@@ -161,6 +171,21 @@ class DraDriverService:
         return not ours
 
     def _check_sockets(self) -> None:
+        """Repairs what a removal took; one that fails half-way (the directory is still being
+        removed) is tried again shortly, as no further event may come."""
+        try:
+            self._repair()
+        except OSError as err:
+            log.warning("cannot restore our sockets yet, will retry", extra={"error": str(err)})
+            self._repair_at = time.monotonic() + REPAIR_RETRY
+        else:
+            self._repair_at = None
+
+    def _repair_due(self) -> None:
+        if self._repair_at is not None and time.monotonic() >= self._repair_at:
+            self._check_sockets()
+
+    def _repair(self) -> None:
         """Serves a socket anew when its file (or directory) is gone; re-watches re-made directories."""
         assert self._sources is not None
         for directory in self._watched():

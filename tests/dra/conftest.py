@@ -41,4 +41,6 @@ def dnode(workdir: Path, make_netns: Callable[..., Netns], pki: Pki) -> Iterator
     try:
         yield node
     finally:
+        for log in sorted(workdir.glob("driver-*.log")):  # shown by pytest for a failed test only
+            print(f"--- {log.name} (last lines)", *log.read_text().splitlines()[-40:], sep="\n")
         node.close()

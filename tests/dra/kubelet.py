@@ -52,7 +52,9 @@ SCAN = 0.02
 
 
 def channel(socket: Path | str) -> grpc.Channel:
-    return grpc.insecure_channel(f"unix://{socket}")
+    """A fresh dial, as kubelet's: no connection shared with other channels (grpc-python pools them
+    per target by default, and one to a socket since replaced would fail the first call)."""
+    return grpc.insecure_channel(f"unix://{socket}", options=[("grpc.use_local_subchannel_pool", 1)])
 
 
 @dataclass
@@ -156,7 +158,7 @@ class FakeDraKubelet:
         self.stop()
         if wipe_registry:
             shutil.rmtree(self.registry_dir, ignore_errors=True)
-            self.registry_dir.mkdir()
+            self.registry_dir.mkdir(exist_ok=True)  # a plugin may have made it again already
         self.start()
 
     # -- the plugin watcher ------------------------------------------------------------------------

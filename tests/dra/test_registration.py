@@ -61,7 +61,9 @@ def test_the_plugin_directory_removed_comes_back_with_the_checkpoint(dnode: DraN
     dnode.start()
     uid = dnode.add_claim("web", ["0000-3b-02-0"])
     dnode.kubelet.prepare(DRIVER, [("default", "web", uid)])
-    shutil.rmtree(dnode.plugin_dir)
+    gone = dnode.plugin_dir.with_name("removed")
+    dnode.plugin_dir.rename(gone)  # removed at one instant, as seen from outside (rm -r races the driver)
+    shutil.rmtree(gone)
     wait_until(lambda: (dnode.plugin_dir / "dra.sock").is_socket() and dnode.checkpoint.exists(), timeout=5,
                what="socket and checkpoint back")  # fmt: skip
     assert uid in dnode.checkpoint.read_text()
