@@ -26,9 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import percentile, print_and_save
+from bench.common import print_and_save
 from tests.dra.node import DRIVER, LAYOUT, DraNode
 from tests.helpers.netns import create_netns, delete_netns
+from tests.helpers.timing import percentile
 from tests.meta_multus.apiserver import make_pki
 
 BIG_LAYOUT = tuple(
