@@ -5,10 +5,9 @@ Built on lightkube (sync, generic resources without discovery). Pods are read an
 dict-backed generic resources, so a PUT of `pods/<name>/status` sends back every field the
 server returned, including ones no client model knows. Every call has a timeout.
 
-Credentials: a kubeconfig (token, token file, client certificate, CA, inline `*-data`) or the
-in-cluster service account (`kubeconfig: "incluster"`). An exec credential plugin is run here,
-not by lightkube, which supports neither `client.authentication.k8s.io/v1` nor plugins that
-return client certificates; its credential is used until it expires or the server answers 401.
+Credentials: a kubeconfig or the in-cluster service account (`kubeconfig: "incluster"`), read by
+`pycni.k8s.credentials`; an exec plugin's credential is used until it expires or the server
+answers 401.
 
 Clients are cached per process, keyed by the kubeconfig's path and contents and by the network
 namespace of the caller (a connection belongs to the namespace it was opened in), so a daemon
@@ -17,12 +16,10 @@ worker reuses its connection across requests; nothing is created at import time.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
 import os
-import subprocess
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pycni.cni.errors import CNIError, InternalError, InvalidConfig, TryAgainLater
+from pycni.k8s.credentials import from_file, in_cluster, with_exec_credential
 from pycni.k8s.objects import (
     NAD_GROUP,
     NAD_KIND,
@@ -53,7 +51,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 IN_CLUSTER = "incluster"
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: Connect, read and write limit of one request.
 CALL_TIMEOUT = 5.0
 #: ADD waits this long for a pod the server does not show yet (the reference's 2.5 s), polling.
@@ -61,12 +58,6 @@ POD_WAIT = 2.5
 POD_POLL = 0.25
 #: Attempts at the GET + PUT of network-status when the pod changes in between (409).
 STATUS_ATTEMPTS = 5
-EXEC_TIMEOUT = 30.0
-EXEC_API_VERSIONS = (
-    "client.authentication.k8s.io/v1",
-    "client.authentication.k8s.io/v1beta1",
-    "client.authentication.k8s.io/v1alpha1",
-)
 #: Clients kept per process (a daemon worker serves many callers).
 CACHE_SIZE = 8
 FIELD_MANAGER = "pycni-multus"
@@ -224,10 +215,10 @@ class ApiServer:
 
         try:
             config = (
-                _in_cluster(self.env) if self.kubeconfig == IN_CLUSTER else _from_file(self.kubeconfig, raw)
+                in_cluster(self.env) if self.kubeconfig == IN_CLUSTER else from_file(self.kubeconfig, raw)
             )
             if config.user is not None and config.user.exec is not None:
-                return _with_exec_credential(config, self.env)
+                return with_exec_credential(config, self.env)
         except (ConfigError, KeyError, TypeError, ValueError) as err:
             raise InvalidConfig(f"kubeconfig {self.kubeconfig}: {type(err).__name__}: {err}") from err
         return config, None
@@ -250,91 +241,6 @@ def _drop(client: Client) -> None:
             if cached.client is client:
                 del _CLIENTS[key]
     client.close()
-
-
-def _from_file(path: str, raw: bytes) -> SingleConfig:
-    import yaml
-    from lightkube import KubeConfig
-
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as err:
-        raise ValueError(f"not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ValueError("not a kubeconfig (expected a mapping)")
-    config = KubeConfig.from_dict(data, fname=path).get()
-    if config is None:
-        raise ValueError("no current-context")
-    return config
-
-
-def _in_cluster(env: Mapping[str, str]) -> SingleConfig:
-    """The pod's service account; the token file is re-read when the server answers 401."""
-    from lightkube import KubeConfig
-    from lightkube.config.models import Cluster, User
-
-    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
-    if not host or not port:
-        raise ValueError("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: not in a cluster")
-    host = f"[{host}]" if ":" in host else host
-    token_file = SERVICE_ACCOUNT_DIR / "token"
-    config = KubeConfig.from_one(
-        cluster=Cluster(
-            server=f"https://{host}:{port}", certificate_auth=str(SERVICE_ACCOUNT_DIR / "ca.crt")
-        ),
-        user=User(token_file=str(token_file)),
-    ).get()
-    assert config is not None
-    return config
-
-
-def _with_exec_credential(config: SingleConfig, env: Mapping[str, str]) -> tuple[SingleConfig, float | None]:
-    """Run the kubeconfig's exec plugin; its token or client certificate replaces the `exec` entry."""
-    import msgspec
-
-    assert config.user is not None and config.user.exec is not None
-    spec = config.user.exec
-    if spec.apiVersion not in EXEC_API_VERSIONS:
-        raise ValueError(
-            f"exec plugin apiVersion {spec.apiVersion!r} is not one of {', '.join(EXEC_API_VERSIONS)}"
-        )
-    info = {"apiVersion": spec.apiVersion, "kind": "ExecCredential", "spec": {"interactive": False}}
-    run_env = {**env, **{v.name: v.value for v in spec.env or []}, "KUBERNETES_EXEC_INFO": json.dumps(info)}
-    try:
-        proc = subprocess.run(
-            [spec.command, *(spec.args or [])],
-            env=run_env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=EXEC_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise ValueError(f"exec plugin {spec.command}: {err}") from err
-    if proc.returncode != 0:
-        raise ValueError(
-            f"exec plugin {spec.command} failed ({proc.returncode}): {proc.stderr.decode().strip()}"
-        )
-    status = json.loads(proc.stdout).get("status") or {}
-    token, cert, key = status.get("token"), status.get("clientCertificateData"), status.get("clientKeyData")
-    if not token and not (cert and key):
-        raise ValueError(f"exec plugin {spec.command} returned neither a token nor a client certificate")
-    user = msgspec.structs.replace(
-        config.user,
-        exec=None,
-        token=token or None,
-        client_cert_data=base64.b64encode(cert.encode()).decode() if cert and key else None,
-        client_key_data=base64.b64encode(key.encode()).decode() if cert and key else None,
-    )
-    return config._replace(user=user), _expiry(status.get("expirationTimestamp"))
-
-
-def _expiry(stamp: str | None) -> float | None:
-    """A credential's RFC 3339 expiry as a monotonic deadline (a little early, to renew in time)."""
-    if not stamp:
-        return None
-    at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return time.monotonic() + (at - datetime.now(UTC)).total_seconds() - 10
 
 
 def get_or_none(client: Client, res: Any, name: str, namespace: str | None = None) -> Any:
