@@ -75,3 +75,12 @@ def node_with_pods(prefix: str, count: int) -> Iterator[list[str]]:
     finally:
         for ns in [*pods, node]:
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+
+
+def print_and_save(results: dict[str, Any], path: Path | None) -> None:
+    """Results as indented JSON on stdout, and into `path` (parents made) when one is given."""
+    text = json.dumps(results, indent=2)
+    print(text)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)

@@ -19,12 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pycni.device_plugin.config import parse_config
-from pycni.device_plugin.discovery import discover
+from bench.common import print_and_save
 from pycni.device_plugin.options import Options
 from pycni.device_plugin.service import DevicePluginService
+from pycni.hw.discovery import discover
 from pycni.hw.sysfs import SysFs
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
+from pycni.k8s.pools.config import parse_config
 from tests.device_plugin.kubelet import plugin
 from tests.helpers.fake_sysfs import build_sriov_node
 
@@ -107,10 +108,7 @@ def main() -> int:
         results["allocate"]["calls"] = args.calls
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2))
+    print_and_save(results, args.json)
     return 0
 
 

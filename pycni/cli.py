@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 DAEMONS = {
     "daemon": ("pycni.daemon.cli", "run the node daemon that serves CNI requests"),
     "device-plugin": ("pycni.device_plugin.cli", "run the SR-IOV kubelet device plugin"),
+    "dra-driver": ("pycni.dra.cli", "run the SR-IOV DRA driver (ResourceSlices, kubelet DRA plugin)"),
     "node-install": ("pycni.node_install.cli", "install onto a node from the CNI DaemonSet"),
 }
 

@@ -1,8 +1,9 @@
 """A self-pipe that wakes a selector loop, from a signal handler or another thread.
 
 The node daemon's supervisor hands its write end to `signal.set_wakeup_fd`, so SIGTERM and
-SIGCHLD end its `select`; the device plugin writes to it from `request_stop`. Both loops watch
-the read end and empty it when it is readable. Standard library only.
+SIGCHLD end its `select`; the device plugin's and the DRA driver's loop (`hw.events.EventLoop`)
+writes to it from `request_stop` and other threads. Every loop watches the read end and empties
+it when it is readable. Standard library only.
 """
 
 from __future__ import annotations

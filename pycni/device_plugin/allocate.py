@@ -1,9 +1,8 @@
 """What a container gets for its devices: env, DeviceSpecs or CDI names; and a pool's CDI spec.
 
 Answers as sriov-network-device-plugin does: `PCIDEVICE_<PREFIX>_<RESOURCE>` (comma-joined PCI
-addresses) with its `_INFO` JSON companion; `/dev/vfio/vfio` plus the IOMMU group node for vfio-pci,
-`/dev/uioN` for uio drivers, nothing for a kernel-netdev VF (the CNI moves the netdev instead).
-Device nodes come from sysfs facts (the IOMMU group), not from looking at `/dev`.
+addresses) with its `_INFO` JSON companion, and each device's nodes; the pieces (env name, `_INFO`
+entry, device nodes) are `pycni.k8s.pools.container`'s, shared with the DRA driver.
 """
 
 from __future__ import annotations
@@ -12,21 +11,11 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pycni.device_plugin.discovery import Device
-from pycni.device_plugin.pools import Pool, matching_selector
-from pycni.hw.devinfo import VHOST_NET
+from pycni.hw.discovery import Device
+from pycni.k8s.pools.container import DeviceNode, device_nodes, env_name, info_entry
+from pycni.k8s.pools.membership import Pool, matching_selector
 
-VFIO_CONTAINER = "/dev/vfio/vfio"
-UIO_DRIVERS = frozenset({"uio_pci_generic", "igb_uio"})
-TUN = "/dev/net/tun"
 CDI_CLASS = "net-pci"
-
-
-@dataclass(frozen=True)
-class DeviceNode:
-    container_path: str
-    host_path: str
-    permissions: str = "rw"
 
 
 @dataclass
@@ -34,42 +23,6 @@ class ContainerAllocation:
     envs: dict[str, str] = field(default_factory=dict)
     devices: list[DeviceNode] = field(default_factory=list)
     cdi_devices: list[str] = field(default_factory=list)
-
-
-def env_name(pool: Pool) -> str:
-    """`PCIDEVICE_<PREFIX>_<RESOURCE>`, upper-cased with `.` and `/` as `_` (reference spelling)."""
-    return f"PCIDEVICE_{pool.prefix}_{pool.name}".upper().replace(".", "_").replace("/", "_")
-
-
-def device_nodes(dev: Device, need_vhost_net: bool) -> list[DeviceNode]:
-    nodes: list[DeviceNode] = []
-    if dev.driver_now == "vfio-pci" and dev.iommu_group is not None:
-        group = str(dev.iommu_group)
-        host = f"/dev/vfio/noiommu-{group}" if dev.noiommu else f"/dev/vfio/{group}"
-        nodes += [DeviceNode(VFIO_CONTAINER, VFIO_CONTAINER), DeviceNode(f"/dev/vfio/{group}", host)]
-    elif dev.driver_now in UIO_DRIVERS:
-        nodes += [DeviceNode(f"/dev/{uio}", f"/dev/{uio}") for uio in dev.uio]
-    if need_vhost_net:
-        nodes += [DeviceNode(VHOST_NET, VHOST_NET), DeviceNode(TUN, TUN)]
-    return nodes
-
-
-def info_entry(pool: Pool, dev: Device, need_vhost_net: bool) -> dict[str, object]:
-    """One device's entry in the `_INFO` env (keys as in the reference's code, not its README)."""
-    entry: dict[str, object] = {"generic": {"deviceID": dev.address}}
-    for node in device_nodes(dev, False):
-        if node.host_path == VFIO_CONTAINER:
-            continue
-        if dev.driver_now == "vfio-pci":
-            entry["vfio"] = {"mount": VFIO_CONTAINER, "dev-mount": node.container_path}
-        else:
-            entry["uio"] = {"mount": node.container_path}
-    if need_vhost_net:
-        entry["vhost"] = {"net-mount": VHOST_NET, "tun-mount": TUN}
-    extra = {**pool.conf.additional_info.get("*", {}), **pool.conf.additional_info.get(dev.address, {})}
-    if extra:
-        entry["extra"] = extra
-    return entry
 
 
 def allocate(pool: Pool, devices: Iterable[Device], use_cdi: bool = False) -> ContainerAllocation:

@@ -1,4 +1,5 @@
-"""`pycni device-plugin`: command-line parsing, logging, signals; the service does the rest.
+"""`pycni device-plugin`: command-line parsing and logging; the process's life (signals, endpoint, start, run)
+is `pycni.k8s.service_main`'s, the rest the service's.
 
 Exit codes: 0 after a clean SIGTERM/SIGINT shutdown, 2 for an invalid config file (the message
 names the entry and the reason), 1 when the service cannot start.
@@ -8,28 +9,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from pathlib import Path
-from types import FrameType
-from typing import TYPE_CHECKING
 
 from pycni.cni.logs import setup_json_logging
 from pycni.device_plugin.cdi import CDI_DIR
-from pycni.device_plugin.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
 from pycni.device_plugin.options import Options
 from pycni.hw.devinfo import DP_DIR
 from pycni.k8s.paths import DEVICE_PLUGINS_DIR, KUBELET_SOCKET, PLUGINS_REGISTRY_DIR, POD_RESOURCES_SOCKET
-
-if TYPE_CHECKING:
-    from pycni.device_plugin.service import DevicePluginService
-    from pycni.k8s.endpoint import Endpoint
+from pycni.k8s.pools.config import DEFAULT_PREFIX, ConfigError, load_config, warn_unsupported
 
 log = logging.getLogger("pycni.device_plugin")
 
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:9162"
 EXIT_CONFIG = 2
-EXIT_START = 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,35 +96,6 @@ def main(argv: list[str]) -> int:
         use_udev=not args.no_udev,
         pod_resources_socket=Path(args.pod_resources_socket) if args.pod_resources_socket else None,
     )
-    service = DevicePluginService(opts, config)
+    from pycni.k8s.service_main import run_service
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal received, shutting down", extra={"signal": signal.Signals(signum).name})
-        service.request_stop()
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, on_signal)
-    try:
-        endpoint = _endpoint(args.metrics_address, service)
-        service.start()
-    except Exception as err:
-        log.exception("cannot start", extra={"error": str(err)})
-        service.shutdown()
-        return EXIT_START
-    try:
-        service.run()
-    finally:
-        if endpoint is not None:
-            endpoint.close()
-    return 0
-
-
-def _endpoint(address: str, service: DevicePluginService) -> Endpoint | None:
-    if not address:
-        return None
-    from pycni.k8s.endpoint import Endpoint
-
-    endpoint = Endpoint(address, service.metrics.registry, service.healthy, service.ready)
-    endpoint.serve_in_thread()
-    log.info("serving metrics and probes", extra={"address": address})
-    return endpoint
+    return run_service(DevicePluginService(opts, config), args.metrics_address)

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from pycni.device_plugin.pools import PoolDevice
+from pycni.k8s.pools.membership import PoolDevice
 
 #: The devices of every pool, as the service holds them now.
 PoolsView = Callable[[], Mapping[str, Sequence[PoolDevice]]]

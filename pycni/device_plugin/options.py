@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pycni.device_plugin.cdi import CDI_DIR
-from pycni.device_plugin.config import DEFAULT_PREFIX
 from pycni.hw.devinfo import DP_DIR
 from pycni.k8s.paths import DEVICE_PLUGINS_DIR, PLUGINS_REGISTRY_DIR, POD_RESOURCES_SOCKET
+from pycni.k8s.pools.config import DEFAULT_PREFIX
 
 
 @dataclass(frozen=True)

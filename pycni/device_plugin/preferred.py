@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from pycni.device_plugin.discovery import Device
+from pycni.hw.discovery import Device
 
 Policy = Literal["pack", "spread"]
 

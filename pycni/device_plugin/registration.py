@@ -15,11 +15,11 @@ from pathlib import Path
 
 import grpc
 
-from pycni.device_plugin.pools import Pool
 from pycni.device_plugin.server import API_VERSION, OPTIONS
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from pycni.k8s.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 from pycni.k8s.paths import KUBELET_SOCKET
+from pycni.k8s.pools.membership import Pool
 
 log = logging.getLogger(__name__)
 

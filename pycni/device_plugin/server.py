@@ -9,7 +9,6 @@ reused) when their socket is removed, because a gRPC server cannot re-listen on 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -20,13 +19,14 @@ import grpc
 
 from pycni.device_plugin import allocate as alloc
 from pycni.device_plugin import preferred
-from pycni.device_plugin.discovery import Device
-from pycni.device_plugin.pools import Pool, PoolDevice, matching_selector
 from pycni.hw import devinfo
+from pycni.hw.discovery import Device
+from pycni.hw.watched import Watched
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
 from pycni.k8s.api import deviceplugin_v1beta1_pb2_grpc as dp_grpc
 from pycni.k8s.api import pluginregistration_v1_pb2 as reg
 from pycni.k8s.api import pluginregistration_v1_pb2_grpc as reg_grpc
+from pycni.k8s.pools.membership import Pool, PoolDevice, matching_selector
 
 log = logging.getLogger(__name__)
 
@@ -40,43 +40,27 @@ class PoolState:
     """A pool's devices as last reconciled; ListAndWatch streams wake on every change."""
 
     def __init__(self, pool: Pool) -> None:
-        self.pool = pool
-        self._cond = threading.Condition()
-        self._devices: list[PoolDevice] = []
-        self._version = 0
-        self._closed = False
+        self._state: Watched[tuple[Pool, list[PoolDevice]]] = Watched((pool, []))
+        self.wait_change = self._state.wait_change
+        self.close = self._state.close
 
-    def update(self, pool: Pool, devices: list[PoolDevice]) -> bool:
-        with self._cond:
-            changed = devices != self._devices or pool != self.pool
-            self.pool = pool
-            if changed:
-                self._devices = list(devices)
-                self._version += 1
-                self._cond.notify_all()
-            return changed
-
-    def snapshot(self) -> tuple[int, list[PoolDevice]]:
-        with self._cond:
-            return self._version, list(self._devices)
-
-    def by_id(self) -> dict[str, Device]:
-        with self._cond:
-            return {pd.device.address: pd.device for pd in self._devices}
-
-    def wait_change(self, version: int, timeout: float) -> bool:
-        with self._cond:
-            self._cond.wait_for(lambda: self._version != version or self._closed, timeout)
-            return self._version != version
+    @property
+    def pool(self) -> Pool:
+        return self._state.current()[1][0]
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        return self._state.closed
 
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
+    def update(self, pool: Pool, devices: list[PoolDevice]) -> bool:
+        return self._state.replace((pool, list(devices)))
+
+    def snapshot(self) -> tuple[int, list[PoolDevice]]:
+        version, (_, devices) = self._state.current()
+        return version, list(devices)
+
+    def by_id(self) -> dict[str, Device]:
+        return {pd.device.address: pd.device for pd in self._state.current()[1][1]}
 
 
 @dataclass(frozen=True)

@@ -10,33 +10,27 @@ their ListAndWatch streams. Nothing polls on a timer; only a failed Register is 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import selectors
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
-from pycni.cni.wakeup import WakePipe
-from pycni.device_plugin import cdi, inotify
+from pycni.device_plugin import cdi
 from pycni.device_plugin.allocate import cdi_spec
-from pycni.device_plugin.config import ConfigError, PluginConfig, load_config, warn_unsupported
-from pycni.device_plugin.discovery import Device, discover, remember
 from pycni.device_plugin.metrics import DevicePluginMetrics
 from pycni.device_plugin.options import Options
-from pycni.device_plugin.pools import InUse, LinkState, Pool, PoolDevice, assign, health, pools_of
+from pycni.device_plugin.pools import InUse
 from pycni.device_plugin.registration import Registrar
 from pycni.device_plugin.server import Outputs, PoolServer, PoolState
-from pycni.device_plugin.watch import Sources
-from pycni.hw import devinfo
-from pycni.hw.sysfs import SysFs, SysfsError
+from pycni.hw import devinfo, inotify
+from pycni.hw.discovery import Device, discover, remember, with_netdevs_now
+from pycni.hw.events import HEALTH, RESCAN, EventLoop, Sources
+from pycni.hw.linkwatch import LinkState
+from pycni.hw.sysfs import SysFs
 from pycni.k8s.paths import KUBELET_SOCKET
+from pycni.k8s.pools.config import PluginConfig, reload_config
+from pycni.k8s.pools.membership import Pool, PoolDevice, assign, health, pools_of
 
 log = logging.getLogger(__name__)
-
-RESCAN = "rescan"  # sysfs may have changed: rediscover
-HEALTH = "health"  # only link state changed: re-evaluate health
 
 
 class DevicePluginService:
@@ -59,8 +53,7 @@ class DevicePluginService:
         self._known: dict[str, Device] = {}
         self._assignment: dict[str, list[Device]] = {}
         self.in_use = InUse()
-        self._stop = threading.Event()
-        self._wakeup = WakePipe()
+        self._loop = EventLoop(opts.debounce)
         self._sources: Sources | None = None
         self.on_reconcile: Callable[[], None] | None = None  # tests: observe passes
         self._running = False
@@ -70,7 +63,13 @@ class DevicePluginService:
         """Opens event sources, discovers, serves every pool and (kubelet.sock mode) registers."""
         devinfo.make_dir(self.opts.devinfo_dir)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
-        self._sources = Sources.open(self.opts, self.socket_dir)
+        self._sources = Sources.open(
+            self.opts.sysfs_root,
+            [self.socket_dir, self.opts.config_path.parent],
+            links_netns=self.opts.links_netns,
+            use_netlink=self.opts.use_netlink,
+            use_udev=self.opts.use_udev,
+        )
         log.info(
             "starting",
             extra={
@@ -108,39 +107,27 @@ class DevicePluginService:
 
     def request_stop(self) -> None:
         """Safe from a signal handler or another thread."""
-        self._stop.set()
-        self._wakeup.wake()
+        self._loop.request_stop()
 
     def run(self) -> None:
         """The event loop; returns after `request_stop`, having shut everything down."""
         assert self._sources is not None, "start() first"
-        sel = selectors.DefaultSelector()
-        sel.register(self._wakeup, selectors.EVENT_READ, "wake")
-        for fileobj, tag in self._sources.selectables():
-            sel.register(fileobj, selectors.EVENT_READ, tag)
-        dirty_at: float | None = None
-        rescan = False
         self._running = True
         try:
-            while not self._stop.is_set():
-                self.registrar.run_due(self._pools())
-                timeout = self._next_timeout(dirty_at)
-                for key, _ in sel.select(timeout):
-                    if key.data == "wake":
-                        self._wakeup.drain()
-                        continue
-                    change = self._handle(key.data)
-                    if change is not None:
-                        rescan |= change == RESCAN
-                        dirty_at = dirty_at or time.monotonic() + self.opts.debounce
-                if dirty_at is not None and time.monotonic() >= dirty_at and not self._stop.is_set():
-                    self.metrics.reconciles.labels("rescan" if rescan else "health").inc()
-                    self.reconcile() if rescan else self.refresh_health()
-                    dirty_at, rescan = None, False
+            self._loop.run(
+                self._sources,
+                self._handle,
+                self._apply,
+                deadline=self.registrar.next_deadline,
+                tick=lambda: self.registrar.run_due(self._pools()),
+            )
         finally:
             self._running = False
-            sel.close()
             self.shutdown()
+
+    def _apply(self, rescan: bool) -> None:
+        self.metrics.reconciles.labels("rescan" if rescan else "health").inc()
+        self.reconcile() if rescan else self.refresh_health()
 
     def shutdown(self) -> None:
         """Stop serving, remove our sockets, device-info files and CDI specs."""
@@ -149,13 +136,15 @@ class DevicePluginService:
         if self._sources is not None:
             self._sources.close()
             self._sources = None
-        self._wakeup.close()
+        self._loop.close()
         log.info("stopped")
 
     # -- events --------------------------------------------------------------------------------
     def _handle(self, tag: Any) -> str | None:
         """Handles one readable source: RESCAN (sysfs may differ), HEALTH (links changed) or None."""
         assert self._sources is not None
+        if tag == "wake":
+            return None
         if tag == "inotify":
             change = None
             for event in self._sources.read_inotify():
@@ -188,17 +177,10 @@ class DevicePluginService:
                 self._serve(self.states[resource])
 
     def _reload_config(self) -> None:
-        try:
-            config = load_config(self.opts.config_path, self.opts.resource_prefix)
-        except ConfigError as err:
-            log.error("config change rejected, keeping the running config", extra={"error": str(err)})
-            return
-        if config == self.config:
-            return
-        log.info("config changed", extra={"pools": [r.resource_name for r in config.resource_list]})
-        warn_unsupported(config)
-        self.config = config
-        self.reconcile()
+        config = reload_config(self.opts.config_path, self.opts.resource_prefix, self.config)
+        if config is not None:
+            self.config = config
+            self.reconcile()
 
     # -- the reconcile pass --------------------------------------------------------------------
     def reconcile(self) -> None:
@@ -219,16 +201,8 @@ class DevicePluginService:
         assert self._sources is not None
         links = self._sources.links
         for resource, devices in self._assignment.items():
-            self._assignment[resource] = [self._with_netdevs_now(d) for d in devices]
+            self._assignment[resource] = [with_netdevs_now(self.sysfs, d) for d in devices]
         self._publish(pools_of(self.config, self.opts.resource_prefix), links.links() if links else None)
-
-    def _with_netdevs_now(self, dev: Device) -> Device:
-        if not dev.netdevs:
-            return dev
-        try:
-            return dataclasses.replace(dev, netdevs_now=self.sysfs.netdevs(dev.address))
-        except SysfsError:
-            return dataclasses.replace(dev, netdevs_now=())
 
     def _publish(self, pools: list[Pool], table: dict[str, LinkState] | None) -> None:
         for pool in pools:
@@ -297,10 +271,6 @@ class DevicePluginService:
             log.info("kubelet registered the pool", extra={"resource": pool.resource})
         else:
             log.error("kubelet refused the pool", extra={"resource": pool.resource, "error": error})
-
-    def _next_timeout(self, dirty_at: float | None) -> float | None:
-        deadlines = [t for t in (self.registrar.next_deadline(), dirty_at) if t is not None]
-        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
 
     def _drop_pool(self, resource: str) -> None:
         server = self.servers.pop(resource, None)

@@ -5,10 +5,9 @@ Built on lightkube (sync, generic resources without discovery). Pods are read an
 dict-backed generic resources, so a PUT of `pods/<name>/status` sends back every field the
 server returned, including ones no client model knows. Every call has a timeout.
 
-Credentials: a kubeconfig (token, token file, client certificate, CA, inline `*-data`) or the
-in-cluster service account (`kubeconfig: "incluster"`). An exec credential plugin is run here,
-not by lightkube, which supports neither `client.authentication.k8s.io/v1` nor plugins that
-return client certificates; its credential is used until it expires or the server answers 401.
+Credentials: a kubeconfig or the in-cluster service account (`kubeconfig: "incluster"`), read by
+`pycni.k8s.credentials`; an exec plugin's credential is used until it expires or the server
+answers 401.
 
 Clients are cached per process, keyed by the kubeconfig's path and contents and by the network
 namespace of the caller (a connection belongs to the namespace it was opened in), so a daemon
@@ -17,12 +16,11 @@ worker reuses its connection across requests; nothing is created at import time.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
 import os
-import subprocess
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from pycni.cni.errors import CNIError, InternalError, InvalidConfig, TryAgainLater
+from pycni.k8s.credentials import from_file, in_cluster, with_exec_credential
 from pycni.k8s.objects import (
     NAD_GROUP,
     NAD_KIND,
@@ -52,7 +51,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 IN_CLUSTER = "incluster"
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: Connect, read and write limit of one request.
 CALL_TIMEOUT = 5.0
 #: ADD waits this long for a pod the server does not show yet (the reference's 2.5 s), polling.
@@ -60,12 +58,6 @@ POD_WAIT = 2.5
 POD_POLL = 0.25
 #: Attempts at the GET + PUT of network-status when the pod changes in between (409).
 STATUS_ATTEMPTS = 5
-EXEC_TIMEOUT = 30.0
-EXEC_API_VERSIONS = (
-    "client.authentication.k8s.io/v1",
-    "client.authentication.k8s.io/v1beta1",
-    "client.authentication.k8s.io/v1alpha1",
-)
 #: Clients kept per process (a daemon worker serves many callers).
 CACHE_SIZE = 8
 FIELD_MANAGER = "pycni-multus"
@@ -96,15 +88,22 @@ class _Cached(NamedTuple):
     expires: float | None
 
 
-_CLIENTS: OrderedDict[tuple[str, str, tuple[int, int]], _Cached] = OrderedDict()
+_CLIENTS: OrderedDict[tuple[str, str, tuple[int, int], str], _Cached] = OrderedDict()
+#: The cache is shared by threads (the DRA driver calls from its publisher and its gRPC threads).
+_CLIENTS_LOCK = threading.RLock()
 
 
 class ApiServer:
-    """A `PodSource` backed by the API server named by a kubeconfig (or the in-cluster account)."""
+    """A `PodSource` backed by the API server named by a kubeconfig (or the in-cluster account).
 
-    def __init__(self, kubeconfig: str, env: Mapping[str, str]) -> None:
+    `field_manager` names the writer in the objects' managed fields (another node service, such
+    as the DRA driver, gives its own); `call` runs any other request with the same cached client.
+    """
+
+    def __init__(self, kubeconfig: str, env: Mapping[str, str], field_manager: str = FIELD_MANAGER) -> None:
         self.kubeconfig = kubeconfig
         self.env = env
+        self.field_manager = field_manager
 
     # -- the PodSource interface ---------------------------------------------------------------
     def pod(self, namespace: str, name: str, *, wait: bool = False) -> Pod | None:
@@ -112,7 +111,7 @@ class ApiServer:
         deadline = time.monotonic() + (POD_WAIT if wait else 0.0)
         while True:
             try:
-                obj = self._call(lambda c: _get_or_none(c, resources().pod, name, namespace))
+                obj = self._call(lambda c: get_or_none(c, resources().pod, name, namespace))
                 if obj is not None or time.monotonic() >= deadline:
                     return None if obj is None else parse_pod(dict(obj), f"pod {namespace}/{name}")
             except TryAgainLater:
@@ -121,7 +120,7 @@ class ApiServer:
             time.sleep(POD_POLL)
 
     def nad(self, namespace: str, name: str) -> NetworkAttachmentDefinition | None:
-        obj = self._call(lambda c: _get_or_none(c, resources().nad, name, namespace))
+        obj = self._call(lambda c: get_or_none(c, resources().nad, name, namespace))
         return (
             None if obj is None else parse_nad(dict(obj), f"NetworkAttachmentDefinition {namespace}/{name}")
         )
@@ -147,6 +146,10 @@ class ApiServer:
             log.warning("cannot post event %s for pod %s/%s: %s", reason, pod.namespace, pod.name, err)
 
     # -- plumbing ------------------------------------------------------------------------------
+    def call(self, func: Callable[[Client], T]) -> T:
+        """One request through the cached client, with this module's retry and error rules."""
+        return self._call(func)
+
     def _call(self, func: Callable[[Client], T]) -> T:
         """Run one request with a cached client; a 401 drops the client and tries once more."""
         from lightkube import ApiError
@@ -169,8 +172,12 @@ class ApiServer:
         return str(client.config.cluster.server)
 
     def _client(self) -> Client:
+        with _CLIENTS_LOCK:
+            return self._cached_client()
+
+    def _cached_client(self) -> Client:
         raw = self._kubeconfig_bytes()
-        key = (self.kubeconfig, hashlib.sha256(raw).hexdigest(), _netns_identity())
+        key = (self.kubeconfig, hashlib.sha256(raw).hexdigest(), _netns_identity(), self.field_manager)
         cached = _CLIENTS.get(key)
         if cached is not None and (cached.expires is None or cached.expires > time.monotonic()):
             _CLIENTS.move_to_end(key)
@@ -182,7 +189,7 @@ class ApiServer:
         from lightkube.core.exceptions import ConfigError
 
         try:
-            client = Client(config, timeout=_timeout(), trust_env=False, field_manager=FIELD_MANAGER)
+            client = Client(config, timeout=_timeout(), trust_env=False, field_manager=self.field_manager)
         except (ConfigError, OSError, ValueError) as err:
             raise InvalidConfig(f"kubeconfig {self.kubeconfig}: {err}") from err
         _CLIENTS[key] = _Cached(client, expires)
@@ -208,10 +215,10 @@ class ApiServer:
 
         try:
             config = (
-                _in_cluster(self.env) if self.kubeconfig == IN_CLUSTER else _from_file(self.kubeconfig, raw)
+                in_cluster(self.env) if self.kubeconfig == IN_CLUSTER else from_file(self.kubeconfig, raw)
             )
             if config.user is not None and config.user.exec is not None:
-                return _with_exec_credential(config, self.env)
+                return with_exec_credential(config, self.env)
         except (ConfigError, KeyError, TypeError, ValueError) as err:
             raise InvalidConfig(f"kubeconfig {self.kubeconfig}: {type(err).__name__}: {err}") from err
         return config, None
@@ -229,98 +236,15 @@ def _netns_identity() -> tuple[int, int]:
 
 
 def _drop(client: Client) -> None:
-    for key, cached in list(_CLIENTS.items()):
-        if cached.client is client:
-            del _CLIENTS[key]
+    with _CLIENTS_LOCK:
+        for key, cached in list(_CLIENTS.items()):
+            if cached.client is client:
+                del _CLIENTS[key]
     client.close()
 
 
-def _from_file(path: str, raw: bytes) -> SingleConfig:
-    import yaml
-    from lightkube import KubeConfig
-
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as err:
-        raise ValueError(f"not valid YAML: {err}") from err
-    if not isinstance(data, dict):
-        raise ValueError("not a kubeconfig (expected a mapping)")
-    config = KubeConfig.from_dict(data, fname=path).get()
-    if config is None:
-        raise ValueError("no current-context")
-    return config
-
-
-def _in_cluster(env: Mapping[str, str]) -> SingleConfig:
-    """The pod's service account; the token file is re-read when the server answers 401."""
-    from lightkube import KubeConfig
-    from lightkube.config.models import Cluster, User
-
-    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
-    if not host or not port:
-        raise ValueError("KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: not in a cluster")
-    host = f"[{host}]" if ":" in host else host
-    token_file = SERVICE_ACCOUNT_DIR / "token"
-    config = KubeConfig.from_one(
-        cluster=Cluster(
-            server=f"https://{host}:{port}", certificate_auth=str(SERVICE_ACCOUNT_DIR / "ca.crt")
-        ),
-        user=User(token_file=str(token_file)),
-    ).get()
-    assert config is not None
-    return config
-
-
-def _with_exec_credential(config: SingleConfig, env: Mapping[str, str]) -> tuple[SingleConfig, float | None]:
-    """Run the kubeconfig's exec plugin; its token or client certificate replaces the `exec` entry."""
-    import msgspec
-
-    assert config.user is not None and config.user.exec is not None
-    spec = config.user.exec
-    if spec.apiVersion not in EXEC_API_VERSIONS:
-        raise ValueError(
-            f"exec plugin apiVersion {spec.apiVersion!r} is not one of {', '.join(EXEC_API_VERSIONS)}"
-        )
-    info = {"apiVersion": spec.apiVersion, "kind": "ExecCredential", "spec": {"interactive": False}}
-    run_env = {**env, **{v.name: v.value for v in spec.env or []}, "KUBERNETES_EXEC_INFO": json.dumps(info)}
-    try:
-        proc = subprocess.run(
-            [spec.command, *(spec.args or [])],
-            env=run_env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=EXEC_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise ValueError(f"exec plugin {spec.command}: {err}") from err
-    if proc.returncode != 0:
-        raise ValueError(
-            f"exec plugin {spec.command} failed ({proc.returncode}): {proc.stderr.decode().strip()}"
-        )
-    status = json.loads(proc.stdout).get("status") or {}
-    token, cert, key = status.get("token"), status.get("clientCertificateData"), status.get("clientKeyData")
-    if not token and not (cert and key):
-        raise ValueError(f"exec plugin {spec.command} returned neither a token nor a client certificate")
-    user = msgspec.structs.replace(
-        config.user,
-        exec=None,
-        token=token or None,
-        client_cert_data=base64.b64encode(cert.encode()).decode() if cert and key else None,
-        client_key_data=base64.b64encode(key.encode()).decode() if cert and key else None,
-    )
-    return config._replace(user=user), _expiry(status.get("expirationTimestamp"))
-
-
-def _expiry(stamp: str | None) -> float | None:
-    """A credential's RFC 3339 expiry as a monotonic deadline (a little early, to renew in time)."""
-    if not stamp:
-        return None
-    at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return time.monotonic() + (at - datetime.now(UTC)).total_seconds() - 10
-
-
-def _get_or_none(client: Client, res: Any, name: str, namespace: str) -> Any:
+def get_or_none(client: Client, res: Any, name: str, namespace: str | None = None) -> Any:
+    """The object, or None when the server answers 404 (a global resource: no namespace)."""
     from lightkube import ApiError
 
     try:
@@ -336,7 +260,7 @@ def _put_status(client: Client, pod: Pod, value: str) -> bool:
     from lightkube import ApiError
 
     res = resources()
-    current = _get_or_none(client, res.pod, pod.name, pod.namespace)
+    current = get_or_none(client, res.pod, pod.name, pod.namespace)
     if current is None or (pod.uid and current["metadata"].get("uid") != pod.uid):
         log.warning("pod %s/%s is gone: network-status not written", pod.namespace, pod.name)
         return True

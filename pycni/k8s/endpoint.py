@@ -10,6 +10,7 @@ calls `handle_one` from its own selector loop when the socket is readable.
 from __future__ import annotations
 
 import http.server
+import logging
 import socket
 import threading
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 #: A probe or scrape that has not sent its request within this time is dropped.
@@ -95,3 +98,15 @@ class Endpoint:
             self._thread.join()
             self._thread = None
         self._server.server_close()
+
+
+def serve_in_thread(
+    address: str, registry: CollectorRegistry, healthy: Check, ready: Check
+) -> Endpoint | None:
+    """A node service's endpoint, served from a thread; None when `address` is `''` (none wanted)."""
+    if not address:
+        return None
+    endpoint = Endpoint(address, registry, healthy, ready)
+    endpoint.serve_in_thread()
+    log.info("serving metrics and probes", extra={"address": address})
+    return endpoint

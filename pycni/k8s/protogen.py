@@ -13,7 +13,15 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_DIR = Path("pycni") / "k8s" / "api"
-PROTOS = ("deviceplugin_v1beta1.proto", "pluginregistration_v1.proto", "podresources_v1.proto")
+PROTOS = (
+    "deviceplugin_v1beta1.proto",
+    "pluginregistration_v1.proto",
+    "podresources_v1.proto",
+    "dra_v1.proto",
+    "dra_v1beta1.proto",
+    "drahealth_v1alpha1.proto",
+    "drahealth_v1.proto",
+)
 VERSION_FILE = "GENERATED_WITH"
 
 

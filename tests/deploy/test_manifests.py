@@ -1,5 +1,6 @@
-"""The Kubernetes manifests: valid against the API of 1.30 and of the newest release, consistent
-with the code they run (flags that exist, configs our plugins accept), and complete."""
+"""The Kubernetes manifests: valid against the API of 1.30 and of the newest release (the DRA
+driver's, which need resource.k8s.io/v1: of 1.34 and 1.37), consistent with the code they run
+(flags that exist, configs our plugins accept), and complete."""
 
 from __future__ import annotations
 
@@ -17,13 +18,23 @@ import yaml
 from pycni import registry
 from pycni.daemon import cli as daemon_cli
 from pycni.device_plugin import cli as device_plugin_cli
+from pycni.dra import cli as dra_cli
 from pycni.node_install import cli as node_install_cli
 
 MANIFESTS = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes"
 VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]
+#: resource.k8s.io/v1 is GA from 1.34; 1.37 is the newest release the DRA manifests are checked against.
+DRA_VERSIONS = ["1.34.0", "1.37.0"]
+DRA_FILES = {
+    "deviceclass-sriov.yaml",
+    "rbac-dra-driver.yaml",
+    "daemonset-dra-driver.yaml",
+    "pod-dra-vfs.yaml",
+}
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "daemon": daemon_cli.build_parser,
     "device-plugin": device_plugin_cli.build_parser,
+    "dra-driver": dra_cli.build_parser,
     "node-install": node_install_cli.build_parser,
 }
 
@@ -39,7 +50,9 @@ def all_documents(pattern: str = "*.yaml") -> list[tuple[str, dict[str, Any]]]:
 
 #: Kinds that are not part of the Kubernetes API (kustomize's own file, our CRD's objects).
 NOT_API = {"Kustomization", "NetworkAttachmentDefinition"}
-BUILTIN = [(n, d) for n, d in all_documents() + all_documents("examples/*.yaml") if d["kind"] not in NOT_API]
+EVERY = [(n, d) for n, d in all_documents() + all_documents("examples/*.yaml") if d["kind"] not in NOT_API]
+BUILTIN = [(n, d) for n, d in EVERY if n not in DRA_FILES]
+DRA = [(n, d) for n, d in EVERY if n in DRA_FILES]
 NADS = [(n, d) for n, d in all_documents("examples/*.yaml") if d["kind"] == "NetworkAttachmentDefinition"]
 
 
@@ -47,6 +60,21 @@ NADS = [(n, d) for n, d in all_documents("examples/*.yaml") if d["kind"] == "Net
 @pytest.mark.parametrize(("name", "doc"), BUILTIN, ids=[f"{n}:{d['kind']}" for n, d in BUILTIN])
 def test_builtin_kinds_validate_strictly(name: str, doc: dict[str, Any], version: str) -> None:
     kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.mark.parametrize("version", DRA_VERSIONS)
+@pytest.mark.parametrize(("name", "doc"), DRA, ids=[f"{n}:{d['kind']}" for n, d in DRA])
+def test_dra_manifests_validate_strictly(name: str, doc: dict[str, Any], version: str) -> None:
+    kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_dra_manifests_are_all_there() -> None:
+    assert {d["kind"] for _, d in DRA} >= {
+        "DeviceClass",
+        "DaemonSet",
+        "ClusterRole",
+        "ValidatingAdmissionPolicy",
+    }
 
 
 @pytest.mark.parametrize(("name", "doc"), NADS, ids=[n for n, _ in NADS])

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from pyroute2 import IPRoute, netns
 
-from pycni.device_plugin.config import load_config
 from pycni.device_plugin.options import Options
 from pycni.device_plugin.service import DevicePluginService
+from pycni.k8s.pools.config import load_config
 from tests.device_plugin.kubelet import FakeKubelet
 from tests.helpers.fake_sysfs import FakeNode, build_sriov_node
 from tests.helpers.podresources import FakePodResources

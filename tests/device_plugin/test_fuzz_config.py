@@ -17,11 +17,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pycni.device_plugin import cli
-from pycni.device_plugin.config import RESOURCE_NAME, ConfigError, PluginConfig, load_config, warn_unsupported
-from pycni.device_plugin.discovery import Device, discover
-from pycni.device_plugin.pools import assign, pools_of
+from pycni.hw.discovery import Device, discover
 from pycni.hw.sysfs import SysFs
 from pycni.k8s.objects import is_dns_subdomain
+from pycni.k8s.pools.config import RESOURCE_NAME, ConfigError, PluginConfig, load_config, warn_unsupported
+from pycni.k8s.pools.membership import assign, pools_of
 from tests.helpers.fake_sysfs import build_sriov_node
 from tests.helpers.fuzz import fuzz_settings
 

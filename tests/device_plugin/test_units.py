@@ -12,12 +12,14 @@ import pytest
 
 from pycni.cni.logs import setup_json_logging
 from pycni.cni.settings import Settings
-from pycni.device_plugin.config import ConfigError, parse_config
-from pycni.device_plugin.discovery import Device, discover, remember
-from pycni.device_plugin.pools import InUse, LinkState, assign, health, pools_of
+from pycni.device_plugin.pools import InUse
 from pycni.device_plugin.preferred import preferred
-from pycni.device_plugin.ranges import parse_pf_ref
+from pycni.hw.discovery import Device, discover, remember
+from pycni.hw.linkwatch import LinkState
 from pycni.hw.sysfs import DeviceNotFound, SysFs
+from pycni.k8s.pools.config import ConfigError, parse_config
+from pycni.k8s.pools.membership import assign, health, pools_of
+from pycni.k8s.pools.ranges import parse_pf_ref
 from tests.helpers.fake_sysfs import FakeSysfs, build_sriov_node
 
 
@@ -209,6 +211,10 @@ def test_health_rules() -> None:
     assert health(vf, {"pf": up}) == "netdev v0 is gone"
     assert health(vf, {"pf": up}, in_use=True) is None
     assert health(dataclasses.replace(vf, driver_now=None), {"v0": up, "pf": up}) == "no driver bound"
+    no_carrier = LinkState(up=True, carrier=False)
+    assert health(vf, {"v0": no_carrier, "pf": up}) == "netdev v0 is up without carrier"
+    assert health(vf, {"v0": LinkState(up=False, carrier=False), "pf": up}) is None  # idle, unconfigured
+    assert health(vf, {"v0": no_carrier, "pf": up}, in_use=True) is None
 
 
 def test_an_allocated_vf_is_in_use_until_its_netdev_comes_back() -> None:

@@ -1,5 +1,7 @@
 """A Kubernetes API server stand-in: HTTPS with its own CA, a bearer token, the real REST paths and
-JSON shapes for pods, pods/status, NADs and events, and a 409 on the first status PUT.
+JSON shapes for pods, pods/status, NADs and events, and a 409 on the first status PUT; plus any
+collection a test registers in `cluster.store` (`tests/helpers/rest_store.py`: nodes,
+ResourceSlices, ResourceClaims for the DRA driver).
 
 It listens inside a test's "node" namespace (the socket is created there, then served from a
 thread of the test process), so multus running in that namespace reaches it on 127.0.0.1.
@@ -11,6 +13,7 @@ import base64
 import copy
 import json
 import re
+import socket
 import ssl
 import subprocess
 import threading
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pycni.net import netns as cni_netns
+from tests.helpers.rest_store import ObjectStore
 
 TOKEN = "s3cret-node-token"
 POD = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)(/status)?$")
@@ -69,6 +73,8 @@ class Cluster:
     #: Status PUTs still to refuse with 409 (the first one is, by default).
     conflicts: int = 1
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Other collections, served generically.
+    store: ObjectStore = field(default_factory=ObjectStore)
 
     def add(self, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
@@ -100,9 +106,14 @@ def _status(code: int, reason: str, message: str) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, as a real API server
+    #: The body `_generic` read for a request that turned out not to be one of its collections.
+    _unread: dict[str, Any] = {}  # noqa: RUF012
 
     def setup(self) -> None:
         super().setup()
+        # A reply's headers and body leave in two writes; without this, Nagle holds the body
+        # for the client's delayed ACK (40 ms), which a real server's single write never meets.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.cluster.connections += 1
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -127,11 +138,22 @@ class _Handler(BaseHTTPRequestHandler):
         value: dict[str, Any] = json.loads(self.rfile.read(length))
         return value
 
+    def _generic(self, method: str) -> bool:
+        """Answers a request for a collection of `cluster.store`; False for any other path."""
+        body = self._body() if method in ("POST", "PUT") else None
+        reply = self.server.cluster.store.handle(method, self.path, body)
+        if reply is None:
+            if body is not None:
+                self._unread = body
+            return False
+        self._reply(*reply)
+        return True
+
     def do_GET(self) -> None:
         cluster = self.server.cluster
         path = self.path.split("?")[0]
         cluster.requests.append(("GET", path))
-        if not self._authorised():
+        if not self._authorised() or self._generic("GET"):
             return
         pod, nad = POD.match(path), NAD.match(path)
         with cluster.lock:
@@ -148,13 +170,13 @@ class _Handler(BaseHTTPRequestHandler):
         cluster = self.server.cluster
         path = self.path.split("?")[0]
         cluster.requests.append(("PUT", path))
-        if not self._authorised():
+        if not self._authorised() or self._generic("PUT"):
             return
         match = POD.match(path)
         if match is None or not match.group(3):
             self._reply(405, _status(405, "MethodNotAllowed", "only pods/status is writable here"))
             return
-        body = self._body()
+        body = self._unread
         with cluster.lock:
             key = (match.group(1), match.group(2))
             current = cluster.pods.get(key)
@@ -175,15 +197,21 @@ class _Handler(BaseHTTPRequestHandler):
         cluster = self.server.cluster
         path = self.path.split("?")[0]
         cluster.requests.append(("POST", path))
-        if not self._authorised():
+        if not self._authorised() or self._generic("POST"):
             return
         if EVENTS.match(path) is None:
             self._reply(404, _status(404, "NotFound", path))
             return
-        body = self._body()
+        body = self._unread
         with cluster.lock:
             cluster.events.append(body)
         self._reply(201, body)
+
+    def do_DELETE(self) -> None:
+        self.server.cluster.requests.append(("DELETE", self.path.split("?")[0]))
+        if not self._authorised() or self._generic("DELETE"):
+            return
+        self._reply(404, _status(404, "NotFound", self.path))
 
 
 class _Server(ThreadingHTTPServer):

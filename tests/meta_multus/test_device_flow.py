@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from pycni.device_plugin.config import load_config
 from pycni.device_plugin.options import Options
 from pycni.device_plugin.service import DevicePluginService
 from pycni.k8s.api import deviceplugin_v1beta1_pb2 as dp
+from pycni.k8s.pools.config import load_config
 from tests.device_plugin.kubelet import FakeKubelet, Stream, plugin, wait_for
 from tests.helpers.fake_sysfs import FakeNode, build_sriov_node
 from tests.helpers.podresources import FakePodResources

@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
+from tests.helpers.rbac import client_verbs, granted, route
 from tests.meta_multus.apiserver import FakeApiServer
 from tests.meta_multus.helpers import MultusNode
 from tests.meta_multus.test_apiserver import populate
@@ -23,28 +22,6 @@ ROUTES = [
         ("k8s.cni.cncf.io", "network-attachment-definitions", "get"),
     ),
 ]
-#: lightkube Client methods -> the RBAC verb each one needs.
-CLIENT_VERBS = {"get": "get", "list": "list", "watch": "watch", "create": "create", "replace": "update",
-                "patch": "patch", "delete": "delete", "apply": "patch"}  # fmt: skip
-
-
-def granted() -> set[tuple[str, str, str]]:
-    role = next(d for d in yaml.safe_load_all(RBAC.read_text()) if d["kind"] == "ClusterRole")
-    return {
-        (group, resource, verb)
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-        for verb in rule["verbs"]
-    }
-
-
-def route(method: str, path: str) -> tuple[str, str, str]:
-    line = f"{method} {path}"
-    for pattern, rule in ROUTES:
-        if pattern.match(line):
-            return rule
-    raise AssertionError(f"multus made a call no rule covers: {line}")
 
 
 def test_rbac_rules_are_exactly_the_calls_made(mnode: MultusNode, api: FakeApiServer) -> None:
@@ -57,12 +34,11 @@ def test_rbac_rules_are_exactly_the_calls_made(mnode: MultusNode, api: FakeApiSe
     for plan in mnode.plans():
         (mnode.cni_dir / plan).unlink()  # a DEL without its plan rebuilds it from the API
     mnode.multus("DEL", conf, pod, name="web", uid="uid-web", container_id="again").ok()
-    seen = {route(method, path.split("?")[0]) for method, path in api.cluster.requests}
-    assert seen == granted()
+    seen = {route(ROUTES, method, path.split("?")[0]) for method, path in api.cluster.requests}
+    assert seen == granted(RBAC)
 
 
 def test_the_client_module_uses_no_verb_beyond_the_rules() -> None:
     """Every lightkube call in pycni/k8s/apiserver.py maps to a granted verb (a static check)."""
-    source = (Path(__file__).resolve().parents[2] / "pycni" / "k8s" / "apiserver.py").read_text()
-    used = set(re.findall(r"\b(?:client|c)\.(get|list|watch|create|replace|patch|delete|apply)\(", source))
-    assert {CLIENT_VERBS[m] for m in used} == {verb for _, _, verb in granted()}
+    module = Path(__file__).resolve().parents[2] / "pycni" / "k8s" / "apiserver.py"
+    assert client_verbs(module) == {verb for _, _, verb in granted(RBAC)}

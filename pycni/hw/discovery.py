@@ -120,6 +120,16 @@ def _read_device(
     )
 
 
+def with_netdevs_now(sysfs: SysFs, dev: Device) -> Device:
+    """`dev` with the netdevs sysfs shows now: the cheap re-read after link events, no rediscovery."""
+    if not dev.netdevs:
+        return dev
+    try:
+        return dataclasses.replace(dev, netdevs_now=sysfs.netdevs(dev.address))
+    except SysfsError:
+        return dataclasses.replace(dev, netdevs_now=())
+
+
 def remember(devices: list[Device], previous: Mapping[str, Device]) -> list[Device]:
     """Fills a driver or netdevs that vanished since the last pass from what we knew then.
 

@@ -24,13 +24,17 @@ IN_MOVED_TO = 0x080
 IN_CREATE = 0x100
 IN_DELETE = 0x200
 IN_DELETE_SELF = 0x400
+IN_MOVE_SELF = 0x800
 IN_IGNORED = 0x8000
 IN_Q_OVERFLOW = 0x4000
 IN_NONBLOCK = 0o4000
 IN_CLOEXEC = 0o2000000
 
-#: What the service wants from a directory: entries appearing, disappearing or rewritten.
-DIR_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF
+#: What the service wants from a directory: entries appearing, disappearing or rewritten, and the
+#: directory itself going (removed, or renamed away: its watch then follows it, so it is dropped).
+DIR_EVENTS = (
+    IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF
+)
 
 _HEADER = struct.Struct("iIII")
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -72,6 +76,10 @@ class Inotify:
             raise OSError(code, f"inotify_add_watch {directory}: {os.strerror(code)}")
         self._watches[wd] = Path(directory)
 
+    def watching(self, directory: Path) -> bool:
+        """True while `directory` has a live watch (a removed directory's watch ends by itself)."""
+        return Path(directory) in self._watches.values()
+
     def read(self) -> list[Event]:
         try:
             data = os.read(self._fd, 64 * 1024)
@@ -91,6 +99,8 @@ class Inotify:
             directory = self._watches.get(wd)
             if mask & IN_IGNORED:
                 self._watches.pop(wd, None)
+            elif mask & IN_MOVE_SELF and self._watches.pop(wd, None) is not None:
+                _libc.inotify_rm_watch(self._fd, wd)  # the path no longer names what it watches
             if directory is not None or mask & IN_Q_OVERFLOW:
                 events.append(Event(directory or Path("/"), name, mask))
         return events

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -19,8 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pycni.cni.config import describe_validation_error, json_path
-from pycni.device_plugin.ranges import PfRef, parse_pf_ref
 from pycni.k8s.objects import is_dns_subdomain
+from pycni.k8s.pools.ranges import PfRef, parse_pf_ref
 
 RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9_-]+$")
 DEFAULT_PREFIX = "pycni.io"
@@ -210,6 +211,29 @@ def _where(raw: Any, loc: tuple[int | str, ...]) -> str:
 def _printable(text: str) -> str:
     """Control characters from the file's keys and names escaped: the message is one log line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+#: A further check of a config (raising ConfigError), e.g. the DRA driver's attribute limits.
+ConfigCheck = Callable[["PluginConfig"], None]
+
+
+def reload_config(
+    path: Path, default_prefix: str, running: PluginConfig, check: ConfigCheck | None = None
+) -> PluginConfig | None:
+    """The config at `path` if it differs from `running` and is valid (`check` may refuse it too,
+    raising ConfigError); None otherwise, logged: a bad edit never replaces a working config."""
+    try:
+        config = load_config(path, default_prefix)
+        if check is not None:
+            check(config)
+    except ConfigError as err:
+        log.error("config change rejected, keeping the running config", extra={"error": str(err)})
+        return None
+    if config == running:
+        return None
+    log.info("config changed", extra={"pools": [r.resource_name for r in config.resource_list]})
+    warn_unsupported(config)
+    return config
 
 
 def warn_unsupported(config: PluginConfig) -> None:

@@ -1,9 +1,10 @@
 """The node's links as netlink sees them: a link-state table, the default-route netdevs, and an
-event socket that wakes the daemon on every RTM_NEWLINK/RTM_DELLINK.
+event socket that wakes a node service (the device plugin, the DRA driver) on every
+RTM_NEWLINK/RTM_DELLINK.
 
 Dumps go through `pycni.net.links` and `pycni.net.routes` on a socket opened inside the
 namespace (`netns.rtnl`, no helper process); the event socket is a raw one of our own. `netns`
-(a name or path, None for our own) exists so tests can point the daemon at a namespace holding
+(a name or path, None for our own) exists so tests can point a service at a namespace holding
 veth stand-ins for VF and PF netdevs.
 """
 
@@ -12,14 +13,22 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from dataclasses import dataclass
 
-from pycni.device_plugin.pools import LinkState
 from pycni.net import links, routes
 from pycni.net.netns import entered, open_netns, rtnl
 
 log = logging.getLogger(__name__)
 
 RTMGRP_LINK = 0x1  # linux/rtnetlink.h: the multicast group of link changes
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """A netdev as netlink reports it: administratively up, and with carrier (IFF_LOWER_UP)."""
+
+    up: bool
+    carrier: bool
 
 
 def _netns_path(netns: str) -> str:
@@ -56,7 +65,7 @@ class LinkView:
 
 
 class LinkEvents:
-    """A raw rtnetlink socket subscribed to link changes; `fileno()` goes into the daemon's selector.
+    """A raw rtnetlink socket subscribed to link changes; `fileno()` goes into the service's selector.
 
     A plain socket rather than a pyroute2 object: pyroute2's synchronous facade pulls pending
     messages off its sockets from whichever thread calls into it next, so a bare fd watched by our
