@@ -33,9 +33,8 @@ OURS = "pycni"
 
 def netconf(rec: VfAttachment, config: dict[str, Any]) -> dict[str, Any]:
     """`rec` as sriov-cni's cached NetConf (`types.NetConf` keys of `config`, then its own)."""
-    base = {
-        k: config[k] for k in ("cniVersion", "name", "type", "capabilities", "ipam", "dns") if k in config
-    }
+    keys: tuple[str, ...] = ("cniVersion", "name", "type", "capabilities", "ipam", "dns")
+    base: dict[str, Any] = {k: config[k] for k in keys if k in config}
     applied, orig = rec.applied, rec.original
     vlan_set = applied.vlan is not None
     data: dict[str, Any] = {
