@@ -22,6 +22,8 @@ from tests.helpers.netns import Netns, unique
 from tests.migration.node import Side
 
 TABLE = "cni_plugins_masquerade"
+TABLE_COMMENT = "Masquerading for plugins from github.com/containernetworking/plugins"
+CHAIN_COMMENT = "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"
 
 
 def h16(text: str) -> str:
@@ -35,14 +37,15 @@ def reference_comment(net: str, ifname: str, cid: str) -> str:
 def reference_add(node: Netns, net: str, ifname: str, cid: str, addr: str) -> None:
     """What the reference's ADD transaction does (knftables), for one IPv4 address."""
     ip = ip_interface(addr)
-    batch = f"""add table inet {TABLE} {{ comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }}
-add chain inet {TABLE} masq_checks {{ comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }}
+    note = reference_comment(net, ifname, cid)
+    batch = f"""add table inet {TABLE} {{ comment "{TABLE_COMMENT}" ; }}
+add chain inet {TABLE} masq_checks {{ comment "{CHAIN_COMMENT}" ; }}
 add chain inet {TABLE} postrouting {{ type nat hook postrouting priority srcnat ; }}
 flush chain inet {TABLE} postrouting
 add rule inet {TABLE} postrouting ip daddr == 224.0.0.0/4  return
 add rule inet {TABLE} postrouting ip6 daddr == ff00::/8  return
 add rule inet {TABLE} postrouting goto masq_checks
-add rule inet {TABLE} masq_checks ip saddr == {ip.ip} ip daddr != {ip.network} masquerade comment "{reference_comment(net, ifname, cid)}"
+add rule inet {TABLE} masq_checks ip saddr == {ip.ip} ip daddr != {ip.network} masquerade comment "{note}"
 """
     node.run("sh", "-c", f"nft -f - <<'EOF'\n{batch}EOF")
 
@@ -105,7 +108,7 @@ def test_our_del_and_gc_remove_the_references_nftables_rules(
     """Pods attached by a reference with the nftables backend: our DEL (netns gone too) and GC."""
     conf = bridge_conf(data, unique("mbr", 12), ipMasq=True)
     pods = [make_netns("mpod") for _ in range(3)]
-    for n, pod in enumerate(pods):
+    for n in range(3):
         reference_add(node, "fmt-net", "eth0", f"ref-{n}", f"10.232.0.{20 + n}/24")
     ours("bridge", "DEL", conf, None, node, "ref-0", netns="").ok()
     assert [r["comment"] for r in masq_rules(node)] == [
@@ -131,7 +134,8 @@ def earlier_pycni_rules(node: Netns, net: str, cid: str, ifname: str, addr: str)
     chain = "PYCNI-" + hashlib.sha256(tag.encode()).hexdigest()[:22]
     nft = f"""add table inet pycni_masquerade
 add chain inet pycni_masquerade postrouting {{ type nat hook postrouting priority srcnat; policy accept; }}
-add rule inet pycni_masquerade postrouting ip saddr {ip.ip} ip daddr != {ip.network} ip daddr != 224.0.0.0/4 masquerade comment "{tag}"
+add rule inet pycni_masquerade postrouting ip saddr {ip.ip} ip daddr != {ip.network} \\
+    ip daddr != 224.0.0.0/4 masquerade comment "{tag}"
 """
     node.run("sh", "-c", f"nft -f - <<'EOF'\n{nft}EOF")
     ipt = f"""*nat
