@@ -107,6 +107,7 @@ DAEMONS = {
     "daemon": ("pycni.daemon.cli", "run the node daemon that serves CNI requests"),
     "device-plugin": ("pycni.device_plugin.cli", "run the SR-IOV kubelet device plugin"),
     "node-install": ("pycni.node_install.cli", "install onto a node from the CNI DaemonSet"),
+    "uninstall": ("pycni.node_uninstall.cli", "hand this node's pods to the reference plugins (--node)"),
 }
 
 
