@@ -32,9 +32,13 @@ OURS = "pycni"
 
 
 def netconf(rec: VfAttachment, config: dict[str, Any]) -> dict[str, Any]:
-    """`rec` as sriov-cni's cached NetConf (`types.NetConf` keys of `config`, then its own)."""
-    keys: tuple[str, ...] = ("cniVersion", "name", "type", "capabilities", "ipam", "dns")
+    """`rec` as sriov-cni's cached NetConf (`types.NetConf` keys of `config` as Go keeps them, with
+    `ipam` reduced to its type, then sriov-cni's own)."""
+    keys: tuple[str, ...] = ("cniVersion", "name", "type", "capabilities")
     base: dict[str, Any] = {k: config[k] for k in keys if k in config}
+    ipam = config.get("ipam")
+    base["ipam"] = {"type": ipam["type"]} if isinstance(ipam, dict) and "type" in ipam else {}
+    base["dns"] = config["dns"] if isinstance(config.get("dns"), dict) else {}
     applied, orig = rec.applied, rec.original
     vlan_set = applied.vlan is not None
     data: dict[str, Any] = {
@@ -64,7 +68,7 @@ def netconf(rec: VfAttachment, config: dict[str, Any]) -> dict[str, Any]:
         "VFID": rec.vf_index,
         "min_tx_rate": applied.min_tx_rate,
         "max_tx_rate": applied.max_tx_rate,
-        "runtimeConfig": {"mac": applied.mac} if applied.mac else {},
+        "runtimeConfig": _runtime_mac(config),
         OURS: {"network": rec.network, "containerID": rec.container_id, "ifname": rec.ifname},
     }
     for key, value in (("spoofchk", applied.spoofchk), ("trust", applied.trust)):
@@ -73,6 +77,12 @@ def netconf(rec: VfAttachment, config: dict[str, Any]) -> dict[str, Any]:
     if applied.link_state is not None:
         data["link_state"] = applied.link_state
     return data
+
+
+def _runtime_mac(config: dict[str, Any]) -> dict[str, Any]:
+    runtime = config.get("runtimeConfig")
+    mac = runtime.get("mac") if isinstance(runtime, dict) else None
+    return {"mac": mac} if mac else {}
 
 
 def to_record(data: dict[str, Any], container_id: str, ifname: str, netns: str, sysfs: SysFs) -> VfAttachment:
