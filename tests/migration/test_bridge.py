@@ -56,7 +56,7 @@ def cycle(
     wait_until(lambda: not node.ip("-6", "addr", "show", "tentative"), what="DAD on the node")
     before = snapshot(node, pod, data)
     cid = unique("ctr", 20)
-    result = adder("bridge", "ADD", conf, pod, node, cid).ok()
+    result: dict[str, Any] = adder("bridge", "ADD", conf, pod, node, cid).ok()
     with_prev = {**conf, "prevResult": result}
     if has_check(conf["cniVersion"]):
         remover("bridge", "CHECK", with_prev, pod, node, cid).ok()

@@ -74,7 +74,7 @@ def test_host_device(
     sides: dict[str, Side], node: Netns, make_netns: Any, data: Path, adder: str, remover: str, version: str
 ) -> None:
     device = stand_in(node, make_netns("msink"))
-    conf = {"cniVersion": version, "name": "hd-net", "type": "host-device", "device": device}
+    conf: dict[str, Any] = {"cniVersion": version, "name": "hd-net", "type": "host-device", "device": device}
     conf["ipam"] = ipam(data, version)
     pod = make_netns("mpod")
     before = snapshot(node, pod, data)
@@ -118,7 +118,7 @@ def test_our_del_gives_back_a_device_the_reference_attached_whose_netns_is_gone(
     """The kernel returns a physical device to the node under its pod name (here, played by
     moving it); the reference's DEL then fails on the netns (plugins#1196), ours restores it."""
     device = stand_in(node, make_netns("msink"))
-    conf = {"cniVersion": "1.0.0", "name": "hd-net", "type": "host-device", "device": device}
+    conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "hd-net", "type": "host-device", "device": device}
     conf["ipam"] = ipam(data, "1.0.0")
     pod = make_netns("mpod")
     before = snapshot(node, pod, data)

@@ -18,8 +18,10 @@ from tests.helpers.cni import Runner
 from tests.migration.node import GO_BIN
 from tests.sriov.helpers import PF, SriovNode, conf, make_node, seeded_state, stand_in_mac
 
-SETTINGS = {"vlan": 100, "vlanQoS": 2, "mac": "0a:58:0a:38:d9:05", "spoofchk": "on", "trust": "off",
-            "link_state": "enable", "min_tx_rate": 10, "max_tx_rate": 900}  # fmt: skip
+SETTINGS: dict[str, Any] = {
+    "vlan": 100, "vlanQoS": 2, "mac": "0a:58:0a:38:d9:05", "spoofchk": "on", "trust": "off",
+    "link_state": "enable", "min_tx_rate": 10, "max_tx_rate": 900,
+}  # fmt: skip
 
 
 @pytest.fixture
