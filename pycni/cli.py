@@ -108,6 +108,7 @@ DAEMONS = {
     "device-plugin": ("pycni.device_plugin.cli", "run the SR-IOV kubelet device plugin"),
     "dra-driver": ("pycni.dra.cli", "run the SR-IOV DRA driver (ResourceSlices, kubelet DRA plugin)"),
     "node-install": ("pycni.node_install.cli", "install onto a node from the CNI DaemonSet"),
+    "uninstall": ("pycni.node_uninstall.cli", "hand this node's pods to the reference plugins (--node)"),
 }
 
 

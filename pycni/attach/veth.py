@@ -251,6 +251,17 @@ def check(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, bridge: str) -> N
         if peer is None or peer.master != br.index:
             raise InternalError(f"the host end of {rt.ifname} is not attached to bridge {bridge!r}")
         verify_iface(pod, veth, prev, _index_of(prev, rt))
+    if conf.ip_masq:
+        _check_masquerade(conf, rt, ctx, prev)
+
+
+def _check_masquerade(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, prev: Result) -> None:
+    """Every address prevResult gives the pod is masqueraded, by our rules or the reference's."""
+    index = _index_of(prev, rt)
+    wanted = {str(c.address.ip) for c in prev.ips if c.interface is None or c.interface == index}
+    missing = wanted - firewall.masq_addresses(rule_owner(conf, rt), ctx.settings.run_dir)
+    if missing:
+        raise InternalError(f"no masquerade rule for {', '.join(sorted(missing))} of {rt.ifname}")
 
 
 def _index_of(prev: Result, rt: RuntimeArgs) -> int | None:
@@ -268,6 +279,6 @@ def gc(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
     steps.run("IPAM GC", delegate.ipam, ctx.delegate, conf, rt, Command.GC)
     valid = conf.valid_attachments
     if valid is not None:
-        keep = {firewall.attachment_hash(a.container_id, a.ifname) for a in valid}
+        keep = {(a.container_id, a.ifname) for a in valid}
         steps.run("rule GC", firewall.gc_rules, conf.name, keep, ctx.settings.run_dir)
     steps.raise_if_failed()

@@ -15,6 +15,9 @@ DAEMON_SOCKET = "PYCNI_DAEMON_SOCKET"
 DAEMON_ACCEPT_TIMEOUT = "PYCNI_DAEMON_ACCEPT_TIMEOUT"
 #: sriov: keep PF-side VF settings in this JSON file instead of programming the PF over netlink.
 SRIOV_VF_STATE = "PYCNI_SRIOV_VF_STATE"
+#: sriov: where sriov-cni's per-attachment cache and PCI allocation markers live (default: the
+#: `sriov` directory beside the state dir, /var/lib/cni/sriov on a node, as sriov-cni has it).
+SRIOV_CNI_DIR = "PYCNI_SRIOV_CNI_DIR"
 #: The attachment locks a request holds, for our own executables it execs: they do not wait on them.
 ATTACHMENT_LOCKS = "PYCNI_ATTACHMENT_LOCKS"
 #: Test hook: host-local SIGKILLs itself at this named write step (crash-safety tests).

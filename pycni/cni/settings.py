@@ -32,6 +32,9 @@ class Settings(NamedTuple):
     host_local_crash_at: str = ""
     #: sriov: a JSON file standing in for the PF's VF settings (empty: program the PF over netlink).
     vf_state_file: str = ""
+    #: sriov-cni's directory (`<containerID>-<ifname>` caches, `pci/<address>` markers); empty:
+    #: `sriov` beside `state_dir`, which is sriov-cni's own /var/lib/cni/sriov on a default node.
+    sriov_cni_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -46,4 +49,9 @@ class Settings(NamedTuple):
             daemon_socket=env.get(names.DAEMON_SOCKET) or names.DEFAULT_DAEMON_SOCKET,
             host_local_crash_at=env.get(names.HOST_LOCAL_CRASH_AT, ""),
             vf_state_file=env.get(names.SRIOV_VF_STATE, ""),
+            sriov_cni_dir=env.get(names.SRIOV_CNI_DIR, ""),
         )
+
+    @property
+    def sriov_dir(self) -> Path:
+        return Path(self.sriov_cni_dir) if self.sriov_cni_dir else self.state_dir.parent / "sriov"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,7 +66,7 @@ class Tool:
             ifname=self.req.ifname,
             args=parse_cni_args(self.req.cni_args),
             path=self.req.cni_path,
-            env={},
+            env=inherited_env(),
         )
 
     def call(self, command: Command) -> netlist.NetworkCall:
@@ -118,3 +119,9 @@ def run(command: str, req: ExecOptions, delegate: Delegate) -> dict[str, Any] | 
 
 def dumps(obj: dict[str, Any]) -> str:
     return json.dumps(obj, indent=2)
+
+
+def inherited_env() -> dict[str, str]:
+    """The environment exec'd plugins get besides the CNI variables, as libcni passes its
+    process's (`invoke.Args.AsEnv`): PATH above all, where plugins find iptables and friends."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}

@@ -39,7 +39,7 @@ def networks(conf: MultusConf, rt: RuntimeArgs) -> list[PlannedAttachment]:
             str(net.conflist["name"]),
             PlannedAttachment(network=net.status_name, ifname="", default=index == 0, conflist=net.conflist),
         )
-    for plan in _plans(PlanStore(conf.cni_dir)):
+    for plan in _plans(PlanStore(conf.cni_dir, info_dir(conf))):
         for att in plan.attachments:
             found.setdefault(att.network_name, att.model_copy(update={"default": False}))
     for entry in ResultCache(conf.cni_dir).all_attachments():
@@ -66,7 +66,7 @@ def status(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 def collect(conf: MultusConf, rt: RuntimeArgs, ctx: Context, valid_ids: set[str]) -> list[str]:
     """GC: DEL the pods not in `valid_ids`, then GC every network; the errors met."""
-    store = PlanStore(conf.cni_dir)
+    store = PlanStore(conf.cni_dir, info_dir(conf))
     errors: list[str] = []
     kept: list[Plan] = []
     for container_id in store.container_ids():
@@ -120,7 +120,7 @@ def _gc_networks(
 
 def _del_cached_orphans(conf: MultusConf, rt: RuntimeArgs, ctx: Context, valid_ids: set[str]) -> list[str]:
     """A cached result of a gone pod without a plan: it carries everything its DEL needs."""
-    store = PlanStore(conf.cni_dir)
+    store = PlanStore(conf.cni_dir, info_dir(conf))
     cache = ResultCache(conf.cni_dir)
     errors: list[str] = []
     for entry in cache.all_attachments():

@@ -5,6 +5,10 @@ delegate runs and rewritten as attachments are torn down, so a DEL never needs t
 or the kubelet, and a DEL that failed part-way is finished by the next one. Each attachment
 holds the network list exactly as it was run (device IDs injected), its interface and what its
 runtime requests were. A checksum over the content tells a damaged file from a plan.
+
+The file is multus-cni's scratch cache, the array its DEL reads (`pycni.meta_multus.scratch`),
+with our plan inside; so is the array multus-cni wrote for pods it attached, which `load` reads
+as a plan. Plans of earlier pycni versions (an object of kind `pycniMultusPlan`) still load.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pycni.cni.config import Model
 from pycni.cni.errors import CNIError, InvalidEnvironment
 from pycni.cni.files import write_atomic
 from pycni.cni.runtime import NAME_PATTERN, RuntimeArgs, is_valid_name
+from pycni.meta_multus import scratch
 from pycni.meta_multus.pods import PodArgs
 
 if TYPE_CHECKING:
@@ -99,10 +104,11 @@ class CorruptPlan(Exception):
 
 
 class PlanStore:
-    """The plans under one `cniDir`."""
+    """The plans under one `cniDir`; `info_dir` is where device-info copies are (for adopted plans)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, info_dir: Path | None = None) -> None:
         self.dir = directory
+        self.info_dir = info_dir or Path("/var/run/k8s.cni.cncf.io/devinfo/cni")
 
     def path(self, container_id: str) -> Path:
         """The plan's file: a container ID that is not one plain name never becomes a path."""
@@ -116,27 +122,41 @@ class PlanStore:
         return self.path(container_id).is_file()
 
     def save(self, plan: Plan) -> None:
+        """As multus-cni's array (a plan without attachments, which multus-cni could not read, as ours)."""
         body = plan.model_dump(mode="json", by_alias=True)
-        data = {"checksum": _checksum(body), **body}
+        attachments = body.pop("attachments")
+        if not attachments:
+            data: Any = {"checksum": _checksum({**body, "attachments": []}), **body, "attachments": []}
+        else:
+            data = [scratch.element(att, att) for att in attachments]
+            data[0][scratch.PLAN_KEY] = {
+                "checksum": _checksum({"plan": body, "attachments": attachments}),
+                **body,
+            }
         write_atomic(self.path(plan.container_id), json.dumps(data, indent=1).encode(), 0o600)
 
-    def load(self, container_id: str) -> Plan | None:
-        """The plan; None when there is none; `CorruptPlan` when the file cannot be trusted."""
+    def load(self, container_id: str, ifname: str = "eth0") -> Plan | None:
+        """The plan; None when there is none; `CorruptPlan` when the file cannot be trusted.
+
+        `ifname`: the cluster network's interface, for an array multus-cni wrote (its first
+        delegate takes CNI_IFNAME); kubelet's is eth0.
+        """
+        path = self.path(container_id)
         try:
-            data = json.loads(self.path(container_id).read_bytes())
+            data = json.loads(path.read_bytes())
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as err:
-            raise CorruptPlan(f"{self.path(container_id)}: {err}") from err
-        if not isinstance(data, dict) or data.get("kind") != KIND:
-            raise CorruptPlan(f"{self.path(container_id)}: not a {KIND}")
-        checksum = data.pop("checksum", None)
-        if checksum != _checksum(data):
-            raise CorruptPlan(f"{self.path(container_id)}: checksum mismatch")
+            raise CorruptPlan(f"{path}: {err}") from err
         try:
-            return Plan.model_validate(data)
-        except ValidationError as err:
-            raise CorruptPlan(f"{self.path(container_id)}: {err}") from err
+            if isinstance(data, list) and data and isinstance(data[0], dict) and scratch.PLAN_KEY in data[0]:
+                return _ours(path, data)
+            if isinstance(data, list) and data:
+                planned = scratch.adopt(data, container_id, ifname, self.info_dir)
+                return Plan.model_validate({"containerID": container_id, "attachments": planned})
+            return _earlier(path, data)
+        except (ValidationError, ValueError, KeyError, TypeError) as err:
+            raise CorruptPlan(f"{path}: {err}") from err
 
     def remove(self, container_id: str) -> None:
         self.path(container_id).unlink(missing_ok=True)
@@ -148,6 +168,25 @@ class PlanStore:
         except FileNotFoundError:
             return []
         return sorted(n for n in names if is_valid_name(n) and (self.dir / n).is_file())
+
+
+def _ours(path: Path, data: list[Any]) -> Plan:
+    header = dict(data[0][scratch.PLAN_KEY])
+    checksum = header.pop("checksum", None)
+    attachments = [item.get(scratch.KEY) if isinstance(item, dict) else None for item in data]
+    if checksum != _checksum({"plan": header, "attachments": attachments}):
+        raise CorruptPlan(f"{path}: checksum mismatch")
+    return Plan.model_validate({**header, "attachments": attachments})
+
+
+def _earlier(path: Path, data: Any) -> Plan:
+    """A plan as earlier versions wrote it: one object of kind `pycniMultusPlan`."""
+    if not isinstance(data, dict) or data.get("kind") != KIND:
+        raise CorruptPlan(f"{path}: not a {KIND}")
+    checksum = data.pop("checksum", None)
+    if checksum != _checksum(data):
+        raise CorruptPlan(f"{path}: checksum mismatch")
+    return Plan.model_validate(data)
 
 
 def _checksum(body: dict[str, Any]) -> str:

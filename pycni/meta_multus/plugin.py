@@ -32,7 +32,7 @@ from pycni.meta_multus.call import MultusCall
 from pycni.meta_multus.config import MultusConf
 from pycni.meta_multus.plan import CorruptPlan, Plan, PlanStore, new_plan
 from pycni.meta_multus.pods import PodArgs
-from pycni.meta_multus.resolve import Resolver
+from pycni.meta_multus.resolve import Resolver, info_dir
 from pycni.meta_multus.teardown import forget_status, rebuild, teardown
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
     with guards.log_file(conf), guards.logged("ADD", rt), guards.pod_lock(ctx, rt.container_id):
         guards.wait_ready(conf)
-        store = PlanStore(conf.cni_dir)
+        store = PlanStore(conf.cni_dir, info_dir(conf))
         if store.exists(rt.container_id):
             raise AlreadyExists(
                 f"container {rt.container_id} already has attachments "
@@ -83,12 +83,14 @@ def delete(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
     with guards.log_file(conf), guards.logged("DEL", rt), guards.pod_lock(ctx, rt.container_id):
         if conf.readiness_indicator_file and not Path(conf.readiness_indicator_file).exists():
             log.warning("readiness indicator %s is missing; deleting anyway", conf.readiness_indicator_file)
-        store = PlanStore(conf.cni_dir)
+        store = PlanStore(conf.cni_dir, info_dir(conf))
         try:
-            plan = store.load(rt.container_id)
+            plan = store.load(rt.container_id, rt.ifname)
         except CorruptPlan as err:
             log.warning("rebuilding the attachments of %s: %s", rt.container_id, err)
             plan = None
+        if plan is not None and not plan.cni_args:  # multus-cni's array keeps no CNI_ARGS
+            plan.cni_args = list(rt.args)
         if plan is None:
             plan = rebuild(conf, rt)
             if plan is None:
@@ -105,7 +107,7 @@ def delete(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
 def check(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
     with guards.log_file(conf), guards.logged("CHECK", rt), guards.pod_lock(ctx, rt.container_id):
         try:
-            plan = PlanStore(conf.cni_dir).load(rt.container_id)
+            plan = PlanStore(conf.cni_dir, info_dir(conf)).load(rt.container_id, rt.ifname)
         except CorruptPlan as err:
             raise InternalError(f"the attachment plan of {rt.container_id} is damaged: {err}") from err
         if plan is None:

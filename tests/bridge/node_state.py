@@ -107,11 +107,25 @@ def files(root: Path) -> frozenset[str]:
     return frozenset(found)
 
 
-def firewall_rules(node: Netns) -> frozenset[str]:
-    """Our rules and per-attachment chains in nftables and iptables' nat tables.
+#: What marks a line of a firewall listing as a per-attachment rule or chain: the reference
+#: plugins' formats, which we write (`CNI-` chains and their `name: ".." id: ".."` comments,
+#: `cni_plugins_masquerade`, `macspoofchk-`), and our earlier ones (`pycni/` tags, `PYCNI-`).
+RULE_MARKS = (
+    "pycni",
+    "PYCNI-",
+    "CNI-",
+    'name: \\"',
+    "cni_plugins_masquerade",
+    "macspoofchk-",
+    "cni-br-iface-",
+)
 
-    The nftables table and base chains of ours stay once made (shared by every attachment), so
-    only what belongs to one attachment is compared: tagged rules (`pycni/...`) and `PYCNI-` chains.
+
+def firewall_rules(node: Netns) -> frozenset[str]:
+    """The per-attachment rules and chains in nftables and iptables' nat tables.
+
+    The nat tables and the base chains iptables makes stay once made (the reference plugins
+    leave them too), so only what belongs to attachments is compared.
     """
     texts = [
         sh("nft", "list", "ruleset", netns=node.name),
@@ -122,7 +136,7 @@ def firewall_rules(node: Netns) -> frozenset[str]:
         line.split(" [", 1)[0].strip()
         for text in texts
         for line in text.splitlines()
-        if "pycni/" in line or "PYCNI-" in line
+        if any(mark in line for mark in RULE_MARKS)
     )
 
 

@@ -80,14 +80,19 @@ def host_veths(node: Netns) -> set[str]:
     return {name for name in node.link_names() if name.startswith("veth")}
 
 
+MASQ_TABLE = "cni_plugins_masquerade"
+
+
 def nft_masq_rules(node: Netns) -> list[str]:
+    """Per-pod masquerade rules in the reference's nftables format (`table inet cni_plugins_masquerade`)."""
     out = node.run("nft", "list", "ruleset")
-    return [line.strip() for line in out.splitlines() if "masquerade" in line and "pycni/" in line]
+    return [line.strip() for line in out.splitlines() if "masquerade" in line and ", net: " in line]
 
 
 def iptables_masq_rules(node: Netns) -> list[str]:
+    """Per-pod masquerade chains and rules in the reference's iptables format (`CNI-` chains)."""
     out = node.run("iptables-save", "-t", "nat")
-    return [line for line in out.splitlines() if "pycni/" in line or line.startswith(":PYCNI-")]
+    return [line for line in out.splitlines() if 'name: \\"' in line or line.startswith(":CNI-")]
 
 
 @pytest.mark.parametrize("version", ALL_SPEC_VERSIONS)
@@ -158,7 +163,7 @@ def test_masquerade_rules_exist_after_add_and_are_gone_after_del(
     assert remaining and len(remaining) < len(rules(node)) + 1
     delete(cni, node, pods[1], conf, pods[1].name).ok()
     assert rules(node) == []
-    assert "pycni" not in node.run("nft", "list", "tables"), "no empty table outlives the last pod"
+    assert MASQ_TABLE not in node.run("nft", "list", "tables"), "no empty table outlives the last pod"
 
 
 def test_the_default_masquerade_backend_is_iptables_where_its_tools_exist(
@@ -186,7 +191,7 @@ def test_nftables_is_the_default_where_only_nft_exists(
     add(direct, node, pod, conf, env=env).ok()
     assert nft_masq_rules(node) != [] and iptables_masq_rules(node) == []
     delete(direct, node, pod, conf, pod.name, env=env).ok()
-    assert nft_masq_rules(node) == [] and "pycni" not in node.run("nft", "list", "tables")
+    assert nft_masq_rules(node) == [] and MASQ_TABLE not in node.run("nft", "list", "tables")
 
 
 def failing_tools(directory: Path, names: tuple[str, ...], stderr: str) -> dict[str, str]:

@@ -115,7 +115,10 @@ def in_node(call: Runner, node: Netns, command: str, conf: dict[str, Any], pod: 
 
 def leftovers(node: Netns, tmp_path: Path) -> dict[str, Any]:
     ipam = tmp_path / "ipam" / "delnet"
-    rules = [line for line in node.run("nft", "list", "ruleset").splitlines() if "pycni/" in line]
+    marks = ("pycni/", ", net: ", "macspoofchk-")  # ours earlier, and the reference's format we write
+    rules = [
+        line for line in node.run("nft", "list", "ruleset").splitlines() if any(m in line for m in marks)
+    ]
     return {
         "veths": sorted(n for n in node.link_names() if n.startswith("veth")),
         "leases": sorted(p.name for p in ipam.iterdir() if p.name[0].isdigit() or ":" in p.name)

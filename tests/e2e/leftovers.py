@@ -21,6 +21,9 @@ IPAM_BOOKKEEPING = re.compile(r"^(lock|last_reserved_ip\.\d+)$")
 #: A per-attachment iptables line: ours (tagged, or our chain), or the reference's (its `CNI-<hash>`
 #: chain, or a rule with its `id: "<container>"` comment).
 PER_ATTACHMENT = re.compile(r'pycni/|^:PYCNI-|^:CNI-[0-9a-f]{24} |id: "\w+"')
+#: A per-attachment nftables line: tagged by an earlier pycni, or in the reference's format, which
+#: ours writes too (its masquerade comment `<hash>, net: .., if: .., id: ..`, `macspoofchk-`).
+NFT_PER_ATTACHMENT = re.compile(r"pycni/|, net: .*, id: |macspoofchk-")
 #: Our host-local's index of its reservations, a cache rebuilt from them (ipam/host_local/index.py).
 IPAM_INDEX = ".pycni"
 
@@ -55,7 +58,9 @@ class Node:
             lines = self.ns.run(tool, "-t", "nat").splitlines()
             found += [line for line in lines if PER_ATTACHMENT.search(line)]
         found += [
-            line.strip() for line in self.ns.run("nft", "list", "ruleset").splitlines() if "pycni/" in line
+            line.strip()
+            for line in self.ns.run("nft", "list", "ruleset").splitlines()
+            if NFT_PER_ATTACHMENT.search(line)
         ]
         return found
 

@@ -137,9 +137,9 @@ def run_flow(mnode: MultusNode, kubelet: Kubelet, delegate: dict[str, Any], env:
     assert status["device-info"]["pci"]["pci-address"] == ids[0]
     copy = mnode.tmp / "devinfo" / "cni" / "default-fast-ctr-1_net1"
     assert json.loads(copy.read_text())["pci"]["pci-address"] == ids[0]
-    plan = json.loads((mnode.cni_dir / "ctr-1").read_text())
-    assert plan["attachments"][1]["deviceID"] == ids[0]
-    assert plan["attachments"][1]["conflist"]["plugins"][0]["pciBusID"] == ids[0]
+    plan = json.loads((mnode.cni_dir / "ctr-1").read_text())  # multus-cni's array, ours inside
+    assert plan[1]["deviceID"] == ids[0] and plan[1]["pycni"]["deviceID"] == ids[0]
+    assert plan[1]["pycni"]["conflist"]["plugins"][0]["pciBusID"] == ids[0]
     assert kubelet.pod_resources.calls[:1] == ["Get"]
 
     kubelet.pod_resources.stop()  # DEL needs neither the kubelet nor the API

@@ -288,7 +288,7 @@ def test_retried_del_finishes_after_a_failing_delegate_del(mnode: MultusNode) ->
     assert pod.link_names() == {"lo", "net2"} or pod.link_names() == {"lo"}
     assert mnode.plans() == ["ctr-1"], "the plan stays until every DEL succeeded"
     plan = json.loads((mnode.cni_dir / "ctr-1").read_text())
-    assert [a["deleted"] for a in plan["attachments"]] == [True, True, False, True]
+    assert [a["pycni"]["deleted"] for a in plan] == [True, True, False, True]
 
     gate.unlink()
     mnode.multus("DEL", conf, pod, name="web").ok()

@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 
 from pycni.cni.errors import InternalError
-from pycni.net import firewall
+from pycni.net import firewall, fwtool, masq_iptables, masq_nftables
 from pycni.net.netns import entered
 from tests.helpers.netns import Netns
 
 OWNER = firewall.RuleOwner("racenet", "ctr-race", "eth0")
 ADDRS = [ip_interface("10.244.9.5/24"), ip_interface("fd00:9::5/64")]
+NFT_TABLE = masq_nftables.TABLE
 
 
 def nft_rules(node: Netns) -> list[str]:
     out = node.run("nft", "list", "ruleset")
-    return [line.strip() for line in out.splitlines() if "pycni/" in line]
+    return [line.strip() for line in out.splitlines() if "masquerade comment" in line]
 
 
 def iptables_rules(node: Netns) -> list[str]:
@@ -30,7 +31,7 @@ def iptables_rules(node: Netns) -> list[str]:
         node.run("iptables-save", "-t", "nat").splitlines()
         + node.run("ip6tables-save", "-t", "nat").splitlines()
     )
-    return [line for line in lines if "pycni/" in line or line.startswith(":PYCNI-")]
+    return [line for line in lines if 'name: \\"' in line or line.startswith(":CNI-")]
 
 
 def needs(tool: str) -> None:
@@ -45,59 +46,53 @@ def test_nft_teardown_whose_rules_another_deleter_removed_first_succeeds(
     needs("nft")
     node = make_netns("fw")
     with entered(node.path):
-        firewall.Nftables(tmp_path).add(OWNER, ADDRS)
+        backend = masq_nftables.Nftables(tmp_path)
+        backend.add(OWNER.network, OWNER.container_id, OWNER.ifname, ADDRS)
         assert len(nft_rules(node)) == 2
-        real = firewall.NftChain._rules
+        real = masq_nftables.Nftables._rules
         raced = [False]
 
-        def listing_then_the_other_deleter_wins(self: firewall.NftChain) -> list[tuple[int, str]]:
+        def listing_then_the_other_deleter_wins(self: masq_nftables.Nftables) -> list[tuple[int, str, str]]:
             found = real(self)
             if found and not raced[0]:
                 raced[0] = True
                 batch = "".join(
-                    f"delete rule inet {firewall.NFT_TABLE} {firewall.NFT_CHAIN} handle {h}\n"
-                    for h, _ in found
+                    f"delete rule {masq_nftables.WHERE} {masq_nftables.CHAIN} handle {h}\n"
+                    for h, _, _ in found
                 )
-                firewall._run(["nft", "-f", "-"], batch)
+                fwtool.run(["nft", "-f", "-"], batch)
             return found
 
-        monkeypatch.setattr(firewall.NftChain, "_rules", listing_then_the_other_deleter_wins)
-        firewall.Nftables(tmp_path).delete(OWNER)
+        monkeypatch.setattr(masq_nftables.Nftables, "_rules", listing_then_the_other_deleter_wins)
+        backend.delete(OWNER.network, OWNER.container_id, OWNER.ifname)
     assert raced[0]
     assert nft_rules(node) == []
-    assert firewall.NFT_TABLE not in node.run("nft", "list", "tables")
+    assert NFT_TABLE not in node.run("nft", "list", "tables")
 
 
 def test_iptables_teardown_whose_rules_another_deleter_removed_first_succeeds(
-    make_netns: Callable[..., Netns], monkeypatch: pytest.MonkeyPatch
+    make_netns: Callable[..., Netns], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """The reference's DEL (which takes none of our locks) removed the jumps between our listing
+    and our batch: the batch fails whole, the listing is taken again, the rest goes."""
     needs("iptables-restore")
     node = make_netns("fw")
     with entered(node.path):
-        backend = firewall.Iptables()
-        backend.add(OWNER, ADDRS)
+        backend = masq_iptables.Iptables(tmp_path)
+        backend.add(OWNER.network, OWNER.container_id, OWNER.ifname, ADDRS)
         assert iptables_rules(node)
-        real = firewall.Iptables._jumps
+        real = masq_iptables._chains
         raced: set[int] = set()
 
-        def listing_then_the_other_deleter_wins(self: firewall.Iptables, version: int) -> list[Any]:
-            found = real(self, version)
-            if found and version not in raced:
+        def listing_then_the_other_deleter_wins(version: int, wanted: Any = None) -> Any:
+            found = real(version, wanted)
+            if found and wanted is not None and version not in raced:
                 raced.add(version)
-                chain = found[0][1]
-                lines = [
-                    "*nat",
-                    *(f"-D POSTROUTING {spec}" for _, _, spec in found),
-                    f"-F {chain}",
-                    f"-X {chain}",
-                ]
-                firewall._run(
-                    [self.tools[version][1], "-w", "5", "--noflush"], "\n".join([*lines, "COMMIT", ""])
-                )
+                fwtool.restore(version, [j.deletion for chain in found.values() for j in chain.jumps])
             return found
 
-        monkeypatch.setattr(firewall.Iptables, "_jumps", listing_then_the_other_deleter_wins)
-        backend.delete(OWNER)
+        monkeypatch.setattr(masq_iptables, "_chains", listing_then_the_other_deleter_wins)
+        backend.delete(OWNER.network, OWNER.container_id, OWNER.ifname)
     assert raced == {4, 6}
     assert iptables_rules(node) == []
 
@@ -123,7 +118,7 @@ def test_eight_concurrent_teardowns_and_a_gc_all_succeed(
     with ThreadPoolExecutor(9) as pool:
         list(pool.map(teardown, range(9)))
     assert (nft_rules if backend == "nftables" else iptables_rules)(node) == []
-    assert firewall.NFT_TABLE not in node.run("nft", "list", "tables")
+    assert NFT_TABLE not in node.run("nft", "list", "tables")
 
 
 def test_the_last_teardown_never_takes_the_table_from_under_a_concurrent_add(
@@ -146,7 +141,9 @@ def test_the_last_teardown_never_takes_the_table_from_under_a_concurrent_add(
             for i in range(15):
                 owner = firewall.RuleOwner("racenet", f"ctr-add-{i}", "eth0")
                 firewall.setup_masq(owner, ADDRS, "nftables", tmp_path)
-                if owner.tag not in firewall.Nftables(tmp_path).tags():
+                if not masq_nftables.Nftables(tmp_path).addresses(
+                    owner.network, owner.container_id, owner.ifname
+                ):
                     lost.append(owner.container_id)
                 firewall.teardown_masq(owner, tmp_path)
 
@@ -154,7 +151,7 @@ def test_the_last_teardown_never_takes_the_table_from_under_a_concurrent_add(
         for future in [pool.submit(churner), pool.submit(adder)]:
             future.result()
     assert lost == [], "an ADD's rules were removed with the table by another attachment's DEL"
-    assert nft_rules(node) == [] and firewall.NFT_TABLE not in node.run("nft", "list", "tables")
+    assert nft_rules(node) == [] and NFT_TABLE not in node.run("nft", "list", "tables")
 
 
 def test_a_removal_that_fails_with_nothing_removed_meanwhile_still_fails() -> None:
@@ -162,7 +159,7 @@ def test_a_removal_that_fails_with_nothing_removed_meanwhile_still_fails() -> No
         raise InternalError("nft failed: Operation not permitted")
 
     with pytest.raises(InternalError, match="not permitted"):
-        firewall.remove_all(lambda: [1, 2], remove)
+        fwtool.remove_all(lambda: [1, 2], remove)
 
 
 def test_a_removal_retries_only_what_is_left() -> None:
@@ -175,5 +172,5 @@ def test_a_removal_retries_only_what_is_left() -> None:
             left.pop(0)
             raise InternalError("nft failed: No such file or directory")
 
-    firewall.remove_all(lambda: left[0], remove)
+    fwtool.remove_all(lambda: left[0], remove)
     assert removed == [[1, 2, 3], [2]]

@@ -177,14 +177,30 @@ def delete(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     with claims_locked(ctx.settings.run_dir):
         rec = store.load(conf.name, rt.container_id, rt.ifname)
         pod_path = netns.for_teardown(rt.netns or (rec.netns if rec else ""))
-        steps.run("returning the device to the node", _give_back, store, pod_path, rt.ifname, rec)
+        steps.run("returning the device to the node", _give_back, store, pod_path, rt.ifname, rec, conf)
     steps.raise_if_failed()
 
 
-def _give_back(store: StateStore, pod_path: str, ifname: str, rec: DeviceState | None) -> None:
+def _give_back(
+    store: StateStore, pod_path: str, ifname: str, rec: DeviceState | None, conf: HostDeviceConf
+) -> None:
     returned = giveback.return_device(pod_path, ifname, rec)
     if rec is not None:
         _forget(store, rec, returned)
+    elif not returned:
+        _restore_their_orphan(conf, ifname)
+
+
+def _restore_their_orphan(conf: HostDeviceConf, ifname: str) -> None:
+    """A device the reference lent, back in the node under its pod name because the pod's netns
+    died (the reference's own DEL fails then, plugins#1196): known by the ifalias the reference
+    set, which must name the configured device (or the device have the configured MAC)."""
+    with netns.rtnl() as host:
+        link = links.find_link(host, ifname)
+        if link is None or not link.alias or links.find_link(host, link.alias) is not None:
+            return
+        if link.alias == conf.device or (conf.hwaddr and link.mac == conf.hwaddr.lower()):
+            move.restore_in_place(host, link, move.Restore(link.alias))
 
 
 def _forget(store: StateStore, rec: DeviceState, returned: bool) -> None:
@@ -197,19 +213,25 @@ def _forget(store: StateStore, rec: DeviceState, returned: bool) -> None:
 
 
 def check(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
-    """The device is in the pod under CNI_IFNAME with prevResult's MAC, addresses and routes."""
+    """The device is in the pod under CNI_IFNAME with prevResult's MAC, addresses and routes.
+
+    A device the reference lent (no record of ours) is known by the ifalias it set: its node name.
+    """
     prev = conf.require_prev_result()
     delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
     rec = _store(ctx).load(conf.name, rt.container_id, rt.ifname)
-    if rec is None or rec.released:
-        raise InternalError(f"host-device holds no device for {rt.container_id}/{rt.ifname}")
-    if rec.mode == "userspace":
+    held = f"host-device holds no device for {rt.container_id}/{rt.ifname}"
+    if rec is not None and rec.released:
+        raise InternalError(held)
+    if rec is not None and rec.mode == "userspace":
         _check_userspace(rec, SysFs(ctx.settings.sysfs_root))
         return
     with netns.rtnl(rt.netns) as pod:
         link = links.find_link(pod, rt.ifname)
         if link is None:
             raise InternalError(f"interface {rt.ifname!r} is missing from {rt.netns}")
+        if rec is None and not link.alias:  # without our record, only the reference's marker makes it lent
+            raise InternalError(held)
         expected = next((i for i in prev.interfaces if i.name == rt.ifname and i.sandbox), None)
         if expected is not None and expected.mac and expected.mac.lower() != link.mac:
             raise InternalError(f"{rt.ifname} has MAC {link.mac}, expected {expected.mac}")

@@ -38,6 +38,7 @@ from pycni.libcni import delegate
 from pycni.net import links, netns
 from pycni.net.iface import configure_iface, verify_iface
 from pycni.net.vf_state import ZERO_MAC, VfSettings
+from pycni.plugins.sriov import adopt, reference
 from pycni.plugins.sriov import pod as pod_side
 from pycni.plugins.sriov.config import LOG_LEVELS, SriovConf
 from pycni.plugins.sriov.release import VfCall, reclaim, release, release_and_forget
@@ -67,7 +68,7 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
     address = conf.require_vf_address()
     wanted = conf.vf_settings(conf.effective_mac(rt))
     sysfs = SysFs(ctx.settings.sysfs_root)
-    stores = Stores(ctx.settings.state_dir)
+    stores = Stores(ctx.settings.state_dir, ctx.settings.sriov_dir)
     vf = virtual_function(sysfs, address, need_netdev=False)
     with call_logging(conf), netns.rtnl() as host, netns.rtnl(rt.netns) as pod:
         if not vf.userspace and links.find_link(pod, rt.ifname) is not None:
@@ -86,6 +87,9 @@ def add(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> Result:
             call.control.set(vf.pf_netdev, vf.index, wanted)
             link = _pod_netdev(host, pod, rt, rec) if rec.mode == "netdev" else None
             rec = write_devinfo(conf, vf, rec, stores, undo)
+            stores.sriov_cni.write(
+                rec.container_id, rec.ifname, rec.pci, rec.netns, reference.netconf(rec, conf.raw)
+            )
             result = Result(cni_version=conf.cni_version, interfaces=[_interface(rt, rec, link)])
             if conf.has_ipam:
                 _add_ipam(conf, rt, ctx, result, undo)
@@ -232,13 +236,15 @@ def delete(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     A config no ADD could have taken was refused (code 7) by the runner.
     """
     steps = BestEffort()
-    stores = Stores(ctx.settings.state_dir)
-    rec = stores.attachments.load(conf.name, rt.container_id, rt.ifname)
+    stores = Stores(ctx.settings.state_dir, ctx.settings.sriov_dir)
+    sysfs = SysFs(ctx.settings.sysfs_root)
+    rec = stores.attachments.load(conf.name, rt.container_id, rt.ifname) or adopt.adopted(
+        stores, sysfs, rt.container_id, rt.ifname, rt.netns
+    )
     if rec is None:
         steps.run("IPAM release", delegate.ipam, ctx.delegate, conf, rt, Command.DEL)
         steps.raise_if_failed()
         return
-    sysfs = SysFs(ctx.settings.sysfs_root)
     with call_logging(conf), vf_locked(ctx.settings.run_dir, rec.pci), netns.rtnl() as host:
         call = VfCall(stores, vf_control(ctx.settings, host), sysfs)
         returned: list[bool] = []
@@ -277,15 +283,22 @@ def _forget(call: VfCall, rec: VfAttachment, returned: bool) -> None:
 def check(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """PF-side settings match the config; the netdev is in the pod as prevResult says."""
     prev = conf.require_prev_result()
-    stores = Stores(ctx.settings.state_dir)
+    stores = Stores(ctx.settings.state_dir, ctx.settings.sriov_dir)
+    sysfs = SysFs(ctx.settings.sysfs_root)
     rec = stores.attachments.load(conf.name, rt.container_id, rt.ifname)
-    if rec is None or rec.released:
+    theirs = adopt.adopted(stores, sysfs, rt.container_id, rt.ifname, rt.netns) if rec is None else None
+    if (rec is None or rec.released) and theirs is None:
         raise InternalError(f"sriov holds no VF for {rt.container_id}/{rt.ifname} on network {conf.name!r}")
     delegate.ipam(ctx.delegate, conf, rt, Command.CHECK)
-    holder = stores.holder(rec.pci)
-    if holder is None or holder.key != rec.key:
-        raise InternalError(f"VF {rec.pci} is no longer claimed by {rec.describe()}")
-    sysfs = SysFs(ctx.settings.sysfs_root)
+    if theirs is not None:  # sriov-cni's attachment: its marker is the claim
+        rec = theirs
+        if stores.sriov_cni.marked_netns(rec.pci) != rt.netns:
+            raise InternalError(f"VF {rec.pci} is no longer marked allocated to {rt.netns}")
+    else:
+        assert rec is not None
+        holder = stores.holder(rec.pci)
+        if holder is None or holder.key != rec.key:
+            raise InternalError(f"VF {rec.pci} is no longer claimed by {rec.describe()}")
     problem = pf_problem(sysfs, rec.pci)
     if problem:
         raise InternalError(problem)
@@ -320,7 +333,13 @@ def _check_netdev(pod: Rtnl, rt: RuntimeArgs, prev: Result, rec: VfAttachment) -
 def status(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Ready when state can be recorded and the VF's PF is there with VFs (or sysfs is readable)."""
     sysfs = SysFs(ctx.settings.sysfs_root)
-    upkeep.status(conf, rt, ctx, Stores(ctx.settings.state_dir).attachments, lambda: _pf_ready(conf, sysfs))
+    upkeep.status(
+        conf,
+        rt,
+        ctx,
+        Stores(ctx.settings.state_dir, ctx.settings.sriov_dir).attachments,
+        lambda: _pf_ready(conf, sysfs),
+    )
 
 
 def _pf_ready(conf: SriovConf, sysfs: SysFs) -> None:
@@ -335,7 +354,7 @@ def _pf_ready(conf: SriovConf, sysfs: SysFs) -> None:
 
 def gc(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Release this network's VFs whose attachment is not valid (or was released), then IPAM GC."""
-    stores = Stores(ctx.settings.state_dir)
+    stores = Stores(ctx.settings.state_dir, ctx.settings.sriov_dir)
     sysfs = SysFs(ctx.settings.sysfs_root)
     upkeep.collect(
         conf,
@@ -345,6 +364,14 @@ def gc(conf: SriovConf, rt: RuntimeArgs, ctx: Context) -> None:
         lambda rec: _collect(stores, rec, sysfs, ctx),
         lambda rec: f"VF {rec.pci} of {rec.describe()}",
     )
+    if conf.valid_attachments is not None:  # sriov-cni's attachments of this network, not valid any more
+        valid = {f"{a.container_id}-{a.ifname}" for a in conf.valid_attachments}
+        steps = BestEffort()
+        for rec in adopt.stale(stores, sysfs, conf.name, valid):
+            steps.run(
+                f"releasing sriov-cni's VF {rec.pci} of {rec.describe()}", _collect, stores, rec, sysfs, ctx
+            )
+        steps.raise_if_failed()
 
 
 def _collect(stores: Stores, rec: VfAttachment, sysfs: SysFs, ctx: Context) -> None:

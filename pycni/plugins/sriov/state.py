@@ -13,18 +13,24 @@ Both are read and written under the VF's lock (`vf_locked`), held for the whole 
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pycni.attach.device.record import DeviceState, RecordStore
 from pycni.cni import callerview
-from pycni.cni.files import write_atomic
+from pycni.cni.files import make_private_dirs, write_atomic
 from pycni.cni.runtime import is_netns_file
 from pycni.net import lock
 from pycni.net.vf_state import VfSettings, VfState
+
+log = logging.getLogger(__name__)
 
 #: sriov-cni waits up to 60 s for a VF's lock; a request the runtime retries anyway waits less.
 LOCK_TIMEOUT = 30.0
@@ -111,13 +117,63 @@ class AllocationStore:
         self.path(pci).unlink(missing_ok=True)
 
 
-class Stores:
-    """The attachment records and the VF claims of one state directory."""
+class SriovCniFiles:
+    """One sriov-cni directory: the NetConf caches and the PCI allocation markers."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def cache(self, container_id: str, ifname: str) -> Path:
+        return self.directory / f"{container_id}-{ifname}"
+
+    def marker(self, pci: str) -> Path:
+        return self.directory / "pci" / pci
+
+    def read(self, container_id: str, ifname: str) -> dict[str, Any] | None:
+        try:
+            data = json.loads(self.cache(container_id, ifname).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as err:
+            log.warning("ignoring sriov-cni's unreadable cache %s: %s", self.cache(container_id, ifname), err)
+            return None
+        return data if isinstance(data, dict) and data.get("deviceID") else None
+
+    def marked_netns(self, pci: str) -> str:
+        try:
+            return self.marker(pci).read_text()
+        except OSError:
+            return ""
+
+    def write(self, container_id: str, ifname: str, pci: str, netns: str, cached: dict[str, Any]) -> None:
+        """sriov-cni's cache and marker, so sriov-cni's DEL can release the VF."""
+        make_private_dirs(self.directory)
+        write_atomic(self.cache(container_id, ifname), json.dumps(cached).encode(), 0o600)
+        make_private_dirs(self.marker(pci).parent)
+        write_atomic(self.marker(pci), netns.encode(), 0o600)
+
+    def remove(self, container_id: str, ifname: str, pci: str) -> None:
+        """Both files (the marker is sriov-cni's claim on the VF this attachment held)."""
+        self.cache(container_id, ifname).unlink(missing_ok=True)
+        self.marker(pci).unlink(missing_ok=True)
+
+    def caches(self) -> list[str]:
+        """The names of the cache files (`<containerID>-<ifname>`)."""
+        try:
+            return sorted(n for n in os.listdir(self.directory) if (self.directory / n).is_file())
+        except FileNotFoundError:
+            return []
+
+
+class Stores:
+    """The attachment records and the VF claims of one state directory, and sriov-cni's files
+    (`pycni.plugins.sriov.reference`), kept beside them for a node rolled back to sriov-cni."""
+
+    def __init__(self, state_dir: Path, sriov_dir: Path | None = None) -> None:
         base = state_dir / "sriov"
         self.attachments: RecordStore[VfAttachment] = RecordStore(base / "attachments", VfAttachment)
         self.allocations = AllocationStore(base / "allocations")
+        self.sriov_cni = SriovCniFiles(sriov_dir or state_dir.parent / "sriov")
 
     def claim(self, rec: VfAttachment) -> None:
         """Record the attachment, then its claim on the VF (in that order: a claim always has a record)."""
@@ -136,6 +192,9 @@ class Stores:
         holder = self.allocations.load(rec.pci)
         if holder is None or holder.key == rec.key:
             self.allocations.remove(rec.pci)
+            self.sriov_cni.remove(rec.container_id, rec.ifname, rec.pci)
+        else:
+            self.sriov_cni.cache(rec.container_id, rec.ifname).unlink(missing_ok=True)
         self.attachments.remove(rec)
 
     def holder(self, pci: str) -> Allocation | None:

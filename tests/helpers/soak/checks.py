@@ -104,11 +104,15 @@ def leaked_fdb() -> list[str]:
 
 
 def leaked_rules() -> list[str]:
-    """Masquerade rules of attachments (comment pycni/...) left in nftables or iptables."""
+    """Masquerade rules of attachments left in nftables or iptables: the reference's format, which
+    ours writes (`name: ".." id: ".."`, `, net: .., id: ..`, `macspoofchk-`), or an earlier pycni's."""
+    marks = ("pycni/", 'id: \\"', ", id: ", "macspoofchk-", "pycni: if:")
     found = []
     for argv in (["nft", "list", "ruleset"], ["iptables-save"], ["ip6tables-save"]):
         proc = subprocess.run(argv, capture_output=True, check=False, text=True)
-        found += [f"{argv[0]}: {line.strip()}" for line in proc.stdout.splitlines() if "pycni/" in line]
+        found += [
+            f"{argv[0]}: {line.strip()}" for line in proc.stdout.splitlines() if any(m in line for m in marks)
+        ]
     return found
 
 

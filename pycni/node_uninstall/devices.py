@@ -1,0 +1,95 @@
+"""host-device and sriov: leave each lent device as the reference's DEL expects to find it.
+
+host-device: the reference finds its device in the pod by CNI_IFNAME and takes its home name
+from the ifalias, which our ADD sets too; we set it again where a pod changed it, give back
+devices whose pod is gone, and drop our records. sriov: sriov-cni's cache and PCI marker, which
+our ADD writes beside our record, are written here for attachments an earlier pycni made
+(with the config from the runtime's result cache, for sriov-cni's IPAM release); then our
+records and claims go.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from pycni.attach.device import giveback
+from pycni.attach.device.record import DeviceState, StateStore
+from pycni.cni.settings import Settings
+from pycni.libcni.cache import CachedAttachment
+from pycni.net import links, netns
+from pycni.plugins.sriov import reference
+from pycni.plugins.sriov.state import Stores, netns_alive
+
+log = logging.getLogger(__name__)
+
+
+def host_device(settings: Settings, report: list[str]) -> None:
+    store = StateStore(settings.state_dir / "host-device")
+    with netns.rtnl() as host:
+        giveback.reclaim_released(store, host)
+    for rec in store.all():
+        if not rec.released and netns_alive(rec.netns):
+            _mark_alias(rec, report)
+        store.remove(rec)
+        report.append(f"host-device: {rec.describe()}: record removed")
+
+
+def _mark_alias(rec: DeviceState, report: list[str]) -> None:
+    """The device's ifalias in the pod names its node name, as the reference's DEL needs."""
+    if rec.mode != "netdev" or not rec.name:
+        return
+    with netns.rtnl(rec.netns) as pod:
+        link = links.find_link(pod, rec.ifname)
+        if link is not None and link.alias != rec.name:
+            links.set_alias(pod, link, rec.name)
+            report.append(f"host-device: {rec.describe()}: ifalias set to {rec.name}")
+
+
+def sriov(settings: Settings, cached: list[CachedAttachment], report: list[str]) -> None:
+    stores = Stores(settings.state_dir, settings.sriov_dir)
+    for rec in stores.attachments.all():
+        files = stores.sriov_cni
+        if not rec.released and netns_alive(rec.netns, rec.netns_id):
+            if files.read(rec.container_id, rec.ifname) is None:
+                config = _config_of(cached, rec.network, rec.container_id, rec.ifname)
+                files.write(rec.container_id, rec.ifname, rec.pci, rec.netns, reference.netconf(rec, config))
+                report.append(f"sriov: {rec.describe()}: sriov-cni's cache written")
+            stores.allocations.remove(rec.pci)
+            stores.attachments.remove(rec)
+        else:
+            stores.forget(rec)
+        report.append(f"sriov: {rec.describe()}: record removed")
+
+
+def _config_of(
+    cached: list[CachedAttachment], network: str, container_id: str, ifname: str
+) -> dict[str, Any]:
+    """The sriov plugin's config of an attachment, from the runtime's result cache (its `ipam`
+    tells sriov-cni's DEL to release the addresses); a bare one when the cache is gone."""
+    for entry in cached:
+        if (entry.network, entry.container_id, entry.ifname) != (network, container_id, ifname):
+            continue
+        try:
+            config = json.loads(entry.config)
+        except ValueError:
+            break
+        plugins = config.get("plugins", [config]) if isinstance(config, dict) else []
+        for plugin in plugins:
+            if isinstance(plugin, dict) and plugin.get("type") == "sriov":
+                return {"cniVersion": config.get("cniVersion"), "name": network, **plugin}
+    log.warning(
+        "no cached config for %s/%s on %s: sriov-cni's DEL will not release its IPs",
+        container_id,
+        ifname,
+        network,
+    )
+    return {"name": network, "type": "sriov"}
+
+
+def result_caches(directories: list[Path]) -> list[CachedAttachment]:
+    from pycni.libcni.cache import ResultCache
+
+    return [entry for d in directories for entry in ResultCache(d).all_attachments()]
