@@ -23,7 +23,7 @@ from types import FrameType
 from typing import NoReturn
 
 from pycni import registry
-from pycni.cni import callerview
+from pycni.cni import callerview, timing
 from pycni.daemon import wire
 from pycni.daemon.namespaces import Home, are_namespaces, caller_namespaces, go_home
 from pycni.daemon.protocol import GO, KIND_CNI
@@ -72,6 +72,7 @@ CALLER_GONE = (ConnectionResetError, BrokenPipeError)
 
 def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]:
     """Answer one caller; what happened, for the supervisor's counters."""
+    taken = time.perf_counter()
     conn.settimeout(limits.io_timeout)
     try:
         req = wire.read_request(conn)
@@ -91,7 +92,8 @@ def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]
             go = b""
         if go != GO:
             return {"abandoned": True}
-        return _run(conn, req, home, limits)
+        handoff = time.perf_counter() - taken
+        return {**_run(conn, req, home, limits), "handoff_ms": handoff * 1000}
     finally:
         req.close()
 
@@ -113,19 +115,30 @@ def _refusal(conn: socket.socket, req: wire.Request) -> dict[str, object] | None
 
 
 def _run(conn: socket.socket, req: wire.Request, home: Home, limits: Limits) -> dict[str, object]:
-    """The request, after GO, in the caller's namespaces and view; its answer relayed."""
-    started = time.monotonic()
+    """The request, after GO, in the caller's namespaces and view; its answer relayed.
+
+    The report says where its time went (docs/daemon.md): entering the caller's namespaces,
+    the kernel, IPAM, other delegates, and the plugin's own work (the rest).
+    """
+    started = time.perf_counter()
     out = io.StringIO()
     pod_netns = req.env.get("CNI_NETNS", "")
+    timing.reset()
     with (
         caller_namespaces(home, req.ns_fds) as hop,
         callerview.installed(pod_netns, req.pod_netns_fd, hop),
     ):
+        entered = time.perf_counter()
         code = _run_with_deadline(req, out, limits.request_timeout)
-    ms = (time.monotonic() - started) * 1000
+        ran = time.perf_counter() - entered
+    ms = (time.perf_counter() - started) * 1000
     with contextlib.suppress(OSError):  # a caller that went away still had its request run
         wire.send_done(conn, code, out.getvalue().encode())
-    return {"type": req.plugin_type, "command": req.command, "code": code, "ms": ms}
+    phases = {name: seconds * 1000 for name, seconds in timing.spent().items()}
+    phases["plugin"] = ran * 1000 - sum(phases.values())
+    phases["namespaces"] = ms - ran * 1000
+    report = {"type": req.plugin_type, "command": req.command, "code": code, "ms": ms}
+    return {**report, "phases": phases}
 
 
 def _run_with_deadline(req: wire.Request, out: io.StringIO, timeout: float) -> int:

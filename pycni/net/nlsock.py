@@ -41,6 +41,7 @@ from pyroute2.netlink import (
 from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
+from pycni.cni import timing
 from pycni.cni.errors import InternalError
 
 if TYPE_CHECKING:
@@ -96,7 +97,11 @@ class NetlinkSocket:
         header["sequence_number"] = self.seq
         header["pid"] = 0
         msg.encode()
-        self.sock.send(msg.data)
+        started = timing.start()  # the kernel does the request's work inside send()
+        try:
+            self.sock.send(msg.data)
+        finally:
+            timing.stop(timing.KERNEL, started)
         return self._answer(self.seq, multi=bool(flags & (NLM_F_ACK | NLM_F_DUMP)))
 
     def _answer(self, seq: int, multi: bool) -> list[nlmsg]:

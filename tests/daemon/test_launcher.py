@@ -239,6 +239,7 @@ def test_a_queued_caller_killed_before_its_turn_is_abandoned_not_refused(
         queued_then_gone(daemon, record)
         release.touch()
         holder.result().ok()
+
     def dropped() -> dict[str, Any] | None:
         status = daemon.status()
         return status if status["abandoned"] or status["refused"] else None
