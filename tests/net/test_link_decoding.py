@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from pyroute2.netlink.exceptions import NetlinkError
@@ -57,3 +58,24 @@ def test_a_missing_link_is_the_kernels_enodev(make_netns: Callable[..., Netns]) 
         with pytest.raises(NetlinkError) as err:
             ipr.nl.get_raw(links.link_msg(attrs=[("IFLA_IFNAME", "nosuchlink0")]), RTM_GETLINK)
         assert err.value.code == errno.ENODEV
+
+
+@pytest.mark.parametrize(
+    ("shape", "expected"),
+    [
+        (dict(name="eth0", lookup=True), (0, [("IFLA_EXT_MASK", 8), ("IFLA_IFNAME", "eth0")], 0, 0)),
+        (dict(index=7, lookup=True), (7, [("IFLA_EXT_MASK", 8)], 0, 0)),
+        (
+            dict(name="a-name-of-sixteen+", lookup=True),
+            (0, [("IFLA_EXT_MASK", 8), ("IFLA_ALT_IFNAME", "a-name-of-sixteen+")], 0, 0),
+        ),
+        (dict(name="veth1234"), (0, [("IFLA_IFNAME", "veth1234")], 0, 0)),
+        (dict(index=12), (12, [], 0, 0)),
+        (dict(index=12, flags=links.IFF_UP, change=links.IFF_UP), (12, [], links.IFF_UP, links.IFF_UP)),
+    ],
+)
+def test_link_request_packs_what_pyroute2_encodes(shape: dict[str, Any], expected: tuple[Any, ...]) -> None:
+    index, attrs, flags, change = expected
+    msg = links.link_msg(index, attrs, flags=flags, change=change)
+    msg.encode()
+    assert links.link_request(**shape) == bytes(msg.data[16:])  # the body, after the nlmsghdr
