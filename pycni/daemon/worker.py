@@ -12,6 +12,7 @@ supervisor, which starts a fresh worker.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -49,6 +50,8 @@ def serve(control: socket.socket, limits: Limits) -> NoReturn:
     """The worker's loop; ends when the supervisor closes the control socket."""
     home = Home.current()
     signal.signal(signal.SIGALRM, _on_alarm)
+    gc.disable()  # the collector runs between requests (`collect_garbage`), never inside one
+    served = 0
     while True:
         msg, fds, _, _ = socket.recv_fds(control, 64, 1)
         if not msg or not fds:
@@ -62,7 +65,32 @@ def serve(control: socket.socket, limits: Limits) -> NoReturn:
         finally:
             conn.close()
             go_home(home)
+        served += 1
+        collect_garbage(served)  # before DONE: the supervisor gives queued callers to idle workers
         control.send(DONE_PREFIX + json.dumps(report).encode())
+
+
+#: Every this many requests a worker runs a full collection; otherwise the young generations,
+#: when the allocations since the last one pass the collector's own thresholds.
+FULL_COLLECTION_EVERY = 256
+
+
+def collect_garbage(served: int) -> None:
+    """The collections the automatic collector would have run inside the request, run after it.
+
+    Measured in-process: 100 bridge lifecycles triggered 37 young and 3 middle collections, the
+    middle ones up to 7 ms on a busy machine: a pause inside whichever request tripped the
+    threshold, one of the daemon's p99 outliers. The caller has its answer by now.
+    """
+    if served % FULL_COLLECTION_EVERY == 0:
+        gc.collect()
+        return
+    young, middle, _ = gc.get_count()
+    young_limit, middle_limit, _ = gc.get_threshold()
+    if middle >= middle_limit:
+        gc.collect(1)
+    elif young >= young_limit:
+        gc.collect(0)
 
 
 #: How a caller that died shows on its connection: killed with an answer of ours unread (a

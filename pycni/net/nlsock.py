@@ -4,10 +4,14 @@ pyroute2 0.9's `IPRoute` is a synchronous facade over its asyncio socket: every 
 event loop to completion, and opening one costs about a millisecond. On a pod's ADD path that
 was a quarter of the plugin's time. The kernel answers a netlink request in the sender's own
 `send()`, so nothing here needs an event loop: send the message, read until the answer is
-complete. Encoding and decoding stay pyroute2's (`ifinfmsg`, `ifaddrmsg`, `rtmsg` and its
-`MarshalRtnl`), so attribute layouts are never packed by hand, and kernel errors surface as
-pyroute2's `NetlinkError`: judged by errno here (`tolerating`), mapped to a spec error by
-`pycni.cni.errors.to_error` when nobody expected it.
+complete. Encoding and decoding are pyroute2's (`ifinfmsg`, `ifaddrmsg`, `rtmsg` and its
+`MarshalRtnl`) with two exceptions measured on every pod's path, where pyroute2's generic codec
+cost more CPU than the kernel's work: this module reads the framing itself (an acknowledgement
+needs no decoding), and `links` packs its fixed-shape requests and reads link answers directly
+(`link_request`, `parse_link`; tests hold both byte for byte and field for field equal to
+pyroute2's). Kernel errors surface as pyroute2's `NetlinkError`, decoded by pyroute2: judged by
+errno here (`tolerating`), mapped to a spec error by `pycni.cni.errors.to_error` when nobody
+expected it. Each `send()` is timed as kernel time (`pycni.cni.timing`) for `--status`.
 
 `Rtnl` is what `pycni.net.netns.rtnl` hands out, and the one handle type every kernel helper
 takes. It has no catch-all: the typed helpers (`links`, `addresses`, `routes`, ...) use its
