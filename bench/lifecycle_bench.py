@@ -352,9 +352,9 @@ def main() -> int:
         print("run as root", file=sys.stderr)
         return 1
     variant_count = 3 if args.no_direct else 4
-    parallel = (
-        len(args.parallel) * ((variant_count - 1) * args.parallel_rounds + 1) * args.parallel_lifecycles
-    )
+    direct = 0 if args.no_direct else 1  # the direct variant runs one parallel round
+    rounds = (variant_count - direct) * args.parallel_rounds + direct
+    parallel = len(args.parallel) * rounds * args.parallel_lifecycles
     count = variant_count * 3 + variant_count * args.runs + parallel + (11 if args.profile else 0)
     runs = []
     for n in range(args.repeat):
