@@ -245,5 +245,6 @@ def test_a_queued_caller_killed_before_its_turn_is_abandoned_not_refused(
         return status if status["abandoned"] or status["refused"] else None
 
     status = wait_for(dropped, what="the worker to take the reset caller")
+    assert status is not None  # wait_for returns only what the predicate found (for mypy)
     assert (status["abandoned"], status["refused"]) == (1, {})
     assert [line[1] for line in read_record(record)] == ["ctr-0"], "the reset caller's request never ran"
