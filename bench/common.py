@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -84,3 +85,50 @@ def print_and_save(results: dict[str, Any], path: Path | None) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+
+
+class CpuMeter:
+    """CPU seconds (user + sys) spent serving requests, by whoever serves them.
+
+    Two sources, both precise to the microsecond: the bench's reaped children (`getrusage
+    (RUSAGE_CHILDREN)`: every exec'd launcher, native forwarder and Go plugin, and what those
+    reaped in turn, such as the Go bridge's host-local), and, with a daemon, its supervisor and
+    every worker, read live from `/proc/<pid>/schedstat` (time on a CPU, user and kernel),
+    plus the children they reaped (`/proc/<pid>/stat`). The bench's own threads are not
+    counted: they play kubelet. Kernel work done outside the callers' context (RCU callbacks,
+    kworkers) is not counted for either implementation.
+    """
+
+    def __init__(self, daemon_pid: int | None = None) -> None:
+        self.daemon_pid = daemon_pid
+
+    def now(self) -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total = usage.ru_utime + usage.ru_stime
+        if self.daemon_pid is not None:
+            total += sum(_on_cpu(pid) for pid in (self.daemon_pid, *daemon_children(self.daemon_pid)))
+        return total
+
+
+def daemon_children(pid: int) -> list[int]:
+    """The direct children of `pid` (a daemon's workers)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _on_cpu(pid: int) -> float:
+    """Seconds `pid` has run (schedstat, nanoseconds) plus its reaped children's (stat, ticks)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            ran = int(f.read().split()[0]) / 1e9
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return ran + (int(fields[13]) + int(fields[14])) / _TICK  # cutime, cstime

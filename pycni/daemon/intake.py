@@ -21,7 +21,7 @@ from typing import Any
 
 from pycni.daemon import wire
 from pycni.daemon.listener import Listener, peer_uid
-from pycni.daemon.pool import WorkerPool
+from pycni.daemon.pool import Queued, WorkerPool
 from pycni.daemon.protocol import KIND_STATUS, MAGIC
 from pycni.daemon.stats import Stats
 
@@ -49,7 +49,8 @@ class Intake:
         self.pool = pool
         self.bound = bound
         self.status = status
-        self.queue: deque[socket.socket] = deque()
+        #: Callers waiting for a worker, oldest first, with the time each was queued.
+        self.queue: deque[Queued] = deque()
         #: Accepted callers whose request has not arrived yet, with their accept time.
         self.unread: dict[socket.socket, float] = {}
 
@@ -98,9 +99,9 @@ class Intake:
         elif len(self.queue) >= self.bound and self.pool.all_busy():
             self.refuse(conn, "overloaded", "the pycni daemon's queue is full")
         else:
-            self.queue.append(conn)
+            self.queue.append((conn, time.monotonic()))
             self.pool.dispatch(self.queue)
-            if self.queue and self.queue[-1] is conn:
+            if self.queue and self.queue[-1][0] is conn:
                 wire.send_queued(conn)
 
     def _answer_status(self, conn: socket.socket) -> None:
@@ -129,12 +130,12 @@ class Intake:
         self.sel.unregister(self.listener.sock)
         self.listener.close()
         while self.queue:
-            self.refuse(self.queue.popleft(), "shutting down", "the pycni daemon is shutting down")
+            self.refuse(self.queue.popleft()[0], "shutting down", "the pycni daemon is shutting down")
 
     def close_in_child(self) -> None:
         """A new worker keeps no caller of the supervisor's and not the listening socket."""
         self.listener.sock.close()
-        for conn in (*self.queue, *self.unread):
+        for conn in (*(queued for queued, _ in self.queue), *self.unread):
             conn.close()
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from pycni.cni.errors import TryAgainLater
 from pycni.daemon import wire, worker
-from pycni.daemon.stats import Stats
+from pycni.daemon.stats import Served, Stats
 
 log = logging.getLogger("pycni.daemon")
 
@@ -34,11 +34,17 @@ log = logging.getLogger("pycni.daemon")
 STOP_WAIT = 5.0
 
 
+#: A caller waiting for a worker, and when it was queued (`time.monotonic`).
+Queued = tuple[socket.socket, float]
+
+
 @dataclass
 class Worker:
     pid: int
     control: socket.socket
     busy_since: float | None = None
+    #: How long the caller it serves waited in the queue, in seconds.
+    queue_wait: float = 0.0
     #: Our copy of the caller's connection while busy, to tell the caller if the worker dies.
     conn: socket.socket | None = None
     #: Why the supervisor killed it, if it did (the caller then gets an error object).
@@ -49,6 +55,7 @@ class Worker:
             self.conn.close()
         self.conn = None
         self.busy_since = None
+        self.queue_wait = 0.0
 
 
 class WorkerPool:
@@ -101,21 +108,22 @@ class WorkerPool:
     def all_busy(self) -> bool:
         return self.busy() == len(self.workers)
 
-    def dispatch(self, queue: deque[socket.socket]) -> None:
+    def dispatch(self, queue: deque[Queued]) -> None:
         """Hand queued callers to idle workers, oldest first."""
         for w in self.workers.values():
             if not queue:
                 return
             if w.busy_since is not None:
                 continue
-            conn = queue.popleft()
+            conn, queued_at = queue.popleft()
             try:
                 socket.send_fds(w.control, [worker.JOB], [conn.fileno()])
             except OSError:
-                queue.appendleft(conn)  # the worker is gone; its EOF is handled next
+                queue.appendleft((conn, queued_at))  # the worker is gone; its EOF is handled next
                 continue
             w.conn = conn
             w.busy_since = time.monotonic()
+            w.queue_wait = w.busy_since - queued_at
 
     # what workers say
 
@@ -128,12 +136,13 @@ class WorkerPool:
         if not msg:
             self._lost(w)
         elif msg.startswith(worker.DONE_PREFIX):
+            queue_wait = w.queue_wait
             w.release()
-            self._account(json.loads(msg[len(worker.DONE_PREFIX) :]))
+            self._account(json.loads(msg[len(worker.DONE_PREFIX) :]), queue_wait)
 
-    def _account(self, report: dict[str, Any]) -> None:
+    def _account(self, report: dict[str, Any], queue_wait: float) -> None:
         if "type" in report:
-            self.stats.record(report["type"], report["command"], report["code"], report["ms"])
+            self.stats.record(Served.of(report, queue_wait * 1000))
         elif "refused" in report:
             self.stats.refuse(report["refused"])
         elif report.get("abandoned"):

@@ -79,7 +79,8 @@ class Supervisor:
         from pycni.daemon import metrics
         from pycni.k8s.endpoint import Endpoint
 
-        return Endpoint(address, metrics.registry(self.stats, self.live), lambda: True, self.ready)
+        registry = metrics.registry(self.stats, self.live, lambda: list(self.pool.workers))
+        return Endpoint(address, registry, lambda: True, self.ready)
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT and the drain that follows; the process's exit code."""
@@ -136,8 +137,15 @@ class Supervisor:
             log.warning("metrics endpoint: %s", err)
 
     def status(self) -> dict[str, Any]:
+        from pycni.daemon import memory
+
         workers, busy, queued = self.live()
-        answer = self.stats.to_json(workers=workers, busy=busy, queued=queued)
+        answer = self.stats.to_json(
+            workers=workers,
+            busy=busy,
+            queued=queued,
+            memory=memory.report(os.getpid(), self.pool.workers),
+        )
         if self.endpoint is not None:
             answer["metrics_port"] = self.endpoint.port
         return answer

@@ -12,6 +12,7 @@ supervisor, which starts a fresh worker.
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -23,7 +24,7 @@ from types import FrameType
 from typing import NoReturn
 
 from pycni import registry
-from pycni.cni import callerview
+from pycni.cni import callerview, timing
 from pycni.daemon import wire
 from pycni.daemon.namespaces import Home, are_namespaces, caller_namespaces, go_home
 from pycni.daemon.protocol import GO, KIND_CNI
@@ -49,6 +50,8 @@ def serve(control: socket.socket, limits: Limits) -> NoReturn:
     """The worker's loop; ends when the supervisor closes the control socket."""
     home = Home.current()
     signal.signal(signal.SIGALRM, _on_alarm)
+    gc.disable()  # the collector runs between requests (`collect_garbage`), never inside one
+    served = 0
     while True:
         msg, fds, _, _ = socket.recv_fds(control, 64, 1)
         if not msg or not fds:
@@ -62,7 +65,32 @@ def serve(control: socket.socket, limits: Limits) -> NoReturn:
         finally:
             conn.close()
             go_home(home)
+        served += 1
+        collect_garbage(served)  # before DONE: the supervisor gives queued callers to idle workers
         control.send(DONE_PREFIX + json.dumps(report).encode())
+
+
+#: Every this many requests a worker runs a full collection; otherwise the young generations,
+#: when the allocations since the last one pass the collector's own thresholds.
+FULL_COLLECTION_EVERY = 256
+
+
+def collect_garbage(served: int) -> None:
+    """The collections the automatic collector would have run inside the request, run after it.
+
+    Measured in-process: 100 bridge lifecycles triggered 37 young and 3 middle collections, the
+    middle ones up to 7 ms on a busy machine: a pause inside whichever request tripped the
+    threshold, one of the daemon's p99 outliers. The caller has its answer by now.
+    """
+    if served % FULL_COLLECTION_EVERY == 0:
+        gc.collect()
+        return
+    young, middle, _ = gc.get_count()
+    young_limit, middle_limit, _ = gc.get_threshold()
+    if middle >= middle_limit:
+        gc.collect(1)
+    elif young >= young_limit:
+        gc.collect(0)
 
 
 #: How a caller that died shows on its connection: killed with an answer of ours unread (a
@@ -72,6 +100,7 @@ CALLER_GONE = (ConnectionResetError, BrokenPipeError)
 
 def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]:
     """Answer one caller; what happened, for the supervisor's counters."""
+    taken = time.perf_counter()
     conn.settimeout(limits.io_timeout)
     try:
         req = wire.read_request(conn)
@@ -91,7 +120,8 @@ def handle(conn: socket.socket, home: Home, limits: Limits) -> dict[str, object]
             go = b""
         if go != GO:
             return {"abandoned": True}
-        return _run(conn, req, home, limits)
+        handoff = time.perf_counter() - taken
+        return {**_run(conn, req, home, limits), "handoff_ms": handoff * 1000}
     finally:
         req.close()
 
@@ -113,19 +143,30 @@ def _refusal(conn: socket.socket, req: wire.Request) -> dict[str, object] | None
 
 
 def _run(conn: socket.socket, req: wire.Request, home: Home, limits: Limits) -> dict[str, object]:
-    """The request, after GO, in the caller's namespaces and view; its answer relayed."""
-    started = time.monotonic()
+    """The request, after GO, in the caller's namespaces and view; its answer relayed.
+
+    The report says where its time went (docs/daemon.md): entering the caller's namespaces,
+    the kernel, IPAM, other delegates, and the plugin's own work (the rest).
+    """
+    started = time.perf_counter()
     out = io.StringIO()
     pod_netns = req.env.get("CNI_NETNS", "")
+    timing.reset()
     with (
         caller_namespaces(home, req.ns_fds) as hop,
         callerview.installed(pod_netns, req.pod_netns_fd, hop),
     ):
+        entered = time.perf_counter()
         code = _run_with_deadline(req, out, limits.request_timeout)
-    ms = (time.monotonic() - started) * 1000
+        ran = time.perf_counter() - entered
+    ms = (time.perf_counter() - started) * 1000
     with contextlib.suppress(OSError):  # a caller that went away still had its request run
         wire.send_done(conn, code, out.getvalue().encode())
-    return {"type": req.plugin_type, "command": req.command, "code": code, "ms": ms}
+    phases = {name: seconds * 1000 for name, seconds in timing.spent().items()}
+    phases["plugin"] = ran * 1000 - sum(phases.values())
+    phases["namespaces"] = ms - ran * 1000
+    report = {"type": req.plugin_type, "command": req.command, "code": code, "ms": ms}
+    return {**report, "phases": phases}
 
 
 def _run_with_deadline(req: wire.Request, out: io.StringIO, timeout: float) -> int:

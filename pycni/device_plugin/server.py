@@ -9,6 +9,7 @@ reused) when their socket is removed, because a gRPC server cannot re-listen on 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class Outputs:
     devinfo_dir: Path
     use_cdi: bool
     on_allocated: Callable[[str, list[str]], None]
+    #: Told how long each Allocate took (seconds), answered or refused: the latency histogram.
+    on_allocate_done: Callable[[str, float], None] = lambda _resource, _seconds: None
 
 
 def to_response(state: PoolState, devices: list[PoolDevice]) -> dp.ListAndWatchResponse:
@@ -117,6 +120,13 @@ class DevicePluginServicer(dp_grpc.DevicePluginServicer):
         return out
 
     def Allocate(self, request: Any, context: Any) -> Any:  # noqa: N802
+        started = time.perf_counter()
+        try:
+            return self._allocate(request, context)
+        finally:
+            self.outputs.on_allocate_done(self.state.pool.resource, time.perf_counter() - started)
+
+    def _allocate(self, request: Any, context: Any) -> Any:
         pool = self.state.pool
         known = self.state.by_id()
         out = dp.AllocateResponse()

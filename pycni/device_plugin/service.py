@@ -251,7 +251,9 @@ class DevicePluginService:
     # -- serving and registration --------------------------------------------------------------
     def _serve(self, state: PoolState) -> None:
         pool = state.pool
-        outputs = Outputs(self.opts.devinfo_dir, self.opts.use_cdi, self.mark_allocated)
+        outputs = Outputs(
+            self.opts.devinfo_dir, self.opts.use_cdi, self.mark_allocated, self.metrics.allocate_done
+        )
         server = PoolServer(
             state, self.socket_dir / pool.socket_name, outputs, self._on_status if self.watcher_mode else None
         )

@@ -68,9 +68,14 @@ class ManifestSource:
         return self.status_dir / pod.namespace / f"{pod.name}.json"
 
     def write_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
-        """0600 in 0700 directories, the status directory included (not only the namespace's)."""
+        """0600 in 0700 directories, the status directory included (not only the namespace's).
+
+        Not fsynced: the status describes a running pod, and no pod survives a crash of the
+        node (the API server's copy is a PATCH, also not a durable local write). An fsync here
+        was one of the five disk flushes of every pod's multus ADD and DEL.
+        """
         self.status_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(self.status_path(pod), _encode(status), 0o600)
+        write_atomic(self.status_path(pod), _encode(status), 0o600, durable=False)
 
     def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
         """Remove the file only while it still holds what this attachment wrote (a newer

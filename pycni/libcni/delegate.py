@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from pycni.cni import strict_json, version
+from pycni.cni import strict_json, timing, version
 from pycni.cni.errors import (
     CNIError,
     DecodingFailure,
@@ -191,13 +191,24 @@ class AutoDelegate:
         self.exec = ExecDelegate()
 
     def call(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> Result | None:
-        return self._target(plugin_type).call(plugin_type, conf, rt)
+        started = timing.start()
+        try:
+            return self._target(plugin_type).call(plugin_type, conf, rt)
+        finally:
+            timing.stop(_phase(plugin_type, conf), started)
 
     def validate(self, plugin_type: str, conf: Conf, rt: RuntimeArgs) -> None:
         self._target(plugin_type).validate(plugin_type, conf, rt)
 
     def _target(self, plugin_type: str) -> InProcessDelegate | ExecDelegate:
         return self.in_process if self.lookup(plugin_type) else self.exec
+
+
+def _phase(plugin_type: str, conf: Conf) -> str:
+    """IPAM when a plugin calls the type its `ipam` section names (it passes its whole config)."""
+    ipam_section = conf.get("ipam")
+    is_ipam = isinstance(ipam_section, Mapping) and ipam_section.get("type") == plugin_type
+    return timing.IPAM if is_ipam else timing.DELEGATE
 
 
 def check_type_name(plugin_type: str) -> None:

@@ -4,10 +4,14 @@ pyroute2 0.9's `IPRoute` is a synchronous facade over its asyncio socket: every 
 event loop to completion, and opening one costs about a millisecond. On a pod's ADD path that
 was a quarter of the plugin's time. The kernel answers a netlink request in the sender's own
 `send()`, so nothing here needs an event loop: send the message, read until the answer is
-complete. Encoding and decoding stay pyroute2's (`ifinfmsg`, `ifaddrmsg`, `rtmsg` and its
-`MarshalRtnl`), so attribute layouts are never packed by hand, and kernel errors surface as
-pyroute2's `NetlinkError`: judged by errno here (`tolerating`), mapped to a spec error by
-`pycni.cni.errors.to_error` when nobody expected it.
+complete. Encoding and decoding are pyroute2's (`ifinfmsg`, `ifaddrmsg`, `rtmsg` and its
+`MarshalRtnl`) with two exceptions measured on every pod's path, where pyroute2's generic codec
+cost more CPU than the kernel's work: this module reads the framing itself (an acknowledgement
+needs no decoding), and `links` packs its fixed-shape requests and reads link answers directly
+(`link_request`, `parse_link`; tests hold both byte for byte and field for field equal to
+pyroute2's). Kernel errors surface as pyroute2's `NetlinkError`, decoded by pyroute2: judged by
+errno here (`tolerating`), mapped to a spec error by `pycni.cni.errors.to_error` when nobody
+expected it. Each `send()` is timed as kernel time (`pycni.cni.timing`) for `--status`.
 
 `Rtnl` is what `pycni.net.netns.rtnl` hands out, and the one handle type every kernel helper
 takes. It has no catch-all: the typed helpers (`links`, `addresses`, `routes`, ...) use its
@@ -25,9 +29,10 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 import socket
+import struct
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from pyroute2.netlink import (
     NLM_F_ACK,
@@ -41,6 +46,7 @@ from pyroute2.netlink import (
 from pyroute2.netlink.exceptions import NetlinkDumpInterrupted, NetlinkError
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
+from pycni.cni import timing
 from pycni.cni.errors import InternalError
 
 if TYPE_CHECKING:
@@ -52,6 +58,14 @@ NLM_F_DUMP_INTR = 0x10  # a dump raced with a change; its content may be inconsi
 RECV_BUFFER = 1 << 16  # the kernel's dump skbs are at most 32 KiB; a get answer fits too
 MAX_MESSAGE = 1 << 20  # one answer larger than this is refused rather than buffered
 DUMP_RETRIES = 5
+NLMSG_HEADER = struct.Struct("=IHHII")  # linux/netlink.h nlmsghdr: length, type, flags, seq, pid
+ERROR_CODE = struct.Struct("=i")  # nlmsgerr.error (and NLMSG_DONE's): 0 or a negative errno
+
+
+#: A request: a pyroute2 message (encoded here), or a message's body already packed (the bytes
+#: after the nlmsghdr, which is added here): the few fixed-shape link requests of every pod's
+#: path (`links.link_request`), where pyroute2's encoder cost more than the kernel's work.
+Request: TypeAlias = "nlmsg | bytes"
 
 
 class NetlinkSocket:
@@ -73,51 +87,88 @@ class NetlinkSocket:
     def close(self) -> None:
         self.sock.close()
 
-    def change(self, msg: nlmsg, msg_type: int, flags: int = 0) -> None:
+    def change(self, msg: Request, msg_type: int, flags: int = 0) -> None:
         """Send a request that changes something and wait for the kernel's acknowledgement."""
         self._exchange(msg, msg_type, NLM_F_REQUEST | NLM_F_ACK | flags)
 
-    def get(self, msg: nlmsg, msg_type: int) -> nlmsg:
+    def get(self, msg: Request, msg_type: int) -> nlmsg:
         """One object, looked up by the kernel (RTM_GETLINK by name or index, RTM_GETROUTE)."""
+        return self._decoded(self.get_raw(msg, msg_type))
+
+    def get_raw(self, msg: Request, msg_type: int) -> bytes:
+        """`get`, the answer undecoded (nlmsghdr and all), for a caller with its own decoder."""
         answer = self._exchange(msg, msg_type, NLM_F_REQUEST)
         if not answer:
             raise NetlinkError(0, "the kernel sent no answer")
         return answer[0]
 
-    def dump(self, msg: nlmsg, msg_type: int) -> list[nlmsg]:
+    def dump(self, msg: Request, msg_type: int) -> list[nlmsg]:
         """Every object of a kind; `NetlinkDumpInterrupted` if a change raced with the dump."""
+        return [self._decoded(raw) for raw in self.dump_raw(msg, msg_type)]
+
+    def dump_raw(self, msg: Request, msg_type: int) -> list[bytes]:
+        """`dump`, the answers undecoded."""
         return self._exchange(msg, msg_type, NLM_F_REQUEST | NLM_F_DUMP)
 
-    def _exchange(self, msg: nlmsg, msg_type: int, flags: int) -> list[nlmsg]:
+    def _decoded(self, raw: bytes) -> nlmsg:
+        """One message decoded by pyroute2 (its message class by type, as `IPRoute` would)."""
+        return next(iter(self.marshal.parse(raw)))
+
+    def _exchange(self, msg: Request, msg_type: int, flags: int) -> list[bytes]:
         self.seq += 1
-        header = msg["header"]
-        header["type"] = msg_type
-        header["flags"] = flags
-        header["sequence_number"] = self.seq
-        header["pid"] = 0
-        msg.encode()
-        self.sock.send(msg.data)
+        if isinstance(msg, bytes):
+            data = NLMSG_HEADER.pack(NLMSG_HEADER.size + len(msg), msg_type, flags, self.seq, 0) + msg
+        else:
+            header = msg["header"]
+            header["type"] = msg_type
+            header["flags"] = flags
+            header["sequence_number"] = self.seq
+            header["pid"] = 0
+            msg.encode()
+            data = msg.data
+        started = timing.start()  # the kernel does the request's work inside send()
+        try:
+            self.sock.send(data)
+        finally:
+            timing.stop(timing.KERNEL, started)
         return self._answer(self.seq, multi=bool(flags & (NLM_F_ACK | NLM_F_DUMP)))
 
-    def _answer(self, seq: int, multi: bool) -> list[nlmsg]:
-        """Messages up to the end of the answer to `seq`: ACK, DONE, an error, or the single reply."""
-        out: list[nlmsg] = []
+    def _answer(self, seq: int, multi: bool) -> list[bytes]:
+        """Messages up to the end of the answer to `seq`: ACK, DONE, an error, or the single reply.
+
+        The framing is read here (`nlmsghdr`); pyroute2 decodes only what a caller asks for and
+        the kernel's errors (with their extended-ack message): an acknowledgement, most of a
+        request's answers, needs no decoding at all.
+        """
+        out: list[bytes] = []
         interrupted = False
         while True:
-            for reply in self.marshal.parse(self._recv()):
-                head = reply["header"]
-                if head["sequence_number"] != seq:
+            data = self._recv()
+            offset = 0
+            while offset + NLMSG_HEADER.size <= len(data):
+                length, kind, flags, msg_seq, _ = NLMSG_HEADER.unpack_from(data, offset)
+                if length < NLMSG_HEADER.size or offset + length > len(data):
+                    raise NetlinkError(0, "malformed netlink answer")
+                raw = data[offset : offset + length]
+                offset += (length + 3) & ~3
+                if msg_seq != seq:
                     continue  # an answer to a request given up on earlier
-                if head["error"] is not None:
-                    raise head["error"]
-                interrupted |= bool(head["flags"] & NLM_F_DUMP_INTR)
-                if head["type"] in (NLMSG_DONE, NLMSG_ERROR):
+                if kind in (NLMSG_DONE, NLMSG_ERROR):
+                    self._raise_if_error(raw)
                     if interrupted:
                         raise NetlinkDumpInterrupted()
                     return out
-                out.append(reply)
-                if not multi and not head["flags"] & NLM_F_MULTI:
+                interrupted |= bool(flags & NLM_F_DUMP_INTR)
+                out.append(raw)
+                if not multi and not flags & NLM_F_MULTI:
                     return out
+
+    def _raise_if_error(self, raw: bytes) -> None:
+        """An NLMSG_ERROR or NLMSG_DONE whose code is not 0 is the kernel's refusal: raise it."""
+        if len(raw) >= NLMSG_HEADER.size + 4 and ERROR_CODE.unpack_from(raw, NLMSG_HEADER.size)[0]:
+            error = self._decoded(raw)["header"]["error"]
+            if error is not None:
+                raise error
 
     def _recv(self) -> bytes:
         """One datagram; one too large for the buffer is read whole with a buffer its size."""

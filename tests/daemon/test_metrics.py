@@ -45,10 +45,38 @@ def test_requests_errors_and_workers_show_in_metrics(daemon: DaemonProcess, daem
     )
     assert metric(port, "pycni_daemon_request_errors_total", type="probe", command="ADD") == 1
     assert metric(port, "pycni_daemon_request_duration_seconds_count", type="probe", command="ADD") == 4
-    assert (
-        metric(port, "pycni_daemon_request_duration_seconds", type="probe", command="ADD", quantile="0.5") > 0
-    )
+    assert metric(port, "pycni_daemon_request_duration_seconds_sum", type="probe", command="ADD") > 0
     assert metric(port, "pycni_daemon_workers") == 2
+
+
+def buckets(port: int, name: str, **labels: str) -> dict[float, float]:
+    """The histogram's cumulative bucket counts by upper bound."""
+    return {
+        float(s.labels["le"]): s.value
+        for family in text_string_to_metric_families(get(port, "/metrics")[1])
+        for s in family.samples
+        if s.name == name + "_bucket" and all(s.labels.get(k) == v for k, v in labels.items())
+    }
+
+
+def test_duration_and_queue_wait_are_histograms_that_move_with_calls(
+    daemon: DaemonProcess, daemon_bin: Path
+) -> None:
+    port = daemon.status()["metrics_port"]
+    call = runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)
+    call("probe", "ADD", CONF, netns=NETNS, container_id="h0").ok()
+    duration = "pycni_daemon_request_duration_seconds"
+    wait_until(lambda: buckets(port, duration, type="probe", command="ADD").get(float("inf")) == 1, what="1")
+    call("probe", "ADD", {**CONF, "delay": 0.03}, netns=NETNS, container_id="h1").ok()
+    wait_until(lambda: buckets(port, duration, type="probe", command="ADD").get(float("inf")) == 2, what="2")
+    seen = buckets(port, duration, type="probe", command="ADD")
+    assert min(seen) == 0.001 and max(b for b in seen if b != float("inf")) == 10.0  # 1 ms .. 10 s
+    assert seen[0.025] <= 1 and seen[10.0] == 2  # the 30 ms call is above 25 ms
+    assert list(seen.values()) == sorted(seen.values())  # cumulative
+    waits = buckets(port, "pycni_daemon_queue_wait_seconds", type="probe", command="ADD")
+    assert waits[float("inf")] == 2 and waits[0.001] == 2  # two idle workers: no queueing
+    assert metric(port, "pycni_daemon_memory_pss_bytes", process="workers") > 0
+    assert metric(port, "pycni_daemon_memory_pss_bytes", process="supervisor") > 1 << 20
 
 
 def test_the_endpoint_goes_with_the_daemon(daemon: DaemonProcess) -> None:
@@ -60,3 +88,25 @@ def test_the_endpoint_goes_with_the_daemon(daemon: DaemonProcess) -> None:
     except OSError:
         return
     raise AssertionError("the endpoint still answers after the daemon stopped")
+
+
+def test_status_shows_where_the_last_requests_spent_their_time_and_the_memory(
+    daemon: DaemonProcess, daemon_bin: Path
+) -> None:
+    call = runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)
+    call("probe", "ADD", {**CONF, "delay": 0.05}, netns=NETNS, container_id="s0").ok()
+    call("probe", "DEL", CONF, netns=NETNS, container_id="s0").ok()
+    wait_until(lambda: len(daemon.status()["recent"]) == 2, what="two reports")
+    status = daemon.status()
+    add, delete = status["recent"]
+    assert (add["type"], add["command"], add["code"]) == ("probe", "ADD", 0)
+    assert delete["command"] == "DEL"
+    for phase in ("queue_ms", "handoff_ms", "namespaces_ms", "plugin_ms"):
+        assert add[phase] >= 0, phase
+    assert add["plugin_ms"] >= 50  # the probe's delay is the plugin's own time
+    parts = sum(ms for key, ms in add.items() if key.endswith("_ms") and key != "total_ms")
+    assert abs(add["total_ms"] - parts) < 0.01  # the phases are exclusive and cover the request
+    memory = status["memory"]
+    assert len(memory["workers"]) == status["workers"] == 2
+    assert memory["total_pss_mib"] > 0 and memory["supervisor"]["pss_kib"] > 0
+    assert all(w["pss_kib"] > 0 for w in memory["workers"])

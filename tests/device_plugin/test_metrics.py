@@ -69,6 +69,23 @@ def test_devices_registrations_and_allocations_are_counted(
     assert scrape(port, "/nope")[0] == 404
 
 
+def test_allocate_latency_is_a_histogram_that_moves_with_calls(
+    start_service: Callable[..., Running], endpoint_of: Callable[[Running], Endpoint]
+) -> None:
+    run = start_service()
+    port = endpoint_of(run).port
+    wait_for(lambda: scrape(port, "/readyz")[0] == 200, what="every pool registered")
+    name = "pycni_device_plugin_allocate_duration_seconds"
+    assert value(port, name + "_count", resource=A) == 0
+    allocate(run, "sriov_a", ["0000:3b:02.1"])
+    allocate(run, "sriov_a", ["0000:3b:02.0", "0000:3b:02.2"])
+    assert value(port, name + "_count", resource=A) == 2
+    assert value(port, name + "_sum", resource=A) > 0
+    assert value(port, name + "_bucket", resource=A, le="+Inf") == 2
+    below = [value(port, name + "_bucket", resource=A, le=le) for le in ("0.0001", "0.001", "0.01", "10.0")]
+    assert below == sorted(below)  # cumulative, from 0.1 ms up to 10 s
+
+
 def test_health_changes_show_in_the_device_gauge(
     start_service: Callable[..., Running], endpoint_of: Callable[[Running], Endpoint], links_ns: str
 ) -> None:

@@ -53,7 +53,15 @@ def _bridge_lock(run_dir: Path, name: str) -> AbstractContextManager[None]:
 
 
 def _ensure_bridge(host: Rtnl, conf: BridgeConf, run_dir: Path, undo: ExitStack) -> links.Link:
-    """The bridge, made if missing (its removal then registered on `undo`), up, promiscuous if asked."""
+    """The bridge, made if missing (its removal then registered on `undo`), up, promiscuous if asked.
+
+    Every pod after the first finds it ready: one lookup, no lock (a bridge a failing ADD is
+    removing under the lock makes this ADD fail cleanly on its missing master, as when the
+    lookup came just before the lock). Anything to change is done under the bridge's lock.
+    """
+    found = links.find_link(host, conf.bridge)
+    if found is not None and found.kind == "bridge" and found.up and (found.promisc or not conf.promisc_mode):
+        return found
     with _bridge_lock(run_dir, conf.bridge):
         created = links.find_link(host, conf.bridge) is None
         try:
