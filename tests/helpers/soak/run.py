@@ -685,15 +685,21 @@ class Soak:
             for key, (owner, ifname) in reservations(self.node.ipam_dir).items():
                 if owner in done:
                     self.fail(f"address {key} still reserved by {owner}/{ifname} after its DEL succeeded")
+            held = {pod.container_id: pod_addresses(f"/run/netns/{pod.netns}") for pod in pods}
+            with self.lock:
+                # The pods are read one after another: one whose DEL began meanwhile may have
+                # handed its address on between the two reads. A pod still live now was live
+                # (its address its own) through every read after its own; pods never come back.
+                still_live = set(self.live_pods)
             seen: dict[str, str] = {}
-            for pod in pods:
-                for ip in pod_addresses(f"/run/netns/{pod.netns}"):
-                    if ip in seen and seen[ip] != pod.container_id:
+            for owner, ips in held.items():
+                if owner not in still_live:
+                    continue
+                for ip in ips:
+                    if ip in seen and seen[ip] != owner:
                         with self.lock:
-                            self.duplicates.append(
-                                f"{ip} in the pods of {seen[ip]} and {pod.container_id} at once"
-                            )
-                    seen[ip] = pod.container_id
+                            self.duplicates.append(f"{ip} in the pods of {seen[ip]} and {owner} at once")
+                    seen[ip] = owner
             self.checks["samples"] += 1
 
     # -- the run --------------------------------------------------------------------------------
