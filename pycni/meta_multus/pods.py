@@ -46,7 +46,7 @@ def open_source(conf: MultusConf, rt: RuntimeArgs) -> PodSource | None:
     if conf.manifests:
         from pycni.k8s.manifests import ManifestSource
 
-        return ManifestSource(Path(conf.manifests), conf.status_dir)
+        return ManifestSource(Path(conf.manifests), conf.status_dir, conf.claim_status_dir)
     return None
 
 
