@@ -17,8 +17,8 @@ from typing import Any
 
 from tests.helpers.fake_sysfs import FakeNode, FakeVf
 from tests.meta_multus.apiserver import Cluster
-from tests.sriov.helpers import seeded_state
 from tests.meta_multus.helpers import MultusNode, pod_manifest
+from tests.sriov.helpers import seeded_state
 
 API = "resource.k8s.io/v1"
 DRIVER = "vfs.example.com"
