@@ -80,7 +80,8 @@ def objects(work: Path, vfs: list[FakeVf]) -> list[dict[str, Any]]:
 def lifecycle(v: Variant, work: Path, bin_dir: Path, env: dict[str, str], pod_ns: str) -> None:
     conf = {"cniVersion": "1.1.0", "name": "multus-cni-network", "type": "multus", "clusterNetwork": "podnet",
             "cniDir": str(work / "multus"), "binDir": str(bin_dir),
-            "podResourcesSocket": str(work / "podres.sock"), **v.keys}  # fmt: skip
+            "podResourcesSocket": str(work / "podres.sock"),
+            "deviceInfoDir": str(work / "devinfo"), **v.keys}  # fmt: skip
     call_env = {**env, "CNI_CONTAINERID": pod_ns, "CNI_NETNS": f"/run/netns/{pod_ns}",
                 "CNI_IFNAME": "eth0", "CNI_PATH": str(bin_dir),
                 "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={v.pod}"}  # fmt: skip
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace, work: Path, pods: list[str]) -> list[Variant]:
     vfs = build_sriov_node(work / "sys", LAYOUT).vfs
     for vf in vfs:
         sh("ip", "link", "add", vf.netdev or "", "type", "veth", "peer", "name", f"{vf.netdev}p")
+        sh("ip", "link", "set", f"{vf.netdev}p", "up")  # the wire's end: the VF gets a carrier
     objs = objects(work, vfs)
     (work / "manifests").mkdir()
     (work / "manifests" / "objects.json").write_text(

@@ -28,6 +28,7 @@ def cnode(mnode: MultusNode) -> ClaimNode:
     for vf in cn.vfs:
         assert vf.netdev is not None
         mnode.ns.run("ip", "link", "add", vf.netdev, "type", "veth", "peer", "name", f"{vf.netdev}p")
+        mnode.ns.run("ip", "link", "set", f"{vf.netdev}p", "up")  # the wire's end: the VF gets a carrier
     cn.seed()
     mnode.env.update(PYCNI_SYSFS_ROOT=str(hw.sysfs.root), PYCNI_SRIOV_VF_STATE=str(cn.vf_state))
     return cn
