@@ -1,6 +1,6 @@
-"""Every call the node makes to the Kubernetes API server, in one module (least-privilege RBAC is
-derived from it and from pycni/k8s/claimapi.py: get pods, update pods/status, get
-network-attachment-definitions, create events; resource.k8s.io in claimapi.py).
+"""Every core and NetworkAttachmentDefinition call the node makes to the Kubernetes API server, in
+one module (least-privilege RBAC is derived from it: get pods, update pods/status, get
+network-attachment-definitions, create events; the `resource.k8s.io` calls are in claimapi.py).
 
 Built on lightkube (sync, generic resources without discovery). Pods are read and written as
 dict-backed generic resources, so a PUT of `pods/<name>/status` sends back every field the
@@ -47,8 +47,6 @@ from pycni.k8s.objects import (
 if TYPE_CHECKING:
     from lightkube import Client
     from lightkube.config.kubeconfig import SingleConfig
-
-    from pycni.k8s.claims import ClaimSource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -141,11 +139,6 @@ class ApiServer:
 
     def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
         """Nothing: the annotation goes with the pod (the reference leaves it too)."""
-
-    def claims(self) -> ClaimSource:
-        from pycni.k8s.claimapi import ClaimApi
-
-        return ClaimApi(self)
 
     def event(self, pod: Pod, reason: str, message: str) -> None:
         try:

@@ -105,9 +105,6 @@ class ManifestSource:
             path.parent.rmdir()
 
     # -- the ClaimSource interface ---------------------------------------------------------------
-    def claims(self) -> ManifestSource:
-        return self
-
     def resource_claim(self, namespace: str, name: str) -> ResourceClaim | None:
         return self._objects.claims.get((namespace, name))
 

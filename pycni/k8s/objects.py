@@ -18,8 +18,6 @@ from pycni.cni.errors import DecodingFailure
 if TYPE_CHECKING:
     from typing import Protocol
 
-    from pycni.k8s.claims import ClaimSource
-
 #: The pod's selection of extra networks (NPWG v1.3 §4.1).
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"
 #: The attachments' status, written by the meta-plugin (NPWG v1.3 §4.1.2).
@@ -197,10 +195,6 @@ if TYPE_CHECKING:
 
         def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
             """On DEL: drop the record if it is still the one written (the API keeps annotations)."""
-            ...
-
-        def claims(self) -> ClaimSource:
-            """Where the pods' ResourceClaims and ResourceSlices are read (the same place)."""
             ...
 
         def event(self, pod: Pod, reason: str, message: str) -> None:

@@ -41,7 +41,9 @@ def publish(source: PodSource, pod: Pod, plan: Plan, results: list[Result]) -> N
     for (namespace, name), (claimed, entries) in per_claim.items():
         meta = ObjectMeta(name=name, namespace=namespace, uid=claimed.claim_uid)
         try:
-            source.claims().write_claim_devices(dra.ResourceClaim(metadata=meta), entries)
+            claims = pods.claim_source(source)
+            if claims is not None:
+                claims.write_claim_devices(dra.ResourceClaim(metadata=meta), entries)
         except Exception as err:
             text = f"cannot write the network data of ResourceClaim {namespace}/{name}: {err}"
             log.warning("ADD %s: %s", plan.container_id, text)
@@ -69,9 +71,9 @@ def forget(conf: MultusConf, plan: Plan, rt: RuntimeArgs) -> None:
     if not per_claim:
         return
     try:
-        source = pods.open_source(conf, rt)
+        claims = pods.claim_source(pods.open_source(conf, rt))
         for (namespace, name), results in per_claim.items():
-            if source is not None:
-                source.claims().forget_claim_devices(namespace, name, results)
+            if claims is not None:
+                claims.forget_claim_devices(namespace, name, results)
     except Exception as err:
         log.warning("DEL %s: cannot remove the claims' network data: %s", plan.container_id, err)

@@ -54,7 +54,7 @@ def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
             )
         source = pods.open_source(conf, rt)
         pod = pods.find_pod(source, PodArgs.from_rt(rt), adding=True)
-        claims = PodClaims(pod, lambda: source.claims() if source is not None else None)
+        claims = PodClaims(pod, lambda: pods.claim_source(source))
         devices = DeviceAllotment(lambda: pods.devices(conf, pod), claims=claims)
         resolver = Resolver(conf, rt, source, pod, devices)
         plan = new_plan(rt, pod, resolver.attachments())

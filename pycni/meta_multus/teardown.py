@@ -61,7 +61,7 @@ def rebuild(conf: MultusConf, rt: RuntimeArgs) -> Plan | None:
     mine = [e for e in cache.all_attachments() if e.container_id == rt.container_id]
     found = [a for e in mine if (a := from_cache(e, rt, info_dir(conf)))]
     known = {(a.network_name, a.ifname) for a in found}
-    claims = PodClaims(pod, lambda: source.claims() if source is not None else None, quiet=True)
+    claims = PodClaims(pod, lambda: pods.claim_source(source), quiet=True)
     devices = DeviceAllotment(lambda: pods.devices(conf, pod, quiet=True), required=False, claims=claims)
     resolver = Resolver(conf, rt, source, pod, devices)
     try:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -26,9 +26,6 @@ from pycni.meta_multus.plan import CorruptPlan, Plan, PlannedAttachment, PlanSto
 from pycni.meta_multus.resolve import Resolver
 from tests.meta_multus.apiserver import Cluster, FakeApiServer, Pki
 from tests.meta_multus.helpers import nad_manifest, pod_manifest, write_manifests
-
-if TYPE_CHECKING:
-    from pycni.k8s.claims import ClaimSource
 
 
 # -- selection ----------------------------------------------------------------------------------
@@ -180,9 +177,6 @@ class MemorySource:
     def write_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None: ...
 
     def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None: ...
-
-    def claims(self) -> ClaimSource:
-        raise AssertionError("these pods name no ResourceClaims: nothing may read claims")
 
     def event(self, pod: Pod, reason: str, message: str) -> None:
         self.events.append((reason, message))
