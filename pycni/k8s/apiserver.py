@@ -140,9 +140,9 @@ class ApiServer:
     def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
         """Nothing: the annotation goes with the pod (the reference leaves it too)."""
 
-    def event(self, pod: Pod, reason: str, message: str) -> None:
+    def event(self, pod: Pod, reason: str, message: str, *, warning: bool = False) -> None:
         try:
-            self._call(lambda c: c.create(resources().event(_event(pod, reason, message))))
+            self._call(lambda c: c.create(resources().event(_event(pod, reason, message, warning))))
         except Exception as err:
             log.warning("cannot post event %s for pod %s/%s: %s", reason, pod.namespace, pod.name, err)
 
@@ -278,7 +278,7 @@ def _put_status(client: Client, pod: Pod, value: str) -> bool:
     return True
 
 
-def _event(pod: Pod, reason: str, message: str) -> dict[str, Any]:
+def _event(pod: Pod, reason: str, message: str, warning: bool) -> dict[str, Any]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "v1",
@@ -293,7 +293,7 @@ def _event(pod: Pod, reason: str, message: str) -> dict[str, Any]:
         },
         "reason": reason,
         "message": message,
-        "type": "Normal",
+        "type": "Warning" if warning else "Normal",
         "source": {"component": EVENT_COMPONENT},
         "reportingComponent": EVENT_COMPONENT,
         "firstTimestamp": now,

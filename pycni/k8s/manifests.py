@@ -118,8 +118,9 @@ class ManifestSource:
         keys = {claims.entry_key(r) for r in results}
         claimfiles.remove(self.claim_status_dir, namespace, name, keys)
 
-    def event(self, pod: Pod, reason: str, message: str) -> None:
-        log.info("event %s on pod %s/%s: %s", reason, pod.namespace, pod.name, message)
+    def event(self, pod: Pod, reason: str, message: str, *, warning: bool = False) -> None:
+        level = logging.WARNING if warning else logging.INFO
+        log.log(level, "event %s on pod %s/%s: %s", reason, pod.namespace, pod.name, message)
 
 
 def _encode(status: list[dict[str, Any]]) -> bytes:

@@ -197,6 +197,6 @@ if TYPE_CHECKING:
             """On DEL: drop the record if it is still the one written (the API keeps annotations)."""
             ...
 
-        def event(self, pod: Pod, reason: str, message: str) -> None:
-            """Tell the pod's watchers (best effort: never raises)."""
+        def event(self, pod: Pod, reason: str, message: str, *, warning: bool = False) -> None:
+            """Tell the pod's watchers (best effort: never raises); `warning`: something went wrong."""
             ...

@@ -47,7 +47,7 @@ def publish(source: PodSource, pod: Pod, plan: Plan, results: list[Result]) -> N
         except Exception as err:
             text = f"cannot write the network data of ResourceClaim {namespace}/{name}: {err}"
             log.warning("ADD %s: %s", plan.container_id, text)
-            source.event(pod, NOT_WRITTEN, text)
+            source.event(pod, NOT_WRITTEN, text, warning=True)
 
 
 def _entry(att: PlannedAttachment, claimed: ClaimedDevice, result: Result, pod: Pod) -> dict[str, Any]:

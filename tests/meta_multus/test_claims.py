@@ -203,6 +203,7 @@ def test_a_status_that_cannot_be_written_is_an_event_not_a_failed_add(
     assert pod.link_names() == {"lo", "eth0", "net1", "net2"}
     warned = [e for e in api.cluster.events if e["reason"] == "NetworkDataNotWritten"]
     assert len(warned) == 1 and "ResourceClaim default/vfs" in warned[0]["message"]
+    assert warned[0]["type"] == "Warning"
     assert "devices" not in api.cluster.store.items(dra.API, "resourceclaims")[0]["status"]
     cnode.node.multus("DEL", conf, pod, name="web", uid="uid-web").ok()
     assert pod.link_names() == {"lo"} and cnode.node.plans() == []
