@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from typing import Protocol
 
 GROUP_VERSION = "resource.k8s.io/v1"
-#: The standard attribute of a PCI device (KEP-4817's neighbour, KEP-5316).
+#: The standard attribute of a PCI device: its address, as sysfs names it.
 PCI_BUS_ID = "resource.kubernetes.io/pciBusID"
 #: `domain:bus:device.function`, as sysfs names PCI functions (never a path).
 PCI_ADDRESS = re.compile(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]")
