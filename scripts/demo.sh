@@ -92,4 +92,8 @@ bash scripts/demo_multus.sh
 echo
 echo "== SR-IOV on a fake NIC: the device plugin advertises VFs, a pod gets one through sriov"
 bash scripts/demo_sriov.sh
+
+echo
+echo "== SR-IOV with DRA: the DRA driver publishes the VFs, a claim gets one, multus attaches it"
+bash scripts/demo_dra.sh
 echo "demo: ok"

@@ -1,5 +1,6 @@
-"""Every call the node makes to the Kubernetes API server, in one module (least-privilege RBAC is
-derived from it: get pods, update pods/status, get network-attachment-definitions, create events).
+"""Every core and NetworkAttachmentDefinition call the node makes to the Kubernetes API server, in
+one module (least-privilege RBAC is derived from it: get pods, update pods/status, get
+network-attachment-definitions, create events; the `resource.k8s.io` calls are in claimapi.py).
 
 Built on lightkube (sync, generic resources without discovery). Pods are read and written as
 dict-backed generic resources, so a PUT of `pods/<name>/status` sends back every field the
@@ -139,9 +140,9 @@ class ApiServer:
     def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
         """Nothing: the annotation goes with the pod (the reference leaves it too)."""
 
-    def event(self, pod: Pod, reason: str, message: str) -> None:
+    def event(self, pod: Pod, reason: str, message: str, *, warning: bool = False) -> None:
         try:
-            self._call(lambda c: c.create(resources().event(_event(pod, reason, message))))
+            self._call(lambda c: c.create(resources().event(_event(pod, reason, message, warning))))
         except Exception as err:
             log.warning("cannot post event %s for pod %s/%s: %s", reason, pod.namespace, pod.name, err)
 
@@ -277,7 +278,7 @@ def _put_status(client: Client, pod: Pod, value: str) -> bool:
     return True
 
 
-def _event(pod: Pod, reason: str, message: str) -> dict[str, Any]:
+def _event(pod: Pod, reason: str, message: str, warning: bool) -> dict[str, Any]:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "apiVersion": "v1",
@@ -292,7 +293,7 @@ def _event(pod: Pod, reason: str, message: str) -> dict[str, Any]:
         },
         "reason": reason,
         "message": message,
-        "type": "Normal",
+        "type": "Warning" if warning else "Normal",
         "source": {"component": EVENT_COMPONENT},
         "reportingComponent": EVENT_COMPONENT,
         "firstTimestamp": now,

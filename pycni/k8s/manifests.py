@@ -1,9 +1,11 @@
-"""Pods and NADs from a directory of ordinary Kubernetes manifests: a node without an API server.
+"""Pods, NADs, ResourceClaims and ResourceSlices from a directory of ordinary Kubernetes
+manifests: a node without an API server.
 
 Every `*.yaml`, `*.yml` and `*.json` file in the directory is read (multi-document YAML and
 `kind: List` included), in the API's own schema, so the same manifests can later be applied
 to a cluster unchanged. A pod's network-status goes to `<status dir>/<namespace>/<pod>.json`
-instead of an annotation; events go to the log. The directory is read once per request.
+instead of an annotation, a claim's device status to `<claim status dir>/<namespace>/<claim>.json`
+(`pycni.k8s.claimfiles`); events go to the log. The directory is read once per request.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import json
 import logging
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pycni.cni.errors import DecodingFailure, IOFailure
 from pycni.cni.files import write_atomic
+from pycni.k8s import claimfiles, claims
+from pycni.k8s.claims import DeviceResult, ResourceClaim, ResourceSlice
 from pycni.k8s.objects import (
     NAD_GROUP,
     NAD_KIND,
@@ -34,35 +38,46 @@ POD_API_VERSION = "v1"
 NAD_API_VERSION = f"{NAD_GROUP}/{NAD_VERSION}"
 
 
-class ManifestSource:
-    """A `PodSource` over a manifest directory; network-status files under `status_dir`."""
+class _Objects(NamedTuple):
+    pods: dict[tuple[str, str], Pod]
+    nads: dict[tuple[str, str], NetworkAttachmentDefinition]
+    claims: dict[tuple[str, str], ResourceClaim]
+    slices: list[ResourceSlice]
 
-    def __init__(self, directory: Path, status_dir: Path) -> None:
+
+class ManifestSource:
+    """A `PodSource` (and its `ClaimSource`) over a manifest directory; network-status files under
+    `status_dir`, claims' device status under `claim_status_dir` (default: `claim-status` beside it)."""
+
+    def __init__(self, directory: Path, status_dir: Path, claim_status_dir: Path | None = None) -> None:
         self.directory = directory
         self.status_dir = status_dir
+        self.claim_status_dir = claim_status_dir or status_dir.parent / "claim-status"
 
     @cached_property
-    def _objects(
-        self,
-    ) -> tuple[dict[tuple[str, str], Pod], dict[tuple[str, str], NetworkAttachmentDefinition]]:
-        pods: dict[tuple[str, str], Pod] = {}
-        nads: dict[tuple[str, str], NetworkAttachmentDefinition] = {}
+    def _objects(self) -> _Objects:
+        found = _Objects({}, {}, {}, [])
         for path, obj in _documents(self.directory):
             kind, api_version, meta = obj.get("kind"), obj.get("apiVersion"), obj.get("metadata")
             where = f"{path} ({kind} {meta.get('name', '?') if isinstance(meta, dict) else '?'})"
             if kind == "Pod" and api_version == POD_API_VERSION:
                 pod = parse_pod(obj, where)
-                pods[pod.namespace, pod.name] = pod
+                found.pods[pod.namespace, pod.name] = pod
             elif kind == NAD_KIND and api_version == NAD_API_VERSION:
                 nad = parse_nad(obj, where)
-                nads[nad.namespace, nad.name] = nad
-        return pods, nads
+                found.nads[nad.namespace, nad.name] = nad
+            elif kind == "ResourceClaim" and api_version == claims.GROUP_VERSION:
+                claim = claims.parse_claim(obj, where)
+                found.claims[claim.metadata.namespace, claim.metadata.name] = claim
+            elif kind == "ResourceSlice" and api_version == claims.GROUP_VERSION:
+                found.slices.append(claims.parse_slice(obj, where))
+        return found
 
     def pod(self, namespace: str, name: str, *, wait: bool = False) -> Pod | None:
-        return self._objects[0].get((namespace, name))
+        return self._objects.pods.get((namespace, name))
 
     def nad(self, namespace: str, name: str) -> NetworkAttachmentDefinition | None:
-        return self._objects[1].get((namespace, name))
+        return self._objects.nads.get((namespace, name))
 
     def status_path(self, pod: Pod) -> Path:
         return self.status_dir / pod.namespace / f"{pod.name}.json"
@@ -89,8 +104,23 @@ class ManifestSource:
         with contextlib.suppress(OSError):  # other pods of the namespace still have files
             path.parent.rmdir()
 
-    def event(self, pod: Pod, reason: str, message: str) -> None:
-        log.info("event %s on pod %s/%s: %s", reason, pod.namespace, pod.name, message)
+    # -- the ClaimSource interface ---------------------------------------------------------------
+    def resource_claim(self, namespace: str, name: str) -> ResourceClaim | None:
+        return self._objects.claims.get((namespace, name))
+
+    def resource_slices(self, driver: str) -> list[ResourceSlice]:
+        return [s for s in self._objects.slices if s.spec.driver == driver]
+
+    def write_claim_devices(self, claim: ResourceClaim, entries: list[dict[str, Any]]) -> None:
+        claimfiles.merge(self.claim_status_dir, claim.metadata.namespace, claim.metadata.name, entries)
+
+    def forget_claim_devices(self, namespace: str, name: str, results: list[DeviceResult]) -> None:
+        keys = {claims.entry_key(r) for r in results}
+        claimfiles.remove(self.claim_status_dir, namespace, name, keys)
+
+    def event(self, pod: Pod, reason: str, message: str, *, warning: bool = False) -> None:
+        level = logging.WARNING if warning else logging.INFO
+        log.log(level, "event %s on pod %s/%s: %s", reason, pod.namespace, pod.name, message)
 
 
 def _encode(status: list[dict[str, Any]]) -> bytes:

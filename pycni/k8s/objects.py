@@ -94,10 +94,50 @@ class _Object(_Model):
         return self.metadata.name
 
 
+class PodResourceClaim(_Model):
+    """`spec.resourceClaims[]`: a claim the pod names, directly or as one made from a template."""
+
+    name: str
+    resource_claim_name: str | None = Field(None, alias="resourceClaimName")
+    resource_claim_template_name: str | None = Field(None, alias="resourceClaimTemplateName")
+
+
+class PodResourceClaimStatus(_Model):
+    """`status.resourceClaimStatuses[]`: the name of the claim made for a template's entry."""
+
+    name: str
+    resource_claim_name: str | None = Field(None, alias="resourceClaimName")
+
+
+class PodSpec(_Model):
+    resource_claims: list[PodResourceClaim] = Field(default_factory=list, alias="resourceClaims")
+
+
+class PodStatus(_Model):
+    resource_claim_statuses: list[PodResourceClaimStatus] = Field(
+        default_factory=list, alias="resourceClaimStatuses"
+    )
+
+
 class Pod(_Object):
+    spec: PodSpec = Field(default_factory=PodSpec)
+    status: PodStatus = Field(default_factory=PodStatus)
+
     @property
     def uid(self) -> str:
         return self.metadata.uid
+
+    def resource_claim(self, name: str) -> PodResourceClaim | None:
+        """The pod's claim entry called `name`, or None when the pod has no such claim."""
+        return next((c for c in self.spec.resource_claims if c.name == name), None)
+
+    def claim_object_name(self, entry: PodResourceClaim) -> str:
+        """The ResourceClaim's own name: the entry's, or the one the controller made from its
+        template and reported in the pod's status ("" until it has)."""
+        if entry.resource_claim_name:
+            return entry.resource_claim_name
+        made = next((s for s in self.status.resource_claim_statuses if s.name == entry.name), None)
+        return (made.resource_claim_name or "") if made else ""
 
     def annotation(self, key: str) -> str:
         return self.metadata.annotations.get(key, "")
@@ -157,6 +197,6 @@ if TYPE_CHECKING:
             """On DEL: drop the record if it is still the one written (the API keeps annotations)."""
             ...
 
-        def event(self, pod: Pod, reason: str, message: str) -> None:
-            """Tell the pod's watchers (best effort: never raises)."""
+        def event(self, pod: Pod, reason: str, message: str, *, warning: bool = False) -> None:
+            """Tell the pod's watchers (best effort: never raises); `warning`: something went wrong."""
             ...

@@ -108,8 +108,8 @@ def device_info(att: PlannedAttachment) -> devinfo.DeviceInfo | None:
 
 def _copy_device_info(conf: MultusConf, att: PlannedAttachment) -> None:
     """The device plugin's file for the device, copied to the path handed to the delegate."""
-    if not (att.device_info_file and att.resource_name):
-        return
+    if not (att.device_info_file and att.resource_name) or att.claimed is not None:
+        return  # no device plugin's file: a claim's device is the DRA driver's
     source = devinfo.dp_path(conf.device_info_dir / "dp", att.resource_name, att.device_id)
     if not devinfo.copy(source, Path(att.device_info_file)):
         log.info("no device-info file %s for %s: the delegate may write its own", source, att.device_id)

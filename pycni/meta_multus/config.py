@@ -93,3 +93,8 @@ class MultusConf(NetConf):
     @property
     def status_dir(self) -> Path:
         return self.cni_dir / "network-status"
+
+    @property
+    def claim_status_dir(self) -> Path:
+        """Without an API server: each ResourceClaim's device status, `<dir>/<namespace>/<claim>.json`."""
+        return self.cni_dir / "claim-status"

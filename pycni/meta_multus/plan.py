@@ -27,6 +27,7 @@ from pycni.cni.errors import CNIError, InvalidEnvironment
 from pycni.cni.files import write_atomic
 from pycni.cni.runtime import NAME_PATTERN, RuntimeArgs, is_valid_name
 from pycni.meta_multus import scratch
+from pycni.meta_multus.claimed import ClaimedDevice
 from pycni.meta_multus.pods import PodArgs
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class PlannedAttachment(Model):
     filter_families: list[int] = Field(
         default_factory=list, alias="filterFamilies", description="IP versions whose default routes it loses."
     )
+    claimed: ClaimedDevice | None = Field(None, description="The claim's device, when a claim gave it.")
     deleted: bool = Field(False, description="Its DEL succeeded: a retried DEL skips it.")
 
     @property

@@ -25,10 +25,11 @@ from pycni.cni.errors import (
 )
 from pycni.cni.runtime import RuntimeArgs
 from pycni.cni.types import Result
-from pycni.meta_multus import attach, guards, node, pods
+from pycni.meta_multus import attach, claim_status, guards, node, pods
 from pycni.meta_multus import status as network_status
 from pycni.meta_multus.allotment import DeviceAllotment
 from pycni.meta_multus.call import MultusCall
+from pycni.meta_multus.claimed import PodClaims
 from pycni.meta_multus.config import MultusConf
 from pycni.meta_multus.plan import CorruptPlan, Plan, PlanStore, new_plan
 from pycni.meta_multus.pods import PodArgs
@@ -53,7 +54,9 @@ def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
             )
         source = pods.open_source(conf, rt)
         pod = pods.find_pod(source, PodArgs.from_rt(rt), adding=True)
-        resolver = Resolver(conf, rt, source, pod, DeviceAllotment(lambda: pods.devices(conf, pod)))
+        claims = PodClaims(pod, lambda: pods.claim_source(source))
+        devices = DeviceAllotment(lambda: pods.devices(conf, pod), claims=claims)
+        resolver = Resolver(conf, rt, source, pod, devices)
         plan = new_plan(rt, pod, resolver.attachments())
         log.info(
             "ADD %s: %s", rt.container_id, ", ".join(f"{a.network} on {a.ifname}" for a in plan.attachments)
@@ -76,6 +79,7 @@ def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
         ]
         if pod is not None and source is not None:
             _publish(call, plan, source, pod, entries)
+            claim_status.publish(source, pod, plan, results)
         return results[0].model_copy(update={"cni_version": conf.cni_version})
 
 
@@ -102,6 +106,7 @@ def delete(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
         if errors:
             raise errors[0] if len(errors) == 1 else InternalError("; ".join(e.msg for e in errors))
         forget_status(conf, plan, rt)
+        claim_status.forget(conf, plan, rt)
 
 
 def check(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:

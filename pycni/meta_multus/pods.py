@@ -12,6 +12,7 @@ from pycni.k8s.objects import is_dns_subdomain, is_namespace
 
 if TYPE_CHECKING:
     from pycni.cni.runtime import RuntimeArgs
+    from pycni.k8s.claims import ClaimSource
     from pycni.k8s.objects import Pod, PodSource
     from pycni.meta_multus.config import MultusConf
 
@@ -46,8 +47,20 @@ def open_source(conf: MultusConf, rt: RuntimeArgs) -> PodSource | None:
     if conf.manifests:
         from pycni.k8s.manifests import ManifestSource
 
-        return ManifestSource(Path(conf.manifests), conf.status_dir)
+        return ManifestSource(Path(conf.manifests), conf.status_dir, conf.claim_status_dir)
     return None
+
+
+def claim_source(source: PodSource | None) -> ClaimSource | None:
+    """The ResourceClaims and ResourceSlices of the place the pods come from (none without one)."""
+    from pycni.k8s.apiserver import ApiServer
+    from pycni.k8s.manifests import ManifestSource
+
+    if isinstance(source, ApiServer):
+        from pycni.k8s.claimapi import ClaimApi
+
+        return ClaimApi(source)
+    return source if isinstance(source, ManifestSource) else None
 
 
 def find_pod(source: PodSource | None, args: PodArgs, *, adding: bool) -> Pod | None:

@@ -21,7 +21,7 @@ from pycni.cni.errors import InvalidConfig
 from pycni.hw import devinfo
 from pycni.k8s import objects
 from pycni.meta_multus import networks, pods, selection
-from pycni.meta_multus.allotment import DeviceAllotment
+from pycni.meta_multus.allotment import Allotted, DeviceAllotment
 from pycni.meta_multus.plan import PlannedAttachment
 
 if TYPE_CHECKING:
@@ -148,9 +148,9 @@ class Resolver:
             _require_capabilities(net, conflist, element.capability_args())
             if element.cni_args:
                 _inject_cni_args(conflist, element.cni_args)
-        device_id, info_file = self._device(net, element, ifname)
-        if device_id:
-            _inject_device(conflist, device_id, info_file)
+        device, info_file = self._device(net, element, ifname)
+        if device is not None:
+            _inject_device(conflist, device.device_id, info_file)
         return PlannedAttachment(
             network=net.status_name,
             ifname=ifname,
@@ -158,25 +158,29 @@ class Resolver:
             conflist=conflist,
             capability_args=capability_args,
             resource_name=net.resource_name,
-            device_id=device_id,
+            device_id=device.device_id if device else "",
             device_info_file=info_file,
+            claimed=device.claimed if device else None,
             gateways=list(element.default_route or []) if element else [],
             claims_default_route=element is not None and element.default_route is not None,
         )
 
-    def _device(self, net: Network, element: NetworkSelection | None, ifname: str) -> tuple[str, str]:
-        """(device ID, device-info path): the next of the pod's devices of the NAD's resource, else
-        the selection's own deviceID; ("", "") for an attachment without a device."""
-        device_id = ""
+    def _device(
+        self, net: Network, element: NetworkSelection | None, ifname: str
+    ) -> tuple[Allotted | None, str]:
+        """(device, device-info path): the next of the pod's devices of the NAD's resource (a
+        device-plugin resource or a claim's request), else the selection's own deviceID; (None,
+        "") for an attachment without a device."""
+        device = None
         if net.resource_name:
-            device_id = self.devices.next(net.resource_name, net.status_name)
+            device = self.devices.next(net.resource_name, net.status_name)
         elif element is not None and element.device_id:
-            device_id = element.device_id
-        if not device_id:
-            return "", ""
+            device = Allotted(element.device_id)
+        if device is None:
+            return None, ""
         namespace, _, name = net.status_name.rpartition("/")
         path = devinfo.cni_path(info_dir(self.conf), namespace, name, self.rt.container_id, ifname)
-        return device_id, str(path)
+        return device, str(path)
 
 
 def _check_ifnames(planned: list[PlannedAttachment]) -> None:

@@ -17,6 +17,7 @@ from pycni.cni.errors import CNIError, to_error
 from pycni.libcni.cache import CachedAttachment, ResultCache
 from pycni.meta_multus import attach, pods
 from pycni.meta_multus.allotment import DeviceAllotment
+from pycni.meta_multus.claimed import PodClaims
 from pycni.meta_multus.plan import Plan, PlannedAttachment, new_plan
 from pycni.meta_multus.pods import PodArgs
 from pycni.meta_multus.resolve import Resolver, info_dir
@@ -60,7 +61,8 @@ def rebuild(conf: MultusConf, rt: RuntimeArgs) -> Plan | None:
     mine = [e for e in cache.all_attachments() if e.container_id == rt.container_id]
     found = [a for e in mine if (a := from_cache(e, rt, info_dir(conf)))]
     known = {(a.network_name, a.ifname) for a in found}
-    devices = DeviceAllotment(lambda: pods.devices(conf, pod, quiet=True), required=False)
+    claims = PodClaims(pod, lambda: pods.claim_source(source), quiet=True)
+    devices = DeviceAllotment(lambda: pods.devices(conf, pod, quiet=True), required=False, claims=claims)
     resolver = Resolver(conf, rt, source, pod, devices)
     try:
         resolved = resolver.attachments()

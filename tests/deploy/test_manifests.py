@@ -30,6 +30,7 @@ DRA_FILES = {
     "rbac-dra-driver.yaml",
     "daemonset-dra-driver.yaml",
     "pod-dra-vfs.yaml",
+    "pod-dra-networks.yaml",
 }
 PARSERS: dict[str, Callable[[], argparse.ArgumentParser]] = {
     "daemon": daemon_cli.build_parser,

@@ -2,7 +2,8 @@
 (`/api/v1/nodes/<name>`, `/apis/<group>/<version>[/namespaces/<ns>]/<plural>[/<name>]`) and JSON
 shapes, with the semantics clients rely on: GET of one object or a list (with `fieldSelector`
 equality terms), POST (a name from `generateName`, a uid, a resourceVersion), PUT with optimistic
-concurrency (409 on a stale resourceVersion, 404 when gone), DELETE; per-collection validation
+concurrency (409 on a stale resourceVersion, 404 when gone), PUT of the `status` subresource
+(only `status` taken, injected 409s), DELETE; per-collection validation
 (422, as the real server's), and injected failures (503) for retry tests.
 """
 
@@ -20,7 +21,7 @@ from urllib.parse import parse_qs
 
 PATH = re.compile(
     r"^/(?:api/(?P<core>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
-    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?$"
+    r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>status))?)?$"
 )
 #: The server's limit on the base of a generated name (63 minus the 5 random characters).
 GENERATED_BASE_MAX = 58
@@ -42,6 +43,8 @@ class Collection:
     namespaced: bool
     objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     validate: Validator | None = None
+    #: Writes of the status subresource still to refuse with 409 (as if someone wrote first).
+    status_conflicts: int = 0
 
 
 def field_value(obj: dict[str, Any], dotted: str) -> str:
@@ -108,6 +111,8 @@ class ObjectStore:
                 return self._get(coll, key) if match["name"] else self._list(coll, parse_qs(query))
             if method == "POST" and not match["name"] and body is not None:
                 return self._create(coll, key[0], body)
+            if method == "PUT" and match["sub"] and body is not None:
+                return self._update_status(coll, key, body)
             if method == "PUT" and match["name"] and body is not None:
                 return self._update(coll, key, body)
             if method == "DELETE" and match["name"]:
@@ -167,6 +172,27 @@ class ObjectStore:
         }
         coll.objects[key] = body
         return 200, copy.deepcopy(body)
+
+    def _update_status(self, coll: Collection, key: tuple[str, str], body: dict[str, Any]) -> Reply:
+        """PUT of `<name>/status`: only `status` changes (the server ignores the rest), at the
+        resourceVersion the writer read; an injected conflict bumps the object as a rival write would."""
+        current = coll.objects.get(key)
+        if current is None:
+            return 404, status(404, "NotFound", f"{coll.kind} {key[1]!r} not found")
+        stale = body.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]
+        if coll.status_conflicts > 0 or stale:
+            if not stale:
+                coll.status_conflicts -= 1
+                current["metadata"]["resourceVersion"] = self._next_rv()
+            return 409, status(409, "Conflict", "the object has been modified; please apply your changes to "
+                               "the latest version and try again")  # fmt: skip
+        updated = {**copy.deepcopy(current), "status": body.get("status")}
+        problem = coll.validate(updated) if coll.validate else None
+        if problem:
+            return 422, status(422, "Invalid", f"{coll.kind} {key[1]!r} is invalid: {problem}")
+        updated["metadata"]["resourceVersion"] = self._next_rv()
+        coll.objects[key] = updated
+        return 200, copy.deepcopy(updated)
 
     def _delete(self, coll: Collection, key: tuple[str, str]) -> Reply:
         if coll.objects.pop(key, None) is None:

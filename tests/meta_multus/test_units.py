@@ -178,7 +178,7 @@ class MemorySource:
 
     def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None: ...
 
-    def event(self, pod: Pod, reason: str, message: str) -> None:
+    def event(self, pod: Pod, reason: str, message: str, *, warning: bool = False) -> None:
         self.events.append((reason, message))
 
 
@@ -470,7 +470,7 @@ def test_the_plan_records_network_status_before_the_status_file_is_written(tmp_p
             saved = store.load("c1")
             seen.append(saved.network_status if saved else None)
 
-        def event(self, pod: Pod, reason: str, message: str) -> None:
+        def event(self, pod: Pod, reason: str, message: str, *, warning: bool = False) -> None:
             pass
 
     pod = parse_pod(
