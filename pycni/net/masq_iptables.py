@@ -31,7 +31,7 @@ from pathlib import Path
 from pycni.cni.ipaddr import IPInterface
 from pycni.net import fwtool
 from pycni.net.fwtool import IptRule
-from pycni.net.lock import flock, resource_lock
+from pycni.net.lock import transient
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 #: The reference's comment (`utils.FormatComment`), and its oldest spelling without the colon.
@@ -97,7 +97,8 @@ class Iptables:
         self.run_dir = run_dir
 
     def _locked(self, chain: str) -> AbstractContextManager[None]:
-        return flock(resource_lock(self.run_dir, "iptables", chain), what=f"iptables chain {chain}")
+        """The chain is one attachment's: its lock file goes with the holder, as a pod's does."""
+        return transient(self.run_dir, "iptables", chain, what=f"iptables chain {chain}")
 
     def add(self, network: str, container_id: str, ifname: str, addrs: list[IPInterface]) -> None:
         chain = chain_name(network, container_id)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.fake_sysfs import BRIDGE, FakeSysfs
+from tests.helpers.netns import delete_netns
 from tests.host_device.helpers import Node, conf, fake_pci, link, present
 
 PF, VF = "0000:3b:00.0", "0000:3b:02.1"
@@ -110,3 +111,27 @@ def test_unknown_device_id(node: Node) -> None:
     pod = node.pod()
     out = node.cni("ADD", conf(runtimeConfig={"deviceID": "0000:99:00.0"}), pod)
     assert out.code != 0 and "0000:99:00.0 is neither a PCI nor an auxiliary device" in out.json["msg"]
+
+
+def test_gc_keeps_a_released_pci_device_until_it_is_back_then_restores_it(node: Node) -> None:
+    """The pod's netns is gone but the kernel has not handed the device back yet (played by a
+    netns of our own holding it): DEL and GC cannot find it, and since sysfs still lists the PCI
+    device, GC keeps its released record instead of forgetting it. Once it is back in the node,
+    down and under its pod name, the next GC restores it as it was and drops the record."""
+    dev = node.stand_in()
+    fake_pci(node.tmp / "sys", "0000:05:00.3", "ixgbe", (dev,))
+    cfg = conf(**pci_keys("deviceID", "0000:05:00.3"))
+    pod = node.pod()
+    node.cni("ADD", cfg, pod).ok()
+    pod.run("ip", "link", "set", "net1", "netns", node.sink.name)
+    delete_netns(pod)
+    node.cni("DEL", cfg, None, netns=pod.path).ok()
+    gc = {**conf(), "cni.dev/valid-attachments": []}
+    node.runner("host-device", "GC", gc, netns_exec=node.ns.name, env=node.env).ok()
+    assert node.state_files() == ["hdnet~ctr-a~net1.json"], "GC forgot a device that is coming back"
+    node.sink.run("ip", "link", "set", "net1", "down")
+    node.sink.run("ip", "link", "set", "net1", "netns", node.ns.name)
+    node.runner("host-device", "GC", gc, netns_exec=node.ns.name, env=node.env).ok()
+    home = present(node.ns, dev)
+    assert "UP" in home["flags"] and link(node.ns, "net1") is None
+    assert node.state_files() == []

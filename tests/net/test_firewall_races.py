@@ -119,6 +119,8 @@ def test_eight_concurrent_teardowns_and_a_gc_all_succeed(
         list(pool.map(teardown, range(9)))
     assert (nft_rules if backend == "nftables" else iptables_rules)(node) == []
     assert NFT_TABLE not in node.run("nft", "list", "tables")
+    per_pod = [f.name for f in (tmp_path / "locks").glob("*") if f.name.startswith("iptables")]
+    assert per_pod == [], "the lock of a pod's own chain outlived it (one file per pod ever seen)"
 
 
 def test_the_last_teardown_never_takes_the_table_from_under_a_concurrent_add(

@@ -254,12 +254,22 @@ def status(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
 def gc(conf: HostDeviceConf, rt: RuntimeArgs, ctx: Context) -> None:
     """Release this network's attachments that are not valid: device back, record gone, then IPAM GC."""
     store = _store(ctx)
+    sysfs = SysFs(ctx.settings.sysfs_root)
     held = claims_locked(ctx.settings.run_dir)
-    upkeep.collect(conf, rt, ctx, store, lambda rec: _release(store, rec), DeviceState.describe, held)
+    upkeep.collect(conf, rt, ctx, store, lambda rec: _release(store, rec, sysfs), DeviceState.describe, held)
 
 
-def _release(store: StateStore, rec: DeviceState) -> None:
-    """GC is authoritative: a device not found anywhere is gone, and so is its record."""
-    giveback.return_device(rec.netns, rec.ifname, rec)
+def _release(store: StateStore, rec: DeviceState, sysfs: SysFs) -> None:
+    """Give the device back and drop its record, unless it is on its way back.
+
+    A PCI device that sysfs still lists but whose netdev is nowhere to be seen is in a netns the
+    kernel is still tearing down, and comes back to the node down: its record stays, released,
+    so the next ADD or GC gives it its state back (as sriov keeps a released VF's). Anything else
+    not found is gone for good (a virtual device dies with its netns), and so is its record.
+    """
+    returned = giveback.return_device(rec.netns, rec.ifname, rec)
+    if not returned and rec.pci_address is not None and sysfs.exists(rec.pci_address):
+        _forget(store, rec, returned)
+        return
     devinfo.remove(rec.device_info_file)
     store.remove(rec)

@@ -297,6 +297,16 @@ class NicKeeper:
         finally:
             ipr.close()
 
+    def all_back(self) -> bool:
+        """Every stand-in has its wire peer: no VF netdev is still inside a dying netns.
+
+        The kernel hands a device back within moments of its netns's end, long before a runtime
+        GCs; the soak's final GC waits for this so it meets the node a runtime would.
+        """
+        lines = sh("ip", "-n", self.wire_ns, "-o", "link", "show").splitlines()
+        present = {line.split(": ")[1].split("@")[0] for line in lines if ": " in line}
+        return all(f"w{index}" in present for index in self.vfs)
+
     def bring_back(self, index: int) -> None:
         vf = self.vfs.get(index)
         if vf is None or self.stopping.is_set():

@@ -46,6 +46,7 @@ from types import FrameType
 from typing import Any
 
 from tests.helpers.fake_sysfs import FakeVf
+from tests.helpers.poll import wait_until
 from tests.helpers.soak.checks import (
     daemon_balance,
     epoch_runs,
@@ -729,6 +730,8 @@ class Soak:
             pool.shutdown(wait=True)
             self.stop.set()
             sampler.join()
+        if self.node.nic is not None:
+            wait_until(self.node.nic.all_back, timeout=60, what="every VF netdev back from dead netns")
         for network in self.node.networks:
             self.gc(network, final=True)
         self._stop_daemon(exact=True)
