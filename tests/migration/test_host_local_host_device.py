@@ -8,9 +8,6 @@ procedure in docs/kubernetes.md does: our host-device records are ours to remove
 from __future__ import annotations
 
 import dataclasses
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +15,10 @@ import pytest
 
 from tests.helpers.cni import has_check
 from tests.helpers.netns import Netns, unique
-from tests.migration.node import Side, Snapshot, assert_as_before, snapshot
+from tests.migration.node import Side, Snapshot, assert_as_before, snapshot, uninstall
 
 GO_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0")
 DIRECTIONS = [("go", "pycni"), ("pycni", "go")]
-
-
-def uninstall(ours: Side, node: Netns, data: Path) -> str:
-    """`pycni uninstall --node`, run in the node as its operator would."""
-    env = {**os.environ, **ours.env}
-    argv = [sys.executable, "-m", "pycni", "uninstall", "--node", "--cache-dir", str(data / "cache")]
-    argv += ["--multus-cni-dir", str(data / "multus")]
-    proc = subprocess.run(
-        ["ip", "netns", "exec", node.name, *argv], env=env, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def ipam(data: Path, version: str) -> dict[str, Any]:
