@@ -16,6 +16,7 @@ import pytest
 
 from tests.helpers.cni import Runner
 from tests.migration.node import GO_BIN
+from tests.migration.test_uninstall import uninstall
 from tests.sriov.helpers import PF, SriovNode, conf, make_node, seeded_state, stand_in_mac
 
 SETTINGS: dict[str, Any] = {
@@ -121,3 +122,24 @@ def test_our_add_writes_sriov_cni_cache_and_marker(node: SriovNode) -> None:
     node.cni("DEL", config, pod, container_id="ours-ctr").ok()
     assert not (sriov_cni_dir(node) / "ours-ctr-net1").exists()
     assert not (sriov_cni_dir(node) / "pci" / vf.address).exists()
+
+
+def test_our_check_and_del_after_uninstall_restore_the_vf_from_sriov_cni_cache(node: SriovNode) -> None:
+    """Rolling back runs `pycni uninstall --node` while our plugins still serve: a pod ours
+    attached, its record dropped, is CHECKed and DELeted by ours from the sriov-cni cache our
+    ADD wrote, as sriov-cni's DEL would."""
+    vf = node.kernel_vfs[3]
+    pod = node.pod()
+    config = conf(vf, "1.0.0", node=node, **SETTINGS)
+    result = node.cni("ADD", config, pod, container_id="handed-ctr").ok()
+    out = uninstall(
+        node.ns, node.env, "--cache-dir", str(node.tmp / "cache"), "--multus-cni-dir", str(node.tmp)
+    )
+    assert "record removed" in out and node.state_files() == []
+    node.cni("CHECK", {**config, "prevResult": result}, pod, container_id="handed-ctr").ok()
+    node.cni("DEL", {**config, "prevResult": result}, pod, container_id="handed-ctr").ok()
+    assert node.pf_entry(vf) == seeded_state(vf.index), "PF side back from OrigVfState"
+    link = node.link(vf.kernel_netdev)
+    assert link is not None and link["address"] == stand_in_mac(vf.index)
+    assert pod.link_names() == {"lo"} and node.reservations() == []
+    assert list(sriov_cni_dir(node).rglob("*")) == [sriov_cni_dir(node) / "pci"]
