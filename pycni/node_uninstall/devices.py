@@ -5,7 +5,8 @@ from the ifalias, which our ADD sets too; we set it again where a pod changed it
 devices whose pod is gone, and drop our records. sriov: sriov-cni's cache and PCI marker, which
 our ADD writes beside our record, are written here for attachments an earlier pycni made
 (with the config from the runtime's result cache, for sriov-cni's IPAM release); then our
-records and claims go.
+records and claims go. Every attachment whose DEL is still to come keeps those files, also
+when its pod's netns is gone: that DEL (sriov-cni's, or ours, which reads them) resets the VF.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def sriov(settings: Settings, cached: list[CachedAttachment], report: list[str])
     stores = Stores(settings.state_dir, settings.sriov_dir)
     for rec in stores.attachments.all():
         files = stores.sriov_cni
-        if not rec.released and netns_alive(rec.netns, rec.netns_id):
+        if not rec.released:  # its DEL is to come, also when its netns is gone already
             if files.read(rec.container_id, rec.ifname) is None:
                 config = _config_of(cached, rec.network, rec.container_id, rec.ifname)
                 files.write(rec.container_id, rec.ifname, rec.pci, rec.netns, reference.netconf(rec, config))

@@ -9,6 +9,7 @@ and its cache, `json.Marshal` of its NetConf (a map: keys sorted, compact).
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -142,4 +143,24 @@ def test_our_check_and_del_after_uninstall_restore_the_vf_from_sriov_cni_cache(n
     link = node.link(vf.kernel_netdev)
     assert link is not None and link["address"] == stand_in_mac(vf.index)
     assert pod.link_names() == {"lo"} and node.reservations() == []
+    assert list(sriov_cni_dir(node).rglob("*")) == [sriov_cni_dir(node) / "pci"]
+
+
+def test_uninstall_hands_over_a_vf_whose_pod_died_before_its_del(node: SriovNode) -> None:
+    """The pod's netns is gone, its DEL still to come: uninstall leaves sriov-cni's cache for it,
+    and that DEL (ours here) puts the VF back, home under its pod name as the kernel returns it."""
+    vf = node.kernel_vfs[2]
+    pod = node.pod()
+    config = conf(vf, "1.0.0", node=node, **SETTINGS)
+    node.cni("ADD", config, pod, container_id="dead-ctr").ok()
+    pod.run("ip", "link", "set", "net1", "netns", node.ns.name)  # the pod died; the VF came home
+    node.fake.sysfs.rename_netdev(vf.address, vf.kernel_netdev, "net1")
+    subprocess.run(["ip", "netns", "del", pod.name], check=True)
+    dirs = ("--cache-dir", str(node.tmp / "cache"), "--multus-cni-dir", str(node.tmp / "multus"))
+    assert "record removed" in uninstall(node.ns, node.env, *dirs)
+    assert (sriov_cni_dir(node) / "dead-ctr-net1").exists()
+    node.cni("DEL", config, None, container_id="dead-ctr", netns=pod.path).ok()
+    node.fake.sysfs.rename_netdev(vf.address, "net1", vf.kernel_netdev)
+    assert node.pf_entry(vf) == seeded_state(vf.index), "PF side back from OrigVfState"
+    assert node.link(vf.kernel_netdev) is not None and node.reservations() == []
     assert list(sriov_cni_dir(node).rglob("*")) == [sriov_cni_dir(node) / "pci"]
