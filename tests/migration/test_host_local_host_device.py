@@ -8,6 +8,7 @@ procedure in docs/kubernetes.md does: our host-device records are ours to remove
 from __future__ import annotations
 
 import dataclasses
+from ipaddress import ip_address, ip_interface
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,34 @@ def test_our_del_gives_back_a_device_the_reference_attached_whose_netns_is_gone(
     pod.run("ip", "link", "set", "net1", "netns", node.name)
     ours("host-device", "DEL", conf, None, node, "gone-ctr", ifname="net1", netns="").ok()
     assert_as_before(before, snapshot(node, pod, data))
+
+
+def reservations(data: Path, network: str) -> list[str]:
+    """host-local's reservation files (named by address) of `network`."""
+    found = []
+    for path in (data / "ipam" / network).iterdir():
+        try:
+            found.append(str(ip_address(path.name)))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def test_our_gc_releases_the_references_stale_reservations_and_keeps_the_valid(
+    ours: Side, go: Side, node: Netns, make_netns: Any, data: Path
+) -> None:
+    conf = {"cniVersion": "1.0.0", "name": "hl-net", "type": "host-local", "ipam": ipam(data, "1.0.0")}
+    pod = make_netns("mpod")
+    kept = go("host-local", "ADD", conf, pod, node, "keep-ctr").ok()
+    go("host-local", "ADD", conf, pod, node, "lose-ctr").ok()
+    assert len(reservations(data, "hl-net")) == 4  # two pods, two families
+    valid = [{"containerID": "keep-ctr", "ifname": "eth0"}]
+    gc = {**conf, "cniVersion": "1.1.0", "cni.dev/valid-attachments": valid}
+    out = ours.runner(
+        "host-local", "GC", gc, container_id=None, ifname=None, netns_exec=node.name, env=ours.env
+    )
+    assert out.code == 0, out.stdout
+    assert reservations(data, "hl-net") == sorted(str(ip_interface(ip["address"]).ip) for ip in kept["ips"])
+    ours("host-local", "CHECK", {**conf, "prevResult": kept}, pod, node, "keep-ctr").ok()
+    ours("host-local", "DEL", conf, pod, node, "keep-ctr").ok()
+    assert reservations(data, "hl-net") == []
