@@ -143,3 +143,21 @@ def test_our_gc_releases_the_references_stale_reservations_and_keeps_the_valid(
     ours("host-local", "CHECK", {**conf, "prevResult": kept}, pod, node, "keep-ctr").ok()
     ours("host-local", "DEL", conf, pod, node, "keep-ctr").ok()
     assert reservations(data, "hl-net") == []
+
+
+def test_our_check_and_del_after_uninstall_give_back_the_device(
+    ours: Side, node: Netns, make_netns: Any, data: Path
+) -> None:
+    """Rolling back runs `pycni uninstall --node` while our plugins still serve: a device ours
+    lent, its record dropped, is CHECKed and given back by ours as the reference would."""
+    device = stand_in(node, make_netns("msink"))
+    conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "hd-net", "type": "host-device", "device": device}
+    conf["ipam"] = ipam(data, "1.0.0")
+    pod = make_netns("mpod")
+    before = snapshot(node, pod, data)
+    result = ours("host-device", "ADD", conf, pod, node, "handed-ctr", ifname="net1").ok()
+    assert "record removed" in uninstall(ours, node, data)
+    with_prev = {**conf, "prevResult": result}
+    ours("host-device", "CHECK", with_prev, pod, node, "handed-ctr", ifname="net1").ok()
+    ours("host-device", "DEL", with_prev, pod, node, "handed-ctr", ifname="net1").ok()
+    assert_as_before(before, snapshot(node, pod, data))
