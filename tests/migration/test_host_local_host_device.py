@@ -8,6 +8,7 @@ procedure in docs/kubernetes.md does: our host-device records are ours to remove
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from ipaddress import ip_address, ip_interface
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 
 from tests.helpers.cni import has_check
 from tests.helpers.netns import Netns, unique
-from tests.migration.node import Side, Snapshot, assert_as_before, snapshot, uninstall
+from tests.migration.node import Side, Snapshot, assert_as_before, link_details, snapshot, uninstall
 
 GO_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0")
 DIRECTIONS = [("go", "pycni"), ("pycni", "go")]
@@ -161,3 +162,20 @@ def test_our_check_and_del_after_uninstall_give_back_the_device(
     ours("host-device", "CHECK", with_prev, pod, node, "handed-ctr", ifname="net1").ok()
     ours("host-device", "DEL", with_prev, pod, node, "handed-ctr", ifname="net1").ok()
     assert_as_before(before, snapshot(node, pod, data))
+
+
+def test_uninstall_gives_back_a_device_whose_pod_died_before_its_del(
+    ours: Side, node: Netns, make_netns: Any, data: Path
+) -> None:
+    """The kernel returns a physical device to the node under its pod name when the netns dies
+    (played by moving it); the reference's DEL cannot find it then (plugins#1196), so uninstall,
+    which drops the record that names it, gives it back first."""
+    device = stand_in(node, make_netns("msink"))
+    conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "hd-net", "type": "host-device", "device": device}
+    pod = make_netns("mpod")
+    before = link_details(node)
+    ours("host-device", "ADD", conf, pod, node, "dead-ctr", ifname="net1").ok()
+    pod.run("ip", "link", "set", "net1", "netns", node.name)
+    subprocess.run(["ip", "netns", "del", pod.name], check=True)
+    assert f"device given back as {device}" in uninstall(ours, node, data)
+    assert link_details(node) == before
