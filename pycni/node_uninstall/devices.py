@@ -2,10 +2,12 @@
 
 host-device: the reference finds its device in the pod by CNI_IFNAME and takes its home name
 from the ifalias, which our ADD sets too; we set it again where a pod changed it, give back
-devices whose pod is gone, and drop our records. sriov: sriov-cni's cache and PCI marker, which
-our ADD writes beside our record, are written here for attachments an earlier pycni made
-(with the config from the runtime's result cache, for sriov-cni's IPAM release); then our
-records and claims go.
+devices whose pod is gone (also those whose DEL is still to come), and drop our records.
+sriov: sriov-cni's cache and PCI marker, which our ADD writes beside our record, are written
+here for attachments an earlier pycni made (with the config from the runtime's result cache,
+for sriov-cni's IPAM release); then our records and claims go. Every attachment whose DEL is
+still to come keeps those files, also when its pod's netns is gone: that DEL (sriov-cni's, or
+ours, which reads them) resets the VF.
 """
 
 from __future__ import annotations
@@ -28,13 +30,28 @@ log = logging.getLogger(__name__)
 
 def host_device(settings: Settings, report: list[str]) -> None:
     store = StateStore(settings.state_dir / "host-device")
-    with netns.rtnl() as host:
-        giveback.reclaim_released(store, host)
+    _give_back_orphans(store, report)
     for rec in store.all():
         if not rec.released and netns_alive(rec.netns):
             _mark_alias(rec, report)
         store.remove(rec)
         report.append(f"host-device: {rec.describe()}: record removed")
+
+
+def _give_back_orphans(store: StateStore, report: list[str]) -> None:
+    """Devices whose pod died, back under their node names, before the records naming them go."""
+    for rec in store.all():
+        if not rec.released and not netns_alive(rec.netns):
+            # its pod died: the device is home under its pod name, where the reference's DEL
+            # does not look (plugins#1196), and this record, about to go, is what names it
+            store.save(rec.model_copy(update={"released": True}))
+    orphans = [rec for rec in store.all() if rec.released]
+    with netns.rtnl() as host:
+        giveback.reclaim_released(store, host)
+    left = {rec.key for rec in store.all()}
+    for rec in orphans:
+        if rec.key not in left:
+            report.append(f"host-device: {rec.describe()}: device given back as {rec.name}")
 
 
 def _mark_alias(rec: DeviceState, report: list[str]) -> None:
@@ -52,7 +69,7 @@ def sriov(settings: Settings, cached: list[CachedAttachment], report: list[str])
     stores = Stores(settings.state_dir, settings.sriov_dir)
     for rec in stores.attachments.all():
         files = stores.sriov_cni
-        if not rec.released and netns_alive(rec.netns, rec.netns_id):
+        if not rec.released:  # its DEL is to come, also when its netns is gone already
             if files.read(rec.container_id, rec.ifname) is None:
                 config = _config_of(cached, rec.network, rec.container_id, rec.ifname)
                 files.write(rec.container_id, rec.ifname, rec.pci, rec.netns, reference.netconf(rec, config))

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from typing import Any
 from tests.bridge.node_state import NetnsState, files, netns_state
 from tests.helpers.cni import Outcome, Runner
 from tests.helpers.netns import Netns, sh
+from tests.helpers.poll import wait_until
 
 GO_BIN = Path("/usr/lib/cni")
 
@@ -173,3 +176,37 @@ def legacy_iptables_path(directory: Path) -> str:
             assert target, f"{family}-legacy{suffix} is not installed"
             (directory / f"{family}{suffix}").symlink_to(target)
     return f"{directory}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+
+
+def uninstall(ours: Side, node: Netns, data: Path, *extra: str) -> str:
+    """`pycni uninstall --node`, run in the node as its operator would, on the test's dirs."""
+    env = {**os.environ, **ours.env}
+    argv = [sys.executable, "-m", "pycni", "uninstall", "--node", "--cache-dir", str(data / "cache")]
+    argv += ["--multus-cni-dir", str(data / "multus"), *extra]
+    proc = subprocess.run(
+        ["ip", "netns", "exec", node.name, *argv], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def iptables_nat(node: Netns) -> str:
+    """The node's iptables nat table (iptables-nft here), as iptables-save prints it."""
+    return node.run("iptables-save", "-t", "nat")
+
+
+def _link_local_settled(node: Netns) -> bool:
+    for link in node.ip("-6", "addr", "show"):
+        if not link["ifname"].startswith(("veth", "mbr")) or "LOWER_UP" not in link.get("flags", []):
+            continue
+        mine = [a for a in link.get("addr_info", []) if a.get("local", "").startswith("fe80")]
+        if not mine or any(a.get("tentative") for a in mine):
+            return False
+    return True
+
+
+def settle(node: Netns) -> None:
+    """Wait until each bridge and veth with a carrier has its IPv6 link-local address past DAD:
+    the kernel adds it, and its local route, a moment after the link comes up, which a
+    snapshot taken in between would count as the ADD's doing."""
+    wait_until(lambda: _link_local_settled(node), what="IPv6 link-local addresses on the node")

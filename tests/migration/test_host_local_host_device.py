@@ -8,9 +8,8 @@ procedure in docs/kubernetes.md does: our host-device records are ours to remove
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
-import sys
+from ipaddress import ip_address, ip_interface
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,10 @@ import pytest
 
 from tests.helpers.cni import has_check
 from tests.helpers.netns import Netns, unique
-from tests.migration.node import Side, Snapshot, assert_as_before, snapshot
+from tests.migration.node import Side, Snapshot, assert_as_before, link_details, snapshot, uninstall
 
 GO_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0")
 DIRECTIONS = [("go", "pycni"), ("pycni", "go")]
-
-
-def uninstall(ours: Side, node: Netns, data: Path) -> str:
-    """`pycni uninstall --node`, run in the node as its operator would."""
-    env = {**os.environ, **ours.env}
-    argv = [sys.executable, "-m", "pycni", "uninstall", "--node", "--cache-dir", str(data / "cache")]
-    argv += ["--multus-cni-dir", str(data / "multus")]
-    proc = subprocess.run(
-        ["ip", "netns", "exec", node.name, *argv], env=env, capture_output=True, text=True, check=False
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
 
 
 def ipam(data: Path, version: str) -> dict[str, Any]:
@@ -126,3 +113,69 @@ def test_our_del_gives_back_a_device_the_reference_attached_whose_netns_is_gone(
     pod.run("ip", "link", "set", "net1", "netns", node.name)
     ours("host-device", "DEL", conf, None, node, "gone-ctr", ifname="net1", netns="").ok()
     assert_as_before(before, snapshot(node, pod, data))
+
+
+def reservations(data: Path, network: str) -> list[str]:
+    """host-local's reservation files (named by address) of `network`."""
+    found = []
+    for path in (data / "ipam" / network).iterdir():
+        try:
+            found.append(str(ip_address(path.name)))
+        except ValueError:
+            continue
+    return sorted(found)
+
+
+def test_our_gc_releases_the_references_stale_reservations_and_keeps_the_valid(
+    ours: Side, go: Side, node: Netns, make_netns: Any, data: Path
+) -> None:
+    conf = {"cniVersion": "1.0.0", "name": "hl-net", "type": "host-local", "ipam": ipam(data, "1.0.0")}
+    pod = make_netns("mpod")
+    kept = go("host-local", "ADD", conf, pod, node, "keep-ctr").ok()
+    go("host-local", "ADD", conf, pod, node, "lose-ctr").ok()
+    assert len(reservations(data, "hl-net")) == 4  # two pods, two families
+    valid = [{"containerID": "keep-ctr", "ifname": "eth0"}]
+    gc = {**conf, "cniVersion": "1.1.0", "cni.dev/valid-attachments": valid}
+    out = ours.runner(
+        "host-local", "GC", gc, container_id=None, ifname=None, netns_exec=node.name, env=ours.env
+    )
+    assert out.code == 0, out.stdout
+    assert reservations(data, "hl-net") == sorted(str(ip_interface(ip["address"]).ip) for ip in kept["ips"])
+    ours("host-local", "CHECK", {**conf, "prevResult": kept}, pod, node, "keep-ctr").ok()
+    ours("host-local", "DEL", conf, pod, node, "keep-ctr").ok()
+    assert reservations(data, "hl-net") == []
+
+
+def test_our_check_and_del_after_uninstall_give_back_the_device(
+    ours: Side, node: Netns, make_netns: Any, data: Path
+) -> None:
+    """Rolling back runs `pycni uninstall --node` while our plugins still serve: a device ours
+    lent, its record dropped, is CHECKed and given back by ours as the reference would."""
+    device = stand_in(node, make_netns("msink"))
+    conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "hd-net", "type": "host-device", "device": device}
+    conf["ipam"] = ipam(data, "1.0.0")
+    pod = make_netns("mpod")
+    before = snapshot(node, pod, data)
+    result = ours("host-device", "ADD", conf, pod, node, "handed-ctr", ifname="net1").ok()
+    assert "record removed" in uninstall(ours, node, data)
+    with_prev = {**conf, "prevResult": result}
+    ours("host-device", "CHECK", with_prev, pod, node, "handed-ctr", ifname="net1").ok()
+    ours("host-device", "DEL", with_prev, pod, node, "handed-ctr", ifname="net1").ok()
+    assert_as_before(before, snapshot(node, pod, data))
+
+
+def test_uninstall_gives_back_a_device_whose_pod_died_before_its_del(
+    ours: Side, node: Netns, make_netns: Any, data: Path
+) -> None:
+    """The kernel returns a physical device to the node under its pod name when the netns dies
+    (played by moving it); the reference's DEL cannot find it then (plugins#1196), so uninstall,
+    which drops the record that names it, gives it back first."""
+    device = stand_in(node, make_netns("msink"))
+    conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "hd-net", "type": "host-device", "device": device}
+    pod = make_netns("mpod")
+    before = link_details(node)
+    ours("host-device", "ADD", conf, pod, node, "dead-ctr", ifname="net1").ok()
+    pod.run("ip", "link", "set", "net1", "netns", node.name)
+    subprocess.run(["ip", "netns", "del", pod.name], check=True)
+    assert f"device given back as {device}" in uninstall(ours, node, data)
+    assert link_details(node) == before

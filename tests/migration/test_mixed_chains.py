@@ -1,7 +1,8 @@
 """Conflists mixing our plugins and the Debian Go plugins in one chain: ADD, CHECK and DEL in
-every result version the Go plugins speak in a chain (0.3.0 and later; `firewall` from 0.4.0),
-prevResult handed across the two sides both ways, run by a runtime (`pycni exec`, libcni's
-semantics: prevResult chaining, DEL in reverse, the result cache), and the node as before.
+every result version the Go plugins speak (0.1.0 to 1.0.0; `bandwidth` from 0.3.0, `firewall`
+from 0.4.0, as their VERSION says; CHECK from 0.4.0), prevResult handed across the two sides
+both ways, run by a runtime (`pycni exec`, libcni's semantics: prevResult chaining, DEL in
+reverse, the result cache), and the node as before.
 
 - our `bridge` (+ our host-local), then the reference's `portmap`, `firewall`, `tuning`, `bandwidth`;
 - the reference's `bridge` with our `host-local` as its IPAM, then the reference's `portmap`.
@@ -21,7 +22,7 @@ from tests.helpers.netns import Netns, unique
 from tests.helpers.poll import wait_until
 from tests.migration.node import assert_as_before, bin_dir_of, go_plugins_installed, snapshot
 
-CHAIN_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0")
+CHAIN_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0")
 CAPABILITIES = {"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}],
                 "bandwidth": {"ingressRate": 8000000, "ingressBurst": 100000}}  # fmt: skip
 
@@ -35,14 +36,21 @@ def conflist(version: str, data: Path, bridge: str, tail: list[dict[str, Any]]) 
 
 
 def go_tail(version: str) -> list[dict[str, Any]]:
+    """The Go meta plugins that speak `version` (their VERSION: firewall 0.4.0+, bandwidth 0.3.0+)."""
     tail: list[dict[str, Any]] = [{"type": "portmap", "capabilities": {"portMappings": True}, "snat": True}]
     if version in ("0.4.0", "1.0.0"):
         tail.append({"type": "firewall"})
-    tail += [
-        {"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.accept_local": "1"}},
-        {"type": "bandwidth", "capabilities": {"bandwidth": True}},
-    ]
+    tail.append({"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.accept_local": "1"}})
+    if version not in ("0.1.0", "0.2.0"):
+        tail.append({"type": "bandwidth", "capabilities": {"bandwidth": True}})
     return tail
+
+
+def first_ipv4(result: dict[str, Any]) -> str:
+    """The pod's IPv4 address in a result of any version (0.1.0/0.2.0: `ip4.ip`)."""
+    if "ip4" in result:
+        return str(result["ip4"]["ip"])
+    return str(next(ip["address"] for ip in result["ips"] if "." in ip["address"]))
 
 
 def run(
@@ -115,7 +123,7 @@ def test_mixed_chain(
     wait_until(lambda: not node.ip("-6", "addr", "show", "tentative"), what="DAD on the node")
     before = snapshot(node, pod, data)
     result = run(node, "add", conf_file, pod, "mixed-ctr", "eth0", bins, data, env)
-    assert result["cniVersion"] == version and result["ips"][0]["address"].startswith("10.234.0.")
+    assert result["cniVersion"] == version and first_ipv4(result).startswith("10.234.0.")
     assert "18080" in node.run("iptables-save", "-t", "nat")
     if version in ("0.4.0", "1.0.0"):
         run(node, "check", without_portmap(conf, tmp_path), pod, "mixed-ctr", "eth0", bins, data, env)

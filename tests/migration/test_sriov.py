@@ -9,6 +9,7 @@ and its cache, `json.Marshal` of its NetConf (a map: keys sorted, compact).
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 from tests.helpers.cni import Runner
 from tests.migration.node import GO_BIN
+from tests.migration.test_uninstall import uninstall
 from tests.sriov.helpers import PF, SriovNode, conf, make_node, seeded_state, stand_in_mac
 
 SETTINGS: dict[str, Any] = {
@@ -111,8 +113,13 @@ def test_our_add_writes_sriov_cni_cache_and_marker(node: SriovNode) -> None:
     pod = node.pod()
     config = conf(vf, "1.0.0", node=node, **SETTINGS)
     node.cni("ADD", config, pod, container_id="ours-ctr").ok()
-    cache = json.loads((sriov_cni_dir(node) / "ours-ctr-net1").read_text())
+    raw = (sriov_cni_dir(node) / "ours-ctr-net1").read_text()
+    cache = json.loads(raw)
+    assert raw == json.dumps(cache, sort_keys=True, separators=(",", ":")), "json.Marshal of a map"
     expected = sriov_cni_cache(node, config, vf.index, vf.kernel_netdev)
+    # beside sriov-cni's keys: ours (it ignores unknown keys), and DPDKMode, which earlier
+    # sriov-cni versions cached and read (later ones leave it out of the cache)
+    assert set(cache) == set(expected) | {"pycni", "DPDKMode"} and cache["DPDKMode"] is False
     assert {k: cache[k] for k in expected if k != "ipam"} == {
         k: v for k, v in expected.items() if k != "ipam"
     }
@@ -121,3 +128,44 @@ def test_our_add_writes_sriov_cni_cache_and_marker(node: SriovNode) -> None:
     node.cni("DEL", config, pod, container_id="ours-ctr").ok()
     assert not (sriov_cni_dir(node) / "ours-ctr-net1").exists()
     assert not (sriov_cni_dir(node) / "pci" / vf.address).exists()
+
+
+def test_our_check_and_del_after_uninstall_restore_the_vf_from_sriov_cni_cache(node: SriovNode) -> None:
+    """Rolling back runs `pycni uninstall --node` while our plugins still serve: a pod ours
+    attached, its record dropped, is CHECKed and DELeted by ours from the sriov-cni cache our
+    ADD wrote, as sriov-cni's DEL would."""
+    vf = node.kernel_vfs[3]
+    pod = node.pod()
+    config = conf(vf, "1.0.0", node=node, **SETTINGS)
+    result = node.cni("ADD", config, pod, container_id="handed-ctr").ok()
+    out = uninstall(
+        node.ns, node.env, "--cache-dir", str(node.tmp / "cache"), "--multus-cni-dir", str(node.tmp)
+    )
+    assert "record removed" in out and node.state_files() == []
+    node.cni("CHECK", {**config, "prevResult": result}, pod, container_id="handed-ctr").ok()
+    node.cni("DEL", {**config, "prevResult": result}, pod, container_id="handed-ctr").ok()
+    assert node.pf_entry(vf) == seeded_state(vf.index), "PF side back from OrigVfState"
+    link = node.link(vf.kernel_netdev)
+    assert link is not None and link["address"] == stand_in_mac(vf.index)
+    assert pod.link_names() == {"lo"} and node.reservations() == []
+    assert list(sriov_cni_dir(node).rglob("*")) == [sriov_cni_dir(node) / "pci"]
+
+
+def test_uninstall_hands_over_a_vf_whose_pod_died_before_its_del(node: SriovNode) -> None:
+    """The pod's netns is gone, its DEL still to come: uninstall leaves sriov-cni's cache for it,
+    and that DEL (ours here) puts the VF back, home under its pod name as the kernel returns it."""
+    vf = node.kernel_vfs[2]
+    pod = node.pod()
+    config = conf(vf, "1.0.0", node=node, **SETTINGS)
+    node.cni("ADD", config, pod, container_id="dead-ctr").ok()
+    pod.run("ip", "link", "set", "net1", "netns", node.ns.name)  # the pod died; the VF came home
+    node.fake.sysfs.rename_netdev(vf.address, vf.kernel_netdev, "net1")
+    subprocess.run(["ip", "netns", "del", pod.name], check=True)
+    dirs = ("--cache-dir", str(node.tmp / "cache"), "--multus-cni-dir", str(node.tmp / "multus"))
+    assert "record removed" in uninstall(node.ns, node.env, *dirs)
+    assert (sriov_cni_dir(node) / "dead-ctr-net1").exists()
+    node.cni("DEL", config, None, container_id="dead-ctr", netns=pod.path).ok()
+    node.fake.sysfs.rename_netdev(vf.address, "net1", vf.kernel_netdev)
+    assert node.pf_entry(vf) == seeded_state(vf.index), "PF side back from OrigVfState"
+    assert node.link(vf.kernel_netdev) is not None and node.reservations() == []
+    assert list(sriov_cni_dir(node).rglob("*")) == [sriov_cni_dir(node) / "pci"]

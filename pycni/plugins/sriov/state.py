@@ -148,7 +148,9 @@ class SriovCniFiles:
     def write(self, container_id: str, ifname: str, pci: str, netns: str, cached: dict[str, Any]) -> None:
         """sriov-cni's cache and marker, so sriov-cni's DEL can release the VF."""
         make_private_dirs(self.directory)
-        write_atomic(self.cache(container_id, ifname), json.dumps(cached).encode(), 0o600)
+        # as sriov-cni's json.Marshal of the merged map: keys sorted at every level, compact
+        data = json.dumps(cached, sort_keys=True, separators=(",", ":")).encode()
+        write_atomic(self.cache(container_id, ifname), data, 0o600)
         make_private_dirs(self.marker(pci).parent)
         write_atomic(self.marker(pci), netns.encode(), 0o600)
 
