@@ -36,8 +36,9 @@ _TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}")
 def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
     """Replace `path` with `data` (file mode `mode`), creating missing directories 0700.
 
-    `durable` fsyncs the file before the rename, for state that must survive a crash; files
-    on tmpfs that mean nothing after a reboot (device-info, CDI) skip it. A directory that a
+    `durable` fsyncs the file before the rename, for state that must survive a crash of the
+    node. Without it, after such a crash the file may hold the old content, the new, or nothing
+    readable: only for files on tmpfs (device-info, CDI) or whose loss is harmless. A directory that a
     concurrent cleaner removes while the file is written (an emptied per-namespace status
     directory, say) is made again and the write starts over.
     """
