@@ -114,7 +114,13 @@ def test_checkpoint_round_trip_and_a_corrupt_one_moved_aside(tmp_path: Path) -> 
     checkpoint.save(path, claims, durable=True)
     assert checkpoint.load(path) == claims
     assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    renamed = {"u1": claims["u1"].model_copy(update={"name": "c2"}), "u0": claims["u1"]}
+    checkpoint.save(path, renamed, durable=False)  # a claim's kept text goes with the claim
+    assert checkpoint.load(path) == renamed
+    checkpoint.save(path, claims, durable=False)
     data = json.loads(path.read_text())
+    path.write_text(json.dumps(data, indent=2))  # any layout of the same content: as written before
+    assert checkpoint.load(path) == claims
     data["claims"]["u1"]["name"] = "other"
     path.write_text(json.dumps(data))
     assert checkpoint.load(path) is None
