@@ -18,6 +18,7 @@ import errno
 import functools
 import os
 import re
+import stat
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -181,7 +182,14 @@ _NO_EXCHANGE = frozenset({errno.ENOENT, errno.EINVAL, errno.ENOSYS, errno.EOPNOT
 
 
 def _exchange(tmp: Path, path: Path) -> bool:
-    """True when `tmp` and `path` swapped names; False when a plain rename must do instead."""
+    """True when `tmp` and `path` swapped names; False when a plain rename must do instead: no
+    file at `path` yet, or something that is not a regular file (a rename refuses a directory,
+    where an exchange would move it away)."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+    except FileNotFoundError:
+        return False
     import ctypes  # lazily: most callers of this module never replace a file
 
     libc = _libc()

@@ -125,3 +125,11 @@ def test_a_writer_killed_after_the_exchange_leaves_the_old_content_to_the_sweep(
     os.utime(left, (old, old))
     files.write_atomic(tmp_path / "other.json", b"{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "plan.json"]
+
+
+def test_a_directory_in_the_way_is_refused_and_left_where_it_is(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError):
+        files.write_atomic(target, b"new")
+    assert target.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
