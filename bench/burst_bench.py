@@ -48,6 +48,13 @@ from tests.helpers.netns import Netns, create_netns, delete_netns
 
 #: One call: (binary, config, environment).
 Call = tuple[Path, dict[str, Any], dict[str, str]]
+#: The spec version of every config: the reference plugins (containernetworking/plugins 1.1.1)
+#: refuse 1.1.0 ("incompatible CNI versions"), so both sides speak 1.0.0.
+SPEC = "1.0.0"
+
+
+def network_conf(net: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    return {**bridge_conf(net, data_dir), "cniVersion": SPEC}
 
 
 @dataclass
@@ -82,14 +89,20 @@ def burst(pods: list[str], calls_of: Callable[[str], list[Call]], meter: CpuMete
         started, failed = time.perf_counter(), 0
         for binary, conf, env in calls_of(pod):
             _, proc = exec_plugin(binary, env["CNI_COMMAND"], conf, env)
-            failed += proc.returncode != 0
+            if proc.returncode != 0:
+                failed += 1
+                errors.append(f"{binary.name} {env['CNI_COMMAND']}: {proc.stdout!r}")
         return time.perf_counter() - started, failed
+
+    errors: list[str] = []
 
     cpu, started = meter.now(), time.perf_counter()
     with ThreadPoolExecutor(len(pods)) as pool:
         outcomes = list(pool.map(pod_calls, pods))
     elapsed = time.perf_counter() - started
     cpu_ms = (meter.now() - cpu) / len(pods) * 1000
+    if errors:
+        print(f"{len(errors)} calls failed, the first: {errors[0]}", file=sys.stderr)
     return Burst(elapsed, [o[0] for o in outcomes], sum(o[1] for o in outcomes), cpu_ms)
 
 
@@ -121,7 +134,7 @@ class Scenarios:
                 "apiVersion": "k8s.cni.cncf.io/v1",
                 "kind": "NetworkAttachmentDefinition",
                 "metadata": {"name": net["name"], "namespace": namespace},
-                "spec": {"config": json.dumps(bridge_conf(net, self.work / "ipam-pycni"))},
+                "spec": {"config": json.dumps(network_conf(net, self.work / "ipam-pycni"))},
             }
             for net, namespace in ((CLUSTER, "kube-system"), (SECONDARY, "default"))
         ]
@@ -137,7 +150,7 @@ class Scenarios:
 
     def bridge(self, impl: str, command: str) -> Callable[[str], list[Call]]:
         binary, cni_path, extra = self._impl(impl)
-        conf = bridge_conf(CLUSTER, self.work / f"ipam-{impl}")
+        conf = network_conf(CLUSTER, self.work / f"ipam-{impl}")
         return lambda pod: [
             (binary / "bridge", conf, {**pod_env(pod, command), "CNI_PATH": cni_path, **extra})
         ]
@@ -149,12 +162,12 @@ class Scenarios:
             if command == "DEL":
                 nets.reverse()
             return lambda pod: [
-                (binary / "bridge", bridge_conf(net, self.work / "ipam-reference"),
+                (binary / "bridge", network_conf(net, self.work / "ipam-reference"),
                  {**pod_env(pod, command, ifname), "CNI_PATH": cni_path})
                 for net, ifname in nets
             ]  # fmt: skip
         conf = {
-            "cniVersion": "1.1.0",
+            "cniVersion": SPEC,
             "name": "multus-cni-network",
             "type": "multus",
             "clusterNetwork": "podnet",
@@ -277,10 +290,11 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
             for r in runs
         )
         failed = sum(r[name]["pycni"][c].failures for r in runs for c in ("ADD", "DEL"))
-        worst.append([name, f"{all_ratio:.2f}", f"{p99_ratio:.2f}", str(failed)])
+        ref_failed = sum(r[name]["reference"][c].failures for r in runs for c in ("ADD", "DEL"))
+        worst.append([name, f"{all_ratio:.2f}", f"{p99_ratio:.2f}", str(failed), str(ref_failed)])
     refused = sum(r["refused"] + r["abandoned"] for r in runs)
     print(f"\nworst of {len(runs)} (pycni / reference; refused or abandoned by the daemon: {refused}):")
-    print(table(worst, ["scenario", "all networked", "pod ADD p99", "failed calls"]))
+    print(table(worst, ["scenario", "all networked", "pod ADD p99", "failed calls", "reference failed"]))
     print_memory(runs[0])
 
 

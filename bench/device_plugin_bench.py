@@ -27,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import print_and_save
+from pycni.device_plugin.cli import GIL_SWITCH_INTERVAL
 from pycni.device_plugin.options import Options
 from pycni.device_plugin.service import DevicePluginService
 from pycni.hw.discovery import discover
@@ -173,6 +174,7 @@ def bench_concurrent_allocate(work: Path, root: Path, calls: int, width: int) ->
 
 
 def main() -> int:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)  # the server runs in this process: as `pycni device-plugin`
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=20)

@@ -22,6 +22,12 @@ from pycni.k8s.pools.config import DEFAULT_PREFIX, ConfigError, load_config, war
 log = logging.getLogger("pycni.device_plugin")
 
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:9162"
+#: How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms). The
+#: server's threads (8 gRPC workers, the event loop, health streams) each run for well under a
+#: millisecond between system calls; with the default, an Allocate back from a write waited out
+#: another thread's 5 ms. With 32 calls in flight (bench/device_plugin_bench.py, machine load ~25)
+#: Allocate's median in the server went from 1.0-1.6 ms to 0.23-0.35 ms, its p99 from 8-15 ms to 7.5-9 ms.
+GIL_SWITCH_INTERVAL = 0.0005
 EXIT_CONFIG = 2
 
 
@@ -98,4 +104,5 @@ def main(argv: list[str]) -> int:
     )
     from pycni.k8s.service_main import run_service
 
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     return run_service(DevicePluginService(opts, config), args.metrics_address)

@@ -2,10 +2,20 @@
 
 Unprepare works from it alone (kubelet sends only the claim's UID, namespace and name, and the API
 server may be down or the claim deleted), also after a restart of the driver; a repeated Prepare
-answers from it. Written before Prepare answers: atomically (temp file, fsync, rename), mode 0600,
-with a SHA-256 of its content. A file that does not parse or whose checksum does not match is
-renamed aside (`.corrupt`) and the driver starts without it, rebuilding what it can from its CDI
-specs (see `Preparer.load`).
+answers from it. Written before kubelet is answered, always atomically (a complete temp file
+renamed over the old one), mode 0600, with a SHA-256 of its content. A file that does not parse or
+whose checksum does not match is renamed aside (`.corrupt`) and the driver starts without it,
+rebuilding what it can from its CDI specs (see `Preparer.load`).
+
+Which writes are made durable (fsync of the file, the rename, fsync of the directory) follows from
+what a crash of the node may do to the file: bring back an older version. An entry that comes back
+after its claim was unprepared holds a device that nobody will unprepare again (kubelet forgot the
+claim when we answered), so removals are durable before kubelet hears of them. An entry that is
+lost does no harm: a node crash stops every container, kubelet prepares each claim of the pods it
+restarts again, and a claim we no longer know is read again from the API server (the same
+allocation, checked again) or, for Unprepare, is already unprepared. So a Prepare, the call kubelet
+waits on to start containers, writes without the two disk flushes (3 to 9 ms on a virtual disk, most
+of its time). A crash of the driver alone loses nothing either way: the page cache has the file.
 """
 
 from __future__ import annotations
@@ -13,13 +23,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pycni.cni.files import make_private_dirs, write_atomic
+from pycni.cni.files import make_private_dirs, sync_directory, write_atomic
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -53,15 +64,52 @@ class _File(_Model):
     claims: dict[str, PreparedClaim]
 
 
-def _digest(claims: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def _canonical(value: Any) -> str:
+    """The text the checksum is taken over: sorted keys, no spaces."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def save(path: Path, claims: dict[str, PreparedClaim]) -> None:
-    body = {uid: claim.model_dump() for uid, claim in claims.items()}
-    data = {"format": FORMAT, "checksum": _digest(body), "claims": body}
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Encoded:
+    """Each prepared claim's canonical text, kept while the claim is prepared (claims are frozen).
+
+    The checkpoint is rewritten whole on every call: encoding every claim anew cost ~0.07 ms of
+    CPU per claim each time (7 ms per Prepare on a node holding 100 claims); now only the claims
+    a call changed are encoded. The text is the canonical encoding of the whole mapping, so the
+    checksum is the one `load` computes over what it parsed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._texts: dict[str, tuple[PreparedClaim, str]] = {}
+
+    def claims(self, claims: dict[str, PreparedClaim]) -> str:
+        with self._lock:
+            texts = {}
+            for uid in sorted(claims):
+                claim = claims[uid]
+                kept = self._texts.get(uid)
+                texts[uid] = (
+                    kept if kept is not None and kept[0] is claim else (claim, _canonical(claim.model_dump()))
+                )
+            self._texts = texts
+        return "{" + ",".join(f"{json.dumps(uid)}:{text}" for uid, (_, text) in texts.items()) + "}"
+
+
+_encoded = _Encoded()
+
+
+def save(path: Path, claims: dict[str, PreparedClaim], *, durable: bool) -> None:
+    """Replaces the checkpoint; `durable` when an entry was removed (see the module's docstring)."""
+    body = _encoded.claims(claims)
+    text = f'{{"checksum":"{_digest(body)}","claims":{body},"format":{FORMAT}}}'
     make_private_dirs(path.parent)
-    write_atomic(path, json.dumps(data, sort_keys=True).encode(), 0o600, durable=True)
+    write_atomic(path, text.encode(), 0o600, durable=durable)
+    if durable:
+        sync_directory(path.parent)  # the rename too, or an older file may come back
 
 
 def load(path: Path) -> dict[str, PreparedClaim] | None:
@@ -73,7 +121,7 @@ def load(path: Path) -> dict[str, PreparedClaim] | None:
     try:
         parsed = _File.model_validate_json(raw)
         body = json.loads(raw)["claims"]
-        if parsed.format != FORMAT or parsed.checksum != _digest(body):
+        if parsed.format != FORMAT or parsed.checksum != _digest(_canonical(body)):
             raise ValueError("format or checksum mismatch")
     except (ValidationError, ValueError, KeyError, TypeError) as err:
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")

@@ -5,11 +5,12 @@ writing its CDI spec again if it is gone); otherwise the claim is read from the 
 must match), this driver's devices in this node's pool are taken from its allocation, and each must
 be on the node, healthy, and held by no other prepared claim (an admin-access allocation may share
 one). A claim that fails any check gets its own error and leaves nothing behind; the others go on.
-The CDI specs are written, then the checkpoint (once per call), then kubelet is answered; if the
-checkpoint cannot be written, that call's new claims are undone and fail.
+The CDI specs are written, then the checkpoint (once per call, not flushed to disk: see
+`checkpoint`), then kubelet is answered; if the checkpoint cannot be written, that call's new claims
+are undone and fail.
 
-Unprepare needs nothing but the checkpoint: it removes the claim's CDI spec and entry, and a claim
-it does not know is already unprepared.
+Unprepare needs nothing but the checkpoint: it removes the claim's entry (durably, before kubelet
+is answered) and its CDI spec, and a claim it does not know is already unprepared.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ class Preparer:
         on_disk = cdi.spec_uids(self.cdi_dir, self.driver)
         if claims is None:
             claims = {uid: self._from_spec(uid) for uid in on_disk}
-            checkpoint.save(self.checkpoint_path, claims)
+            checkpoint.save(self.checkpoint_path, claims, durable=True)
         for uid in on_disk - set(claims):
             log.info("removing the CDI spec of a claim never prepared", extra={"claim_uid": uid})
             cdi.remove(cdi.spec_path(self.cdi_dir, self.driver, uid))
@@ -199,7 +200,7 @@ class Preparer:
     def _save(self, new: list[str], out: dict[str, Outcome]) -> bool:
         """Writes the checkpoint; on failure undoes `new` (specs and entries) and fails them."""
         try:
-            checkpoint.save(self.checkpoint_path, self._prepared)
+            checkpoint.save(self.checkpoint_path, self._prepared, durable=False)
             return True
         except OSError as err:
             log.error("cannot write the checkpoint", extra={"error": str(err)})
@@ -216,7 +217,7 @@ class Preparer:
             gone = {ref.uid: self._prepared.pop(ref.uid) for ref in refs if ref.uid in self._prepared}
             if gone:
                 try:
-                    checkpoint.save(self.checkpoint_path, self._prepared)
+                    checkpoint.save(self.checkpoint_path, self._prepared, durable=True)
                 except OSError as err:
                     self._prepared.update(gone)
                     return {

@@ -67,6 +67,8 @@ class DraDriverService:
         self._assignment: dict[str, list[Device]] = {}
         self._loop = EventLoop(opts.debounce)
         self._refresh = threading.Event()
+        self._links_changed = False  # since the last pass: netlink or udev said so
+        self._links: dict[str, LinkState] | None = None  # the link table of the last pass
         self._repair_at: float | None = None  # when to try restoring our sockets again
         self._sources: Sources | None = None
         self._plugin: SocketServer | None = None
@@ -124,7 +126,15 @@ class DraDriverService:
             self.shutdown()
 
     def _apply(self, rescan: bool) -> None:
-        self.reconcile() if rescan else self.refresh_health()
+        """A pass: rescan; or, after link events, fresh link state; or, when only claims were
+        prepared or unprepared, the state of the last pass judged again (no sysfs or netlink)."""
+        if rescan:
+            self.reconcile()
+        elif self._links_changed:
+            self.refresh_health()
+        else:
+            self._evaluate(self._links)
+        self._links_changed = False
 
     def shutdown(self) -> None:
         """Leaves kubelet (registration socket first), stops serving and publishing. Keeps the CDI
@@ -150,25 +160,31 @@ class DraDriverService:
                 return HEALTH
             return None
         if tag == "inotify":
-            change = None
-            for event in self._sources.read_inotify():
-                if self._on_fs_event(event):
-                    change = RESCAN
-            return change
+            return self._on_fs_events(self._sources.read_inotify())
         if self._sources.drain(tag):
+            self._links_changed = True
             return HEALTH if tag == "netlink" else RESCAN
         return None
 
-    def _on_fs_event(self, event: inotify.Event) -> bool:
-        """True when sysfs changed; our directories and the config are dealt with here."""
-        ours = False
-        if event.directory in self._socket_dirs():
+    def _on_fs_events(self, events: list[inotify.Event]) -> str | None:
+        """RESCAN when sysfs changed; our directories and the config are dealt with here, once a
+        batch. The driver's own checkpoint writes (every Prepare and Unprepare) need nothing: the
+        loop would otherwise look over its sockets while kubelet waits on the next call."""
+        sockets = set(self._socket_dirs())
+        config_dir = self.opts.config_path.parent.absolute()
+        ours = [e for e in events if e.directory in sockets or e.directory == config_dir]
+        if any(e.directory in sockets and not self._checkpoint_written(e) for e in ours):
             self._check_sockets()
-            ours = True
-        if event.directory == self.opts.config_path.parent.absolute():
+        if any(e.directory == config_dir for e in ours):
             self._reload_config()
-            ours = True
-        return not ours
+        return RESCAN if len(ours) < len(events) else None
+
+    def _checkpoint_written(self, event: inotify.Event) -> bool:
+        """The event is the checkpoint's temp file, or the checkpoint swapped in place (still there)."""
+        path = self.opts.checkpoint_path
+        if event.directory != path.parent.absolute():
+            return False
+        return event.name.startswith(f".{path.name}.") or (event.name == path.name and path.exists())
 
     def _check_sockets(self) -> None:
         """Repairs what a removal took; one that fails half-way (the directory is still being
@@ -197,7 +213,7 @@ class DraDriverService:
             self._plugin.stop(remove_socket=False)
             self._serve_plugin()
         if not self.opts.checkpoint_path.exists() and self.preparer.count():
-            checkpoint.save(self.opts.checkpoint_path, self.preparer.snapshot())
+            checkpoint.save(self.opts.checkpoint_path, self.preparer.snapshot(), durable=True)
         if self._registration is not None and not self._registration.current():
             log.info(
                 "registration socket gone: serving anew", extra={"socket": str(self.opts.registration_socket)}
@@ -238,6 +254,7 @@ class DraDriverService:
         self._evaluate(links.links() if links else None)
 
     def _evaluate(self, table: dict[str, LinkState] | None) -> None:
+        self._links = table
         prepared = frozenset(self.preparer.prepared_devices())
         pools = {p.resource: p for p in pools_of(self.config, self.opts.resource_prefix)}
         devices: dict[str, DraDevice] = {}

@@ -2,6 +2,11 @@
 
 `<cache_dir>/results/<network>-<container_id>-<ifname>`: written after a whole list ADD
 succeeds, read for CHECK and DEL (prevResult), listed for GC, removed after DEL.
+
+Written atomically but not flushed to disk, as libcni writes its own: an entry describes an
+attachment, and no attachment outlives a crash of the node; a DEL works without prevResult, and
+an entry a crash left unreadable is dropped. (multus's DEL has its plan, flushed, for that case.)
+Each flush cost a multus ADD 1 to 5 ms on a virtual disk, twice.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ class ResultCache:
             "capabilityArgs": entry.capability_args,
             "result": entry.result,
         }
-        write_atomic(self.path(entry.network, entry.container_id, entry.ifname), json.dumps(data).encode())
+        path = self.path(entry.network, entry.container_id, entry.ifname)
+        write_atomic(path, json.dumps(data).encode(), 0o600, durable=False)
 
     def load(self, network: str, container_id: str, ifname: str) -> CachedAttachment | None:
         """The cached attachment; an unreadable file is dropped, as libcni does."""

@@ -72,3 +72,64 @@ def test_a_directory_removed_while_writing_is_made_again(
     monkeypatch.setattr(os, "link", racing_link)
     files.write_atomic(target, b"[]")
     assert removed and target.read_bytes() == b"[]"
+
+
+def test_an_existing_file_is_swapped_out_not_renamed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename that replaces a file is the slow one under load: over a file, the names are
+    exchanged and the old file unlinked; a reader holding the old file keeps its content."""
+    target = tmp_path / "state.json"
+    files.write_atomic(target, b"old")
+    with target.open("rb") as reader:
+
+        def no_rename_over(src: object, dst: object) -> None:
+            raise AssertionError(f"renamed over {dst}")
+
+        monkeypatch.setattr(os, "replace", no_rename_over)
+        files.write_atomic(target, b"new", 0o640)
+        assert reader.read() == b"old"
+    assert target.read_bytes() == b"new" and target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_without_the_exchange_a_plain_rename_replaces_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "state.json"
+    files.write_atomic(target, b"old")
+    monkeypatch.setattr(files, "_exchange", lambda tmp, path: False)
+    files.write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_a_writer_killed_after_the_exchange_leaves_the_old_content_to_the_sweep(tmp_path: Path) -> None:
+    """The only moment a kill leaves a name behind: the new content is in place, the old one
+    under a temp name that the next write removes once it is stale."""
+    target = tmp_path / "plan.json"
+    files.write_atomic(target, b"old")
+    pid = os.fork()
+    if pid == 0:
+        Path.unlink = lambda *_a, **_k: os.kill(os.getpid(), signal.SIGKILL)  # type: ignore[method-assign]
+        try:
+            files.write_atomic(target, b"new")
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert target.read_bytes() == b"new"
+    (left,) = [p for p in tmp_path.iterdir() if p.name != "plan.json"]
+    assert left.read_bytes() == b"old"
+    old = left.stat().st_mtime - files.STALE_TEMP_AGE - 5
+    os.utime(left, (old, old))
+    files.write_atomic(tmp_path / "other.json", b"{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "plan.json"]
+
+
+def test_a_directory_in_the_way_is_refused_and_left_where_it_is(tmp_path: Path) -> None:
+    target = tmp_path / "state.json"
+    target.mkdir()
+    with pytest.raises(IsADirectoryError):
+        files.write_atomic(target, b"new")
+    assert target.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]

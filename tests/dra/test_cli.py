@@ -77,6 +77,12 @@ def test_metrics_and_probes(dnode: DraNode) -> None:
     assert metric(text, "pycni_dra_requests_total", operation="prepare") == 1
     assert metric(text, "pycni_dra_requests_total", operation="unprepare") == 1
     assert metric(text, "pycni_dra_request_duration_seconds_count", operation="prepare") == 1
+    for operation in ("prepare", "unprepare"):  # histograms, from 1 ms to 10 s, that an alert can sum
+        buckets = [
+            metric(text, "pycni_dra_request_duration_seconds_bucket", operation=operation, le=le)
+            for le in ("0.001", "0.005", "0.1", "10.0", "+Inf")
+        ]
+        assert buckets == sorted(buckets) and buckets[-1] == 1
     assert metric(text, "pycni_dra_claims_total", operation="prepare", result="success") == 1
     assert metric(text, "pycni_dra_claims_total", operation="prepare", result="error") == 1
     assert (

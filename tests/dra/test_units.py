@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -110,10 +111,16 @@ def test_checkpoint_round_trip_and_a_corrupt_one_moved_aside(tmp_path: Path) -> 
     dev = PreparedDevice(requests=["vf"], pool=NODE, device="d1", cdi_ids=["x/vf=u1-d1"])
     claims = {"u1": PreparedClaim(namespace="ns", name="c", devices=[dev], cdi_spec={"a": 1})}
     assert checkpoint.load(path) == {}
-    checkpoint.save(path, claims)
+    checkpoint.save(path, claims, durable=True)
     assert checkpoint.load(path) == claims
     assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    renamed = {"u1": claims["u1"].model_copy(update={"name": "c2"}), "u0": claims["u1"]}
+    checkpoint.save(path, renamed, durable=False)  # a claim's kept text goes with the claim
+    assert checkpoint.load(path) == renamed
+    checkpoint.save(path, claims, durable=False)
     data = json.loads(path.read_text())
+    path.write_text(json.dumps(data, indent=2))  # any layout of the same content: as written before
+    assert checkpoint.load(path) == claims
     data["claims"]["u1"]["name"] = "other"
     path.write_text(json.dumps(data))
     assert checkpoint.load(path) is None
@@ -233,6 +240,30 @@ def test_prepare_fails_cleanly_when_the_checkpoint_cannot_be_written(tmp_path: P
     out = preparer.prepare([ClaimRef("ns", "c", uid)])
     assert "checkpoint" in out[uid].error
     assert list((tmp_path / "cdi").iterdir()) == [] and preparer.count() == 0
+
+
+def test_prepare_writes_its_checkpoint_without_flushing_unprepare_flushes_file_and_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost entry is harmless, one back from the dead holds a device: only removals are durable."""
+    dev = DraDevice("0000-3b-02-0", device("0000:3b:02.0"), POOL)
+    uid = str(uuid.uuid4())
+    body = claim([{"request": "vf", "driver": DRIVER, "pool": NODE, "device": dev.name}], uid=uid)
+    path = tmp_path / "cp" / "checkpoint.json"
+    preparer = Preparer(DRIVER, NODE, tmp_path / "cdi", path, lambda: {dev.name: dev}, lambda ns, name: body)
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    assert preparer.prepare([ClaimRef("ns", "c", uid)])[uid].error == ""
+    assert synced == [] and uid in json.loads(path.read_text())["claims"]
+    assert preparer.unprepare([ClaimRef("ns", "c", uid)])[uid].error == ""
+    assert synced[-1] == str(path.parent) and len(synced) == 2  # the new file, then the rename
+    assert json.loads(path.read_text())["claims"] == {}
 
 
 def test_prepare_and_unprepare_from_many_threads_keep_one_holder_per_device(tmp_path: Path) -> None:
