@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import time
@@ -62,20 +63,43 @@ def node_with_pods(prefix: str, count: int) -> Iterator[list[str]]:
     """A throw-away "node" netns this process enters, and `count` pod netns names; all removed after.
 
     Entering the node means the plugins run there without an `ip netns exec` in front of them,
-    and the machine's own network is never touched.
+    and the machine's own network is never touched. The names carry this process's pid: a bench
+    killed before its `finally` (SIGKILL, or SIGTERM from `timeout`, which ends Python without
+    unwinding) leaves netns files behind, and the next bench of the same prefix removes those
+    whose creator is dead. SIGTERM is turned into an exit that unwinds, so it removes its own.
     """
-    node = f"{prefix}n{uuid.uuid4().hex[:8]}"
-    pods = [f"{prefix}p{uuid.uuid4().hex[:10]}" for _ in range(count)]
-    sh("ip", "netns", "add", node)
+    remove_orphans(prefix)
+    tag = f"{os.getpid()}-"
+    node = f"{prefix}n{tag}{uuid.uuid4().hex[:8]}"
+    pods = [f"{prefix}p{tag}{uuid.uuid4().hex[:10]}" for _ in range(count)]
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        for pod in pods:
-            sh("ip", "netns", "add", pod)
+        for ns in (node, *pods):
+            sh("ip", "netns", "add", ns)
         enter_netns(f"/run/netns/{node}")
         sh("ip", "link", "set", "lo", "up")
         yield pods
     finally:
         for ns in [*pods, node]:
             subprocess.run(["ip", "netns", "del", ns], check=False, capture_output=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def remove_orphans(prefix: str) -> None:
+    """Remove the netns a bench of `prefix` made and could not remove: its pid no longer runs."""
+    try:
+        names = os.listdir("/run/netns")
+    except FileNotFoundError:
+        return
+    for name in names:
+        rest = name[len(prefix) :] if name.startswith(prefix) else ""
+        pid, tagged, _ = rest[1:].partition("-")
+        if rest[:1] in ("n", "p") and tagged and pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
 
 
 def print_and_save(results: dict[str, Any], path: Path | None) -> None:
