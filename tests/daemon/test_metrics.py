@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -73,10 +75,37 @@ def test_duration_and_queue_wait_are_histograms_that_move_with_calls(
     assert min(seen) == 0.001 and max(b for b in seen if b != float("inf")) == 10.0  # 1 ms .. 10 s
     assert seen[0.025] <= 1 and seen[10.0] == 2  # the 30 ms call is above 25 ms
     assert list(seen.values()) == sorted(seen.values())  # cumulative
-    waits = buckets(port, "pycni_daemon_queue_wait_seconds", type="probe", command="ADD")
-    assert waits[float("inf")] == 2 and waits[0.001] == 2  # two idle workers: no queueing
+    queue_wait = "pycni_daemon_queue_wait_seconds"
+    assert buckets(port, queue_wait, type="probe", command="ADD")[float("inf")] == 2
     assert metric(port, "pycni_daemon_memory_pss_bytes", process="workers") > 0
     assert metric(port, "pycni_daemon_memory_pss_bytes", process="supervisor") > 1 << 20
+
+
+def test_a_call_that_finds_every_worker_busy_shows_its_wait_in_the_queue_histogram(
+    daemon: DaemonProcess, daemon_bin: Path, tmp_path: Path
+) -> None:
+    port = daemon.status()["metrics_port"]
+    call = runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)
+    release = tmp_path / "release"
+    held = {**CONF, "hold_until": str(release)}
+    queue_wait = "pycni_daemon_queue_wait_seconds"
+    with ThreadPoolExecutor(3) as pool:
+        busy = [pool.submit(call, "probe", "ADD", held, netns=NETNS, container_id=f"b{i}") for i in range(2)]
+        wait_until(lambda: metric(port, "pycni_daemon_workers_busy") == 2, what="both workers busy")
+        queued = pool.submit(call, "probe", "ADD", CONF, netns=NETNS, container_id="q")
+        wait_until(lambda: metric(port, "pycni_daemon_queued") == 1, what="the third call queued")
+        time.sleep(0.3)  # the wait the queued call must show, not synchronisation
+        release.touch()
+        for done in [*busy, queued]:
+            done.result().ok()
+
+    def three_waits() -> dict[float, float] | None:
+        waits = buckets(port, queue_wait, type="probe", command="ADD")
+        return waits if waits.get(float("inf")) == 3 else None
+
+    waits = wait_until(three_waits, what="three queue waits")
+    assert waits[0.25] <= 2  # the queued call waited at least the 300 ms both workers were held
+    assert metric(port, "pycni_daemon_queued") == 0
 
 
 def test_the_endpoint_goes_with_the_daemon(daemon: DaemonProcess) -> None:
