@@ -6,6 +6,11 @@ remounts /sys and loses the cgroup mounts runc needs) and stopped, killed or res
 pid. Cleanup removes every sandbox through the CRI, as kubelet would, then stops containerd
 and reaps what it left: its shims (found by the socket address they were given), mounts under
 the work dir and its netns files.
+
+Its `/var/run/netns` is the work dir's `run-netns`, in a mount namespace of its own: a netns
+file it made, under the path it reports, lives on the machine under the work dir, so one it
+left (killed while it made a sandbox, before the sandbox was recorded) is reaped with the rest,
+and another test's containerd never shares the directory.
 """
 
 from __future__ import annotations
@@ -23,6 +28,15 @@ from tests.helpers.netns import Netns
 from tests.helpers.poll import wait_until
 
 SANDBOX_IMAGE = "docker.io/pycni/pause:e2e"
+#: Where containerd keeps its pods' netns files unless `netns_mounts_under_state_dir`.
+RUN_NETNS = Path("/var/run/netns")
+#: Run in containerd's own mount namespace: the host's /run/netns stops propagating there, and
+#: the (shared) work dir's `run-netns` takes its place with the netns files already in it (a
+#: restarted containerd finds its pods'), so those it binds show on the machine under the work
+#: dir. $1 run-netns, $2 the config.
+IN_OWN_RUN_NETNS = (
+    'mount --make-rslave /run/netns && mount --rbind "$1" /run/netns && exec containerd --config "$2"'
+)
 
 
 @dataclass
@@ -50,6 +64,26 @@ class Containerd:
     @property
     def log(self) -> Path:
         return self.work / "containerd.log"
+
+    @property
+    def run_netns(self) -> Path:
+        """containerd's /var/run/netns as the machine sees it."""
+        return self.work / "run-netns"
+
+    def host_path(self, netns: str) -> str:
+        """A netns path containerd reported, as this process reaches it."""
+        path = Path(netns)
+        return str(self.run_netns / path.name) if path.parent == RUN_NETNS else netns
+
+    def _share_work(self) -> None:
+        """Make the work dir a shared mount (once: again would cover what is mounted in it), as
+        iproute2 makes /run/netns: what containerd mounts under it, in its own mount namespace
+        (netns files, rootfs), shows here too and outlives a containerd restart."""
+        if self.run_netns.exists():
+            return
+        self.run_netns.mkdir()
+        subprocess.run(["mount", "--bind", self.work, self.work], check=True)
+        subprocess.run(["mount", "--make-shared", self.work], check=True)
 
     def config(self) -> str:
         cri = 'plugins."io.containerd.grpc.v1.cri"'
@@ -83,14 +117,21 @@ state = "{self.state}"
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self.work.mkdir(parents=True, exist_ok=True)
         (self.work / "config.toml").write_text(self.config())
+        self._share_work()
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **self.env}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
                     "nsenter",
-                    f"--net={self.node.path}",
-                    "containerd",
-                    "--config",
+                    f"--net={self.node.path}",  # entered before its path is covered
+                    "unshare",
+                    "--mount",
+                    "--propagation=unchanged",
+                    "sh",
+                    "-c",
+                    IN_OWN_RUN_NETNS,
+                    "sh",
+                    str(self.run_netns),
                     str(self.work / "config.toml"),
                 ],
                 stdout=out,
@@ -160,6 +201,7 @@ state = "{self.state}"
                 os.kill(pid, signal.SIGKILL)
         wait_until(lambda: not self.shims(), timeout=30.0, what="containerd's shims to exit")
         self._unmount_under(self.work)
+        subprocess.run(["umount", "-l", self.work], check=False, capture_output=True)
 
     def shims(self) -> list[int]:
         """The pids of the shims this containerd started (they name its socket in their arguments)."""

@@ -20,7 +20,7 @@ import pytest
 
 from tests.daemon.process import DaemonProcess
 from tests.e2e.conftest import PLUGIN_SETS, E2eNode, MakeContainerd, in_netns
-from tests.e2e.containerd import Containerd
+from tests.e2e.containerd import RUN_NETNS, Containerd
 from tests.e2e.cri import CriError, Pod, Sandbox
 from tests.e2e.leftovers import LIBCNI_RESULTS
 from tests.helpers.netns import unique
@@ -28,8 +28,6 @@ from tests.helpers.timings import Timings
 from tests.meta_multus.helpers import nad_manifest, pod_manifest, write_manifests
 
 SUBNET = "10.201.0.0/24"
-#: containerd's default place for its pods' netns files.
-RUN_NETNS = Path("/var/run/netns")
 
 
 def write_conf(ctd: Containerd, name: str, conf: dict[str, Any]) -> None:
@@ -45,9 +43,9 @@ def start_pods(ctd: Containerd, pods: list[Pod]) -> list[Sandbox]:
 
 def assert_networked(ctd: Containerd, sandbox: Sandbox, subnet: str) -> tuple[str, str]:
     """The pod's eth0 has the address the runtime reports, in `subnet`, with a default route; its
-    (netns path, address)."""
+    (netns path as this process reaches it, address)."""
     assert ctd.cri is not None
-    netns = ctd.cri.netns(sandbox.id)
+    netns = ctd.host_path(ctd.cri.netns(sandbox.id))
     (address,) = ctd.cri.ips(sandbox.id)
     assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
     addrs = json.loads(in_netns(netns, "ip", "-j", "addr", "show", "eth0"))
@@ -81,8 +79,10 @@ def test_bridge_pods_start_talk_survive_a_containerd_kill_and_leave_nothing(
     sandboxes = start_pods(ctd, pods)
     found = [assert_networked(ctd, s, SUBNET) for s in sandboxes]
     netns_paths = [netns for netns, _ in found]
+    assert ctd.cri is not None
+    reported = [ctd.cri.netns(s.id) for s in sandboxes]
     where = ctd.state / "io.containerd.grpc.v1.cri" / "netns" if netns_location == "state-dir" else RUN_NETNS
-    assert {Path(p).parent for p in netns_paths} == {where}, netns_paths
+    assert {Path(p).parent for p in reported} == {where}, reported
     (first_ns, _), (_, second_ip) = found[0], found[1]
     in_netns(first_ns, "ping", "-c1", "-W2", second_ip)
     # what containerd sent, as its libcni cache recorded it: kubelet's pod identity in CNI_ARGS
@@ -217,3 +217,29 @@ def test_a_pod_whose_network_plugin_is_not_installed_fails_to_start_and_is_remov
         ctd.cri.stop_and_remove(sandbox_id)
     assert ctd.cri.sandboxes() == []
     e2e_node.leftovers.assert_clean([], [])
+
+
+def mounts_under(root: Path) -> list[str]:
+    prefix = str(root) + "/"
+    points = (line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
+    return [p for p in points if p == str(root) or p.startswith(prefix)]
+
+
+def test_a_netns_containerd_left_behind_is_reaped_with_it_and_never_in_the_machine_s_run_netns(
+    make_containerd: MakeContainerd,
+) -> None:
+    """containerd killed while it makes a sandbox leaves a netns file it never recorded: one made
+    where it makes them, in its /var/run/netns, shows under its work dir and goes with it."""
+    ctd = make_containerd("reference")
+    assert ctd.proc is not None
+    name = unique("cni-left", 15)
+    in_containerd_s_mounts = ["nsenter", f"--mount=/proc/{ctd.proc.pid}/ns/mnt"]
+    subprocess.run([*in_containerd_s_mounts, "ip", "netns", "add", name], check=True)
+    left = ctd.run_netns / name
+    assert ctd.host_path(str(RUN_NETNS / name)) == str(left)
+    in_netns(str(left), "ip", "link", "show", "lo")  # a live netns, reached from here
+    assert not (RUN_NETNS / name).exists(), "containerd's netns dir is the machine's"
+    ctd.kill()
+    ctd.cleanup()
+    assert mounts_under(ctd.work) == []
+    assert not (RUN_NETNS / name).exists()
