@@ -25,7 +25,7 @@ def write_spec(directory: Path, resource: str, spec: dict[str, object]) -> None:
     # Shared with the runtime and other vendors' specs: a missing directory gets the default mode,
     # not the owner-only one write_atomic gives the directories it creates.
     directory.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(spec, sort_keys=True, indent=1).encode()
+    data = json.dumps(spec, sort_keys=True).encode()
     write_atomic(spec_path(directory, resource), data, 0o644, durable=False)
 
 

@@ -92,7 +92,7 @@ def _vhost_net(dev: DraDevice) -> bool:
 def write(path: Path, spec: dict[str, Any]) -> None:
     # Shared with the runtime and other vendors' specs: a missing directory gets the default mode.
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(spec, sort_keys=True, indent=1).encode(), 0o644, durable=False)
+    write_atomic(path, json.dumps(spec, sort_keys=True).encode(), 0o644, durable=False)
 
 
 def read(path: Path) -> dict[str, Any] | None:

@@ -101,6 +101,8 @@ class ApiServer:
     as the DRA driver, gives its own); `call` runs any other request with the same cached client.
     """
 
+    status_kept_apart = False
+
     def __init__(self, kubeconfig: str, env: Mapping[str, str], field_manager: str = FIELD_MANAGER) -> None:
         self.kubeconfig = kubeconfig
         self.env = env

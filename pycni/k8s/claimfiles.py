@@ -60,7 +60,7 @@ def remove(directory: Path, namespace: str, name: str, keys: set[tuple[Any, ...]
 
 def _write(file: Path, devices: list[dict[str, Any]]) -> None:
     """Not fsynced, as network-status: it describes running pods, none of which survive a crash."""
-    write_atomic(file, json.dumps({"devices": devices}, indent=2).encode() + b"\n", 0o600, durable=False)
+    write_atomic(file, json.dumps({"devices": devices}).encode() + b"\n", 0o600, durable=False)
 
 
 @contextlib.contextmanager

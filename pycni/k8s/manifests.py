@@ -49,6 +49,8 @@ class ManifestSource:
     """A `PodSource` (and its `ClaimSource`) over a manifest directory; network-status files under
     `status_dir`, claims' device status under `claim_status_dir` (default: `claim-status` beside it)."""
 
+    status_kept_apart = True
+
     def __init__(self, directory: Path, status_dir: Path, claim_status_dir: Path | None = None) -> None:
         self.directory = directory
         self.status_dir = status_dir
@@ -124,7 +126,7 @@ class ManifestSource:
 
 
 def _encode(status: list[dict[str, Any]]) -> bytes:
-    return json.dumps(status, indent=2).encode() + b"\n"
+    return json.dumps(status).encode() + b"\n"
 
 
 def _documents(directory: Path) -> list[tuple[Path, dict[str, Any]]]:

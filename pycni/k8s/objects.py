@@ -181,6 +181,10 @@ if TYPE_CHECKING:
     class PodSource(Protocol):
         """Where pods and NADs are read and network-status is written: an API server or manifests."""
 
+        #: The network-status record outlives the pod unless DEL removes it (a file beside the
+        #: manifests), so the plan must name what was written; an annotation goes with its pod.
+        status_kept_apart: bool
+
         def pod(self, namespace: str, name: str, *, wait: bool) -> Pod | None:
             """The pod, or None when it does not exist; `wait` allows a short wait for a new pod."""
             ...

@@ -196,11 +196,14 @@ def _publish(
 ) -> None:
     """Write network-status (undoing every attachment if that fails), then post the events.
 
-    The plan records the status before the file is written: a process killed in between leaves a
-    plan whose DEL removes the file (or finds none), never a status file no plan knows about.
+    Where the status is a file apart from the pod, the plan records it before the file is
+    written: a process killed in between leaves a plan whose DEL removes the file (or finds
+    none), never a status file no plan knows about. An annotation goes with the pod: the plan is
+    not written again for it.
     """
-    plan.network_status = entries
-    call.plans.save(plan)
+    if source.status_kept_apart:
+        plan.network_status = entries
+        call.plans.save(plan)
     try:
         source.write_network_status(pod, entries)
     except BaseException:

@@ -163,6 +163,8 @@ def test_plan_round_trip_and_damage(tmp_path: Path) -> None:
 
 # -- resolution ----------------------------------------------------------------------------------
 class MemorySource:
+    status_kept_apart = False
+
     def __init__(self, pods: list[dict[str, Any]], nads: list[dict[str, Any]]) -> None:
         self.pods = {(p.namespace, p.name): p for p in (parse_pod(o, "test") for o in pods)}
         self.nads = {(n.namespace, n.name): n for n in (parse_nad(o, "test") for o in nads)}
@@ -466,6 +468,8 @@ def test_the_plan_records_network_status_before_the_status_file_is_written(tmp_p
     seen: list[Any] = []
 
     class Source:
+        status_kept_apart = True
+
         def write_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
             saved = store.load("c1")
             seen.append(saved.network_status if saved else None)
@@ -479,3 +483,26 @@ def test_the_plan_records_network_status_before_the_status_file_is_written(tmp_p
     call = MultusCall(None, None, None, store)  # type: ignore[arg-type]
     plugin._publish(call, plan, Source(), pod, entries)  # type: ignore[arg-type]
     assert seen == [entries]
+
+
+def test_a_status_that_goes_with_the_pod_costs_no_second_plan_write(tmp_path: Path) -> None:
+    """The API server's annotation is not removed by DEL: the plan is not rewritten to name it."""
+    from pycni.meta_multus import plugin
+    from pycni.meta_multus.call import MultusCall
+
+    store = PlanStore(tmp_path / "plans")
+    plan = Plan.model_validate(
+        {"containerID": "c1", "podName": "web", "podNamespace": "default", "attachments": []}
+    )
+    store.save(plan)
+    written = store.path("c1").stat()
+    source = MemorySource([], [])
+    assert not source.status_kept_apart
+    pod = parse_pod(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"}}, "t"
+    )
+    call = MultusCall(None, None, None, store)  # type: ignore[arg-type]
+    plugin._publish(call, plan, source, pod, [{"name": "default/blue", "interface": "net1"}])  # type: ignore[arg-type]
+    after = store.path("c1").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+    assert [reason for reason, _ in source.events] == ["AddedInterface"]
