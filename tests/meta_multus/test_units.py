@@ -502,7 +502,7 @@ def test_a_status_that_goes_with_the_pod_costs_no_second_plan_write(tmp_path: Pa
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"}}, "t"
     )
     call = MultusCall(None, None, None, store)  # type: ignore[arg-type]
-    plugin._publish(call, plan, source, pod, [{"name": "default/blue", "interface": "net1"}])  # type: ignore[arg-type]
+    plugin._publish(call, plan, source, pod, [{"name": "default/blue", "interface": "net1"}])
     after = store.path("c1").stat()
     assert (after.st_ino, after.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
     assert [reason for reason, _ in source.events] == ["AddedInterface"]
