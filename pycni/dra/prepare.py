@@ -1,7 +1,8 @@
 """NodePrepareResources and NodeUnprepareResources, free of gRPC: claims in, one outcome per claim.
 
 Prepare, per claim: a claim already prepared answers what it answered before (from the checkpoint,
-writing its CDI spec again if it is gone); otherwise the claim is read from the API server (its UID
+writing its CDI spec again if it is gone, from its devices as they are now: after a reboot a VF's
+IOMMU group or driver may differ); otherwise the claim is read from the API server (its UID
 must match), this driver's devices in this node's pool are taken from its allocation, and each must
 be on the node, healthy, and held by no other prepared claim (an admin-access allocation may share
 one). A claim that fails any check gets its own error and leaves nothing behind; the others go on.
@@ -62,9 +63,9 @@ class Preparer:
 
     # -- state --------------------------------------------------------------------------------
     def load(self) -> None:
-        """Reads the checkpoint and makes the CDI directory agree with it: a spec without an entry
-        (a crash between the two writes, before kubelet got an answer) is removed; an entry
-        without its spec gets it back. An unreadable checkpoint is rebuilt from the specs."""
+        """Reads the checkpoint and removes the CDI specs it does not know (a crash between the two
+        writes, before kubelet got an answer). An unreadable checkpoint is rebuilt from the specs.
+        Missing specs are written by `restore_specs`, once the devices are known."""
         claims = checkpoint.load(self.checkpoint_path)
         on_disk = cdi.spec_uids(self.cdi_dir, self.driver)
         if claims is None:
@@ -73,12 +74,25 @@ class Preparer:
         for uid in on_disk - set(claims):
             log.info("removing the CDI spec of a claim never prepared", extra={"claim_uid": uid})
             cdi.remove(cdi.spec_path(self.cdi_dir, self.driver, uid))
-        for uid, claim in claims.items():
-            if uid not in on_disk and claim.cdi_spec:
-                cdi.write(cdi.spec_path(self.cdi_dir, self.driver, uid), claim.cdi_spec)
         with self._lock:
             self._prepared = claims
         log.info("prepared claims loaded", extra={"claims": len(claims)})
+
+    def restore_specs(self) -> None:
+        """Writes the spec of each prepared claim that lost it (a reboot empties /var/run/cdi), from
+        its devices as they are now; a claim whose device is gone gets none (its Prepare says why)."""
+        with self._lock:
+            for uid in list(self._prepared):
+                error = self._spec_again(uid)
+                if error:
+                    log.warning("CDI spec not restored", extra={"claim_uid": uid, "error": error})
+
+    def restore_checkpoint(self) -> None:
+        """Writes the checkpoint again, durably, when its file is gone while claims are prepared
+        (the plugin directory was removed): under the lock, so no Unprepare is undone."""
+        with self._lock:
+            if self._prepared and not self.checkpoint_path.exists():
+                checkpoint.save(self.checkpoint_path, self._prepared, durable=True)
 
     def _from_spec(self, uid: str) -> PreparedClaim:
         spec = cdi.read(cdi.spec_path(self.cdi_dir, self.driver, uid)) or {}
@@ -154,11 +168,27 @@ class Preparer:
 
     def _again(self, uid: str) -> Outcome:
         """A claim prepared before: the same answer, its CDI spec there again if it went missing."""
+        error = self._spec_again(uid)
+        return Outcome(error=error) if error else Outcome(tuple(self._prepared[uid].devices))
+
+    def _spec_again(self, uid: str) -> str:
+        """Writes a prepared claim's missing CDI spec from its devices as they are now (lock held);
+        why it could not, or ""."""
         claim = self._prepared[uid]
         path = cdi.spec_path(self.cdi_dir, self.driver, uid)
-        if claim.cdi_spec and not path.exists():
-            cdi.write(path, claim.cdi_spec)
-        return Outcome(tuple(claim.devices))
+        if not claim.cdi_spec or path.exists():
+            return ""
+        on_node = self.devices()
+        gone = [d.device for d in claim.devices if d.device not in on_node]
+        if gone:
+            return f"claim {uid}: device(s) {gone} are not on this node any more; its CDI spec is gone"
+        spec = cdi.build(self.driver, uid, [on_node[d.device] for d in claim.devices])
+        try:
+            cdi.write(path, spec)
+        except OSError as err:
+            return f"cannot write the CDI spec of claim {uid}: {err}"
+        self._prepared[uid] = claim.model_copy(update={"cdi_spec": spec})
+        return ""
 
     def _prepare_one(self, ref: ClaimRef, found: list[AllocatedDevice] | ClaimError) -> PreparedClaim:
         if isinstance(found, ClaimError):

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from pycni.cni.files import make_private_dirs
-from pycni.dra import checkpoint
 from pycni.dra.devices import DraDevice, config_problems, device_name
 from pycni.dra.inventory import Inventory
 from pycni.dra.metrics import DraMetrics
@@ -88,6 +87,7 @@ class DraDriverService:
             use_udev=self.opts.use_udev,
         )
         self.reconcile()
+        self.preparer.restore_specs()
         self.publisher.start()
         self._serve_plugin()
         self._serve_registration()
@@ -212,8 +212,7 @@ class DraDriverService:
             make_private_dirs(self.opts.plugin_dir)
             self._plugin.stop(remove_socket=False)
             self._serve_plugin()
-        if not self.opts.checkpoint_path.exists() and self.preparer.count():
-            checkpoint.save(self.opts.checkpoint_path, self.preparer.snapshot(), durable=True)
+        self.preparer.restore_checkpoint()
         if self._registration is not None and not self._registration.current():
             log.info(
                 "registration socket gone: serving anew", extra={"socket": str(self.opts.registration_socket)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -293,3 +294,53 @@ def test_prepare_and_unprepare_from_many_threads_keep_one_holder_per_device(tmp_
         preparer.held() == {}
         and json.loads((tmp_path / "cp" / "checkpoint.json").read_text())["claims"] == {}
     )
+
+
+def vfio_device(group: int) -> DraDevice:
+    return DraDevice("0000-3b-02-6", device("0000:3b:02.6", driver="vfio-pci", driver_now="vfio-pci",
+                                            netdevs=(), netdevs_now=(), iommu_group=group), POOL)  # fmt: skip
+
+
+def test_a_lost_cdi_spec_is_written_again_from_the_device_as_it_is_now(tmp_path: Path) -> None:
+    """After a reboot a VF's IOMMU group may differ: the spec must name today's /dev/vfio node."""
+    now = {"dev": vfio_device(11)}
+    uid = str(uuid.uuid4())
+    body = claim([{"request": "vf", "driver": DRIVER, "pool": NODE, "device": "0000-3b-02-6"}], uid=uid)
+    cdi_dir, path = tmp_path / "cdi", tmp_path / "cp" / "checkpoint.json"
+
+    def devices() -> dict[str, DraDevice]:
+        return {now["dev"].name: now["dev"]}
+
+    preparer = Preparer(DRIVER, NODE, cdi_dir, path, devices, lambda ns, name: body)
+    assert preparer.prepare([ClaimRef("ns", "c", uid)])[uid].error == ""
+    spec_file = next(cdi_dir.iterdir())
+    assert "/dev/vfio/11" in spec_file.read_text()
+    spec_file.unlink()  # the reboot: /var/run/cdi is empty, the checkpoint is not
+    now["dev"] = vfio_device(12)
+    restarted = Preparer(DRIVER, NODE, cdi_dir, path, devices, lambda ns, name: body)
+    restarted.load()
+    restarted.restore_specs()
+    assert "/dev/vfio/12" in spec_file.read_text() and "/dev/vfio/11" not in spec_file.read_text()
+    spec_file.unlink()
+    now["dev"] = vfio_device(13)
+    assert restarted.prepare([ClaimRef("ns", "c", uid)])[uid].error == ""
+    assert "/dev/vfio/13" in spec_file.read_text()
+
+
+def test_a_spec_that_cannot_be_written_again_fails_its_claim_not_the_call(tmp_path: Path) -> None:
+    dev = DraDevice("0000-3b-02-0", device("0000:3b:02.0"), POOL)
+    uid = str(uuid.uuid4())
+    body = claim([{"request": "vf", "driver": DRIVER, "pool": NODE, "device": dev.name}], uid=uid)
+    cdi_dir = tmp_path / "cdi"
+    preparer = Preparer(DRIVER, NODE, cdi_dir, tmp_path / "cp" / "checkpoint.json",
+                        lambda: {dev.name: dev}, lambda ns, name: body)  # fmt: skip
+    assert preparer.prepare([ClaimRef("ns", "c", uid)])[uid].error == ""
+    shutil.rmtree(cdi_dir)
+    cdi_dir.write_text("")  # the spec cannot be written again: a file where its directory was
+    out = preparer.prepare([ClaimRef("ns", "c", uid)])
+    assert "cannot write the CDI spec" in out[uid].error and preparer.count() == 1
+    gone = Preparer(DRIVER, NODE, tmp_path / "cdi2", tmp_path / "cp" / "checkpoint.json",
+                    lambda: {}, lambda ns, name: body)  # fmt: skip
+    gone.load()
+    gone.restore_specs()  # its device is gone: nothing written, nothing raised
+    assert "not on this node any more" in gone.prepare([ClaimRef("ns", "c", uid)])[uid].error
