@@ -153,12 +153,13 @@ class NetlinkSocket:
                 offset += (length + 3) & ~3
                 if msg_seq != seq:
                     continue  # an answer to a request given up on earlier
+                # the kernel may flag a change during the last batch on NLMSG_DONE alone
+                interrupted |= bool(flags & NLM_F_DUMP_INTR)
                 if kind in (NLMSG_DONE, NLMSG_ERROR):
                     self._raise_if_error(raw)
                     if interrupted:
                         raise NetlinkDumpInterrupted()
                     return out
-                interrupted |= bool(flags & NLM_F_DUMP_INTR)
                 out.append(raw)
                 if not multi and not flags & NLM_F_MULTI:
                     return out

@@ -103,3 +103,33 @@ def test_addresses_and_routes_with_their_attributes(make_netns: Callable[..., Ne
         addresses.delete_address(r, index, ipaddress.ip_interface("10.61.0.2/24"))
         addresses.delete_address(r, index, ipaddress.ip_interface("10.61.0.2/24"))  # already gone: fine
         assert ipaddress.ip_interface("10.61.0.2/24") not in addresses.link_addresses(r, index)
+
+
+@pytest.mark.parametrize("flagged", ["a part", "DONE alone"])
+def test_a_dump_flagged_interrupted_on_any_message_is_retried_not_trusted(
+    flagged: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel checks a dump's consistency as it writes each batch, NLMSG_DONE included."""
+    from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
+
+    from pycni.net.nlsock import NLM_F_DUMP_INTR, NLMSG_HEADER, NetlinkSocket
+
+    nl = NetlinkSocket()
+    try:
+        seq = nl.seq + 1
+        part_flags, done_flags = (NLM_F_DUMP_INTR, 0) if flagged == "a part" else (0, NLM_F_DUMP_INTR)
+        part = NLMSG_HEADER.pack(NLMSG_HEADER.size + 4, RTM_NEWLINK, 0x2 | part_flags, seq, 0) + bytes(4)
+        done = NLMSG_HEADER.pack(NLMSG_HEADER.size + 4, 3, 0x2 | done_flags, seq, 0) + bytes(4)
+        real = nl.sock
+
+        class Unsent:
+            send = staticmethod(len)
+            close = real.close
+
+        monkeypatch.setattr(nl, "sock", Unsent())
+        answers = iter([part + done])
+        monkeypatch.setattr(nl, "_recv", lambda: next(answers))
+        with pytest.raises(NetlinkDumpInterrupted):
+            nl.dump_raw(links.link_msg(), 18)  # RTM_GETLINK
+    finally:
+        nl.close()
