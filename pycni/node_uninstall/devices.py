@@ -7,7 +7,9 @@ sriov: sriov-cni's cache and PCI marker, which our ADD writes beside our record,
 here for attachments an earlier pycni made (with the config from the runtime's result cache,
 for sriov-cni's IPAM release); then our records and claims go. Every attachment whose DEL is
 still to come keeps those files, also when its pod's netns is gone: that DEL (sriov-cni's, or
-ours, which reads them) resets the VF.
+ours, which reads them) resets the VF. A VF DEL'd while its netdev was still in a dying netns
+is restored here if it is back, else its record stays (run uninstall again): nothing else
+would name it when it returns. The same holds for host-device's devices.
 """
 
 from __future__ import annotations
@@ -23,16 +25,23 @@ from pycni.cni.settings import Settings
 from pycni.libcni.cache import CachedAttachment
 from pycni.net import links, netns
 from pycni.plugins.sriov import reference
-from pycni.plugins.sriov.state import Stores, netns_alive
+from pycni.plugins.sriov.state import Stores, VfAttachment, netns_alive, vf_locked
 
 log = logging.getLogger(__name__)
+
+
+#: What uninstall says of a device whose pod died and that the kernel has not given back yet.
+NOT_BACK = "not back in the node yet (its netns is still dying): record kept, run uninstall again"
 
 
 def host_device(settings: Settings, report: list[str]) -> None:
     store = StateStore(settings.state_dir / "host-device")
     _give_back_orphans(store, report)
     for rec in store.all():
-        if not rec.released and netns_alive(rec.netns):
+        if rec.released:  # the record is all that names the device when it comes back
+            report.append(f"host-device: {rec.describe()}: {NOT_BACK}")
+            continue
+        if netns_alive(rec.netns):
             _mark_alias(rec, report)
         store.remove(rec)
         report.append(f"host-device: {rec.describe()}: record removed")
@@ -69,16 +78,33 @@ def sriov(settings: Settings, cached: list[CachedAttachment], report: list[str])
     stores = Stores(settings.state_dir, settings.sriov_dir)
     for rec in stores.attachments.all():
         files = stores.sriov_cni
-        if not rec.released:  # its DEL is to come, also when its netns is gone already
-            if files.read(rec.container_id, rec.ifname) is None:
-                config = _config_of(cached, rec.network, rec.container_id, rec.ifname)
-                files.write(rec.container_id, rec.ifname, rec.pci, rec.netns, reference.netconf(rec, config))
-                report.append(f"sriov: {rec.describe()}: sriov-cni's cache written")
-            stores.allocations.remove(rec.pci)
-            stores.attachments.remove(rec)
-        else:
-            stores.forget(rec)
+        if rec.released:  # DEL'd, its netdev not back then: restore it now, or keep what names it
+            _release_or_keep(settings, stores, rec, report)
+            continue
+        # its DEL is to come, also when its netns is gone already: sriov-cni's files for it
+        if files.read(rec.container_id, rec.ifname) is None:
+            config = _config_of(cached, rec.network, rec.container_id, rec.ifname)
+            files.write(rec.container_id, rec.ifname, rec.pci, rec.netns, reference.netconf(rec, config))
+            report.append(f"sriov: {rec.describe()}: sriov-cni's cache written")
+        stores.allocations.remove(rec.pci)
+        stores.attachments.remove(rec)
         report.append(f"sriov: {rec.describe()}: record removed")
+
+
+def _release_or_keep(settings: Settings, stores: Stores, rec: VfAttachment, report: list[str]) -> None:
+    """A released VF whose netdev is back is restored (name, PF-side settings) and forgotten, as
+    our GC would; one still in a dying netns keeps its record and claim, the only names it has."""
+    from pycni.hw.sysfs import SysFs
+    from pycni.hw.vf_control import vf_control
+    from pycni.plugins.sriov.release import VfCall, release
+
+    with vf_locked(settings.run_dir, rec.pci), netns.rtnl() as host:
+        call = VfCall(stores, vf_control(settings, host), SysFs(settings.sysfs_root))
+        if not release(call, rec, rec.netns):
+            report.append(f"sriov: {rec.describe()}: VF {rec.pci} {NOT_BACK}")
+            return
+        stores.forget(rec)
+    report.append(f"sriov: {rec.describe()}: VF {rec.pci} restored, record removed")
 
 
 def _config_of(

@@ -179,3 +179,21 @@ def test_uninstall_gives_back_a_device_whose_pod_died_before_its_del(
     subprocess.run(["ip", "netns", "del", pod.name], check=True)
     assert f"device given back as {device}" in uninstall(ours, node, data)
     assert link_details(node) == before
+
+
+def test_uninstall_keeps_the_record_of_a_device_not_back_from_a_dying_netns_until_it_is(
+    ours: Side, node: Netns, make_netns: Any, data: Path
+) -> None:
+    """A pod's netns file is gone but its namespace lives on (a process still in it): the device is
+    in neither. Dropping the record would leave nothing that names the device when it returns."""
+    device = stand_in(node, make_netns("msink"))
+    conf: dict[str, Any] = {"cniVersion": "1.0.0", "name": "hd-net", "type": "host-device", "device": device}
+    pod, limbo = make_netns("mpod"), make_netns("mlimbo")  # limbo: the dying namespace, still held
+    before = link_details(node)
+    ours("host-device", "ADD", conf, pod, node, "dying-ctr", ifname="net1").ok()
+    pod.run("ip", "link", "set", "net1", "netns", limbo.name)
+    subprocess.run(["ip", "netns", "del", pod.name], check=True)
+    assert "not back in the node yet" in uninstall(ours, node, data)
+    limbo.run("ip", "link", "set", "net1", "netns", node.name)  # the namespace died at last
+    assert f"device given back as {device}" in uninstall(ours, node, data)
+    assert link_details(node) == before

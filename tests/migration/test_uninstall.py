@@ -106,3 +106,26 @@ def test_an_earlier_pycnis_masquerade_moves_to_the_reference_chain(
         and "PYCNI-" not in saved
     )
     assert "pycni/" not in node.run("nft", "list", "ruleset")
+
+
+def test_a_released_vf_is_kept_until_its_netdev_is_back_then_restored(
+    snode: SriovNode, make_netns: Any
+) -> None:
+    """DEL'd while its netdev was still in a dying netns (a process kept it), the VF is named by our
+    record alone: uninstall keeps it until the netdev is back, then restores the VF and drops it."""
+    vf = snode.kernel_vfs[1]
+    assert vf.netdev is not None
+    config = conf(vf, "1.0.0", node=snode, vlan=7)
+    pod, limbo = snode.pod(), make_netns("ulimbo")
+    snode.cni("ADD", config, pod, container_id="dying").ok()
+    pod.run("ip", "link", "set", "net1", "netns", limbo.name)  # the namespace lives on elsewhere
+    subprocess.run(["ip", "netns", "del", pod.name], check=True)
+    snode.cni("DEL", config, pod, container_id="dying").ok()
+    args = ("--cache-dir", str(snode.tmp / "cache"), "--multus-cni-dir", str(snode.tmp / "m"))
+    assert "not back in the node yet" in uninstall(snode.ns, snode.env, *args)
+    assert f"allocations/{vf.address}.json" in snode.state_files()
+    limbo.run("ip", "link", "set", "net1", "netns", snode.ns.name)  # it died: the VF comes home
+    snode.fake.sysfs.rename_netdev(vf.address, vf.netdev, "net1")
+    assert f"VF {vf.address} restored, record removed" in uninstall(snode.ns, snode.env, *args)
+    assert snode.state_files() == []
+    assert snode.link(vf.netdev) is not None
