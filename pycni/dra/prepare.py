@@ -64,11 +64,14 @@ class Preparer:
     # -- state --------------------------------------------------------------------------------
     def load(self) -> None:
         """Reads the checkpoint and removes the CDI specs it does not know (a crash between the two
-        writes, before kubelet got an answer). An unreadable checkpoint is rebuilt from the specs.
-        Missing specs are written by `restore_specs`, once the devices are known."""
+        writes, before kubelet got an answer). An unreadable checkpoint is rebuilt from the specs,
+        and so is a missing one beside specs (its directory wiped while we were down): dropping
+        the specs would free devices that running pods hold. Missing specs are written by
+        `restore_specs`, once the devices are known."""
+        lost = not self.checkpoint_path.exists()
         claims = checkpoint.load(self.checkpoint_path)
         on_disk = cdi.spec_uids(self.cdi_dir, self.driver)
-        if claims is None:
+        if claims is None or (lost and on_disk):
             claims = {uid: self._from_spec(uid) for uid in on_disk}
             checkpoint.save(self.checkpoint_path, claims, durable=True)
         for uid in on_disk - set(claims):

@@ -344,3 +344,23 @@ def test_a_spec_that_cannot_be_written_again_fails_its_claim_not_the_call(tmp_pa
     gone.load()
     gone.restore_specs()  # its device is gone: nothing written, nothing raised
     assert "not on this node any more" in gone.prepare([ClaimRef("ns", "c", uid)])[uid].error
+
+
+def test_a_checkpoint_lost_beside_its_specs_is_rebuilt_from_them_and_still_holds_the_devices(
+    tmp_path: Path,
+) -> None:
+    """The plugin directory wiped while the driver was down: the specs say which claims run."""
+    dev = DraDevice("0000-3b-02-0", device("0000:3b:02.0"), POOL)
+    uid, thief = str(uuid.uuid4()), str(uuid.uuid4())
+    bodies = {name: claim([{"request": "vf", "driver": DRIVER, "pool": NODE, "device": dev.name}], uid=u)
+              for name, u in (("c", uid), ("thief", thief))}  # fmt: skip
+    cdi_dir, path = tmp_path / "cdi", tmp_path / "cp" / "checkpoint.json"
+    preparer = Preparer(DRIVER, NODE, cdi_dir, path, lambda: {dev.name: dev}, lambda ns, name: bodies[name])
+    assert preparer.prepare([ClaimRef("ns", "c", uid)])[uid].error == ""
+    shutil.rmtree(path.parent)
+    restarted = Preparer(DRIVER, NODE, cdi_dir, path, lambda: {dev.name: dev}, lambda ns, name: bodies[name])
+    restarted.load()
+    assert len(list(cdi_dir.iterdir())) == 1 and restarted.held() == {dev.name: uid}
+    assert "in use" in restarted.prepare([ClaimRef("ns", "thief", thief)])[thief].error
+    assert restarted.unprepare([ClaimRef("ns", "c", uid)])[uid].error == ""
+    assert list(cdi_dir.iterdir()) == []
