@@ -84,7 +84,7 @@ def collect(conf: MultusConf, rt: RuntimeArgs, ctx: Context, valid_ids: set[str]
                 kept.append(plan)
             else:
                 call = MultusCall(conf, rt.with_command(Command.DEL), ctx, store)
-                errors += [e.msg for e in teardown(call, plan)]
+                errors += [e.msg for e in teardown(call, plan, records=True)]
     errors += _del_cached_orphans(conf, rt, ctx, valid_ids)
     errors += _gc_networks(conf, rt, ctx, kept, valid_ids)
     return errors

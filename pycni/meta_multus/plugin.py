@@ -34,7 +34,7 @@ from pycni.meta_multus.config import MultusConf
 from pycni.meta_multus.plan import CorruptPlan, Plan, PlanStore, new_plan
 from pycni.meta_multus.pods import PodArgs
 from pycni.meta_multus.resolve import Resolver, info_dir
-from pycni.meta_multus.teardown import forget_status, rebuild, teardown
+from pycni.meta_multus.teardown import rebuild, teardown
 
 if TYPE_CHECKING:
     from pycni.cni.plugin import Context
@@ -102,11 +102,9 @@ def delete(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:
                 store.remove(rt.container_id)
                 return
             log.info("DEL %s: no plan; rebuilt %d attachments", rt.container_id, len(plan.attachments))
-        errors = teardown(MultusCall(conf, rt, ctx, store), plan)
+        errors = teardown(MultusCall(conf, rt, ctx, store), plan, records=True)
         if errors:
             raise errors[0] if len(errors) == 1 else InternalError("; ".join(e.msg for e in errors))
-        forget_status(conf, plan, rt)
-        claim_status.forget(conf, plan, rt)
 
 
 def check(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> None:

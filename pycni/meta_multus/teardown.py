@@ -31,8 +31,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def teardown(call: MultusCall, plan: Plan) -> list[CNIError]:
-    """DEL every attachment not yet deleted, in reverse, past failures; the plan goes when all did."""
+def teardown(call: MultusCall, plan: Plan, *, records: bool = False) -> list[CNIError]:
+    """DEL every attachment not yet deleted, in reverse, past failures; the plan goes when all did.
+
+    `records`: the pod is going (DEL, GC), so the network-status and claim records that outlive it
+    (manifest-mode files) go too, before the plan that names them: a process killed in between
+    leaves a plan whose retried DEL finishes, never a record nothing names.
+    """
     errors: list[CNIError] = []
     for att in reversed(plan.pending()):
         try:
@@ -42,8 +47,13 @@ def teardown(call: MultusCall, plan: Plan) -> list[CNIError]:
             errors.append(att.failed(to_error(exc)))
     if errors:
         call.plans.save(plan)
-    else:
-        call.plans.remove(plan.container_id)
+        return errors
+    if records:
+        from pycni.meta_multus import claim_status
+
+        forget_status(call.conf, plan, call.rt)
+        claim_status.forget(call.conf, plan, call.rt)
+    call.plans.remove(plan.container_id)
     return errors
 
 

@@ -506,3 +506,31 @@ def test_a_status_that_goes_with_the_pod_costs_no_second_plan_write(tmp_path: Pa
     after = store.path("c1").stat()
     assert (after.st_ino, after.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
     assert [reason for reason, _ in source.events] == ["AddedInterface"]
+
+
+def test_del_forgets_the_status_records_while_the_plan_still_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DEL killed after removing the plan would leave status files nothing names any more."""
+    from pycni.meta_multus import claim_status, teardown
+    from pycni.meta_multus.call import MultusCall
+
+    store = PlanStore(tmp_path / "plans")
+    plan = Plan.model_validate(
+        {"containerID": "c1", "podName": "web", "podNamespace": "default", "attachments": []}
+    )
+    store.save(plan)
+    seen: list[tuple[str, bool]] = []
+    monkeypatch.setattr(
+        teardown, "forget_status", lambda conf, p, rt: seen.append(("status", store.exists("c1")))
+    )
+    monkeypatch.setattr(
+        claim_status, "forget", lambda conf, p, rt: seen.append(("claims", store.exists("c1")))
+    )
+    call = MultusCall(None, None, None, store)  # type: ignore[arg-type]
+    assert teardown.teardown(call, plan, records=True) == []
+    assert seen == [("status", True), ("claims", True)] and not store.exists("c1")
+    store.save(plan)
+    seen.clear()
+    assert teardown.teardown(call, plan) == []  # an ADD's rollback: the pod stays, nothing to forget
+    assert seen == [] and not store.exists("c1")
