@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
         plans.rewrite(Path(directory), report)
     rules.earlier_masquerade(settings.run_dir, cached, report)
     if args.masquerade_to_iptables:
-        rules.nftables_to_iptables(settings.run_dir, report)
+        rules.nftables_to_iptables(settings.run_dir, cached, report)
     for line in report:
         print(line)
     print(f"pycni uninstall: node state converted ({len(report)} changes)", file=sys.stderr)

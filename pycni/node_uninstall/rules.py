@@ -43,25 +43,39 @@ def _with_prefixes(entry: CachedAttachment, addresses: set[str]) -> list[IPInter
     return [known.get(a) or ip_interface(a) for a in sorted(addresses)]
 
 
-def nftables_to_iptables(run_dir: Path, report: list[str]) -> None:
+def nftables_to_iptables(run_dir: Path, cached: list[CachedAttachment], report: list[str]) -> None:
     nft = masq_nftables.Nftables(run_dir)
     moved: dict[tuple[str, str, str], list[IPInterface]] = {}
+    unknown: set[str] = set()
     for rule in nft._all_rules() or []:
-        owner = _owner(str(rule.get("comment", "")))
+        comment = str(rule.get("comment", ""))
+        owner = _owner(comment, cached)
         source, dest = fwtool.nft_saddr(rule), _daddr(rule)
-        if owner is not None and source and dest:
+        if owner is None:
+            unknown.add(comment.split(",", 1)[0])
+        elif source and dest:
             moved.setdefault(owner, []).append(ip_interface(f"{source}/{dest.split('/')[1]}"))
     for (network, ifname, container_id), addrs in moved.items():
         Iptables(run_dir).add(network, container_id, ifname, addrs)
         nft.delete(network, container_id, ifname)
         report.append(f"masquerade: {container_id}/{ifname} on {network}: moved from nftables to iptables")
+    for tag in sorted(unknown):
+        report.append(f"masquerade: nftables rules {tag} belong to no known attachment: left in place")
 
 
-def _owner(comment: str) -> tuple[str, str, str] | None:
-    """(network, ifname, containerID) from the reference's comment `<hash>, net: N, if: I, id: C`."""
+def _owner(comment: str, cached: list[CachedAttachment]) -> tuple[str, str, str] | None:
+    """(network, ifname, containerID) of a rule by the reference's comment `<hash>, net: N, if: I,
+    id: C`, cut at 128 characters: read from it when it is whole (the comment those names make is
+    the rule's), else found by its hash among the cached attachments; None when neither."""
     parts = dict(p.split(": ", 1) for p in comment.split(", ")[1:] if ": " in p)
     if {"net", "if", "id"} <= parts.keys():
-        return parts["net"], parts["if"], parts["id"]
+        owner = parts["net"], parts["if"], parts["id"]
+        if masq_nftables.comment(*owner) == comment:
+            return owner
+    tag = comment.split(",", 1)[0]
+    for entry in cached:
+        if masq_nftables.instance_hash(entry.network, entry.ifname, entry.container_id) == tag:
+            return entry.network, entry.ifname, entry.container_id
     return None
 
 

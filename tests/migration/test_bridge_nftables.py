@@ -100,3 +100,34 @@ def test_rolling_back_our_nftables_masquerade_to_a_reference_without_nftables(
     go("bridge", "DEL", with_prev, pod, node, "rb-ctr").ok()
     assert_as_before(before, snapshot(node, pod, data))
     go("bridge", "DEL", conf, pod, node, "rb-keep", ifname="keep0").ok()
+
+
+def test_rolling_back_masquerade_whose_comment_the_128_character_limit_cut(
+    go: Side, ours: Side, node: Netns, make_netns: Any, data: Path
+) -> None:
+    """A real container ID is 64 characters: the comment loses its end, so the owner comes from
+    the runtime's result cache by the comment's hash, never from the cut ID."""
+    import json
+
+    from pycni.libcni.cache import CachedAttachment, ResultCache
+
+    conf = bridge_conf(data, unique("mbr", 12), ipMasq=True)
+    container_id = unique("c", 64).ljust(64, "0")
+    pod, ifname = make_netns("mpod"), "podside-eth0"
+    go("bridge", "ADD", conf, pod, node, "cut-keep", ifname="keep0").ok()
+    settle(node)
+    before = snapshot(node, pod, data)
+    nft_conf = {**conf, "ipMasqBackend": "nftables"}
+    result = ours("bridge", "ADD", nft_conf, pod, node, container_id, ifname=ifname).ok()
+    (rule,) = masq_rules(node)
+    assert len(rule["comment"]) == 128 and container_id not in rule["comment"]  # cut
+    entry = CachedAttachment(NET, container_id, ifname, pod.path, result, [], {})
+    ResultCache(data / "cache").save(entry, json.dumps(conf).encode())
+    out = uninstall(ours, node, data, "--masquerade-to-iptables")
+    assert f"{container_id}/{ifname} on {NET}: moved from nftables to iptables" in out
+    assert TABLE not in node.run("nft", "list", "tables")
+    with_prev = {**conf, "prevResult": result}
+    go("bridge", "DEL", with_prev, pod, node, container_id, ifname=ifname).ok()
+    ResultCache(data / "cache").remove(NET, container_id, ifname)  # the runtime's, after its DEL
+    assert_as_before(before, snapshot(node, pod, data))
+    go("bridge", "DEL", conf, pod, node, "cut-keep", ifname="keep0").ok()
