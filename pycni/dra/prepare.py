@@ -60,6 +60,14 @@ class Preparer:
         self.devices, self.fetch, self.on_change = devices, fetch, on_change
         self._lock = threading.Lock()
         self._prepared: dict[str, PreparedClaim] = {}
+        #: What the event loop and /metrics read without the lock, which a checkpoint flush can
+        #: hold for as long as the disk takes: replaced whole after each change (`_publish_view`).
+        self._view: tuple[frozenset[str], int] = (frozenset(), 0)
+
+    def _publish_view(self) -> None:
+        """Called with the lock held, after `_prepared` changed."""
+        devices = frozenset(d.device for claim in self._prepared.values() for d in claim.devices)
+        self._view = (devices, len(self._prepared))
 
     # -- state --------------------------------------------------------------------------------
     def load(self) -> None:
@@ -79,6 +87,7 @@ class Preparer:
             cdi.remove(cdi.spec_path(self.cdi_dir, self.driver, uid))
         with self._lock:
             self._prepared = claims
+            self._publish_view()
         log.info("prepared claims loaded", extra={"claims": len(claims)})
 
     def restore_specs(self) -> None:
@@ -116,17 +125,17 @@ class Preparer:
                 if not d.admin_access
             }
 
-    def prepared_devices(self) -> set[str]:
-        with self._lock:
-            return {d.device for claim in self._prepared.values() for d in claim.devices}
+    def prepared_devices(self) -> frozenset[str]:
+        """The devices of prepared claims, as of the last finished change (never waits)."""
+        return self._view[0]
 
     def snapshot(self) -> dict[str, PreparedClaim]:
         with self._lock:
             return dict(self._prepared)
 
     def count(self) -> int:
-        with self._lock:
-            return len(self._prepared)
+        """Prepared claims, as of the last finished change (never waits)."""
+        return self._view[1]
 
     # -- NodePrepareResources -------------------------------------------------------------------
     def prepare(self, refs: list[ClaimRef]) -> dict[str, Outcome]:
@@ -151,6 +160,7 @@ class Preparer:
                 out[ref.uid] = Outcome(tuple(self._prepared[ref.uid].devices))
             if new and not self._save(new, out):
                 new = []
+            self._publish_view()
         if new and self.on_change is not None:
             self.on_change()
         return out
@@ -260,6 +270,7 @@ class Preparer:
                 if ref.uid in gone:
                     cdi.remove(cdi.spec_path(self.cdi_dir, self.driver, ref.uid))
                 out[ref.uid] = Outcome()
+            self._publish_view()
         if gone and self.on_change is not None:
             self.on_change()
         return out

@@ -254,7 +254,7 @@ class DraDriverService:
 
     def _evaluate(self, table: dict[str, LinkState] | None) -> None:
         self._links = table
-        prepared = frozenset(self.preparer.prepared_devices())
+        prepared = self.preparer.prepared_devices()
         pools = {p.resource: p for p in pools_of(self.config, self.opts.resource_prefix)}
         devices: dict[str, DraDevice] = {}
         for resource, members in self._assignment.items():

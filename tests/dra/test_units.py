@@ -364,3 +364,38 @@ def test_a_checkpoint_lost_beside_its_specs_is_rebuilt_from_them_and_still_holds
     assert "in use" in restarted.prepare([ClaimRef("ns", "thief", thief)])[thief].error
     assert restarted.unprepare([ClaimRef("ns", "c", uid)])[uid].error == ""
     assert list(cdi_dir.iterdir()) == []
+
+
+def test_the_devices_in_use_are_read_without_waiting_for_a_checkpoint_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop (health) and /metrics read them while an Unprepare waits on a slow disk."""
+    dev = DraDevice("0000-3b-02-0", device("0000:3b:02.0"), POOL)
+    uid = str(uuid.uuid4())
+    body = claim([{"request": "vf", "driver": DRIVER, "pool": NODE, "device": dev.name}], uid=uid)
+    preparer = Preparer(DRIVER, NODE, tmp_path / "cdi", tmp_path / "cp" / "checkpoint.json",
+                        lambda: {dev.name: dev}, lambda ns, name: body)  # fmt: skip
+    assert preparer.prepare([ClaimRef("ns", "c", uid)])[uid].error == ""
+    assert preparer.prepared_devices() == {dev.name} and preparer.count() == 1
+    flushing, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def slow_fsync(fd: int) -> None:
+        flushing.set()
+        release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", slow_fsync)
+    unprepare = threading.Thread(target=preparer.unprepare, args=([ClaimRef("ns", "c", uid)],))
+    unprepare.start()
+    try:
+        assert flushing.wait(10)
+        seen: list[Any] = []
+        reader = threading.Thread(target=lambda: seen.append((preparer.prepared_devices(), preparer.count())))
+        reader.start()
+        reader.join(2)
+        assert seen == [({dev.name}, 1)], "the reader waited for the flush"
+    finally:
+        release.set()
+        unprepare.join(10)
+    assert preparer.prepared_devices() == frozenset() and preparer.count() == 0
