@@ -27,6 +27,7 @@ def _ended_child(how: str) -> int:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         if how == "signal":
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a run under nohup inherits it ignored
             os.kill(os.getpid(), signal.SIGHUP)
         os._exit(70)
     return pid
