@@ -121,6 +121,16 @@ def test_allocate_netdev_vfs_env_info_and_no_device_nodes(start_service: Callabl
     }
     assert stat.S_IMODE(devinfo.stat().st_mode) == 0o444
     assert not list(run.opts.devinfo_dir.glob(".*"))  # no temp files left behind
+    # the next Allocate of the device finds its file as it would write it: left as it is ...
+    written = devinfo.stat().st_ino
+    allocate(run, "sriov_a", ["0000:3b:02.1"])
+    assert devinfo.stat().st_ino == written
+    # ... and one that differs (or is gone) is written anew
+    devinfo.chmod(0o644)
+    devinfo.write_text("{}")
+    allocate(run, "sriov_a", ["0000:3b:02.1"])
+    assert json.loads(devinfo.read_text())["pci"]["pci-address"] == "0000:3b:02.1"
+    assert stat.S_IMODE(devinfo.stat().st_mode) == 0o444
 
 
 def test_allocate_vfio_devices_get_vfio_nodes_from_sysfs(start_service: Callable[..., Running]) -> None:

@@ -89,7 +89,8 @@ class Selectors(_Model):
 
     def unsupported(self) -> list[str]:
         """Keys set here that this node cannot evaluate (the selector then matches nothing)."""
-        keys = [key for key in UNSUPPORTED_KEYS if self.model_dump(by_alias=True).get(key)]
+        given = self.model_dump(by_alias=True)  # once: matching a device asks for every selector
+        keys = [key for key in UNSUPPORTED_KEYS if given.get(key)]
         if self.is_rdma:
             keys.append("isRdma")
         return keys
