@@ -101,7 +101,10 @@ class Preparer:
 
     def restore_checkpoint(self) -> None:
         """Writes the checkpoint again, durably, when its file is gone while claims are prepared
-        (the plugin directory was removed): under the lock, so no Unprepare is undone."""
+        (the plugin directory was removed): under the lock, so no Unprepare is undone. The loop
+        asks on every pass: the lock is taken only when the file is missing."""
+        if self.checkpoint_path.exists() or not self.count():
+            return
         with self._lock:
             if self._prepared and not self.checkpoint_path.exists():
                 checkpoint.save(self.checkpoint_path, self._prepared, durable=True)
