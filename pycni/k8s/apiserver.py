@@ -260,8 +260,6 @@ def get_or_none(client: Client, res: Any, name: str, namespace: str | None = Non
 
 def _put_status(client: Client, pod: Pod, value: str) -> bool:
     """One GET + PUT; False on a 409 (try again), True when written or the pod is gone."""
-    from lightkube import ApiError
-
     res = resources()
     current = get_or_none(client, res.pod, pod.name, pod.namespace)
     if current is None or (pod.uid and current["metadata"].get("uid") != pod.uid):
@@ -269,8 +267,16 @@ def _put_status(client: Client, pod: Pod, value: str) -> bool:
         return True
     metadata = current["metadata"]
     metadata["annotations"] = {**(metadata.get("annotations") or {}), NETWORK_STATUS_ANNOTATION: value}
+    return replace_read(client, res.pod_status(dict(current)))
+
+
+def replace_read(client: Client, obj: Any) -> bool:
+    """PUT an object as read a moment ago; False on a 409 (changed since: read it again), True
+    when written or when it is gone meanwhile (404)."""
+    from lightkube import ApiError
+
     try:
-        client.replace(res.pod_status(dict(current)))
+        client.replace(obj)
     except ApiError as err:
         if err.status.code == 409:
             return False

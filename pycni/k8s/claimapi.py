@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pycni.cni.errors import TryAgainLater
-from pycni.k8s.apiserver import STATUS_ATTEMPTS, ApiServer, get_or_none
+from pycni.k8s.apiserver import STATUS_ATTEMPTS, ApiServer, get_or_none, replace_read
 from pycni.k8s.claims import ResourceClaim, ResourceSlice, merge_devices, parse_claim, parse_slice
 from pycni.k8s.resourceapi import kinds
 
@@ -59,7 +59,6 @@ class ClaimApi:
 def _put_devices(client: Client, claim: ResourceClaim, entries: list[dict[str, Any]]) -> bool:
     """One GET + PUT of `resourceclaims/<name>/status`; False on a 409 (try again), True when
     written or the claim is gone (or is another claim of the same name)."""
-    from lightkube import ApiError
 
     meta = claim.metadata
     current = get_or_none(client, kinds().claim, meta.name, meta.namespace)
@@ -70,12 +69,4 @@ def _put_devices(client: Client, claim: ResourceClaim, entries: list[dict[str, A
     status = dict(body.get("status") or {})
     status["devices"] = merge_devices(list(status.get("devices") or []), entries)
     body["status"] = status
-    try:
-        client.replace(kinds().claim.Status(body))
-    except ApiError as err:
-        if err.status.code == 409:
-            return False
-        if err.status.code == 404:
-            return True
-        raise
-    return True
+    return replace_read(client, kinds().claim.Status(body))

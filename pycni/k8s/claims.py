@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from pycni.cni.errors import DecodingFailure
-from pycni.k8s.objects import ObjectMeta
+from pycni.k8s.objects import ObjectMeta, parse_model
 
 if TYPE_CHECKING:
     from typing import Protocol
@@ -35,9 +34,6 @@ READY = "Ready"
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
-
-
-M = TypeVar("M", bound=_Model)
 
 
 class DeviceResult(_Model):
@@ -101,19 +97,11 @@ class ResourceSlice(_Model):
 
 
 def parse_claim(obj: Any, where: str) -> ResourceClaim:
-    return _parse(ResourceClaim, obj, where)
+    return parse_model(ResourceClaim, obj, where)
 
 
 def parse_slice(obj: Any, where: str) -> ResourceSlice:
-    return _parse(ResourceSlice, obj, where)
-
-
-def _parse(model: type[M], obj: Any, where: str) -> M:
-    try:
-        return model.model_validate(obj)
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise DecodingFailure(f"{where}: not a valid {model.__name__}: {problems}") from err
+    return parse_model(ResourceSlice, obj, where)
 
 
 def pci_address(slices: list[ResourceSlice], result: DeviceResult) -> str | None:

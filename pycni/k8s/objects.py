@@ -57,7 +57,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
 
-M = TypeVar("M", bound=_Model)
+M = TypeVar("M", bound=BaseModel)
 
 
 class ObjectMeta(_Model):
@@ -161,14 +161,15 @@ class NetworkAttachmentDefinition(_Object):
 
 
 def parse_pod(obj: Any, where: str) -> Pod:
-    return _parse(Pod, obj, where)
+    return parse_model(Pod, obj, where)
 
 
 def parse_nad(obj: Any, where: str) -> NetworkAttachmentDefinition:
-    return _parse(NetworkAttachmentDefinition, obj, where)
+    return parse_model(NetworkAttachmentDefinition, obj, where)
 
 
-def _parse(model: type[M], obj: Any, where: str) -> M:
+def parse_model(model: type[M], obj: Any, where: str) -> M:
+    """`obj` as `model`; a `DecodingFailure` naming `where` and every field that is wrong."""
     try:
         return model.model_validate(obj)
     except ValidationError as err:
