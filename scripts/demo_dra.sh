@@ -4,9 +4,7 @@
 # attaches it through `sriov` (the NAD names "<pod claim>/<request>") and writes the VF's network
 # data into the claim's status.
 #
-# The NIC is a fake sysfs tree (PF ens1f0 with four iavf VFs); each VF's netdev is a veth end in the
-# node netns whose peer sits in a "switch" netns holding the gateway. PF-side VF settings go to a
-# JSON file (PYCNI_SRIOV_VF_STATE). The claim's allocation is written as the scheduler would (the
+# The NIC is scripts/fake_nic.sh's. The claim's allocation is written as the scheduler would (the
 # first VF). Everything is removed at the end, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +13,7 @@ tag=$(head -c4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 node="dra-node-$tag" switch="dra-sw-$tag" pod="dra-pod-$tag" cid="dra-demo-$tag"
 work=$(mktemp -d)
 export PYCNI_SYSFS_ROOT="$work/sys" PYCNI_SRIOV_VF_STATE="$work/vf-state.json"
+source scripts/fake_nic.sh
 multus() {  # CMD: runs multus inside the node namespace, as the runtime would
   ip netns exec "$node" env -i PATH="$PATH" CNI_COMMAND="$1" CNI_CONTAINERID="$cid" \
     CNI_NETNS="/run/netns/$pod" CNI_IFNAME=eth0 CNI_PATH="$work/bin" \
@@ -32,38 +31,8 @@ trap cleanup EXIT
 
 .venv/bin/pycni install --bin-dir "$work/bin" >/dev/null
 echo "== a node with PF ens1f0 and four VFs (fake sysfs at $PYCNI_SYSFS_ROOT)"
-.venv/bin/python - "$work/sys" <<'PY'
-import sys
-sys.path.insert(0, ".")
-from tests.helpers.fake_sysfs import build_sriov_node
-build_sriov_node(sys.argv[1], (("ens1f0", 0x3B, 0, "154c", ("iavf",) * 4),))
-PY
-cat > "$PYCNI_SRIOV_VF_STATE" <<STATE
-{"ens1f0": {"0": {"mac": "02:00:00:00:3b:00", "vlan": 7, "spoofchk": false},
-            "1": {"mac": "02:00:00:00:3b:01", "vlan": 7, "spoofchk": false},
-            "2": {"mac": "02:00:00:00:3b:02", "vlan": 7, "spoofchk": false},
-            "3": {"mac": "02:00:00:00:3b:03", "vlan": 7, "spoofchk": false}}}
-STATE
-pf_side() {  # the state file, as `ip link show ens1f0` would list the VF
-  .venv/bin/python - "$PYCNI_SRIOV_VF_STATE" <<'PY'
-import json, sys
-vf = json.load(open(sys.argv[1]))["ens1f0"]["0"]
-print(f"   vf 0: link/ether {vf['mac']}, vlan {vf.get('vlan', 0)}, spoof checking "
-      f"{'on' if vf.get('spoofchk', True) else 'off'}")
-PY
-}
-for ns in "$node" "$switch" "$pod"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip -n "$switch" link add br0 type bridge
-ip -n "$switch" addr add 10.56.218.1/24 dev br0
-ip -n "$switch" link set br0 up
-ip -n "$switch" link add pf type veth peer name ens1f0 netns "$node"
-for i in 0 1 2 3; do
-  ip -n "$switch" link add "vf$i" type veth peer name "ens1f0v$i" netns "$node"
-  ip -n "$switch" link set "vf$i" master br0 up
-  ip -n "$node" link set "ens1f0v$i" up
-done
-ip -n "$switch" link set pf up
-ip -n "$node" link set ens1f0 up
+fake_nic_build
+fake_nic_wire 10.56.218.1/24
 
 echo "== the DRA driver publishes the VFs (a ResourceSlice in the manifest directory)"
 mkdir -p "$work/manifests"
@@ -134,14 +103,14 @@ cat > "$work/multus.conf" <<CONF
  "podResourcesSocket": "$work/no-kubelet.sock"}
 CONF
 echo "== PF-side settings of VF 0 before the pod:"
-pf_side
+pf_side 0
 
 echo "== ADD through multus"
 multus ADD >/dev/null
 echo "== in the pod:"
 ip -n "$pod" -br addr show dev net1
 echo "== PF-side settings of VF 0 now:"
-pf_side
+pf_side 0
 echo "== pod -> gateway 10.56.218.1 over its VF"
 ip netns exec "$pod" ping -c 2 -W 2 -I net1 10.56.218.1
 echo "== the claim's status, as multus wrote it ($work/multus/claim-status/default/demo-vf.json):"
@@ -151,6 +120,6 @@ echo "== DEL gives the VF back"
 multus DEL
 echo "== its netdev in the node again: $(ip -n "$node" -br link show dev ens1f0v0 | awk '{print $1, $2}')"
 echo "== PF-side settings of VF 0 after DEL (as before the pod):"
-pf_side
+pf_side 0
 echo "== pod interfaces left: $(ip -n "$pod" -o link show | grep -vc ' lo:' || true);" \
   "claim status left: $(find "$work/multus/claim-status" -type f 2>/dev/null | wc -l)"

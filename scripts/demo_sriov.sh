@@ -2,10 +2,7 @@
 # SR-IOV demo (as root, after `bash scripts/setup.sh`): a node with a fake SR-IOV NIC, the device
 # plugin advertising its VFs to a stand-in kubelet, and a pod that gets one VF through `sriov`.
 #
-# The NIC is a fake sysfs tree (PF ens1f0 with four iavf VFs); each VF's netdev is a veth end in the
-# node netns, named as the tree names it, whose peer sits in a "switch" netns holding the gateway.
-# PF-side VF settings (MAC, VLAN, spoof check, trust) go to a JSON file (PYCNI_SRIOV_VF_STATE)
-# instead of a PF. Everything is removed at the end, also on failure.
+# The NIC is scripts/fake_nic.sh's. Everything is removed at the end, also on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,47 +19,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export PYCNI_SYSFS_ROOT="$work/sys" PYCNI_STATE_DIR="$work/state" PYCNI_RUN_DIR="$work/run"
-export PYCNI_SRIOV_VF_STATE="$work/vf-state.json"
+export PYCNI_STATE_DIR="$work/state" PYCNI_RUN_DIR="$work/run"
+source scripts/fake_nic.sh
 .venv/bin/pycni install --bin-dir "$work/bin" >/dev/null
 
-echo "== a node with PF ens1f0 and four VFs (fake sysfs at $PYCNI_SYSFS_ROOT)"
-.venv/bin/python - "$work/sys" <<'PY'
-import sys
-sys.path.insert(0, ".")
-from tests.helpers.fake_sysfs import build_sriov_node
-node = build_sriov_node(sys.argv[1], (("ens1f0", 0x3B, 0, "154c", ("iavf",) * 4),))
-for vf in node.vfs:
-    print(f"   VF {vf.index}: {vf.address} driver {vf.driver} netdev {vf.netdev}")
-PY
-cat > "$PYCNI_SRIOV_VF_STATE" <<STATE
-{"ens1f0": {"0": {"mac": "02:00:00:00:3b:00", "vlan": 7, "spoofchk": false},
-            "1": {"mac": "02:00:00:00:3b:01", "vlan": 7, "spoofchk": false},
-            "2": {"mac": "02:00:00:00:3b:02", "vlan": 7, "spoofchk": false},
-            "3": {"mac": "02:00:00:00:3b:03", "vlan": 7, "spoofchk": false}}}
-STATE
-pf_side() {  # the state file, as `ip link show ens1f0` would list the VFs
-  .venv/bin/python - "$PYCNI_SRIOV_VF_STATE" <<'PY'
-import json, sys
-for index, vf in sorted(json.load(open(sys.argv[1]))["ens1f0"].items()):
-    print(f"   vf {index}: link/ether {vf['mac']}, vlan {vf.get('vlan', 0)}, spoof checking "
-          f"{'on' if vf.get('spoofchk', True) else 'off'}, trust {'on' if vf.get('trust') else 'off'}")
-PY
-}
+echo "== a node with PF ens1f0 and four VFs (fake sysfs at $work/sys)"
+fake_nic_build
 echo "== PF-side VF settings before any pod:"
 pf_side
-for ns in "$node" "$switch" "$pod"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip -n "$switch" link add br0 type bridge
-ip -n "$switch" addr add 10.56.217.1/24 dev br0
-ip -n "$switch" link set br0 up
-ip -n "$switch" link add pf type veth peer name ens1f0 netns "$node"
-for i in 0 1 2 3; do
-  ip -n "$switch" link add "vf$i" type veth peer name "ens1f0v$i" netns "$node"
-  ip -n "$switch" link set "vf$i" master br0 up
-  ip -n "$node" link set "ens1f0v$i" up
-done
-ip -n "$switch" link set pf up
-ip -n "$node" link set ens1f0 up
+fake_nic_wire 10.56.217.1/24
 
 echo "== the device plugin advertises them to a stand-in kubelet"
 mkdir -p "$work/kubelet"
