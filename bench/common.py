@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from tests.helpers.netns import enter_netns
 from tests.helpers.timing import percentile
@@ -52,6 +52,24 @@ def table(rows: list[list[str]], header: list[str]) -> str:
         return "  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True))
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+class AddDelSamples(Protocol):
+    name: str
+    add: list[float]
+    delete: list[float]
+
+
+def add_del_report(chosen: Sequence[AddDelSamples], title: str) -> dict[str, Any]:
+    """Print each variant's ADD and DEL median, p90 and p99 (ms) under `title`; the same as JSON."""
+    rows, out = [], {}
+    for v in chosen:
+        add, delete = summary_ms(v.add), summary_ms(v.delete)
+        out[v.name] = {"add_ms": add, "del_ms": delete, "runs": len(v.add)}
+        rows.append([v.name, *(f"{s[k]:.1f}" for s in (add, delete) for k in ("median", "p90", "p99"))])
+    print(f"{title}, ms ({len(chosen[0].add)} runs each, interleaved)")
+    print(table(rows, ["variant", "ADD med", "ADD p90", "ADD p99", "DEL med", "DEL p90", "DEL p99"]))
+    return out
 
 
 def sh(*cmd: str) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import exec_plugin, node_with_pods, sh, summary_ms, table
+from bench.common import add_del_report, exec_plugin, node_with_pods, sh
 from bench.lifecycle_bench import start_daemon
 from pycni.install import install
 from tests.helpers.fake_sysfs import FakeVf, build_sriov_node
@@ -147,17 +147,6 @@ def run(args: argparse.Namespace, work: Path, pods: list[str]) -> list[Variant]:
     return chosen
 
 
-def report(chosen: list[Variant]) -> dict[str, Any]:
-    rows, out = [], {}
-    for v in chosen:
-        add, delete = summary_ms(v.add), summary_ms(v.delete)
-        out[v.name] = {"add_ms": add, "del_ms": delete, "runs": len(v.add)}
-        rows.append([v.name, *(f"{s[k]:.1f}" for s in (add, delete) for k in ("median", "p90", "p99"))])
-    print(f"multus ADD and DEL with one sriov VF, ms ({len(chosen[0].add)} runs each, interleaved)")
-    print(table(rows, ["variant", "ADD med", "ADD p90", "ADD p99", "DEL med", "DEL p90", "DEL p99"]))
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30, help="lifecycles per variant")
@@ -170,7 +159,7 @@ def main() -> int:
         return 1
     count = 4 * (args.warmup + args.runs)
     with node_with_pods("mdb", count) as pods, tempfile.TemporaryDirectory(prefix="mdb") as tmp:
-        results = report(run(args, Path(tmp), pods))
+        results = add_del_report(run(args, Path(tmp), pods), "multus ADD and DEL with one sriov VF")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

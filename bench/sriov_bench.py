@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REFERENCE_DIR, exec_plugin, sh, summary_ms, table
+from bench.common import REFERENCE_DIR, add_del_report, exec_plugin, sh
 from bench.lifecycle_bench import start_daemon
 from pycni.install import install
 from tests.helpers.fake_sysfs import FakeVf, build_sriov_node
@@ -147,24 +147,6 @@ def run(args: argparse.Namespace, work: Path, node: str, wire: str, pods: list[s
     return chosen
 
 
-def report(chosen: list[Variant]) -> dict[str, Any]:
-    rows, out = [], {}
-    for v in chosen:
-        add, delete = summary_ms(v.add), summary_ms(v.delete)
-        out[v.name] = {"add_ms": add, "del_ms": delete, "runs": len(v.add)}
-        rows.append(
-            [
-                v.name,
-                *(f"{add[k]:.1f}" for k in ("median", "p90", "p99")),
-                *(f"{delete[k]:.1f}" for k in ("median", "p90", "p99")),
-            ]
-        )
-    header = ["variant", "ADD med", "ADD p90", "ADD p99", "DEL med", "DEL p90", "DEL p99"]
-    print(f"ADD and DEL latency, ms ({len(chosen[0].add)} runs each, interleaved)")
-    print(table(rows, header))
-    return out
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
@@ -183,7 +165,7 @@ def main() -> int:
         enter_netns(f"/run/netns/{node}")
         sh("ip", "link", "set", "lo", "up")
         with tempfile.TemporaryDirectory(prefix="psb") as tmp:
-            results = report(run(args, Path(tmp), node, wire, pods))
+            results = add_del_report(run(args, Path(tmp), node, wire, pods), "ADD and DEL latency")
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
     finally:
