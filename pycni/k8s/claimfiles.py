@@ -1,20 +1,19 @@
 """A ResourceClaim's device status as a file, for a node without an API server:
 `<dir>/<namespace>/<claim>.json` holds `{"devices": [...]}`, the claim's `status.devices` as the
-API would have it. Entries are merged by device as on the server, under a lock on the
-namespace's directory (two pods sharing a claim write the same file), and DEL removes the
-entries it wrote, the file with its last entry.
+API would have it. Entries are merged by device as on the server, under a lock per namespace
+(two pods sharing a claim write the same file), and DEL removes the entries it wrote, the file
+with its last entry.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from pycni.cni import locks
 from pycni.cni.errors import DecodingFailure
 from pycni.cni.files import write_atomic
 from pycni.k8s.claims import merge_devices, without_devices
@@ -37,7 +36,7 @@ def read(file: Path) -> list[dict[str, Any]]:
 
 
 def merge(directory: Path, namespace: str, name: str, entries: list[dict[str, Any]]) -> None:
-    with _locked(directory / namespace, create=True):
+    with _locked(directory, namespace):
         file = path(directory, namespace, name)
         _write(file, merge_devices(read(file), entries))
 
@@ -45,17 +44,17 @@ def merge(directory: Path, namespace: str, name: str, entries: list[dict[str, An
 def remove(directory: Path, namespace: str, name: str, keys: set[tuple[Any, ...]]) -> None:
     """Drop the entries of `keys`; the file goes with its last entry, the directory with its last file."""
     folder = directory / namespace
-    with _locked(folder, create=False) as held:
-        if not held:
-            return
+    if not folder.is_dir():
+        return
+    with _locked(directory, namespace):
         file = path(directory, namespace, name)
         left = without_devices(read(file), keys)
         if left:
             _write(file, left)
         else:
             file.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):  # other claims of the namespace still have files
-        folder.rmdir()
+        with contextlib.suppress(OSError):  # other claims of the namespace still have files
+            folder.rmdir()
 
 
 def _write(file: Path, devices: list[dict[str, Any]]) -> None:
@@ -63,19 +62,8 @@ def _write(file: Path, devices: list[dict[str, Any]]) -> None:
     write_atomic(file, json.dumps({"devices": devices}).encode() + b"\n", 0o600, durable=False)
 
 
-@contextlib.contextmanager
-def _locked(folder: Path, *, create: bool) -> Iterator[bool]:
-    """An exclusive lock on `folder` (made 0700 when `create`); False when there is none to lock."""
-    if create:
-        folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder.mkdir(mode=0o700, exist_ok=True)
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except FileNotFoundError:
-        yield False
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield True
-    finally:
-        os.close(fd)
+def _locked(directory: Path, namespace: str) -> AbstractContextManager[None]:
+    """The namespace's lock, beside its directory (which comes and goes with its files), with the
+    deadline of every pycni lock: a holder that hangs makes the caller try again later."""
+    lock = directory / f".{namespace}.lock"
+    return locks.flock(lock, what=f"the claim status of namespace {namespace}", remove=True)

@@ -3,6 +3,8 @@ and which resource names are a claim's request."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,3 +73,26 @@ def test_only_the_pods_own_claims_are_claims(resource: str, claimed: bool) -> No
         raise AssertionError("deciding must not read claims")
 
     assert PodClaims(parse_pod(manifest, "t"), no_source).backs(resource) is claimed
+
+
+def test_claim_status_files_merge_under_one_lock_and_leave_nothing_when_emptied(tmp_path: Path) -> None:
+    """Pods sharing a claim write one file at once; the last DEL takes the file, the namespace's
+    directory and its lock file with it."""
+    from pycni.k8s import claimfiles
+
+    devices = [f"vf{i}" for i in range(16)]
+
+    def entry(device: str) -> dict[str, Any]:
+        return {"driver": "d", "pool": "p", "device": device, "networkData": {"interfaceName": "net1"}}
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda d: claimfiles.merge(tmp_path, "default", "shared", [entry(d)]), devices))
+    file = claimfiles.path(tmp_path, "default", "shared")
+    assert sorted(e["device"] for e in claimfiles.read(file)) == sorted(devices)  # no write lost
+
+    def forget(device: str) -> None:
+        claimfiles.remove(tmp_path, "default", "shared", {("d", "p", device, None)})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(forget, devices))
+    assert list(tmp_path.iterdir()) == []
