@@ -210,7 +210,7 @@ class DevicePluginService:
             members = [PoolDevice(d, health(d, table, self.in_use.check(d))) for d in devices]
             state = self.states.get(pool.resource)
             if state is None:
-                state = self.states[pool.resource] = PoolState(pool)
+                state = self.states[pool.resource] = PoolState(pool, self.opts.devinfo_dir)
                 state.update(pool, members)
                 self._serve(state)
             elif state.update(pool, members):

@@ -63,14 +63,23 @@ def write(path: Path, info: DeviceInfo, mode: int = 0o444) -> None:
 
     The device plugin's own files are 0444 as the reference's (NPWG utils) are; copies handed
     to one attachment are 0600."""
-    write_atomic(path, json.dumps(info, sort_keys=True).encode(), mode, durable=False)
+    write_atomic(path, encode(info), mode, durable=False)
+
+
+def encode(info: DeviceInfo) -> bytes:
+    """A document as `write` puts it in its file."""
+    return json.dumps(info, sort_keys=True).encode()
 
 
 def ensure(path: Path, info: DeviceInfo, mode: int = 0o444) -> None:
-    """`write`, unless the file holds exactly this already: the device plugin answers every
-    Allocate of a device with the same file, and replacing it (temp file, exchange, unlink) was
-    half of an Allocate's time, each system call a turn of the GIL for the other handlers."""
-    data = json.dumps(info, sort_keys=True).encode()
+    """`write`, unless the file holds exactly this already."""
+    ensure_encoded(path, encode(info), mode)
+
+
+def ensure_encoded(path: Path, data: bytes, mode: int = 0o444) -> None:
+    """`ensure` of a document already encoded: the device plugin answers every Allocate of a
+    device with the same file, and replacing it (temp file, exchange, unlink) was half of an
+    Allocate's time, each system call a turn of the GIL for the other handlers."""
     try:
         if path.read_bytes() == data:
             return

@@ -245,7 +245,7 @@ def test_a_vf_read_back_from_the_kubelet_is_in_use_though_its_netdev_was_never_s
 
 
 def test_allocate_uio_and_vhost_net_device_nodes(tree: SysFs) -> None:
-    from pycni.device_plugin.allocate import allocate
+    from pycni.device_plugin.allocate import Answers
 
     conf = parse_config(
         {"resourceList": [{"resourceName": "qat", "deviceType": "accelerator",
@@ -253,11 +253,34 @@ def test_allocate_uio_and_vhost_net_device_nodes(tree: SysFs) -> None:
     )  # fmt: skip
     pool = pools_of(conf, "p.io")[0]
     devices = [d for d in discover(tree) if d.address == "0000:06:00.0"]
-    out = allocate(pool, devices)
+    out = Answers(pool, devices, Path("/run/devinfo")).container([d.address for d in devices])
     assert [(n.container_path, n.host_path) for n in out.devices] == [
         ("/dev/uio3", "/dev/uio3"), ("/dev/vhost-net", "/dev/vhost-net"), ("/dev/net/tun", "/dev/net/tun")
     ]  # fmt: skip
     assert out.envs["PCIDEVICE_P_IO_QAT"] == "0000:06:00.0"
+
+
+def test_precomputed_answers_are_what_building_each_call_gave(tree: SysFs) -> None:
+    """The `_INFO` env joined from per-device pieces is byte for byte the document encoded whole
+    (sorted by address, duplicates once), and each device-info file is `devinfo.write`'s."""
+    from pycni.device_plugin.allocate import Answers
+    from pycni.hw import devinfo
+    from pycni.k8s.pools.container import info_entry
+
+    conf = parse_config({"resourceList": [{"resourceName": "all", "selectors": {}}]})
+    pool = pools_of(conf, "p.io")[0]
+    devices = discover(tree)
+    assert len(devices) >= 3
+    answers = Answers(pool, devices, Path("/run/devinfo"))
+    picked = [devices[2].address, devices[0].address, devices[1].address, devices[0].address]
+    out = answers.container(picked)
+    by_address = {d.address: d for d in devices}
+    whole = {a: info_entry(pool, by_address[a], False) for a in picked}
+    assert out.envs["PCIDEVICE_P_IO_ALL_INFO"] == json.dumps(whole, sort_keys=True, separators=(",", ":"))
+    assert out.envs["PCIDEVICE_P_IO_ALL"] == ",".join(picked)
+    first = answers.by_id[devices[0].address]
+    assert first.devinfo_path == devinfo.dp_path(Path("/run/devinfo"), pool.resource, devices[0].address)
+    assert first.devinfo_data == devinfo.encode(devinfo.pci_info(devices[0].address, devices[0].pf_address))
 
 
 def test_sysfs_import_is_stdlib_only() -> None:
@@ -303,3 +326,21 @@ def test_json_log_lines_carry_extras_as_keys(capsys: pytest.CaptureFixture[str])
         "msg": "pool updated",
         "resource": "p.io/a",
     }
+
+
+def test_devinfo_files_are_written_again_only_when_someone_changed_them(tmp_path: Path) -> None:
+    from pycni.device_plugin.server import DevinfoFiles
+
+    files, path, data = DevinfoFiles(), tmp_path / "dev.json", b'{"pci":{}}'
+    files.ensure(path, data)
+    first = path.stat().st_ino
+    files.ensure(path, data)
+    assert path.stat().st_ino == first  # left as it was: not replaced by a new file
+    path.unlink()
+    files.ensure(path, data)
+    assert path.read_bytes() == data
+    other = tmp_path / "other"
+    other.write_bytes(b"not ours!!")
+    other.replace(path)
+    files.ensure(path, data)
+    assert path.read_bytes() == data
