@@ -45,7 +45,7 @@ class PoolState:
     def __init__(self, pool: Pool, devinfo_dir: Path) -> None:
         self.devinfo_dir = devinfo_dir
         self._state: Watched[tuple[Pool, list[PoolDevice], alloc.Answers]] = Watched(
-            (pool, [], alloc.Answers(pool, [], devinfo_dir))
+            (pool, [], alloc.Answers(pool, [], devinfo_dir)), key=lambda value: value[:2]
         )
         self.wait_change = self._state.wait_change
         self.close = self._state.close
@@ -59,6 +59,10 @@ class PoolState:
         return self._state.closed
 
     def update(self, pool: Pool, devices: list[PoolDevice]) -> bool:
+        """Called by the one writer, the service's loop; False (nothing rebuilt) when unchanged."""
+        _, (old_pool, old_devices, _) = self._state.current()
+        if (pool, devices) == (old_pool, old_devices):
+            return False
         answers = alloc.Answers(pool, (pd.device for pd in devices), self.devinfo_dir)
         return self._state.replace((pool, list(devices), answers))
 

@@ -344,3 +344,20 @@ def test_devinfo_files_are_written_again_only_when_someone_changed_them(tmp_path
     other.replace(path)
     files.ensure(path, data)
     assert path.read_bytes() == data
+
+
+def test_a_pool_state_given_the_same_devices_again_is_unchanged(tree: SysFs, tmp_path: Path) -> None:
+    """Streams wake, and answers are rebuilt, only when the pool's devices or health change."""
+    from pycni.device_plugin.server import PoolState
+    from pycni.k8s.pools.membership import PoolDevice
+
+    pool = pools_of(parse_config({"resourceList": [{"resourceName": "all", "selectors": {}}]}), "p.io")[0]
+    devices = [PoolDevice(d, None) for d in discover(tree)]
+    state = PoolState(pool, tmp_path)
+    assert state.update(pool, devices)
+    version, _ = state.snapshot()
+    answers = state.answers()[1]
+    assert not state.update(pool, [PoolDevice(d.device, None) for d in devices])
+    assert state.snapshot()[0] == version and state.answers()[1] is answers
+    assert state.update(pool, [PoolDevice(devices[0].device, "link down"), *devices[1:]])
+    assert state.snapshot()[0] == version + 1
