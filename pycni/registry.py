@@ -24,6 +24,7 @@ PLUGINS: dict[str, PluginRef] = {
             "pycni.plugins.bridge.plugin",
             delegates_ipam=True,
             needs_prev_result=True,
+            caller_may_delete_pod_link=True,
         ),
         PluginRef(
             "vxlan",
@@ -31,6 +32,7 @@ PLUGINS: dict[str, PluginRef] = {
             "pycni.plugins.vxlan.plugin",
             delegates_ipam=True,
             needs_prev_result=True,
+            caller_may_delete_pod_link=True,
         ),
         PluginRef(
             "sriov",

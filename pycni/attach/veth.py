@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.attach.veth_conf import VethAttachConf
+from pycni.cni import callerview
 from pycni.cni.errors import InternalError
 from pycni.cni.ipaddr import IPInterface
 from pycni.cni.rollback import BestEffort, quietly
@@ -226,6 +227,8 @@ def detach(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context) -> None:
 
 
 def _delete_pod_link(rt: RuntimeArgs) -> None:
+    if callerview.leave_link_to_caller(rt.netns, rt.ifname):
+        return
     try:
         with netns.rtnl(rt.netns) as pod:
             links.delete_link(pod, rt.ifname)

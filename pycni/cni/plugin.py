@@ -88,6 +88,10 @@ class PluginRef(NamedTuple):
     delegates_ipam: bool = False
     #: CHECK compares the kernel against `prevResult`: the runner refuses a CHECK without one.
     needs_prev_result: bool = False
+    #: DEL's one wait on the kernel is deleting the pod's link (a veth: the kernel's unregistration
+    #: takes ~20 ms without a CPU), which may be left to the caller that sent the request to the
+    #: node daemon: `pycni.cni.callerview.leave_link_to_caller`.
+    caller_may_delete_pod_link: bool = False
 
     def load_conf_model(self) -> builtins.type[NetConf]:
         module, _, name = self.conf.partition(":")

@@ -9,6 +9,10 @@
  * VERSION are replayed in-process. Stdin already read is replayed to the fallback through a
  * memfd (a pipe where memfd is missing).
  *
+ * A DEL's answer may leave one thing to us: deleting the pod's link in the netns we sent, the
+ * kernel's ~20 ms wait that would otherwise hold a daemon worker (docs/daemon.md). We delete it
+ * before we exit with the answer; if we cannot, the DEL is replayed in-process (it is idempotent).
+ *
  * `pycni install` compiles it once per plugin type with a generated header (forwarder.h) that
  * holds the protocol's constants, the type and the fallback's path. Every read from the socket
  * is bounded by the protocol's limits; no buffer grows past them.
@@ -16,8 +20,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +50,7 @@ struct buf {
 
 static struct buf in; /* stdin, once read: replayed to the fallback */
 static int stdin_read;
+static int own_net = -1, pod_net = -1; /* kept from the hand-over for a link left to us */
 
 static int64_t now_ms(void)
 {
@@ -332,7 +340,8 @@ static int forwarded(const char *entry)
 static int build_header(struct buf *h, char **envp)
 {
     h->limit = PYCNI_MAX_HEADER;
-    if (append(h, PYCNI_TYPE, sizeof PYCNI_TYPE - 1) < 0)
+    if (append(h, PYCNI_TYPE, sizeof PYCNI_TYPE - 1) < 0
+        || append(h, "", 1) < 0 || append(h, PYCNI_CALLER_UNLINKS, sizeof PYCNI_CALLER_UNLINKS - 1) < 0)
         return -1;
     for (char **e = envp; *e; e++) {
         if (!forwarded(*e) || !strchr(*e, '='))
@@ -429,34 +438,127 @@ static int hand_over(int fd, char **envp, int *more_stdin, uint32_t *timeout_ms)
             ok = send_frame(fd, &(struct iovec){&go, 1}, 1, NULL, 0, deadline);
         }
     }
-    for (int i = 0; i < nfds; i++)
+    for (int i = 0; i < nfds; i++) {
+        if (ok == 0 && nfds == 3 && i != 1)
+            continue; /* our netns and the pod's: for a link the answer leaves to us */
         close(fds[i]);
+    }
+    if (ok == 0 && nfds == 3) {
+        own_net = fds[0];
+        pod_net = fds[2];
+    }
     free(header.data);
     return ok;
 }
 
+/* RTM_DELLINK of `ifname` in our current netns: 0 when deleted or already gone, else an errno. */
+static int delete_link(const char *ifname)
+{
+    struct {
+        struct nlmsghdr h;
+        struct ifinfomsg i;
+        char attrs[RTA_SPACE(PYCNI_MAX_IFNAME + 1)];
+    } req;
+    union {
+        struct nlmsghdr h;
+        char raw[8192];
+    } ack;
+    size_t len = strlen(ifname) + 1;
+    memset(&req, 0, sizeof req);
+    struct rtattr *name = (struct rtattr *)req.attrs;
+    name->rta_type = IFLA_IFNAME;
+    name->rta_len = (unsigned short)RTA_LENGTH(len);
+    memcpy(RTA_DATA(name), ifname, len);
+    req.h.nlmsg_len = NLMSG_LENGTH(sizeof req.i) + RTA_SPACE(len);
+    req.h.nlmsg_type = RTM_DELLINK;
+    req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+    req.h.nlmsg_seq = 1;
+    req.i.ifi_family = AF_UNSPEC;
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (s < 0)
+        return errno;
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    int err = 0;
+    if (sendto(s, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0)
+        err = errno;
+    while (!err) {
+        ssize_t n = recv(s, &ack, sizeof ack, 0);
+        if (n < 0) {
+            if (errno != EINTR)
+                err = errno;
+            continue;
+        }
+        if (!NLMSG_OK(&ack.h, (size_t)n) || ack.h.nlmsg_seq != 1 || ack.h.nlmsg_type != NLMSG_ERROR)
+            continue; /* not the answer to our request */
+        if (ack.h.nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))
+            err = EPROTO;
+        else
+            err = -((struct nlmsgerr *)NLMSG_DATA(&ack.h))->error;
+        break;
+    }
+    close(s);
+    return err == ENODEV || err == ENOENT ? 0 : err;
+}
+
+/* Delete `ifname` in the pod's netns and come back to ours: 0, 1 (not deleted, back home), or
+ * -1 (not back home: nothing more may run here). */
+static int unlink_in_pod(const char *ifname)
+{
+    if (pod_net < 0 || own_net < 0 || setns(pod_net, CLONE_NEWNET) < 0)
+        return 1;
+    int err = delete_link(ifname);
+    if (setns(own_net, CLONE_NEWNET) < 0)
+        return -1;
+    return err ? 1 : 0;
+}
+
+/* The rest of a DONE_BUT_UNLINK answer: the link's name, then its deletion. Returns only when
+ * the link could not be deleted and the daemon's answer was a success (the caller replays). */
+static int finish_unlinking(int fd, int64_t deadline, uint32_t code, const char *out, uint32_t len)
+{
+    uint32_t name_len;
+    char ifname[PYCNI_MAX_IFNAME + 1];
+    if (recv_u32(fd, &name_len, deadline) < 0 || name_len == 0 || name_len > PYCNI_MAX_IFNAME
+        || recv_exact(fd, ifname, name_len, deadline) < 0)
+        return 0;
+    ifname[name_len] = '\0';
+    if (strlen(ifname) != name_len)
+        return 0;
+    int unlinked = unlink_in_pod(ifname);
+    if (unlinked < 0)
+        finish(1, PYCNI_UNLINK_FAILED, sizeof PYCNI_UNLINK_FAILED - 1);
+    if (unlinked == 0 || code != 0)
+        finish((int)code, out, len); /* a failed DEL is reported as it is, and DELeted again */
+    return 1;
+}
+
 /* After GO: relay the answer and exit, or mirror the worker's death. Returns only when the
-   answer was lost (the connection closed, timed out, or carried something else). */
-static void relay(int fd, uint32_t timeout_ms)
+   answer was lost (the connection closed, timed out, or carried something else): 0, or when a
+   link left to us could not be deleted: 1. */
+static int relay(int fd, uint32_t timeout_ms)
 {
     int64_t deadline = deadline_after(timeout_ms / 1000.0 + PYCNI_ANSWER_GRACE);
     char kind;
     uint32_t code, len;
     if (recv_exact(fd, &kind, 1, deadline) < 0)
-        return;
+        return 0;
     if (kind == PYCNI_DIED) {
         if (recv_u32(fd, &code, deadline) < 0)
-            return;
+            return 0;
         die_like((int32_t)code);
     }
-    if (kind != PYCNI_DONE || recv_u32(fd, &code, deadline) < 0 || recv_u32(fd, &len, deadline) < 0)
-        return;
+    if ((kind != PYCNI_DONE && kind != PYCNI_DONE_BUT_UNLINK) || recv_u32(fd, &code, deadline) < 0
+        || recv_u32(fd, &len, deadline) < 0)
+        return 0;
     if (len > PYCNI_MAX_OUTPUT)
-        return;
+        return 0;
     char *out = malloc(len ? len : 1);
     if (!out || recv_exact(fd, out, len, deadline) < 0)
-        return;
+        return 0;
+    if (kind == PYCNI_DONE_BUT_UNLINK)
+        return finish_unlinking(fd, deadline, code, out, len);
     finish((int)code, out, len);
+    return 0;
 }
 
 static int replayable(const char *command)
@@ -485,7 +587,9 @@ int main(int argc, char **argv, char **envp)
     uint32_t timeout_ms = 0;
     if (fd >= 0 && hand_over(fd, envp, &more_stdin, &timeout_ms) == 0) {
         /* committed: from here on the daemon may be running the request */
-        relay(fd, timeout_ms); /* returns only when the answer was lost */
+        int unlink_failed = relay(fd, timeout_ms); /* returns only when the answer was lost */
+        if (unlink_failed && (required || PYCNI_FALLBACK[0] == '\0'))
+            finish(1, PYCNI_UNLINK_FAILED, sizeof PYCNI_UNLINK_FAILED - 1);
         if (required || !replayable(getenv("CNI_COMMAND")))
             finish(1, PYCNI_LOST_ADD, sizeof PYCNI_LOST_ADD - 1);
     } else if (required) {

@@ -61,8 +61,11 @@ def forwarder_header(plugin_type: str, fallback: Path | None, marker: str) -> st
         "PYCNI_MAGIC": c_string(p.MAGIC),
         **{
             f"PYCNI_{name}": f"'{getattr(p, name).decode()}'"
-            for name in ("KIND_CNI", "READY", "QUEUED", "DONE", "DIED", "GO")
+            for name in ("KIND_CNI", "READY", "QUEUED", "DONE", "DONE_BUT_UNLINK", "DIED", "GO")
         },
+        "PYCNI_CALLER_UNLINKS": c_string(p.CALLER_UNLINKS),
+        "PYCNI_MAX_IFNAME": f"{p.MAX_IFNAME}u",
+        "PYCNI_UNLINK_FAILED": c_string(p.UNLINK_FAILED),
         "PYCNI_CONNECT_TIMEOUT": repr(float(p.CONNECT_TIMEOUT)),
         "PYCNI_DEFAULT_ACCEPT_TIMEOUT": repr(float(p.DEFAULT_ACCEPT_TIMEOUT)),
         "PYCNI_QUEUE_TIMEOUT": repr(float(p.QUEUE_TIMEOUT)),

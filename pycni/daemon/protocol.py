@@ -8,11 +8,16 @@ compiled with these values (`pycni.install` writes them into its header).
 Wire format (integers are 4-byte big-endian):
   request   MAGIC kind(1) len(header) len(stdin) header stdin, with SCM_RIGHTS carrying our
             network and mount namespace fds; kind C = CNI request, S = status;
-            header = plugin type NUL KEY=VALUE NUL ... (the forwarded environment)
+            header = plugin type NUL KEY=VALUE NUL ... (the forwarded environment), and flags:
+            entries without `=` (a daemon that does not know one ignores it)
   answers   Q              queued: every worker is busy (the daemon is alive, worth waiting for)
             R timeout_ms   taken by a worker, waiting for GO
             X len reason   refused: the caller runs the request itself
             D code len out done: exit code and stdout, relayed unchanged
+            U code len out len ifname
+                           done but for deleting the pod's link `ifname` in the netns the
+                           caller sent, which the caller does before it exits with code and out
+                           (only to a caller whose header carries the flag CALLER_UNLINKS)
             K status       the worker died mid-request (status < 0: by that signal): we end the same way
   client    G              go ahead (only after R)
 """
@@ -24,8 +29,14 @@ READY = b"R"
 QUEUED = b"Q"
 REFUSED = b"X"
 DONE = b"D"
+DONE_BUT_UNLINK = b"U"
 DIED = b"K"
 GO = b"G"
+
+#: A header flag: the caller can delete the pod's link itself (it answers DONE_BUT_UNLINK).
+CALLER_UNLINKS = b"+caller-unlinks"
+#: The longest interface name (IFNAMSIZ less its NUL).
+MAX_IFNAME = 15
 
 #: Limits on what a caller may send: configs are kilobytes, a multus conflist rarely more.
 MAX_HEADER = 1 << 20
@@ -50,6 +61,11 @@ REPLAYABLE = (b"DEL", b"CHECK", b"STATUS", b"GC", b"VERSION")
 #: The error objects the clients print themselves. 11 is `TryAgainLater.code`, written out because
 #: this module imports nothing (the launcher's rule); a test holds the two equal.
 REQUIRED_UNAVAILABLE = b'{"code":11,"msg":"the pycni daemon is required but did not take the request"}\n'
+UNLINK_FAILED = (
+    b'{"code":999,"msg":"failed to delete the pod\'s interface",'
+    b'"details":"the node daemon ran the DEL and left the deletion of the interface to its caller, '
+    b'which could not delete it; DEL again"}\n'
+)
 LOST_ADD = (
     b'{"code":11,"msg":"the pycni daemon took the request but did not answer",'
     b'"details":"the request may have partly run; delete and retry"}\n'

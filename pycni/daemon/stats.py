@@ -62,6 +62,8 @@ class Served:
     #: Milliseconds per phase inside the worker (namespaces, plugin, ipam, delegate, kernel).
     phases: dict[str, float] = field(default_factory=dict)
     at: float = field(default_factory=time.time)
+    #: The pod link whose deletion (and kernel wait) the caller took over; "" when none.
+    left_to_caller: str = ""
 
     @classmethod
     def of(cls, report: dict[str, Any], queue_ms: float) -> Served:
@@ -73,6 +75,7 @@ class Served:
             queue_ms,
             report.get("handoff_ms", 0.0),
             report.get("phases", {}),
+            left_to_caller=report.get("left_to_caller", ""),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -86,6 +89,7 @@ class Served:
             "queue_ms": round(self.queue_ms, 3),
             "handoff_ms": round(self.handoff_ms, 3),
             **phases,
+            **({"left_to_caller": self.left_to_caller} if self.left_to_caller else {}),
         }
 
 

@@ -13,8 +13,10 @@ import socket
 from dataclasses import dataclass
 
 from pycni.daemon.protocol import (
+    CALLER_UNLINKS,
     DIED,
     DONE,
+    DONE_BUT_UNLINK,
     FORWARDED,
     KIND_CNI,
     KIND_STATUS,
@@ -45,6 +47,13 @@ class Request:
     #: Every fd the caller attached (owned by the request: close them): its network and mount
     #: namespaces, then, if it could open CNI_NETNS, that file (a netns, unless the caller lies).
     fds: tuple[int, ...]
+    #: The header's flags (`protocol.CALLER_UNLINKS`).
+    flags: frozenset[bytes] = frozenset()
+
+    @property
+    def caller_unlinks(self) -> bool:
+        """The caller deletes the pod's link itself when told to (`send_done_but_unlink`)."""
+        return CALLER_UNLINKS in self.flags and self.pod_netns_fd is not None
 
     @property
     def command(self) -> str:
@@ -92,7 +101,7 @@ def read_request(conn: socket.socket) -> Request:
             os.close(fd)
         raise
     plugin_type, env = parse_header(header)
-    return Request(kind, plugin_type, env, stdin, tuple(fds))
+    return Request(kind, plugin_type, env, stdin, tuple(fds), header_flags(header))
 
 
 def _fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
@@ -120,6 +129,11 @@ def parse_header(header: bytes) -> tuple[str, dict[str, str]]:
         if sep and _forwarded(key):
             env[os.fsdecode(key)] = os.fsdecode(value)
     return os.fsdecode(first), env
+
+
+def header_flags(header: bytes) -> frozenset[bytes]:
+    """The header's entries without `=` after the type: what the caller can do."""
+    return frozenset(entry for entry in header.split(b"\0")[1:] if entry and b"=" not in entry)
 
 
 def _forwarded(key: bytes) -> bool:
@@ -151,6 +165,19 @@ def send_refused(conn: socket.socket, reason: str, flags: int = 0) -> None:
 
 def send_done(conn: socket.socket, code: int, out: bytes) -> None:
     conn.sendall(DONE + code.to_bytes(4, "big") + len(out).to_bytes(4, "big") + out)
+
+
+def send_done_but_unlink(conn: socket.socket, code: int, out: bytes, ifname: str) -> None:
+    """As `send_done`, and the caller deletes `ifname` in the pod's netns before it exits."""
+    name = ifname.encode()
+    conn.sendall(
+        DONE_BUT_UNLINK
+        + code.to_bytes(4, "big")
+        + len(out).to_bytes(4, "big")
+        + out
+        + len(name).to_bytes(4, "big")
+        + name
+    )
 
 
 def send_died(conn: socket.socket, returncode: int) -> None:

@@ -28,6 +28,7 @@ from pycni.cni import callerview, timing
 from pycni.daemon import wire
 from pycni.daemon.namespaces import Home, are_namespaces, caller_namespaces, go_home
 from pycni.daemon.protocol import GO, KIND_CNI
+from pycni.net import links, netns
 
 #: Supervisor → worker: a caller's connection is attached. Worker → supervisor: DONE_PREFIX + report.
 JOB = b"job"
@@ -154,19 +155,40 @@ def _run(conn: socket.socket, req: wire.Request, home: Home, limits: Limits) -> 
     timing.reset()
     with (
         caller_namespaces(home, req.ns_fds) as hop,
-        callerview.installed(pod_netns, req.pod_netns_fd, hop),
+        callerview.installed(pod_netns, req.pod_netns_fd, hop, _caller_may_unlink(req)) as view,
     ):
         entered = time.perf_counter()
         code = _run_with_deadline(req, out, limits.request_timeout)
         ran = time.perf_counter() - entered
     ms = (time.perf_counter() - started) * 1000
-    with contextlib.suppress(OSError):  # a caller that went away still had its request run
-        wire.send_done(conn, code, out.getvalue().encode())
+    if view.left:
+        _answer_but_unlink(conn, req, code, out.getvalue().encode(), view.left[0])
+    else:
+        with contextlib.suppress(OSError):  # a caller that went away still had its request run
+            wire.send_done(conn, code, out.getvalue().encode())
     phases = {name: seconds * 1000 for name, seconds in timing.spent().items()}
     phases["plugin"] = ran * 1000 - sum(phases.values())
     phases["namespaces"] = ms - ran * 1000
     report = {"type": req.plugin_type, "command": req.command, "code": code, "ms": ms}
+    if view.left:
+        report["left_to_caller"] = view.left[0]
     return {**report, "phases": phases}
+
+
+def _answer_but_unlink(conn: socket.socket, req: wire.Request, code: int, out: bytes, ifname: str) -> None:
+    """Leave the pod's link to the caller; one that is gone already cannot: it is deleted here."""
+    try:
+        wire.send_done_but_unlink(conn, code, out, ifname)
+    except OSError:
+        assert req.pod_netns_fd is not None
+        with contextlib.suppress(Exception), netns.rtnl(req.pod_netns_fd) as pod:
+            links.delete_link(pod, ifname)
+
+
+def _caller_may_unlink(req: wire.Request) -> bool:
+    """A DEL of a type whose last kernel wait is the pod's link, from a caller that can take it."""
+    ref = registry.lookup(req.plugin_type)
+    return req.caller_unlinks and req.command == "DEL" and ref is not None and ref.caller_may_delete_pod_link
 
 
 def _run_with_deadline(req: wire.Request, out: io.StringIO, timeout: float) -> int:

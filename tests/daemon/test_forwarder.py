@@ -17,7 +17,17 @@ from pathlib import Path
 import pytest
 
 from pycni.daemon.native import Compiler, compile_forwarder
-from pycni.daemon.protocol import DONE, GO, KIND_CNI, LOST_ADD, MAGIC, MAX_OUTPUT, READY, REFUSED
+from pycni.daemon.protocol import (
+    CALLER_UNLINKS,
+    DONE,
+    GO,
+    KIND_CNI,
+    LOST_ADD,
+    MAGIC,
+    MAX_OUTPUT,
+    READY,
+    REFUSED,
+)
 from pycni.install import fallback_path
 from tests.daemon.conftest import runner
 from tests.daemon.probe_plugin import read_record
@@ -189,7 +199,13 @@ def test_native_and_python_send_the_same_frame(tmp_path: Path) -> None:
             runner(bin_dir)("probe", "DEL", conf, env=env, netns=NETNS)
         frames[native] = got[0]
     assert frames[True].startswith(MAGIC + KIND_CNI)
-    assert frames[True] == frames[False]
+    # the same, but for the flag of what only the native forwarder can do (after the type)
+    flag = b"\0" + CALLER_UNLINKS
+    python_header_len = int.from_bytes(frames[False][5:9], "big")
+    expected = bytearray(frames[False])
+    expected[5:9] = (python_header_len + len(flag)).to_bytes(4, "big")
+    expected[13 + len("probe") : 13 + len("probe")] = flag
+    assert frames[True] == bytes(expected)
     assert b"OTHER" not in frames[True]
 
 

@@ -15,10 +15,11 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pycni.daemon.protocol import DONE, GO, KIND_CNI, MAGIC, QUEUED, READY
+from pycni.daemon.protocol import DONE, DONE_BUT_UNLINK, GO, KIND_CNI, MAGIC, QUEUED, READY
 from tests.helpers.netns import Netns, unique
 
 
@@ -26,12 +27,29 @@ class NotTaken(Exception):
     """The daemon refused the request or did not answer it."""
 
 
+@dataclass(frozen=True)
+class LeftToCaller:
+    """A DONE_BUT_UNLINK answer: the exit code and stdout, and the pod link left to the caller."""
+
+    code: int
+    out: bytes
+    ifname: str
+
+
 def call(
-    sock_path: str, plugin_type: str, env: dict[str, str], conf: dict[str, Any], node_netns: str
+    sock_path: str,
+    plugin_type: str,
+    env: dict[str, str],
+    conf: dict[str, Any],
+    node_netns: str,
+    flags: tuple[bytes, ...] = (),
 ) -> tuple[int, bytes]:
-    """(exit code, stdout) of one request run by the daemon in `node_netns`."""
+    """(exit code, stdout) of one request run by the daemon in `node_netns`.
+
+    With `flags` (what the caller says it can do), a DONE_BUT_UNLINK answer raises `Unlink`."""
     stdin = json.dumps(conf).encode()
-    header = b"\0".join([plugin_type.encode(), *(f"{k}={v}".encode() for k, v in env.items())])
+    entries = [*(f"{k}={v}".encode() for k, v in env.items()), *flags]
+    header = b"\0".join([plugin_type.encode(), *entries])
     frame = MAGIC + KIND_CNI + _u32(len(header)) + _u32(len(stdin)) + header + stdin
     with ExitStack() as stack, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         paths = [node_netns, "/proc/self/ns/mnt"]
@@ -50,10 +68,23 @@ def call(
             raise NotTaken(f"answer {kind!r}: {sock.recv(4096)!r}")
         _exact(sock, 4)
         sock.sendall(GO)
-        if _exact(sock, 1) != DONE:
+        kind = _exact(sock, 1)
+        if kind not in (DONE, DONE_BUT_UNLINK):
             raise NotTaken("no DONE")
         code = int.from_bytes(_exact(sock, 4), "big")
-        return code, _exact(sock, int.from_bytes(_exact(sock, 4), "big"))
+        out = _exact(sock, int.from_bytes(_exact(sock, 4), "big"))
+        if kind == DONE_BUT_UNLINK:
+            ifname = _exact(sock, int.from_bytes(_exact(sock, 4), "big")).decode()
+            raise Unlink(LeftToCaller(code, out, ifname))
+        return code, out
+
+
+class Unlink(Exception):
+    """The daemon answered DONE_BUT_UNLINK (only to a caller that sent CALLER_UNLINKS)."""
+
+    def __init__(self, answer: LeftToCaller) -> None:
+        super().__init__(answer.ifname)
+        self.answer = answer
 
 
 def _u32(n: int) -> bytes:
