@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -110,6 +111,20 @@ def save(path: Path, claims: dict[str, PreparedClaim], *, durable: bool) -> None
     write_atomic(path, text.encode(), 0o600, durable=durable)
     if durable:
         sync_directory(path.parent)  # the rename too, or an older file may come back
+
+
+def adopt(legacy: Path, path: Path) -> None:
+    """Moves the checkpoint an older driver kept at `legacy` to `path`, durably. Such a file is
+    the newest there is, even beside one at `path`: every start moves it, so it exists only when
+    an older driver ran after us (a downgrade and upgrade), and the file at `path` would bring back
+    claims that driver unprepared meanwhile."""
+    if not legacy.exists():
+        return
+    make_private_dirs(path.parent)
+    os.replace(legacy, path)
+    sync_directory(path.parent)
+    sync_directory(legacy.parent)
+    log.info("checkpoint moved", extra={"from": str(legacy), "to": str(path)})
 
 
 def load(path: Path) -> dict[str, PreparedClaim] | None:

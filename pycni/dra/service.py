@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pycni.cni.files import make_private_dirs
+from pycni.dra import checkpoint
 from pycni.dra.devices import DraDevice, config_problems, device_name
 from pycni.dra.inventory import Inventory
 from pycni.dra.metrics import DraMetrics
@@ -78,6 +79,7 @@ class DraDriverService:
     def start(self) -> None:
         make_private_dirs(self.opts.plugin_dir)
         self.opts.registry_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint.adopt(self.opts.legacy_checkpoint_path, self.opts.checkpoint_path)
         self.preparer.load()
         self._sources = Sources.open(
             self.opts.sysfs_root,
@@ -168,23 +170,16 @@ class DraDriverService:
 
     def _on_fs_events(self, events: list[inotify.Event]) -> str | None:
         """RESCAN when sysfs changed; our directories and the config are dealt with here, once a
-        batch. The driver's own checkpoint writes (every Prepare and Unprepare) need nothing: the
-        loop would otherwise look over its sockets while kubelet waits on the next call."""
+        batch. The checkpoint is written in a directory the loop does not watch, so a Prepare or
+        Unprepare wakes it only to judge the devices in use again (`request_refresh`)."""
         sockets = set(self._socket_dirs())
         config_dir = self.opts.config_path.parent.absolute()
         ours = [e for e in events if e.directory in sockets or e.directory == config_dir]
-        if any(e.directory in sockets and not self._checkpoint_written(e) for e in ours):
+        if any(e.directory in sockets for e in ours):
             self._check_sockets()
         if any(e.directory == config_dir for e in ours):
             self._reload_config()
         return RESCAN if len(ours) < len(events) else None
-
-    def _checkpoint_written(self, event: inotify.Event) -> bool:
-        """The event is the checkpoint's temp file, or the checkpoint swapped in place (still there)."""
-        path = self.opts.checkpoint_path
-        if event.directory != path.parent.absolute():
-            return False
-        return event.name.startswith(f".{path.name}.") or (event.name == path.name and path.exists())
 
     def _check_sockets(self) -> None:
         """Repairs what a removal took; one that fails half-way (the directory is still being

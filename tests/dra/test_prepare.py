@@ -198,7 +198,7 @@ def test_a_corrupt_checkpoint_is_rebuilt_from_the_cdi_specs(dnode: DraNode) -> N
     assert dnode.stop() == 0
     dnode.checkpoint.write_text(dnode.checkpoint.read_text().replace("0000-3b-02-0", "0000-3b-02-9"))
     dnode.start()
-    assert list(dnode.plugin_dir.glob("checkpoint.json.corrupt-*"))
+    assert list(dnode.checkpoint.parent.glob("checkpoint.json.corrupt-*"))
     thief = dnode.add_claim("thief", ["0000-3b-02-0"])
     assert "in use" in dnode.kubelet.prepare(DRIVER, [claim_of(thief, "thief")])[thief].error
     assert dnode.kubelet.unprepare(DRIVER, [claim_of(uid, "web")])[uid].error == ""
