@@ -54,6 +54,15 @@ class Options:
         """The plugin-watcher registration service, found by kubelet in its registry directory."""
         return self.registry_dir / f"{self.driver_name}-reg.sock"
 
+    def socket_dirs(self) -> list[Path]:
+        """Where our sockets live, and the parents in which those directories may be made again."""
+        dirs = [self.registry_dir, self.registry_dir.parent, self.plugin_dir, self.plugin_dir.parent]
+        return list(dict.fromkeys(d.absolute() for d in dirs))
+
+    def watched_dirs(self) -> list[Path]:
+        """What the event loop watches (inotify): the socket directories and the config's."""
+        return list(dict.fromkeys([*self.socket_dirs(), self.config_path.parent.absolute()]))
+
     @property
     def checkpoint_path(self) -> Path:
         """In a directory of its own: the event loop watches `plugin_dir` for its socket, and each
