@@ -13,6 +13,7 @@ from pycni.dra import checkpoint
 from pycni.dra.checkpoint import PreparedClaim, PreparedDevice
 from pycni.dra.claims import ClaimRef
 from pycni.dra.devices import DraDevice
+from pycni.dra.inventory import Inventory
 from pycni.dra.options import Options
 from pycni.dra.prepare import FETCH_THREADS, Preparer
 from tests.dra.test_units import DRIVER, NODE, POOL, claim, device
@@ -59,3 +60,17 @@ def test_the_claims_of_one_call_are_read_from_the_api_server_at_once(tmp_path: P
     out = preparer.prepare([*refs, refs[0]])  # a claim named twice is read once
     assert {uid: o.error for uid, o in out.items()} == {uid: "" for uid in uids.values()}
     assert set(json.loads((tmp_path / "cp" / "checkpoint.json").read_text())["claims"]) == set(uids.values())
+
+
+def test_health_streams_wake_for_a_changed_report_not_for_every_claim() -> None:
+    inventory = Inventory()
+    devices = {"d1": DraDevice("d1", device("0000:3b:02.0"), POOL)}
+    assert inventory.update(devices, frozenset(), frozenset())
+    version = inventory.snapshot()[0]
+    assert not inventory.update(devices, frozenset(), frozenset({"d1"}))  # prepared: same report
+    assert inventory.snapshot()[1].prepared == {"d1"}  # yet what Prepare and /metrics read is new
+    assert inventory.update(devices, frozenset(), frozenset({"d1", "d9"}))  # d9 left: Unhealthy
+    assert inventory.update(devices, frozenset({"d9"}), frozenset({"d1", "d9"}))  # now Unknown
+    assert not inventory.update(devices, frozenset({"d5", "d9"}), frozenset({"d1", "d9"}))
+    assert not inventory.wait_change(inventory.snapshot()[0], timeout=0)
+    assert inventory.snapshot()[0] == version + 2
