@@ -62,6 +62,10 @@ def test_the_checkpoint_is_written_into_its_spare_file_and_the_names_swapped(tmp
         assert {path.stat().st_ino, spare.stat().st_ino} == inodes
         assert sorted(p.name for p in path.parent.iterdir()) == [spare.name, path.name]
     assert path.stat().st_mode & 0o777 == 0o600 and spare.stat().st_mode & 0o777 == 0o600
+    checkpoint.save(path, held_by("u5", "a-long-name" * 20), durable=False)
+    checkpoint.save(path, held_by("u6", "a-long-name" * 20), durable=False)
+    checkpoint.save(path, held_by("u7", "short"), durable=False)  # over the longer u5: its tail cut
+    assert checkpoint.load(path) == held_by("u7", "short")
 
 
 def test_the_claims_of_one_call_are_read_from_the_api_server_at_once(tmp_path: Path) -> None:
