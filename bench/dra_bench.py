@@ -2,7 +2,9 @@
 
 - NodePrepareResources / NodeUnprepareResources latency (median, p99) for a claim of 1 and of 4 VFs,
   over the real gRPC socket; Prepare includes reading the claim from the API server stand-in
-  (HTTPS, its own CA), writing the CDI spec and the checkpoint (fsync);
+  (HTTPS, its own CA), writing the CDI spec and the checkpoint (not flushed; Unprepare flushes).
+  The CDI directory is on a tmpfs (/dev/shm) as /var/run/cdi is on a node, the checkpoint on the
+  disk as kubelet's plugin directory is (`--cdi-on-disk` puts both on the disk, as before);
 - the time from starting the process to the node's pool being complete in the API server, for
   256 VFs (4 PFs x 64: 48 kernel-netdev and 16 VFIO each; two slices).
 
@@ -10,7 +12,7 @@ The node is the tests' stand-in node (tests/dra/node.py): a fake sysfs tree, vet
 every netdev in a network namespace, the API server and kubelet stand-ins. Run as root from the
 repo root:
 
-    .venv/bin/python bench/dra_bench.py [--claims 300] [--starts 5] [--json bench/results/dra.json]
+    .venv/bin/python bench/dra_bench.py [--claims 300] [--starts 5] [--cdi-on-disk] [--json FILE]
 """
 
 from __future__ import annotations
@@ -83,12 +85,22 @@ def bench_start(node: DraNode, runs: int) -> dict[str, Any]:
     return {"vfs": wanted, "slices": slices, "runs": runs, **stats(times)}
 
 
-def with_node(layout: Any, run: Any) -> dict[str, Any]:
+def tmpfs() -> Path | None:
+    """/dev/shm when it is a tmpfs (as /var/run, where CDI specs live on a node), else None."""
+    mounts = Path("/proc/mounts").read_text().splitlines()
+    return Path("/dev/shm") if any(m.split()[1:3] == ["/dev/shm", "tmpfs"] for m in mounts) else None
+
+
+def with_node(layout: Any, run: Any, cdi_on: Path | None = None) -> dict[str, Any]:
+    """`run(node)` on a fresh node; its CDI directory on the file system of `cdi_on` if given."""
     work = Path(tempfile.mkdtemp(prefix="drab", dir="/tmp"))
+    cdi = Path(tempfile.mkdtemp(prefix="drab-cdi", dir=cdi_on)) if cdi_on else None
     ns = create_netns("drab")
     node = None
     try:
         node = DraNode.make(work, ns, make_pki(work / "pki"), layout)
+        if cdi is not None:
+            node.cdi_dir.symlink_to(cdi, target_is_directory=True)
         node.kubelet.start()
         result: dict[str, Any] = run(node)
         return result
@@ -97,20 +109,25 @@ def with_node(layout: Any, run: Any) -> dict[str, Any]:
             node.close()
         delete_netns(ns)
         shutil.rmtree(work, ignore_errors=True)
+        if cdi is not None:
+            shutil.rmtree(cdi, ignore_errors=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--claims", type=int, default=300)
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--cdi-on-disk", action="store_true", help="CDI specs on the disk, not a tmpfs")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    cdi_on = None if args.cdi_on_disk else tmpfs()
 
     def claims(node: DraNode) -> dict[str, Any]:
         node.start()
         return {f"claim_of_{size}": bench_claims(node, size, args.claims) for size in (1, 4)}
 
-    results = with_node(LAYOUT, claims)
+    results: dict[str, Any] = {"cdi_dir_on": str(cdi_on or "/tmp (disk)")}
+    results |= with_node(LAYOUT, claims, cdi_on)
     results["start_to_slices_published"] = with_node(BIG_LAYOUT, lambda node: bench_start(node, args.starts))
     print_and_save(results, args.json)
     return 0

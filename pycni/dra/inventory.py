@@ -52,16 +52,24 @@ def report(snap: Snapshot) -> list[HealthEntry]:
     return out
 
 
+def _reported(snap: Snapshot) -> tuple[Mapping[str, DraDevice], frozenset[tuple[str, bool]]]:
+    """What a report is made of: the devices, and the prepared ones no longer published (and
+    whether they are still on the node). A claim prepared or unprepared changes nothing else, so
+    it wakes no stream (each woken stream builds and sends every device)."""
+    gone = snap.prepared - snap.devices.keys()
+    return snap.devices, frozenset((name, name in snap.unpooled) for name in gone)
+
+
 class Inventory:
     def __init__(self) -> None:
-        self._state = Watched(Snapshot(), key=lambda s: (s.devices, s.unpooled, s.prepared))
+        self._state = Watched(Snapshot(), key=_reported)
         self.wait_change = self._state.wait_change
         self.close = self._state.close
 
     def update(
         self, devices: Mapping[str, DraDevice], unpooled: frozenset[str], prepared: frozenset[str]
     ) -> bool:
-        """Replaces the evaluation; True (and health streams woken) when anything differs."""
+        """Replaces the evaluation; True (and health streams woken) when the report differs."""
         return self._state.replace(Snapshot(dict(devices), unpooled, prepared, time.time()))
 
     def devices(self) -> Mapping[str, DraDevice]:

@@ -41,7 +41,7 @@ class Options:
 
     @property
     def plugin_dir(self) -> Path:
-        """The driver's own directory: its service socket and its checkpoint."""
+        """The driver's own directory: its service socket, and its state directory."""
         return self.plugins_dir / self.driver_name
 
     @property
@@ -54,6 +54,23 @@ class Options:
         """The plugin-watcher registration service, found by kubelet in its registry directory."""
         return self.registry_dir / f"{self.driver_name}-reg.sock"
 
+    def socket_dirs(self) -> list[Path]:
+        """Where our sockets live, and the parents in which those directories may be made again."""
+        dirs = [self.registry_dir, self.registry_dir.parent, self.plugin_dir, self.plugin_dir.parent]
+        return list(dict.fromkeys(d.absolute() for d in dirs))
+
+    def watched_dirs(self) -> list[Path]:
+        """What the event loop watches (inotify): the socket directories and the config's."""
+        return list(dict.fromkeys([*self.socket_dirs(), self.config_path.parent.absolute()]))
+
     @property
     def checkpoint_path(self) -> Path:
+        """In a directory of its own: the event loop watches `plugin_dir` for its socket, and each
+        checkpoint write there (link, exchange, unlink) woke the loop in the middle of a Prepare,
+        its thread then contending with the handler's for the interpreter (~1 ms a Prepare)."""
+        return self.plugin_dir / "state" / "checkpoint.json"
+
+    @property
+    def legacy_checkpoint_path(self) -> Path:
+        """Where drivers before the state directory kept it: moved from there once, at start."""
         return self.plugin_dir / "checkpoint.json"

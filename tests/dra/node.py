@@ -112,7 +112,7 @@ class DraNode:
 
     @property
     def checkpoint(self) -> Path:
-        return self.plugin_dir / "checkpoint.json"
+        return self.plugin_dir / "state" / "checkpoint.json"
 
     @property
     def log(self) -> Path:

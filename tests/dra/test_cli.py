@@ -97,3 +97,10 @@ def test_metrics_and_probes(dnode: DraNode) -> None:
 def test_pycni_lists_the_command() -> None:
     out = subprocess.run([str(PYCNI), "--help"], capture_output=True, text=True, timeout=30, check=True)
     assert "dra-driver" in out.stdout
+
+
+def test_start_up_objects_are_frozen_out_of_the_collectors_sight(dnode: DraNode) -> None:
+    """A full collection over them took 25-50 ms, the stall of whatever Prepare it fell in."""
+    dnode.start()
+    frozen = [line for line in dnode.logs() if line["msg"] == "start-up objects frozen"]
+    assert len(frozen) == 1 and frozen[0]["objects"] > 10_000

@@ -198,8 +198,24 @@ def test_a_corrupt_checkpoint_is_rebuilt_from_the_cdi_specs(dnode: DraNode) -> N
     assert dnode.stop() == 0
     dnode.checkpoint.write_text(dnode.checkpoint.read_text().replace("0000-3b-02-0", "0000-3b-02-9"))
     dnode.start()
-    assert list(dnode.plugin_dir.glob("checkpoint.json.corrupt-*"))
+    assert list(dnode.checkpoint.parent.glob("checkpoint.json.corrupt-*"))
     thief = dnode.add_claim("thief", ["0000-3b-02-0"])
     assert "in use" in dnode.kubelet.prepare(DRIVER, [claim_of(thief, "thief")])[thief].error
     assert dnode.kubelet.unprepare(DRIVER, [claim_of(uid, "web")])[uid].error == ""
     assert dnode.cdi_spec(uid) is None
+
+
+def test_a_checkpoint_where_older_drivers_kept_it_is_taken_over(dnode: DraNode) -> None:
+    """Moved into the state directory at start, request names and all (a claim rebuilt from its
+    CDI spec would have none)."""
+    dnode.start()
+    uid = dnode.add_claim("web", ["0000-3b-02-0"])
+    dnode.kubelet.prepare(DRIVER, [claim_of(uid, "web")])
+    assert dnode.stop() == 0
+    legacy = dnode.plugin_dir / "checkpoint.json"
+    dnode.checkpoint.rename(legacy)
+    dnode.checkpoint.parent.rmdir()
+    dnode.start()
+    assert not legacy.exists() and uid in json.loads(dnode.checkpoint.read_text())["claims"]
+    out = dnode.kubelet.prepare(DRIVER, [claim_of(uid, "web")])[uid]
+    assert answer(out) == [(NODE, "0000-3b-02-0", ["vf"], [f"{DRIVER}/vf={uid}-0000-3b-02-0"])]
