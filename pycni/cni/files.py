@@ -165,7 +165,7 @@ def _rename(tmp: Path, path: Path) -> None:
     0.05 ms. A kill between the two leaves the old content under a temp name, which
     `remove_stale_temp_files` removes. Filesystems without the exchange get a plain rename."""
     try:
-        if _exchange(tmp, path):
+        if exchange_names(tmp, path):
             tmp.unlink(missing_ok=True)
         else:
             os.replace(tmp, path)
@@ -181,7 +181,7 @@ _AT_FDCWD = -100
 _NO_EXCHANGE = frozenset({errno.ENOENT, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP})
 
 
-def _exchange(tmp: Path, path: Path) -> bool:
+def exchange_names(tmp: Path, path: Path) -> bool:
     """True when `tmp` and `path` swapped names; False when a plain rename must do instead: no
     file at `path` yet, or something that is not a regular file (a rename refuses a directory,
     where an exchange would move it away)."""

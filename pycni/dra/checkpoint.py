@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pycni.cni.files import _exchange, make_private_dirs, sync_directory
+from pycni.cni.files import exchange_names, make_private_dirs, sync_directory
 
 log = logging.getLogger(__name__)
 FORMAT = 1
@@ -141,7 +141,7 @@ def _replace(path: Path, data: bytes, *, durable: bool) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
-    if not _exchange(spare, path):  # no checkpoint yet (or not a file): the spare becomes it
+    if not exchange_names(spare, path):  # no checkpoint yet (or not a file): the spare becomes it
         os.replace(spare, path)
     if durable:
         sync_directory(path.parent)  # the exchange too, or an older file may come back

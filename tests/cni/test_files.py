@@ -98,7 +98,7 @@ def test_without_the_exchange_a_plain_rename_replaces_the_file(
 ) -> None:
     target = tmp_path / "state.json"
     files.write_atomic(target, b"old")
-    monkeypatch.setattr(files, "_exchange", lambda tmp, path: False)
+    monkeypatch.setattr(files, "exchange_names", lambda tmp, path: False)
     files.write_atomic(target, b"new")
     assert target.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
