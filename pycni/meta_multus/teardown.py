@@ -136,7 +136,7 @@ def forget_status(conf: MultusConf, plan: Plan, rt: RuntimeArgs) -> None:
     if not plan.pod_name:
         return
     try:
-        source = pods.open_source(conf, rt)
+        source = pods.open_source(conf, rt, records_only=True)
         if source is None or not source.status_kept_apart:
             return
         entries = plan.network_status
