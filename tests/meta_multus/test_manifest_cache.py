@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pycni.k8s.manifests import ManifestSource
 from pycni.meta_multus import manifest_cache
 from tests.meta_multus.helpers import nad_manifest, pod_manifest, write_manifests
 
@@ -20,7 +21,7 @@ def empty_cache() -> Iterator[None]:
     manifest_cache._kept.clear()
 
 
-def open_dir(tmp_path: Path) -> manifest_cache.ManifestSource:
+def open_dir(tmp_path: Path) -> ManifestSource:
     return manifest_cache.source(tmp_path / "m", tmp_path / "status", tmp_path / "claims")
 
 
