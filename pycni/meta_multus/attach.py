@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pycni.cni import version
-from pycni.cni.errors import InvalidConfig
+from pycni.cni.errors import CNIError, InvalidConfig
 from pycni.cni.runtime import Command, RuntimeArgs
 from pycni.cni.types import Result, Route, parse_result
 from pycni.hw import devinfo
@@ -102,8 +102,23 @@ def check(conf: MultusConf, plan: Plan, att: PlannedAttachment, rt: RuntimeArgs,
         netlist.check(call, ctx.delegate)
 
 
-def device_info(att: PlannedAttachment) -> devinfo.DeviceInfo | None:
-    return devinfo.read(Path(att.device_info_file)) if att.device_info_file else None
+def cached_result(conf: MultusConf, plan: Plan, att: PlannedAttachment) -> Result | None:
+    """The attachment's result as its ADD cached it (the default-route edits included); None
+    when nothing is cached (its ADD never completed, or its DEL did) or the entry is unreadable.
+
+    Read straight from the cache, without the network call DEL builds next: a cached result
+    always carries its `cniVersion` (libcni's render writes it), so the list's own version is
+    only a fallback."""
+    cached = ResultCache(conf.cni_dir).load(att.network_name, plan.container_id, att.ifname)
+    if cached is None:
+        return None
+    if cached.result is None:  # a network whose plugins returned nothing: ADD reported it as empty
+        return Result()
+    try:
+        return parse_result(cached.result, str(att.conflist.get("cniVersion") or ""))
+    except CNIError as err:
+        log.warning("the cached result of %s on %s is unreadable: %s", att.network, att.ifname, err.msg)
+        return None
 
 
 def _copy_device_info(conf: MultusConf, att: PlannedAttachment) -> None:

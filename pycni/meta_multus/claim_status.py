@@ -71,7 +71,7 @@ def forget(conf: MultusConf, plan: Plan, rt: RuntimeArgs) -> None:
     if not per_claim:
         return
     try:
-        claims = pods.claim_source(pods.open_source(conf, rt))
+        claims = pods.claim_source(pods.open_source(conf, rt, records_only=True))
         for (namespace, name), results in per_claim.items():
             if claims is not None:
                 claims.forget_claim_devices(namespace, name, results)

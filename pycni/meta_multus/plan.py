@@ -1,14 +1,15 @@
 """The attachment plan: what ADD is about to do to a pod, kept until DEL has undone all of it.
 
-`<cniDir>/<container ID>` (0600), written atomically (temp file, rename) before the first
-delegate runs and rewritten as attachments are torn down, so a DEL never needs the API server
-or the kubelet, and a DEL that failed part-way is finished by the next one. It is not flushed
-to disk, as multus-cni's cache and libcni's are not: a process killed at any point leaves the
-plan whole (the page cache outlives it), and the node crash that could tear it also ends every
-pod it describes; DEL then finds it missing or failing its checksum and rebuilds it from the
-result caches and the API (`teardown.rebuild`). A flush cost an ADD 1 to 9 ms, twice. Each attachment
-holds the network list exactly as it was run (device IDs injected), its interface and what its
-runtime requests were. A checksum over the content tells a damaged file from a plan.
+`<cniDir>/<container ID>` (0600), written atomically (temp file, rename) once per ADD, before
+the first delegate runs, and rewritten only when a teardown leaves attachments behind, so a DEL
+never needs the API server or the kubelet, and a DEL that failed part-way is finished by the
+next one. It is not flushed to disk, as multus-cni's cache and libcni's are not: a process
+killed at any point leaves the plan whole (the page cache outlives it), and the node crash that
+could tear it also ends every pod it describes; DEL then finds it missing or failing its
+checksum and rebuilds it from the result caches and the API (`teardown.rebuild`). A flush cost
+an ADD 1 to 9 ms, twice. Each attachment holds the network list exactly as it was run (device
+IDs injected), its interface and what its runtime requests were. A checksum over the content
+tells a damaged file from a plan.
 
 The file is multus-cni's scratch cache, the array its DEL reads (`pycni.meta_multus.scratch`),
 with our plan inside; so is the array multus-cni wrote for pods it attached, which `load` reads
@@ -84,7 +85,11 @@ class Plan(Model):
     pod_uid: str = Field("", alias="podUID")
     cni_args: list[tuple[str, str]] = Field(default_factory=list, alias="cniArgs")
     attachments: list[PlannedAttachment]
-    network_status: list[dict[str, Any]] | None = Field(None, alias="networkStatus")
+    network_status: list[dict[str, Any]] | None = Field(
+        None,
+        alias="networkStatus",
+        description="The status file written, as earlier versions recorded it; DEL now computes it.",
+    )
 
     def pending(self) -> list[PlannedAttachment]:
         return [a for a in self.attachments if not a.deleted]

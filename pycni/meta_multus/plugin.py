@@ -34,7 +34,7 @@ from pycni.meta_multus.config import MultusConf
 from pycni.meta_multus.plan import CorruptPlan, Plan, PlanStore, new_plan
 from pycni.meta_multus.pods import PodArgs
 from pycni.meta_multus.resolve import Resolver, info_dir
-from pycni.meta_multus.teardown import rebuild, teardown
+from pycni.meta_multus.teardown import forget_written_status, rebuild, teardown
 
 if TYPE_CHECKING:
     from pycni.cni.plugin import Context
@@ -65,20 +65,8 @@ def add(conf: MultusConf, rt: RuntimeArgs, ctx: Context) -> Result:
         store.save(plan)
         call = MultusCall(conf, rt, ctx, store)
         results = _attach_all(call, plan)
-        entries = [
-            entry
-            for att, result in zip(plan.attachments, results, strict=True)
-            for entry in network_status.entries(
-                result,
-                att.network,
-                att.ifname,
-                default=att.default,
-                gateways=att.gateways,
-                device_info=attach.device_info(att),
-            )
-        ]
         if pod is not None and source is not None:
-            _publish(call, plan, source, pod, entries)
+            _publish(call, plan, source, pod, network_status.of_plan(plan, results))
             claim_status.publish(source, pod, plan, results)
         return results[0].model_copy(update={"cni_version": conf.cni_version})
 
@@ -194,17 +182,17 @@ def _publish(
 ) -> None:
     """Write network-status (undoing every attachment if that fails), then post the events.
 
-    Where the status is a file apart from the pod, the plan records it before the file is
-    written: a process killed in between leaves a plan whose DEL removes the file (or finds
-    none), never a status file no plan knows about. An annotation goes with the pod: the plan is
-    not written again for it.
+    The plan is not written again for it: where the status is a file apart from the pod, the
+    plan written before the delegates already names the pod, and DEL computes what this ADD
+    wrote from the cached results (`teardown.forget_status`), so a process killed at any point
+    leaves no status file that its DEL would not remove. A write that failed after the file
+    was in place takes the file with it.
     """
-    if source.status_kept_apart:
-        plan.network_status = entries
-        call.plans.save(plan)
     try:
         source.write_network_status(pod, entries)
     except BaseException:
+        if source.status_kept_apart:
+            forget_written_status(source, pod, entries, plan.container_id)
         teardown(call, plan)
         raise
     for entry in entries:

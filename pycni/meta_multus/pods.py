@@ -38,16 +38,24 @@ class PodArgs:
         )
 
 
-def open_source(conf: MultusConf, rt: RuntimeArgs) -> PodSource | None:
-    """The API server when `kubeconfig` is set, else the manifest directory, else none."""
+def open_source(conf: MultusConf, rt: RuntimeArgs, *, records_only: bool = False) -> PodSource | None:
+    """The API server when `kubeconfig` is set, else the manifest directory, else none.
+
+    A manifest directory's parse is reused while no manifest changed (`manifest_cache`);
+    `records_only`: the caller only removes records (status files), so nothing is looked at.
+    """
     if conf.kubeconfig:
         from pycni.k8s.apiserver import ApiServer
 
         return ApiServer(conf.kubeconfig, rt.env)
-    if conf.manifests:
+    if conf.manifests and records_only:
         from pycni.k8s.manifests import ManifestSource
 
         return ManifestSource(Path(conf.manifests), conf.status_dir, conf.claim_status_dir)
+    if conf.manifests:
+        from pycni.meta_multus import manifest_cache
+
+        return manifest_cache.source(Path(conf.manifests), conf.status_dir, conf.claim_status_dir)
     return None
 
 

@@ -10,8 +10,8 @@ under `<cniDir>/results`; then the file goes.
 
 Our plan is written as that array, every attachment with `ifnameRequest` set, and what only we
 use beside multus-cni's keys, which it ignores: `pycni` per attachment (our `PlannedAttachment`)
-and `pycniPlan` on the first (the pod's names, CNI_ARGS, network-status, and a checksum over
-everything of ours). So multus-cni's DEL on a rolled-back node tears down pods we attached, and
+and `pycniPlan` on the first (the pod's names, CNI_ARGS, and a checksum over everything of
+ours). So multus-cni's DEL on a rolled-back node tears down pods we attached, and
 our DEL reads an array multus-cni wrote (`adopt`) as a plan, for pods it attached.
 """
 

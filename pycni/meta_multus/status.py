@@ -8,11 +8,37 @@ gateways of a `default-route` attachment go under `gateway`, the key that librar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from pycni.hw import devinfo
 
 if TYPE_CHECKING:
     from pycni.cni.types import Result
     from pycni.hw.devinfo import DeviceInfo
+    from pycni.meta_multus.plan import Plan
+
+
+def of_plan(plan: Plan, results: Sequence[Result]) -> list[dict[str, Any]]:
+    """The pod's network-status: every attachment's entries, in the plan's order.
+
+    ADD writes it from the delegates' results; DEL computes it again from the cached results
+    (`teardown.forget_status`) to tell its own status file from a newer sandbox's. The same
+    function on the same results: the two agree byte for byte.
+    """
+    return [
+        entry
+        for att, result in zip(plan.attachments, results, strict=True)
+        for entry in entries(
+            result,
+            att.network,
+            att.ifname,
+            default=att.default,
+            gateways=att.gateways,
+            device_info=devinfo.read(Path(att.device_info_file)) if att.device_info_file else None,
+        )
+    ]
 
 
 def entries(

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pycni.cni.errors import CNIError, to_error
 from pycni.libcni.cache import CachedAttachment, ResultCache
 from pycni.meta_multus import attach, pods
+from pycni.meta_multus import status as network_status
 from pycni.meta_multus.allotment import DeviceAllotment
 from pycni.meta_multus.claimed import PodClaims
 from pycni.meta_multus.plan import Plan, PlannedAttachment, new_plan
@@ -24,7 +25,7 @@ from pycni.meta_multus.resolve import Resolver, info_dir
 
 if TYPE_CHECKING:
     from pycni.cni.runtime import RuntimeArgs
-    from pycni.k8s.objects import PodSource
+    from pycni.k8s.objects import Pod, PodSource
     from pycni.meta_multus.call import MultusCall
     from pycni.meta_multus.config import MultusConf
 
@@ -36,8 +37,11 @@ def teardown(call: MultusCall, plan: Plan, *, records: bool = False) -> list[CNI
 
     `records`: the pod is going (DEL, GC), so the network-status and claim records that outlive it
     (manifest-mode files) go too, before the plan that names them: a process killed in between
-    leaves a plan whose retried DEL finishes, never a record nothing names.
+    leaves a plan whose retried DEL finishes, never a record nothing names. The status file goes
+    first, while the cached results it is told apart by are all still there.
     """
+    if records:
+        forget_status(call.conf, plan, call.rt)
     errors: list[CNIError] = []
     for att in reversed(plan.pending()):
         try:
@@ -51,7 +55,6 @@ def teardown(call: MultusCall, plan: Plan, *, records: bool = False) -> list[CNI
     if records:
         from pycni.meta_multus import claim_status
 
-        forget_status(call.conf, plan, call.rt)
         claim_status.forget(call.conf, plan, call.rt)
     call.plans.remove(plan.container_id)
     return errors
@@ -123,15 +126,43 @@ def cached_network(config: bytes) -> dict[str, Any] | None:
 
 
 def forget_status(conf: MultusConf, plan: Plan, rt: RuntimeArgs) -> None:
-    """The pod's network-status record, if the source keeps one apart from the pod (manifests)."""
-    if not plan.network_status or not plan.pod_name:
-        return
-    from pycni.k8s.objects import ObjectMeta, Pod
+    """The pod's network-status record, if the source keeps one apart from the pod (manifests)
+    and it is still the one this sandbox wrote (a newer sandbox of the pod may have replaced it).
 
+    What was written is computed again from the cached results (`status.of_plan`), as ADD
+    computed it; plans of earlier versions recorded it (`networkStatus`). A result missing from
+    the cache means this sandbox's ADD never got to write a status: nothing of it to remove.
+    """
+    if not plan.pod_name:
+        return
     try:
-        source = pods.open_source(conf, rt)
-        if source is not None:
-            meta = ObjectMeta(name=plan.pod_name, namespace=plan.pod_namespace, uid=plan.pod_uid)
-            source.forget_network_status(Pod(metadata=meta), plan.network_status)
+        source = pods.open_source(conf, rt, records_only=True)
+        if source is None or not source.status_kept_apart:
+            return
+        entries = plan.network_status
+        if entries is None:
+            results = [attach.cached_result(conf, plan, att) for att in plan.attachments]
+            if not results or any(r is None for r in results):
+                return
+            entries = network_status.of_plan(plan, [r for r in results if r is not None])
+        forget_written_status(source, _pod_of(plan), entries, plan.container_id)
     except Exception as err:
         log.warning("cannot remove the network-status of %s/%s: %s", plan.pod_namespace, plan.pod_name, err)
+
+
+def forget_written_status(
+    source: PodSource, pod: Pod, entries: list[dict[str, Any]], container_id: str
+) -> None:
+    """Remove the status file if it holds `entries`; never fails (logged)."""
+    try:
+        source.forget_network_status(pod, entries)
+    except Exception as err:
+        log.warning(
+            "cannot remove the network-status of %s/%s (%s): %s", pod.namespace, pod.name, container_id, err
+        )
+
+
+def _pod_of(plan: Plan) -> Pod:
+    from pycni.k8s.objects import ObjectMeta, Pod
+
+    return Pod(metadata=ObjectMeta(name=plan.pod_name, namespace=plan.pod_namespace, uid=plan.pod_uid))

@@ -453,38 +453,6 @@ def test_a_manifest_removed_while_the_directory_is_read_is_skipped(
     assert source.pod("default", "old") is None
 
 
-def test_the_plan_records_network_status_before_the_status_file_is_written(tmp_path: Path) -> None:
-    """A multus killed between the two leaves a plan whose DEL removes the file, never a status
-    file no plan knows about (a leak the soak found)."""
-    from pycni.meta_multus import plugin
-    from pycni.meta_multus.call import MultusCall
-
-    store = PlanStore(tmp_path / "plans")
-    plan = Plan.model_validate(
-        {"containerID": "c1", "podName": "web", "podNamespace": "default", "attachments": []}
-    )
-    store.save(plan)
-    entries = [{"name": "default/blue", "interface": "net1"}]
-    seen: list[Any] = []
-
-    class Source:
-        status_kept_apart = True
-
-        def write_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
-            saved = store.load("c1")
-            seen.append(saved.network_status if saved else None)
-
-        def event(self, pod: Pod, reason: str, message: str, *, warning: bool = False) -> None:
-            pass
-
-    pod = parse_pod(
-        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"}}, "t"
-    )
-    call = MultusCall(None, None, None, store)  # type: ignore[arg-type]
-    plugin._publish(call, plan, Source(), pod, entries)  # type: ignore[arg-type]
-    assert seen == [entries]
-
-
 def test_a_status_that_goes_with_the_pod_costs_no_second_plan_write(tmp_path: Path) -> None:
     """The API server's annotation is not removed by DEL: the plan is not rewritten to name it."""
     from pycni.meta_multus import plugin
