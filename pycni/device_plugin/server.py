@@ -9,7 +9,6 @@ reused) when their socket is removed, because a gRPC server cannot re-listen on 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -78,34 +77,6 @@ class PoolState:
         return {pd.device.address: pd.device for pd in self._state.current()[1][1]}
 
 
-class DevinfoFiles:
-    """The device-info files this process wrote, by inode, size and change time: an Allocate of a
-    device whose file is still the one written costs one `stat`, not an open, read and close.
-
-    A file removed or replaced (a new inode, as every writer of these files renames into place)
-    is written again; the directory is root's alone, so nothing rewrites one in place."""
-
-    def __init__(self) -> None:
-        self._written: dict[Path, tuple[int, int, int]] = {}
-
-    def ensure(self, path: Path, data: bytes) -> None:
-        identity = _identity(path)
-        if identity is not None and self._written.get(path) == identity:
-            return
-        devinfo.ensure_encoded(path, data)
-        identity = _identity(path)
-        if identity is not None:
-            self._written[path] = identity
-
-
-def _identity(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_ctime_ns
-
-
 @dataclass(frozen=True)
 class Outputs:
     """Where Allocate leaves its side effects, and who to tell which devices went to a pod."""
@@ -133,7 +104,7 @@ class DevicePluginServicer(dp_grpc.DevicePluginServicer):
     def __init__(self, state: PoolState, outputs: Outputs) -> None:
         self.state = state
         self.outputs = outputs
-        self.devinfo_files = DevinfoFiles()
+        self.devinfo_files = devinfo.WrittenFiles()
 
     def GetDevicePluginOptions(self, request: Any, context: Any) -> Any:  # noqa: N802
         return OPTIONS

@@ -71,21 +71,42 @@ def encode(info: DeviceInfo) -> bytes:
     return json.dumps(info, sort_keys=True).encode()
 
 
-def ensure(path: Path, info: DeviceInfo, mode: int = 0o444) -> None:
-    """`write`, unless the file holds exactly this already."""
-    ensure_encoded(path, encode(info), mode)
+class WrittenFiles:
+    """The device plugin's files as this process last wrote them (inode, size, change time).
 
+    The device plugin answers every Allocate of a device with the same file: one still as
+    written costs one `stat`; another is compared and, unless it holds exactly these bytes,
+    written again. Replacing it on every call (temp file, exchange, unlink) was half of an
+    Allocate's time, each system call a turn of the GIL for the other handlers. Every writer of
+    these files renames into place, so a file replaced shows as a new inode; the directory is
+    root's alone, so nothing rewrites one in place.
+    """
 
-def ensure_encoded(path: Path, data: bytes, mode: int = 0o444) -> None:
-    """`ensure` of a document already encoded: the device plugin answers every Allocate of a
-    device with the same file, and replacing it (temp file, exchange, unlink) was half of an
-    Allocate's time, each system call a turn of the GIL for the other handlers."""
-    try:
-        if path.read_bytes() == data:
+    def __init__(self) -> None:
+        self._written: dict[Path, tuple[int, int, int]] = {}
+
+    def ensure(self, path: Path, data: bytes, mode: int = 0o444) -> None:
+        """`data` (already `encode`d) at `path`."""
+        identity = _identity(path)
+        if identity is not None and self._written.get(path) == identity:
             return
+        try:
+            same = path.read_bytes() == data
+        except OSError:
+            same = False  # missing or unreadable: written anew
+        if not same:
+            write_atomic(path, data, mode, durable=False)
+        identity = _identity(path)
+        if identity is not None:
+            self._written[path] = identity
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
     except OSError:
-        pass  # missing or unreadable: written anew
-    write_atomic(path, data, mode, durable=False)
+        return None
+    return st.st_ino, st.st_size, st.st_ctime_ns
 
 
 def write_if_absent(path: Path, info: DeviceInfo) -> bool:

@@ -329,9 +329,9 @@ def test_json_log_lines_carry_extras_as_keys(capsys: pytest.CaptureFixture[str])
 
 
 def test_devinfo_files_are_written_again_only_when_someone_changed_them(tmp_path: Path) -> None:
-    from pycni.device_plugin.server import DevinfoFiles
+    from pycni.hw.devinfo import WrittenFiles
 
-    files, path, data = DevinfoFiles(), tmp_path / "dev.json", b'{"pci":{}}'
+    files, path, data = WrittenFiles(), tmp_path / "dev.json", b'{"pci":{}}'
     files.ensure(path, data)
     first = path.stat().st_ino
     files.ensure(path, data)
