@@ -9,19 +9,19 @@ delete ends as an error, never as a silent success.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pycni.daemon import wire, worker
-from pycni.daemon.protocol import CALLER_UNLINKS, GO, KIND_CNI, MAGIC, QUEUED, READY, UNLINK_FAILED
+from pycni.daemon.protocol import CALLER_UNLINKS, KIND_CNI, UNLINK_FAILED
 from pycni.registry import PLUGINS
 from tests.daemon.conftest import runner
 from tests.daemon.process import DaemonProcess
-from tests.daemon.wire_client import Unlink, call
+from tests.daemon.wire_client import Unlink, call, call_and_leave
 from tests.helpers.netns import Netns, unique
 from tests.helpers.poll import wait_until
 
@@ -51,33 +51,57 @@ def cni_env(pod: Netns, command: str, ifname: str = "eth0") -> dict[str, str]:
     }
 
 
+def native(bin_dir: Path) -> bool:
+    """The executables are native forwarders (the ones that delete a link left to them)."""
+    return (bin_dir / "bridge").read_bytes()[:4] == b"\x7fELF"
+
+
 def reservations(tmp_path: Path) -> list[str]:
     return [p.name for p in (tmp_path / "ipam" / "unlinknet").iterdir() if p.name[0].isdigit()]
 
 
-def test_the_worker_leaves_only_the_pod_link_to_a_caller_that_can_delete_it(
-    start: Callable[..., DaemonProcess], make_netns: Callable[..., Netns], tmp_path: Path
-) -> None:
-    daemon = start("--workers", "1")
-    node, pod = make_netns("pun"), make_netns("pup")
-    conf, sock = bridge_conf(tmp_path), str(daemon.socket)
-    assert call(sock, "bridge", cni_env(pod, "ADD"), conf, node.path)[0] == 0
-    assert len(reservations(tmp_path)) == 1
+@dataclass(frozen=True)
+class Added:
+    """A one-worker daemon, a node, and a pod attached to a bridge on it (sent over the wire)."""
 
+    daemon: DaemonProcess
+    node: Netns
+    pod: Netns
+    conf: dict[str, Any]
+
+    @property
+    def sock(self) -> str:
+        return str(self.daemon.socket)
+
+    def send(self, command: str, **kwargs: Any) -> tuple[int, bytes]:
+        return call(self.sock, "bridge", cni_env(self.pod, command), self.conf, self.node.path, **kwargs)
+
+
+@pytest.fixture
+def added(start: Callable[..., DaemonProcess], make_netns: Callable[..., Netns], tmp_path: Path) -> Added:
+    pod = Added(start("--workers", "1"), make_netns("pun"), make_netns("pup"), bridge_conf(tmp_path))
+    assert pod.send("ADD")[0] == 0
+    assert len(reservations(tmp_path)) == 1
+    return pod
+
+
+def test_the_worker_leaves_only_the_pod_link_to_a_caller_that_can_delete_it(
+    added: Added, tmp_path: Path
+) -> None:
     with pytest.raises(Unlink) as left:
-        call(sock, "bridge", cni_env(pod, "DEL"), conf, node.path, flags=(CALLER_UNLINKS,))
+        added.send("DEL", flags=(CALLER_UNLINKS,))
     assert (left.value.answer.code, left.value.answer.out, left.value.answer.ifname) == (0, b"", "eth0")
-    assert "eth0" in pod.link_names()  # left to us: the worker did not wait for its deletion
+    assert "eth0" in added.pod.link_names()  # left to us: the worker did not wait for its deletion
     assert reservations(tmp_path) == []  # everything else is done: the address is free
     # the one worker is free for the next request while the link is still ours to delete
-    assert call(sock, "bridge", {**cni_env(pod, "VERSION")}, {"cniVersion": "1.0.0"}, node.path)[0] == 0
-    recent = [r for r in daemon.status()["recent"] if r["command"] == "DEL"]
+    assert added.send("VERSION")[0] == 0
+    recent = [r for r in added.daemon.status()["recent"] if r["command"] == "DEL"]
     assert recent[-1]["left_to_caller"] == "eth0"
 
     # a caller that did not say it can (the Python launcher, an older forwarder): deleted here
-    assert call(sock, "bridge", cni_env(pod, "DEL"), conf, node.path) == (0, b"")
-    assert "eth0" not in pod.link_names()
-    assert not [name for name in node.link_names() if name.startswith("veth")]
+    assert added.send("DEL") == (0, b"")
+    assert "eth0" not in added.pod.link_names()
+    assert not [name for name in added.node.link_names() if name.startswith("veth")]
 
 
 def test_only_a_del_of_a_type_that_ends_with_its_pod_link_is_left_to_the_caller() -> None:
@@ -100,36 +124,13 @@ def test_only_a_del_of_a_type_that_ends_with_its_pod_link_is_left_to_the_caller(
     )
 
 
-def test_a_caller_gone_before_the_answer_has_the_link_deleted_by_the_worker(
-    start: Callable[..., DaemonProcess], make_netns: Callable[..., Netns], tmp_path: Path
-) -> None:
-    daemon = start("--workers", "1")
-    node, pod = make_netns("pun"), make_netns("pup")
-    conf, sock = bridge_conf(tmp_path), str(daemon.socket)
-    assert call(sock, "bridge", cni_env(pod, "ADD"), conf, node.path)[0] == 0
-    header = b"\0".join(
-        [b"bridge", *(f"{k}={v}".encode() for k, v in cni_env(pod, "DEL").items()), CALLER_UNLINKS]
-    )
-    stdin = wire_json(conf)
-    frame = MAGIC + KIND_CNI + len(header).to_bytes(4, "big") + len(stdin).to_bytes(4, "big") + header + stdin
-    fds = [open_ro(node.path), open_ro("/proc/self/ns/mnt"), open_ro(pod.path)]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(30)
-            conn.connect(sock)
-            socket.send_fds(conn, [frame], fds)
-            answer = conn.recv(1)
-            answer = conn.recv(1) if answer == QUEUED else answer  # the one worker still finishing
-            assert answer == READY
-            conn.recv(4)
-            conn.shutdown(socket.SHUT_RD)  # reads nothing more: the answer will find nobody
-            conn.sendall(GO)
-    finally:
-        for fd in fds:
-            close(fd)
-    wait_until(lambda: "eth0" not in pod.link_names(), timeout=10, what="the worker deleting eth0 itself")
-    wait_until(lambda: daemon.status()["latency"].get("bridge DEL", {}).get("requests") == 1, timeout=10)
-    assert not [name for name in node.link_names() if name.startswith("veth")]
+def test_a_caller_gone_before_the_answer_has_the_link_deleted_by_the_worker(added: Added) -> None:
+    env = cni_env(added.pod, "DEL")
+    call_and_leave(added.sock, "bridge", env, added.conf, added.node.path, flags=(CALLER_UNLINKS,))
+    wait_until(lambda: "eth0" not in added.pod.link_names(), timeout=10, what="the worker deleting eth0")
+    served = added.daemon.status
+    wait_until(lambda: served()["latency"].get("bridge DEL", {}).get("requests") == 1, timeout=10)
+    assert not [name for name in added.node.link_names() if name.startswith("veth")]
 
 
 def test_the_native_forwarder_deletes_the_link_left_to_it(
@@ -150,8 +151,7 @@ def test_the_native_forwarder_deletes_the_link_left_to_it(
     assert not [name for name in node.link_names() if name.startswith("veth")]
     assert reservations(tmp_path) == []
     (served,) = [r for r in daemon.status()["recent"] if r["command"] == "DEL"]
-    native = (daemon_bin / "bridge").read_bytes()[:4] == b"\x7fELF"
-    assert served.get("left_to_caller") == ("eth0" if native else None)
+    assert served.get("left_to_caller") == ("eth0" if native(daemon_bin) else None)
     assert run("bridge", "DEL", conf, **common).code == 0  # and again: nothing left to delete
 
 
@@ -174,29 +174,10 @@ def test_a_link_the_forwarder_cannot_delete_is_an_error_not_a_success(
     }
     required = runner(daemon_bin, PYCNI_DAEMON="required", **daemon.env)("bridge", "DEL", conf, **common)
     assert required.code != 0
-    native = (daemon_bin / "bridge").read_bytes()[:4] == b"\x7fELF"
-    if native:
+    if native(daemon_bin):
         assert required.stdout.encode() == UNLINK_FAILED
     else:
         assert "pod interface removal" in required.stdout  # the worker's own error
     replayed = runner(daemon_bin, PYCNI_DAEMON="auto", **daemon.env)("bridge", "DEL", conf, **common)
     assert replayed.code != 0 and "pod interface removal" in replayed.stdout  # as the worker's
     assert "lo" in pod.link_names()
-
-
-def wire_json(conf: dict[str, Any]) -> bytes:
-    import json
-
-    return json.dumps(conf).encode()
-
-
-def open_ro(path: str) -> int:
-    import os
-
-    return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-
-
-def close(fd: int) -> None:
-    import os
-
-    os.close(fd)

@@ -12,9 +12,9 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,43 @@ def call(
     """(exit code, stdout) of one request run by the daemon in `node_netns`.
 
     With `flags` (what the caller says it can do), a DONE_BUT_UNLINK answer raises `Unlink`."""
+    with _taken(sock_path, plugin_type, env, conf, node_netns, flags) as sock:
+        sock.sendall(GO)
+        kind = _exact(sock, 1)
+        if kind not in (DONE, DONE_BUT_UNLINK):
+            raise NotTaken("no DONE")
+        code = int.from_bytes(_exact(sock, 4), "big")
+        out = _exact(sock, int.from_bytes(_exact(sock, 4), "big"))
+        if kind == DONE_BUT_UNLINK:
+            ifname = _exact(sock, int.from_bytes(_exact(sock, 4), "big")).decode()
+            raise Unlink(LeftToCaller(code, out, ifname))
+        return code, out
+
+
+def call_and_leave(
+    sock_path: str,
+    plugin_type: str,
+    env: dict[str, str],
+    conf: dict[str, Any],
+    node_netns: str,
+    flags: tuple[bytes, ...] = (),
+) -> None:
+    """Send GO, having stopped reading first: a caller gone before any answer can reach it."""
+    with _taken(sock_path, plugin_type, env, conf, node_netns, flags) as sock:
+        sock.shutdown(socket.SHUT_RD)
+        sock.sendall(GO)
+
+
+@contextmanager
+def _taken(
+    sock_path: str,
+    plugin_type: str,
+    env: dict[str, str],
+    conf: dict[str, Any],
+    node_netns: str,
+    flags: tuple[bytes, ...],
+) -> Iterator[socket.socket]:
+    """The connection once a worker has taken the request (READY read), before GO."""
     stdin = json.dumps(conf).encode()
     entries = [*(f"{k}={v}".encode() for k, v in env.items()), *flags]
     header = b"\0".join([plugin_type.encode(), *entries])
@@ -67,16 +104,7 @@ def call(
         if kind != READY:
             raise NotTaken(f"answer {kind!r}: {sock.recv(4096)!r}")
         _exact(sock, 4)
-        sock.sendall(GO)
-        kind = _exact(sock, 1)
-        if kind not in (DONE, DONE_BUT_UNLINK):
-            raise NotTaken("no DONE")
-        code = int.from_bytes(_exact(sock, 4), "big")
-        out = _exact(sock, int.from_bytes(_exact(sock, 4), "big"))
-        if kind == DONE_BUT_UNLINK:
-            ifname = _exact(sock, int.from_bytes(_exact(sock, 4), "big")).decode()
-            raise Unlink(LeftToCaller(code, out, ifname))
-        return code, out
+        yield sock
 
 
 class Unlink(Exception):
