@@ -438,15 +438,14 @@ static int hand_over(int fd, char **envp, int *more_stdin, uint32_t *timeout_ms)
             ok = send_frame(fd, &(struct iovec){&go, 1}, 1, NULL, 0, deadline);
         }
     }
-    for (int i = 0; i < nfds; i++) {
-        if (ok == 0 && nfds == 3 && i != 1)
-            continue; /* our netns and the pod's: for a link the answer leaves to us */
-        close(fds[i]);
-    }
-    if (ok == 0 && nfds == 3) {
+    int keep = ok == 0 && nfds == 3; /* our netns and the pod's: for a link the answer leaves to us */
+    if (keep) {
         own_net = fds[0];
         pod_net = fds[2];
     }
+    for (int i = 0; i < nfds; i++)
+        if (!keep || i == 1)
+            close(fds[i]);
     free(header.data);
     return ok;
 }
