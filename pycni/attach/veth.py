@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +235,28 @@ def _delete_pod_link(rt: RuntimeArgs) -> None:
             links.delete_link(pod, rt.ifname)
     except netns.NetnsGone:
         pass
+
+
+def delete_left_links(left: Sequence[callerview.LeftLink]) -> list[Exception | None]:
+    """Delete the pod links DELs left to their in-process caller, together: what each failed with.
+
+    A netns gone took its links with it; one that cannot be opened fails only its own links.
+    """
+    failures: list[Exception | None] = [None] * len(left)
+    with ExitStack() as sockets:
+        targets: list[tuple[Rtnl, str]] = []
+        owners: list[int] = []
+        for i, link in enumerate(left):
+            try:
+                targets.append((sockets.enter_context(netns.rtnl(link.netns_path)), link.ifname))
+                owners.append(i)
+            except netns.NetnsGone:
+                pass
+            except Exception as exc:
+                failures[i] = exc
+        for i, failure in zip(owners, links.delete_links_at_once(targets), strict=True):
+            failures[i] = failure
+    return failures
 
 
 def check(conf: VethAttachConf, rt: RuntimeArgs, ctx: Context, bridge: str) -> None:

@@ -54,6 +54,34 @@ class View:
 _VIEW: ContextVar[View | None] = ContextVar("pycni_caller_view", default=None)
 
 
+@dataclass(frozen=True)
+class LeftLink:
+    """A pod link an in-process delegate's DEL left to its caller to delete."""
+
+    netns_path: str
+    ifname: str
+
+
+_LEFT: ContextVar[list[LeftLink] | None] = ContextVar("pycni_left_links", default=None)
+
+
+@contextmanager
+def links_left_to_me() -> Iterator[list[LeftLink]]:
+    """The pod links that DELs run in-process in the block leave to this caller.
+
+    A meta-plugin DELs its delegates one after the other; each bridge/vxlan DEL ends waiting
+    ~20 ms in the kernel for its veth's unregistration. Gathered here, they are deleted together
+    once every delegate has run its other steps (`links.delete_links_at_once`), so a pod's DEL
+    waits once, not once per network. The caller must delete every link it got (the list).
+    """
+    left: list[LeftLink] = []
+    token = _LEFT.set(left)
+    try:
+        yield left
+    finally:
+        _LEFT.reset(token)
+
+
 @contextmanager
 def installed(
     netns_path: str, netns_fd: int | None, hop: MountHop | None, caller_unlinks: bool = False
@@ -77,6 +105,10 @@ def leave_link_to_caller(netns_path: str, ifname: str) -> bool:
     answer (docs/daemon.md, "The pod's link deleted by the caller"). One link per request, in
     the netns the caller opened itself; anything else is deleted here.
     """
+    gathered = _LEFT.get()
+    if gathered is not None:  # a caller in this process (`links_left_to_me`)
+        gathered.append(LeftLink(netns_path, ifname))
+        return True
     view = _VIEW.get()
     if view is None or not view.caller_unlinks or not view.pinned(netns_path) or view.left:
         return False

@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pycni.cni import callerview
+from pycni.cni.callerview import LeftLink
 from pycni.cni.errors import CNIError, to_error
 from pycni.libcni.cache import CachedAttachment, ResultCache
 from pycni.meta_multus import attach, pods
@@ -43,12 +45,16 @@ def teardown(call: MultusCall, plan: Plan, *, records: bool = False) -> list[CNI
     if records:
         forget_status(call.conf, plan, call.rt)
     errors: list[CNIError] = []
-    for att in reversed(plan.pending()):
-        try:
-            attach.delete(call.conf, plan, att, call.rt, call.ctx)
-            att.deleted = True
-        except Exception as exc:
-            errors.append(att.failed(to_error(exc)))
+    with callerview.links_left_to_me() as left:
+        owners: list[PlannedAttachment] = []
+        for att in reversed(plan.pending()):
+            try:
+                attach.delete(call.conf, plan, att, call.rt, call.ctx)
+                att.deleted = True
+            except Exception as exc:
+                errors.append(att.failed(to_error(exc)))
+            owners.extend([att] * (len(left) - len(owners)))
+    errors.extend(_delete_left_links(left, owners))
     if errors:
         call.plans.save(plan)
         return errors
@@ -57,6 +63,24 @@ def teardown(call: MultusCall, plan: Plan, *, records: bool = False) -> list[CNI
 
         claim_status.forget(call.conf, plan, call.rt)
     call.plans.remove(plan.container_id)
+    return errors
+
+
+def _delete_left_links(left: list[LeftLink], owners: list[PlannedAttachment]) -> list[CNIError]:
+    """The pod links the delegates' DELs left to us, deleted together (one kernel wait, not one
+    per network); an attachment whose link stays is not deleted, so the retried DEL runs again."""
+    if not left:
+        return []
+    from pycni.attach.veth import delete_left_links
+
+    errors: list[CNIError] = []
+    for att, failure in zip(owners, delete_left_links(left), strict=True):
+        if failure is not None:
+            if att.deleted:
+                att.deleted = False
+                errors.append(att.failed(to_error(failure)))
+            else:  # its DEL failed already and says so
+                log.warning("DEL of network %s: its link stays: %s", att.network, failure)
     return errors
 
 

@@ -502,3 +502,42 @@ def test_del_forgets_the_status_records_while_the_plan_still_names_them(
     seen.clear()
     assert teardown.teardown(call, plan) == []  # an ADD's rollback: the pod stays, nothing to forget
     assert seen == [] and not store.exists("c1")
+
+
+def test_delegates_links_are_deleted_together_after_every_delegate_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each delegate DEL leaves its pod link; all go in one batch at the end. A link that stays
+    keeps its attachment in the plan (not deleted), so the retried DEL runs that network again."""
+    from pycni.attach import veth
+    from pycni.cni import callerview
+    from pycni.meta_multus import attach, teardown
+    from pycni.meta_multus.call import MultusCall
+
+    store = PlanStore(tmp_path / "plans")
+    plan = plan_of("default/a", "default/b", "default/c")
+    store.save(plan)
+    events: list[str] = []
+
+    def delegate_del(conf: Any, p: Plan, att: PlannedAttachment, rt: Any, ctx: Any) -> None:
+        left = callerview.leave_link_to_caller(p.netns, att.ifname)
+        events.append(f"DEL {att.ifname} left={left}")
+
+    batches: list[list[str]] = []
+
+    def delete_left(left: list[callerview.LeftLink]) -> list[Exception | None]:
+        batches.append([f"{link.netns_path}:{link.ifname}" for link in left])
+        return [OSError("busy") if link.ifname == "net1" else None for link in left]
+
+    monkeypatch.setattr(attach, "delete", delegate_del)
+    monkeypatch.setattr(veth, "delete_left_links", delete_left)
+    call = MultusCall(None, None, None, store)  # type: ignore[arg-type]
+    errors = teardown.teardown(call, plan)
+
+    assert events == ["DEL net2 left=True", "DEL net1 left=True", "DEL net0 left=True"]
+    assert batches == [["/run/netns/p:net2", "/run/netns/p:net1", "/run/netns/p:net0"]]
+    assert [e.msg.split(": ")[0] for e in errors] == ["network default/b on net1"]
+    assert errors[0].msg.endswith("busy")
+    assert [a.deleted for a in plan.attachments] == [True, False, True]
+    assert store.load("c1") == plan, "the plan stays, saying what is left"
+    assert not callerview.leave_link_to_caller("/run/netns/p", "net9"), "only within the teardown"
