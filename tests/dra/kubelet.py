@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import queue
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -52,8 +53,8 @@ SCAN = 0.02
 
 
 def channel(socket: Path | str) -> grpc.Channel:
-    """A fresh dial, as kubelet's: no connection shared with other channels (grpc-python pools them
-    per target by default, and one to a socket since replaced would fail the first call)."""
+    """A dial of its own: no connection shared with other channels (grpc-python pools them per
+    target by default, and one to a socket since replaced would fail the first call)."""
     return grpc.insecure_channel(f"unix://{socket}", options=[("grpc.use_local_subchannel_pool", 1)])
 
 
@@ -64,6 +65,20 @@ class Registration:
     info: Any
     service: str
     health: HealthStream | None = None
+    #: The connection to the driver's endpoint, dialled at the first call and kept for later ones,
+    #: as kubelet's DRA manager keeps one per registered plugin (`getOrCreateGRPCConn`).
+    _channel: grpc.Channel | None = None
+
+    def driver_channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = channel(self.info.endpoint)
+        return self._channel
+
+    def close(self) -> None:
+        if self.health is not None:
+            self.health.close()
+        if self._channel is not None:
+            self._channel.close()
 
 
 class HealthStream:
@@ -150,8 +165,7 @@ class FakeDraKubelet:
         if self._thread is not None:
             self._thread.join(5)
         for registration in self._active.values():
-            if registration.health is not None:
-                registration.health.close()
+            registration.close()
         self._active.clear()
 
     def restart(self, wipe_registry: bool = False) -> None:
@@ -166,13 +180,18 @@ class FakeDraKubelet:
         while not self._stop.wait(SCAN):
             present = {}
             for path in self.registry_dir.glob("*"):
-                if not path.name.startswith(".") and path.is_socket():
+                try:
                     st = path.stat()  # a new file may reuse the inode number: its ctime tells
+                except FileNotFoundError:
+                    continue  # removed since listed: a plugin going away
+                if not path.name.startswith(".") and stat.S_ISSOCK(st.st_mode):
                     present[path.name] = (st.st_ino, st.st_ctime_ns)
             for name in set(self._active) - set(present):
                 self._deregister(name)
             for name, inode in present.items():
                 if name not in self._active or self._active[name].inode != inode:
+                    if name in self._active:  # the plugin came back on a new socket
+                        self._deregister(name)
                     self._register(self.registry_dir / name, inode)
 
     def _register(self, socket: Path, inode: tuple[int, int]) -> None:
@@ -198,9 +217,7 @@ class FakeDraKubelet:
         self.registrations.append(registration)
 
     def _deregister(self, name: str) -> None:
-        registration = self._active.pop(name)
-        if registration.health is not None:
-            registration.health.close()
+        self._active.pop(name).close()
 
     # -- the DRA manager -------------------------------------------------------------------------
     def plugin(self, driver: str) -> Registration:
@@ -228,8 +245,8 @@ class FakeDraKubelet:
         request = getattr(pb, f"{method}Request")(
             claims=[pb.Claim(namespace=ns, name=name, uid=uid) for ns, name, uid in claims]
         )
-        with channel(registration.info.endpoint) as ch:
-            response = getattr(grpc_mod.DRAPluginStub(ch), method)(request, timeout=10)
+        stub = grpc_mod.DRAPluginStub(registration.driver_channel())
+        response = getattr(stub, method)(request, timeout=10)
         return dict(response.claims)
 
     def health(self, driver: str) -> HealthStream:
