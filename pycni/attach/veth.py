@@ -238,23 +238,24 @@ def _delete_pod_link(rt: RuntimeArgs) -> None:
 
 
 def delete_left_links(left: Sequence[callerview.LeftLink]) -> list[Exception | None]:
-    """Delete the pod links DELs left to their in-process caller, together: what each failed with.
+    """Delete the pod links DELs left to their in-process caller, each netns's in one batch
+    (`links.delete_links_together`): what each failed with.
 
     A netns gone took its links with it; one that cannot be opened fails only its own links.
     """
     failures: list[Exception | None] = [None] * len(left)
-    with ExitStack() as sockets:
-        targets: list[tuple[Rtnl, str]] = []
-        owners: list[int] = []
-        for i, link in enumerate(left):
-            try:
-                targets.append((sockets.enter_context(netns.rtnl(link.netns_path)), link.ifname))
-                owners.append(i)
-            except netns.NetnsGone:
-                pass
-            except Exception as exc:
-                failures[i] = exc
-        for i, failure in zip(owners, links.delete_links_at_once(targets), strict=True):
+    by_netns: dict[str, list[int]] = {}
+    for i, link in enumerate(left):
+        by_netns.setdefault(link.netns_path, []).append(i)
+    for path, members in by_netns.items():
+        try:
+            with netns.rtnl(path) as pod:
+                outcome = links.delete_links_together(pod, [left[i].ifname for i in members])
+        except netns.NetnsGone:
+            continue
+        except Exception as exc:
+            outcome = [exc] * len(members)
+        for i, failure in zip(members, outcome, strict=True):
             failures[i] = failure
     return failures
 

@@ -71,7 +71,7 @@ def links_left_to_me() -> Iterator[list[LeftLink]]:
 
     A meta-plugin DELs its delegates one after the other; each bridge/vxlan DEL ends waiting
     ~20 ms in the kernel for its veth's unregistration. Gathered here, they are deleted together
-    once every delegate has run its other steps (`links.delete_links_at_once`), so a pod's DEL
+    once every delegate has run its other steps (`links.delete_links_together`), so a pod's DEL
     waits once, not once per network. The caller must delete every link it got (the list).
     """
     left: list[LeftLink] = []

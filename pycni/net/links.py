@@ -14,10 +14,8 @@ answered VERSION and validated the config, and they open netlink sockets anyway.
 from __future__ import annotations
 
 import errno
-import os
+import random
 import struct
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,7 +84,7 @@ def to_link(msg: Any) -> Link:
 
 #: linux/if_link.h attribute types `parse_link` reads.
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
-IFLA_LINKINFO, IFLA_IFALIAS, IFLA_PROP_LIST, IFLA_ALT_IFNAME = 18, 20, 52, 53
+IFLA_LINKINFO, IFLA_IFALIAS, IFLA_GROUP, IFLA_PROP_LIST, IFLA_ALT_IFNAME = 18, 20, 27, 52, 53
 IFLA_INFO_KIND = 1
 NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change (after the nlmsghdr)
@@ -272,45 +270,58 @@ def delete_link(ipr: Rtnl, link: str | Link) -> bool:
     return not gone
 
 
-def delete_links_at_once(targets: Sequence[tuple[Rtnl, str]]) -> list[Exception | None]:
-    """Delete each (socket, link name) as `delete_link` does, all at once: what each failed with.
+def delete_links_together(ipr: Rtnl, names: Sequence[str]) -> list[Exception | None]:
+    """Delete links of one netns as `delete_link` does, in one kernel batch: what each failed with.
 
-    A veth's RTM_DELLINK returns only after the kernel has unregistered it (~20 ms, waiting, not
-    computing, with the rtnl lock released), so links deleted from one thread wait one after
-    the other. One thread per link after the first overlaps those waits. Each target needs its
-    own socket: a netlink socket's answers go to whichever thread reads first.
+    A veth's RTM_DELLINK returns once the kernel has unregistered it, ~20 ms of RCU grace
+    periods, much of it under the rtnl lock: links deleted one request each wait about once
+    each, even from several threads. Deleted as one group (RTM_DELLINK by IFLA_GROUP, as
+    `ip link delete group` does), they go in one batch that waits once. They are first put in a
+    group no link of the netns is in; if the kernel refuses the batch (a kind it cannot delete,
+    a link gone meanwhile), each is deleted on its own, and one that stays gets its group back.
     """
-    failures: list[Exception | None] = [None] * len(targets)
-
-    def delete(i: int) -> None:
-        ipr, name = targets[i]
+    failures: list[Exception | None] = [None] * len(names)
+    groups = _groups_by_name(ipr) if len(names) > 1 else {}
+    batch = [i for i, name in enumerate(names) if name in groups]
+    if len(batch) > 1:
+        group = _unused_group(set(groups.values()))
+        with tolerating(any_errno=True) as refused:
+            for i in batch:
+                _set_group(ipr, names[i], group)
+            ipr.nl.change(link_msg(attrs=[("IFLA_GROUP", group)]), RTM_DELLINK)
+        if not refused:
+            return failures
+    for i, name in enumerate(names):  # one by one
         try:
             delete_link(ipr, name)
         except Exception as exc:  # returned to the caller, which knows whose link it was
             failures[i] = exc
-
-    helpers = [threading.Thread(target=delete, args=(i,), name="unlink") for i in range(1, len(targets))]
-    for thread in helpers:
-        thread.start()
-    if targets:
-        delete(0)
-    for thread in helpers:
-        thread.join()
-        _until_exited(thread)
+            if name in groups:
+                with tolerating(any_errno=True):
+                    _set_group(ipr, name, groups[name])
     return failures
 
 
-def _until_exited(thread: threading.Thread, timeout: float = 5.0) -> None:
-    """Wait until the kernel has let a joined thread go.
+def _set_group(ipr: Rtnl, name: str, group: int) -> None:
+    ipr.nl.change(link_msg(attrs=[name_attr(name), ("IFLA_GROUP", group)]), RTM_NEWLINK)
 
-    `join` returns a moment before the thread's task exits. A daemon worker goes back to its own
-    mount namespace after each request, and `setns` refuses that (EINVAL) to a process with
-    more than one thread: the worker must be single-threaded again when this returns.
-    """
-    task = f"/proc/self/task/{thread.native_id}"
-    deadline = time.monotonic() + timeout
-    while os.path.exists(task) and time.monotonic() < deadline:
-        time.sleep(0.0001)
+
+def _groups_by_name(ipr: Rtnl) -> dict[str, int]:
+    """{name: IFLA_GROUP} of every link of the namespace (one dump; a pod's netns has a few)."""
+    groups = {}
+    msg = link_msg(attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)])
+    for raw in dump(lambda: ipr.nl.dump_raw(msg, RTM_GETLINK)):
+        attrs = dict(_attributes(raw, _PAYLOAD, len(raw)))
+        if IFLA_IFNAME in attrs:
+            groups[_text(attrs[IFLA_IFNAME])] = _u32(attrs.get(IFLA_GROUP))
+    return groups
+
+
+def _unused_group(used: set[int]) -> int:
+    """A link group number none of `used` has (0, the default, never)."""
+    while (group := random.randrange(1 << 16, 1 << 31)) in used:
+        pass
+    return group
 
 
 def move_link(ipr: Rtnl, link: Link, netns_fd: int) -> None:
