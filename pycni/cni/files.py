@@ -6,8 +6,9 @@ CDI specs and installed executables all go through `write_atomic`.
 The data is written to an unnamed file (`O_TMPFILE`) in the target's directory (a rename cannot
 cross filesystems), which gets a name only once it is complete, just before the rename. A writer
 killed while writing or syncing (SIGKILL cannot be caught) therefore leaves nothing behind; the
-only leftover possible is a name from a kill between that link and the rename, which the next
-write into the directory removes once it is older than `STALE_TEMP_AGE`. Filesystems without
+only leftover possible is a name from a kill between that link and the rename, which a later
+write into the directory removes once it is older than `STALE_TEMP_AGE` (a process looks at a
+directory at its first write there, then at most once per that age). Filesystems without
 `O_TMPFILE` get a named temp file from the start.
 """
 
@@ -52,8 +53,33 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
                 raise FileNotFoundError(
                     errno.ENOENT, "directory removed by another process while writing", str(path.parent)
                 ) from None
-    with contextlib.suppress(FileNotFoundError):
-        remove_stale_temp_files(path.parent)
+    if _sweep_due(path.parent):
+        with contextlib.suppress(FileNotFoundError):
+            remove_stale_temp_files(path.parent)
+
+
+#: When this process last swept each directory for stale temp names (monotonic seconds).
+_SWEPT: dict[Path, float] = {}
+#: Directories remembered at most; past that the memory starts over (a sweep more, no more).
+_SWEPT_MAX = 4096
+
+
+def _sweep_due(directory: Path) -> bool:
+    """True at a process's first write into `directory` and then once per `STALE_TEMP_AGE`.
+
+    A sweep lists the whole directory, and some hold one file per pod (plans, cached results):
+    a long-lived process (a daemon worker) sweeping on every write paid for every pod on the
+    node on every request. A name only becomes stale after `STALE_TEMP_AGE` anyway, so a
+    leftover now goes within two of those instead of one; an exec'd plugin sweeps as before.
+    """
+    now = time.monotonic()
+    last = _SWEPT.get(directory)
+    if last is not None and now - last < STALE_TEMP_AGE:
+        return False
+    if len(_SWEPT) >= _SWEPT_MAX:
+        _SWEPT.clear()
+    _SWEPT[directory] = now
+    return True
 
 
 #: Writes that start over when their directory vanishes under them.

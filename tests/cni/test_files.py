@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,7 @@ def test_a_writer_killed_after_the_exchange_leaves_the_old_content_to_the_sweep(
     assert left.read_bytes() == b"old"
     old = left.stat().st_mtime - files.STALE_TEMP_AGE - 5
     os.utime(left, (old, old))
+    files._SWEPT.pop(tmp_path, None)  # this process last looked at the directory a minute ago
     files.write_atomic(tmp_path / "other.json", b"{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.json", "plan.json"]
 
@@ -133,3 +135,34 @@ def test_a_directory_in_the_way_is_refused_and_left_where_it_is(tmp_path: Path) 
     with pytest.raises(IsADirectoryError):
         files.write_atomic(target, b"new")
     assert target.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_a_process_looks_for_stale_names_at_its_first_write_then_once_per_stale_age(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory with a file per pod is not listed again on every write of a long-lived process."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    listed: list[Path] = []
+    sweep = files.remove_stale_temp_files
+
+    def counted(directory: Path) -> list[Path]:
+        listed.append(directory)
+        return sweep(directory)
+
+    monkeypatch.setattr(files, "remove_stale_temp_files", counted)
+    stale = tmp_path / ".plan.json.ab12cd34"
+    stale.write_bytes(b"x")
+    old = os.stat(stale).st_mtime - files.STALE_TEMP_AGE - 5
+    os.utime(stale, (old, old))
+
+    files.write_atomic(tmp_path / "a.json", b"{}")
+    assert listed == [tmp_path] and not stale.exists()
+    stale.write_bytes(b"x")
+    os.utime(stale, (old, old))
+    clock[0] += files.STALE_TEMP_AGE - 1
+    files.write_atomic(tmp_path / "b.json", b"{}")
+    assert listed == [tmp_path] and stale.exists(), "swept less than a stale age ago"
+    clock[0] += 2
+    files.write_atomic(tmp_path / "c.json", b"{}")
+    assert listed == [tmp_path, tmp_path] and not stale.exists()
