@@ -7,6 +7,7 @@ import ipaddress
 from collections.abc import Callable
 
 import pytest
+from pyroute2.netlink import NLM_F_CREATE, NLM_F_EXCL
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_NEWLINK
 
@@ -133,3 +134,38 @@ def test_a_dump_flagged_interrupted_on_any_message_is_retried_not_trusted(
             nl.dump_raw(links.link_msg(), 18)  # RTM_GETLINK
     finally:
         nl.close()
+
+
+def test_kernel_errors_read_directly_are_what_pyroute2_decodes(
+    make_netns: Callable[..., Netns], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Errno and the kernel's extended-ack message, for refusals with and without one."""
+    from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+    from pycni.net import nlsock
+
+    seen: list[tuple[bytes, OSError]] = []
+    read = nlsock.kernel_error
+    UNKNOWN = ("IFLA_INFO_KIND", "nokind")  # noqa: N806  EOPNOTSUPP, with the kernel's message
+
+    def spy(raw: bytes, code: int) -> OSError:
+        seen.append((raw, read(raw, code)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(nlsock, "kernel_error", spy)
+    ns = make_netns()
+    with netns.rtnl(ns.path) as r:
+        assert links.find_link(r, "nope0") is None  # ENODEV, no message
+        create = NLM_F_CREATE | NLM_F_EXCL
+        veth = {"attrs": [("IFLA_INFO_KIND", "veth")]}
+        for request, flags in (
+            (links.link_msg(1 << 30, [("IFLA_MTU", 1400)]), 0),  # ENODEV
+            (links.link_msg(0, [("IFLA_IFNAME", "x0"), ("IFLA_LINKINFO", {"attrs": [UNKNOWN]})]), create),
+            (links.link_msg(0, [("IFLA_IFNAME", "a/b"), ("IFLA_LINKINFO", veth)]), create),  # EINVAL
+        ):
+            with pytest.raises(NetlinkError):
+                r.nl.change(request, RTM_NEWLINK, flags)
+    assert len(seen) == 4 and any(err.args[1] for _, err in seen), "one refusal with a message at least"
+    for raw, ours in seen:
+        theirs = next(iter(MarshalRtnl().parse(raw)))["header"]["error"]
+        assert (type(ours), ours.args) == (type(theirs), theirs.args)
