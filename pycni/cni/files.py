@@ -4,9 +4,11 @@ The one home for write-then-rename: restore records, the result cache, device-in
 CDI specs and installed executables all go through `write_atomic`.
 
 The data is written to an unnamed file (`O_TMPFILE`) in the target's directory (a rename cannot
-cross filesystems), which gets a name only once it is complete, just before the rename. A writer
-killed while writing or syncing (SIGKILL cannot be caught) therefore leaves nothing behind; the
-only leftover possible is a name from a kill between that link and the rename, which a later
+cross filesystems), which gets a name only once it is complete: the target's own name when there
+is no file by that name yet (one `linkat`, atomic as a rename), else a temp name, just before the
+rename. A writer killed while writing or syncing (SIGKILL cannot be caught) therefore leaves
+nothing behind; the only leftover possible is a name from a kill between that link and the
+rename, which a later
 write into the directory removes once it is older than `STALE_TEMP_AGE` (a process looks at a
 directory at its first write there, then at most once per that age). Filesystems without
 `O_TMPFILE` get a named temp file from the start.
@@ -106,9 +108,13 @@ def _write_once(path: Path, data: bytes, mode: int, durable: bool) -> None:
             return
         try:
             _fill(fd, data, mode, durable)
-            tmp = f".{path.name}.{os.urandom(4).hex()}"
             # linkat(AT_SYMLINK_FOLLOW), which os.link uses only when given a dir fd: names the file
-            os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dir_fd)
+            try:  # a new file gets its name at once, complete: nothing to rename, no temp name
+                os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dir_fd)
+                return
+            except FileExistsError:
+                tmp = f".{path.name}.{os.urandom(4).hex()}"
+                os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dir_fd)
         finally:
             os.close(fd)
         _rename(path.parent / tmp, path)  # the directory holds `tmp` now: it cannot be removed

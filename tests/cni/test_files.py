@@ -166,3 +166,23 @@ def test_a_process_looks_for_stale_names_at_its_first_write_then_once_per_stale_
     clock[0] += 2
     files.write_atomic(tmp_path / "c.json", b"{}")
     assert listed == [tmp_path, tmp_path] and not stale.exists()
+
+
+def test_a_new_file_is_named_at_once_an_existing_one_is_swapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file not there yet needs no temp name and no rename: its complete inode is linked in."""
+    swaps: list[str] = []
+    swap = files._rename
+
+    def counted(tmp: Path, path: Path) -> None:
+        swaps.append(path.name)
+        swap(tmp, path)
+
+    monkeypatch.setattr(files, "_rename", counted)
+    files.write_atomic(tmp_path / "new.json", b"one")
+    assert swaps == [] and (tmp_path / "new.json").read_bytes() == b"one"
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o600
+    files.write_atomic(tmp_path / "new.json", b"two")
+    assert swaps == ["new.json"] and (tmp_path / "new.json").read_bytes() == b"two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.json"]
