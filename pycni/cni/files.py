@@ -4,13 +4,13 @@ The one home for write-then-rename: restore records, the result cache, device-in
 CDI specs and installed executables all go through `write_atomic`.
 
 The data is written to an unnamed file (`O_TMPFILE`) in the target's directory (a rename cannot
-cross filesystems), which gets a name only once it is complete: the target's own name when there
-is no file by that name yet (one `linkat`, atomic as a rename), else a temp name, just before the
-rename. A writer killed while writing or syncing (SIGKILL cannot be caught) therefore leaves
-nothing behind; the only leftover possible is a name from a kill between that link and the
-rename, which a later
-write into the directory removes once it is older than `STALE_TEMP_AGE` (a process looks at a
-directory at its first write there, then at most once per that age). Filesystems without
+cross filesystems), which gets a name only once it is complete: a temp name, just before the
+rename, or, for a file nobody watches for (`watched=False`) that is not there yet, its own name
+at once (one `linkat`, atomic as a rename). A writer killed while writing or syncing (SIGKILL
+cannot be caught) therefore leaves nothing behind; the only leftover possible is a name from a
+kill between that link and the rename, which a later write into the directory removes once it
+is older than `STALE_TEMP_AGE` (a process looks at a directory at its first write there, then at
+most once per that age). Filesystems without
 `O_TMPFILE` get a named temp file from the start.
 """
 
@@ -37,8 +37,16 @@ STALE_TEMP_AGE = 60.0
 _TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{8}")
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+def write_atomic(
+    path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True, watched: bool = True
+) -> None:
     """Replace `path` with `data` (file mode `mode`), creating missing directories 0700.
+
+    `watched`: other software may watch the directory for the file's arrival, so it always
+    arrives by a rename. containerd's CNI config syncer, for one, ignores a Create event (it
+    waits for the Write that usually follows), so a config linked in under its name would never
+    be loaded. False, for state only pycni reads (plans, result caches, status files): a file not
+    there yet is linked in under its own name at once, one step and no temp name.
 
     `durable` fsyncs the file before the rename, for state that must survive a crash of the
     node. Without it, after such a crash the file may hold the old content, the new, or nothing
@@ -48,7 +56,7 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
     """
     for attempt in range(_ATTEMPTS):
         try:
-            _write_once(path, data, mode, durable)
+            _write_once(path, data, mode, durable, watched)
             break
         except _DirectoryRemoved:
             if attempt == _ATTEMPTS - 1:
@@ -92,7 +100,7 @@ class _DirectoryRemoved(Exception):
     """The target's directory was removed while the file was being written."""
 
 
-def _write_once(path: Path, data: bytes, mode: int, durable: bool) -> None:
+def _write_once(path: Path, data: bytes, mode: int, durable: bool, watched: bool) -> None:
     make_private_dirs(path.parent)
     try:
         dir_fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -109,12 +117,14 @@ def _write_once(path: Path, data: bytes, mode: int, durable: bool) -> None:
         try:
             _fill(fd, data, mode, durable)
             # linkat(AT_SYMLINK_FOLLOW), which os.link uses only when given a dir fd: names the file
-            try:  # a new file gets its name at once, complete: nothing to rename, no temp name
-                os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dir_fd)
-                return
-            except FileExistsError:
-                tmp = f".{path.name}.{os.urandom(4).hex()}"
-                os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dir_fd)
+            if not watched:
+                try:  # a new file gets its name at once, complete: nothing to rename, no temp name
+                    os.link(f"/proc/self/fd/{fd}", path.name, dst_dir_fd=dir_fd)
+                    return
+                except FileExistsError:
+                    pass
+            tmp = f".{path.name}.{os.urandom(4).hex()}"
+            os.link(f"/proc/self/fd/{fd}", tmp, dst_dir_fd=dir_fd)
         finally:
             os.close(fd)
         _rename(path.parent / tmp, path)  # the directory holds `tmp` now: it cannot be removed

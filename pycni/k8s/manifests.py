@@ -92,7 +92,7 @@ class ManifestSource:
         was one of the five disk flushes of every pod's multus ADD and DEL.
         """
         self.status_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        write_atomic(self.status_path(pod), _encode(status), 0o600, durable=False)
+        write_atomic(self.status_path(pod), _encode(status), 0o600, durable=False, watched=False)
 
     def forget_network_status(self, pod: Pod, status: list[dict[str, Any]]) -> None:
         """Remove the file only while it still holds what this attachment wrote (a newer

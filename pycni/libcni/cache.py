@@ -57,7 +57,7 @@ class ResultCache:
             "result": entry.result,
         }
         path = self.path(entry.network, entry.container_id, entry.ifname)
-        write_atomic(path, json.dumps(data).encode(), 0o600, durable=False)
+        write_atomic(path, json.dumps(data).encode(), 0o600, durable=False, watched=False)
 
     def load(self, network: str, container_id: str, ifname: str) -> CachedAttachment | None:
         """The cached attachment; an unreadable file is dropped, as libcni does."""

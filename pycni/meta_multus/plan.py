@@ -144,7 +144,9 @@ class PlanStore:
                 "checksum": _checksum({"plan": body, "attachments": attachments}),
                 **body,
             }
-        write_atomic(self.path(plan.container_id), json.dumps(data).encode(), 0o600, durable=False)
+        write_atomic(
+            self.path(plan.container_id), json.dumps(data).encode(), 0o600, durable=False, watched=False
+        )
 
     def load(self, container_id: str, ifname: str = "eth0") -> Plan | None:
         """The plan; None when there is none; `CorruptPlan` when the file cannot be trusted.

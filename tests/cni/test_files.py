@@ -168,21 +168,24 @@ def test_a_process_looks_for_stale_names_at_its_first_write_then_once_per_stale_
     assert listed == [tmp_path, tmp_path] and not stale.exists()
 
 
-def test_a_new_file_is_named_at_once_an_existing_one_is_swapped(
+def test_a_new_unwatched_file_is_named_at_once_a_watched_one_arrives_by_rename(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A file not there yet needs no temp name and no rename: its complete inode is linked in."""
-    swaps: list[str] = []
-    swap = files._rename
+    """A file not there yet needs no temp name and no rename, unless something may watch for
+    it: containerd's CNI config syncer ignores a Create and waits for a Write or a Rename."""
+    renamed: list[str] = []
+    rename = files._rename
 
     def counted(tmp: Path, path: Path) -> None:
-        swaps.append(path.name)
-        swap(tmp, path)
+        renamed.append(path.name)
+        rename(tmp, path)
 
     monkeypatch.setattr(files, "_rename", counted)
-    files.write_atomic(tmp_path / "new.json", b"one")
-    assert swaps == [] and (tmp_path / "new.json").read_bytes() == b"one"
-    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o600
-    files.write_atomic(tmp_path / "new.json", b"two")
-    assert swaps == ["new.json"] and (tmp_path / "new.json").read_bytes() == b"two"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.json"]
+    files.write_atomic(tmp_path / "state.json", b"one", watched=False)
+    assert renamed == [] and (tmp_path / "state.json").read_bytes() == b"one"
+    assert (tmp_path / "state.json").stat().st_mode & 0o777 == 0o600
+    files.write_atomic(tmp_path / "state.json", b"two", watched=False)
+    assert renamed == ["state.json"] and (tmp_path / "state.json").read_bytes() == b"two"
+    files.write_atomic(tmp_path / "10-net.conflist", b"{}", 0o644)
+    assert renamed == ["state.json", "10-net.conflist"], "a watched file arrives by a rename"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["10-net.conflist", "state.json"]
