@@ -53,7 +53,7 @@ def teardown(call: MultusCall, plan: Plan, *, records: bool = False) -> list[CNI
                 att.deleted = True
             except Exception as exc:
                 errors.append(att.failed(to_error(exc)))
-            owners.extend([att] * (len(left) - len(owners)))
+            owners.extend([att] * (len(left) - len(owners)))  # the links its DEL left
     errors.extend(_delete_left_links(left, owners))
     if errors:
         call.plans.save(plan)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import random
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_GETLINK, RTM_NEWLINK
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 
 from pycni.cni.errors import AlreadyExists, NotFound
-from pycni.net.nlsock import Rtnl, dump, tolerating
+from pycni.net.nlsock import NLA, Rtnl, attributes, dump, tolerating
 
 IFF_UP = 0x1  # linux/if.h: administratively up
 IFF_PROMISC = 0x100  # receive all frames
@@ -86,9 +86,7 @@ def to_link(msg: Any) -> Link:
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER = 1, 3, 4, 5, 10
 IFLA_LINKINFO, IFLA_IFALIAS, IFLA_GROUP, IFLA_PROP_LIST, IFLA_ALT_IFNAME = 18, 20, 27, 52, 53
 IFLA_INFO_KIND = 1
-NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 _IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change (after the nlmsghdr)
-_NLA = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 _PAYLOAD = 16 + _IFINFOMSG.size  # where a link message's attributes start
 
@@ -101,12 +99,12 @@ def parse_link(raw: bytes) -> Link:
     for the eight a `Link` holds. `tests/net/test_links.py` holds the two equal on every kind.
     """
     _, _, index, flags, _ = _IFINFOMSG.unpack_from(raw, 16)
-    attrs = dict(_attributes(raw, _PAYLOAD, len(raw)))
+    attrs = dict(attributes(raw, _PAYLOAD, len(raw)))
     info = attrs.get(IFLA_LINKINFO)
-    kind = dict(_attributes(info, 0, len(info))).get(IFLA_INFO_KIND) if info else None
+    kind = dict(attributes(info, 0, len(info))).get(IFLA_INFO_KIND) if info else None
     props = attrs.get(IFLA_PROP_LIST)
     altnames = (
-        [_text(v) for t, v in _attributes(props, 0, len(props)) if t == IFLA_ALT_IFNAME] if props else []
+        [_text(v) for t, v in attributes(props, 0, len(props)) if t == IFLA_ALT_IFNAME] if props else []
     )
     address = attrs.get(IFLA_ADDRESS)
     return Link(
@@ -123,17 +121,6 @@ def parse_link(raw: bytes) -> Link:
         peer_index=_u32(attrs.get(IFLA_LINK)),
         altnames=tuple(altnames),
     )
-
-
-def _attributes(data: bytes, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    """(type, payload) of each netlink attribute in data[start:end]."""
-    offset = start
-    while offset + _NLA.size <= end:
-        length, kind = _NLA.unpack_from(data, offset)
-        if length < _NLA.size:
-            return
-        yield kind & NLA_TYPE_MASK, data[offset + _NLA.size : offset + length]
-        offset += (length + 3) & ~3
 
 
 def _text(value: bytes) -> str:
@@ -179,8 +166,8 @@ def link_request(
 
 
 def _attribute(kind: int, payload: bytes) -> bytes:
-    length = _NLA.size + len(payload)
-    return _NLA.pack(length, kind) + payload + bytes(-length % 4)
+    length = NLA.size + len(payload)
+    return NLA.pack(length, kind) + payload + bytes(-length % 4)
 
 
 def name_attr(name: str) -> tuple[str, str]:
@@ -212,8 +199,13 @@ def link_by_index(ipr: Rtnl, index: int) -> Link | None:
 
 def list_links(ipr: Rtnl) -> list[Link]:
     """Every link of the namespace, in the kernel's order."""
+    return [parse_link(m) for m in _dump_links(ipr)]
+
+
+def _dump_links(ipr: Rtnl) -> list[bytes]:
+    """Every link message of the namespace, undecoded, without counters."""
     msg = link_msg(attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)])
-    return [parse_link(m) for m in dump(lambda: ipr.nl.dump_raw(msg, RTM_GETLINK))]
+    return dump(lambda: ipr.nl.dump_raw(msg, RTM_GETLINK))
 
 
 def set_link(
@@ -309,9 +301,8 @@ def _set_group(ipr: Rtnl, name: str, group: int) -> None:
 def _groups_by_name(ipr: Rtnl) -> dict[str, int]:
     """{name: IFLA_GROUP} of every link of the namespace (one dump; a pod's netns has a few)."""
     groups = {}
-    msg = link_msg(attrs=[("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)])
-    for raw in dump(lambda: ipr.nl.dump_raw(msg, RTM_GETLINK)):
-        attrs = dict(_attributes(raw, _PAYLOAD, len(raw)))
+    for raw in _dump_links(ipr):
+        attrs = dict(attributes(raw, _PAYLOAD, len(raw)))
         if IFLA_IFNAME in attrs:
             groups[_text(attrs[IFLA_IFNAME])] = _u32(attrs.get(IFLA_GROUP))
     return groups

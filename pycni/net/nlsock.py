@@ -60,6 +60,8 @@ MAX_MESSAGE = 1 << 20  # one answer larger than this is refused rather than buff
 DUMP_RETRIES = 5
 NLMSG_HEADER = struct.Struct("=IHHII")  # linux/netlink.h nlmsghdr: length, type, flags, seq, pid
 ERROR_CODE = struct.Struct("=i")  # nlmsgerr.error (and NLMSG_DONE's): 0 or a negative errno
+NLA = struct.Struct("=HH")  # linux/netlink.h nlattr: length, type
+NLA_TYPE_MASK = 0x3FFF  # without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 
 
 #: A request: a pyroute2 message (encoded here), or a message's body already packed (the bytes
@@ -183,6 +185,17 @@ class NetlinkSocket:
         return bytes(self.buffer[:n])
 
 
+def attributes(data: bytes, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(type, payload) of each netlink attribute in data[start:end]."""
+    offset = start
+    while offset + NLA.size <= end:
+        length, kind = NLA.unpack_from(data, offset)
+        if length < NLA.size:
+            return
+        yield kind & NLA_TYPE_MASK, data[offset + NLA.size : offset + length]
+        offset += (length + 3) & ~3
+
+
 NLM_F_CAPPED = 0x100  # linux/netlink.h: the error echoes only the request's header
 NLM_F_ACK_TLVS = 0x200  # extended-ack attributes follow
 NLMSGERR_ATTR_MSG = 1  # the kernel's message, NUL-terminated
@@ -203,13 +216,9 @@ def kernel_error(raw: bytes, code: int) -> OSError:
         if kind == NLMSG_ERROR:  # the request's header, and its body unless capped
             echoed = NLMSG_HEADER.size if flags & NLM_F_CAPPED else NLMSG_HEADER.unpack_from(raw, offset)[0]
             offset += (echoed + 3) & ~3
-        while offset + 4 <= len(raw):
-            length, attr = struct.unpack_from("=HH", raw, offset)
-            if length < 4:
-                break
-            if attr & 0x3FFF == NLMSGERR_ATTR_MSG:
-                message = raw[offset + 4 : offset + length].split(b"\0", 1)[0].decode("ascii", "replace")
-            offset += (length + 3) & ~3
+        for attr, value in attributes(raw, offset, len(raw)):
+            if attr == NLMSGERR_ATTR_MSG:
+                message = value.split(b"\0", 1)[0].decode("ascii", "replace")
     if code == errno_codes.ENOBUFS:
         return OSError(code, message)
     error: OSError = NetlinkError(code, message)
