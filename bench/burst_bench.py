@@ -14,7 +14,8 @@ per pod. Any failed call, and any caller the daemon refused or abandoned, is cou
 is none. Then the memory: the daemon's PSS and RSS (supervisor and all workers, from
 `/proc/<pid>/smaps_rollup`) after preload, after the bursts, and after `--requests` mixed
 requests (`tests.daemon.wire_client.MixedLoad`), with a leak check: PSS after them within 5% of
-PSS after the first tenth.
+PSS after the first tenth. The memory is measured in every run (each has a fresh daemon); the
+worst is reported.
 
 Run as root: `.venv/bin/python bench/burst_bench.py [--pods 64] [--repeat 3] [--requests 10000]`.
 """
@@ -208,7 +209,7 @@ def one_run(args: argparse.Namespace, run_no: int) -> dict[str, Any]:
             results["abandoned"] = after["abandoned"] - before["abandoned"]
             results["workers"], results["queue"] = after["workers"], "default (128)"
             results["memory_after_bursts"] = after["memory"]
-            if args.requests and run_no == 0:
+            if args.requests:
                 results["memory_load"] = memory_load(sock, work, args.requests)
         finally:
             daemon.send_signal(signal.SIGTERM)
@@ -295,10 +296,14 @@ def report(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
     refused = sum(r["refused"] + r["abandoned"] for r in runs)
     print(f"\nworst of {len(runs)} (pycni / reference; refused or abandoned by the daemon: {refused}):")
     print(table(worst, ["scenario", "all networked", "pod ADD p99", "failed calls", "reference failed"]))
-    print_memory(runs[0])
+    for n, run in enumerate(runs):
+        print_memory(run, n)
+    if all("memory_load" in r for r in runs):
+        worst_pss = max(r["memory_load"]["pss_mib"][1] for r in runs)
+        print(f"\nworst of {len(runs)}: {worst_pss} MiB PSS after all requests (bound 150 MiB)")
 
 
-def print_memory(run: dict[str, Any]) -> None:
+def print_memory(run: dict[str, Any], run_no: int) -> None:
     rows = [
         ["after preload", str(run["memory_after_preload"]["total_pss_mib"]),
          str(run["memory_after_preload"]["total_rss_mib"])],
@@ -314,7 +319,7 @@ def print_memory(run: dict[str, Any]) -> None:
         verdict = "no growth" if grown <= 1.05 else "GROWS"
         rows.append([f"leak check: PSS x{grown:.3f} ({verdict})", "", ""])
     workers = len(run["memory_after_bursts"]["workers"])
-    print(f"\nmemory of the daemon (supervisor + {workers} workers), MiB; bound 150 MiB PSS:")
+    print(f"\nrun {run_no + 1}: memory of the daemon (supervisor + {workers} workers), MiB; bound 150 PSS:")
     print(table(rows, ["when", "PSS", "RSS"]))
 
 

@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=max(8, 2 * (os.cpu_count() or 1)),
         help="worker processes, i.e. requests served at once (default max(8, 2 x CPUs))",
     )
+    p.add_argument(
+        "--warm-up",
+        type=int,
+        default=8,
+        metavar="CYCLES",
+        help="pod lifecycles run in scratch namespaces before the workers fork (0: none; default 8)",
+    )
     p.add_argument("--queue", type=int, default=128, help="callers waiting for a worker before refusing")
     p.add_argument("--request-timeout", type=float, default=60.0, help="seconds one request may run")
     p.add_argument(
@@ -48,8 +55,11 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if args.status:
         return _status(args.socket)
-    if args.workers < 1 or args.queue < 0 or args.request_timeout <= 0:
-        print("pycni daemon: --workers must be >= 1, --queue >= 0, --request-timeout > 0", file=sys.stderr)
+    if args.workers < 1 or args.queue < 0 or args.request_timeout <= 0 or args.warm_up < 0:
+        print(
+            "pycni daemon: --workers must be >= 1, --queue >= 0, --request-timeout > 0, --warm-up >= 0",
+            file=sys.stderr,
+        )
         return 2
     return serve(args)
 
@@ -74,7 +84,7 @@ def serve(args: argparse.Namespace) -> int:
 
     setup_logging(Settings.from_env(os.environ))
     os.chdir("/")
-    preload()
+    preload(args.warm_up)
     options = SupervisorOptions(
         Path(args.socket),
         args.workers,

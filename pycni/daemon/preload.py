@@ -19,8 +19,12 @@ from pycni.registry import PLUGINS
 log = logging.getLogger("pycni.daemon")
 
 
-def preload() -> list[str]:
-    """The plugin types now ready in memory; a type that fails to import is left to load later."""
+def preload(warm_up_cycles: int = 0) -> list[str]:
+    """The plugin types now ready in memory; a type that fails to import is left to load later.
+
+    `warm_up_cycles`: pod lifecycles run first in scratch namespaces (`warmup`), so the hot
+    paths' bytecode is specialised before the fork, in pages the workers share.
+    """
     ready = []
     for ref in PLUGINS.values():
         try:
@@ -42,6 +46,10 @@ def preload() -> list[str]:
     for ref in PLUGINS.values():
         registry.run(ref.type, {"CNI_COMMAND": "VERSION"}, io.BytesIO(b"{}"), io.StringIO())
     _build_deferred_models()
+    if warm_up_cycles:
+        from pycni.daemon.warmup import warm_up
+
+        warm_up(warm_up_cycles)
     gc.collect()
     gc.freeze()
     return ready

@@ -50,7 +50,7 @@ class RequestTimeout(TimeoutError):
 def serve(control: socket.socket, limits: Limits) -> NoReturn:
     """The worker's loop; ends when the supervisor closes the control socket."""
     home = Home.current()
-    signal.signal(signal.SIGALRM, _on_alarm)
+    arm_deadlines()
     gc.disable()  # the collector runs between requests (`collect_garbage`), never inside one
     served = 0
     while True:
@@ -150,6 +150,39 @@ def _run(conn: socket.socket, req: wire.Request, home: Home, limits: Limits) -> 
     the kernel, IPAM, other delegates, and the plugin's own work (the rest).
     """
     started = time.perf_counter()
+    outcome = run_as_caller(req, home, limits.request_timeout)
+    ms = (time.perf_counter() - started) * 1000
+    if outcome.left:
+        _answer_but_unlink(conn, req, outcome.code, outcome.out.encode(), outcome.left[0])
+    else:
+        with contextlib.suppress(OSError):  # a caller that went away still had its request run
+            wire.send_done(conn, outcome.code, outcome.out.encode())
+    phases = {name: seconds * 1000 for name, seconds in timing.spent().items()}
+    phases["plugin"] = outcome.ran_s * 1000 - sum(phases.values())
+    phases["namespaces"] = ms - outcome.ran_s * 1000
+    report = {"type": req.plugin_type, "command": req.command, "code": outcome.code, "ms": ms}
+    if outcome.left:
+        report["left_to_caller"] = outcome.left[0]
+    return {**report, "phases": phases}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one request did: its exit code and output, and how long the plugin itself ran."""
+
+    code: int
+    out: str
+    #: The pod links left for the caller to delete (`callerview.leave_link_to_caller`).
+    left: list[str]
+    ran_s: float
+
+
+def run_as_caller(req: wire.Request, home: Home, timeout: float) -> Outcome:
+    """Run `req` in its caller's namespaces and view, at most `timeout` seconds; back home after.
+
+    The worker's one way to run a request; the supervisor's warm-up (`warmup`) runs its own
+    requests through it too, so what it warms is what a worker runs.
+    """
     out = io.StringIO()
     pod_netns = req.env.get("CNI_NETNS", "")
     timing.reset()
@@ -158,21 +191,9 @@ def _run(conn: socket.socket, req: wire.Request, home: Home, limits: Limits) -> 
         callerview.installed(pod_netns, req.pod_netns_fd, hop, _caller_may_unlink(req)) as view,
     ):
         entered = time.perf_counter()
-        code = _run_with_deadline(req, out, limits.request_timeout)
+        code = _run_with_deadline(req, out, timeout)
         ran = time.perf_counter() - entered
-    ms = (time.perf_counter() - started) * 1000
-    if view.left:
-        _answer_but_unlink(conn, req, code, out.getvalue().encode(), view.left[0])
-    else:
-        with contextlib.suppress(OSError):  # a caller that went away still had its request run
-            wire.send_done(conn, code, out.getvalue().encode())
-    phases = {name: seconds * 1000 for name, seconds in timing.spent().items()}
-    phases["plugin"] = ran * 1000 - sum(phases.values())
-    phases["namespaces"] = ms - ran * 1000
-    report = {"type": req.plugin_type, "command": req.command, "code": code, "ms": ms}
-    if view.left:
-        report["left_to_caller"] = view.left[0]
-    return {**report, "phases": phases}
+    return Outcome(code, out.getvalue(), view.left, ran)
 
 
 def _answer_but_unlink(conn: socket.socket, req: wire.Request, code: int, out: bytes, ifname: str) -> None:
@@ -202,6 +223,11 @@ def _run_with_deadline(req: wire.Request, out: io.StringIO, timeout: float) -> i
 
 
 _ARMED = [False]
+
+
+def arm_deadlines() -> None:
+    """Let `run_as_caller` end a request at its timeout (SIGALRM raises `RequestTimeout`)."""
+    signal.signal(signal.SIGALRM, _on_alarm)
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:

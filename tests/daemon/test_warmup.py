@@ -1,0 +1,96 @@
+"""The supervisor's warm-up: real requests in scratch namespaces, leaving nothing behind."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pycni.cni.runtime import OWN_NETNS
+from pycni.daemon import warmup
+from pycni.daemon.cli import main
+from pycni.daemon.worker import Outcome
+from pycni.net import netns
+from tests.daemon.process import REPO
+from tests.helpers.netns import Netns, sh
+
+
+def _links(ns: Netns) -> list[str]:
+    return sh("ip", "-n", ns.name, "-o", "link", "show").splitlines()
+
+
+def _own_netns() -> int:
+    return os.stat(OWN_NETNS).st_ino
+
+
+def test_warm_up_runs_pods_and_leaves_nothing(
+    make_netns: Callable[..., Netns], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every request answers as it should; the caller's netns, fds and temp dir are as before."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    node = make_netns("pwu")
+    before = _links(node)
+    with netns.entered(node.path):
+        inside = _own_netns()
+        gc.collect()  # earlier tests' garbage may hold fds: not the warm-up's to close
+        fds = sorted(os.listdir("/proc/self/fd"))
+        assert warmup.warm_up(2) is True
+        assert _own_netns() == inside
+        assert sorted(os.listdir("/proc/self/fd")) == fds
+    assert _links(node) == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_warm_up_is_logged_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request that fails stops the warm-up; the daemon is told why and serves cold."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(warmup, "run_as_caller", lambda *_: Outcome(1, '{"code": 999}', [], 0.0))
+    home = _own_netns()
+    with caplog.at_level(logging.WARNING, logger="pycni.daemon"):
+        assert warmup.warm_up(1) is False
+    assert "warm-up skipped" in caplog.text and "bridge ADD exited 1" in caplog.text
+    assert _own_netns() == home
+    assert list(tmp_path.iterdir()) == []
+    assert logging.root.manager.disable == logging.NOTSET  # the requests' silence is lifted
+
+
+SPECIALISED = """
+import dis, sys
+from pycni.daemon.preload import preload
+from pycni.plugins.bridge import plugin
+
+def specialised() -> int:
+    ops = dis.get_instructions(plugin.add, adaptive=True)
+    return sum(op.opname not in dis.opmap for op in ops)
+
+preload(int(sys.argv[1]))
+print(specialised())
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="bytecode is specialised in place from CPython 3.11")
+@pytest.mark.parametrize("cycles", [0, 8])
+def test_warm_up_specialises_the_bytecode_before_the_fork(cycles: int) -> None:
+    """What the warm-up is for: the bridge's ADD leaves preload already specialised, or not."""
+    out = subprocess.run(
+        ["unshare", "--net", sys.executable, "-c", SPECIALISED, str(cycles)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert (int(out) > 0) == (cycles > 0), out
+
+
+def test_a_negative_warm_up_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--warm-up", "-1"]) == 2
+    assert "--warm-up >= 0" in capsys.readouterr().err
