@@ -9,11 +9,13 @@ Run here first, the rewriting happens once, in pages every worker shares; a work
 little more than reference counts. Its first requests are faster for the same reason.
 
 The requests are a node's commonest: a bridge + host-local pod's ADD, CHECK and DEL,
-host-local on its own, and a config that fails, through the worker's own `run_as_caller`. They
-run in two unnamed network namespaces made for the purpose (a "node" and a "pod"), with IPAM
-data and run files in a temporary directory: nothing of the node's is touched, and the kernel
-frees both namespaces when their fds close. Warming is an optimisation: if a request fails
-(no bridge module, a kernel that refuses), the daemon says why and serves cold.
+host-local on its own, a config that fails, and a multus pod with a secondary network (its
+NADs and Pod from a scratch manifest directory: multus's own work and its in-process
+delegates are warmed; an API client's requests are not), all through the worker's own
+`run_as_caller`. They run in two unnamed network namespaces made for the purpose (a "node" and
+a "pod"), with every file they write in a temporary directory: nothing of the node's is
+touched, and the kernel frees both namespaces when their fds close. Warming is an optimisation:
+if a request fails (no bridge module, a kernel that refuses), the daemon says why and serves cold.
 """
 
 from __future__ import annotations
@@ -81,6 +83,16 @@ class Scratch:
             "isGateway": True,
             "ipam": ipam,
         }
+        self.multus = {
+            "cniVersion": "1.1.0",
+            "name": "warm-up-multus",
+            "type": "multus",
+            "clusterNetwork": "warm-up",
+            "manifests": str(_manifests(state / "manifests", self.bridge)),
+            "confDir": str(state / "multus-conf"),
+            "cniDir": str(state / "multus"),
+            "binDir": str(state / "bin"),
+        }
         self.env = {
             "CNI_PATH": str(state / "bin"),  # none: our own host-local runs in-process
             "CNI_IFNAME": "eth0",
@@ -90,7 +102,7 @@ class Scratch:
         }
 
     def pod_lifecycle(self, n: int) -> None:
-        """ADD, CHECK and DEL of a bridge pod; host-local ADD and DEL; a config refused."""
+        """ADD, CHECK and DEL of a bridge pod; host-local ADD and DEL; a config refused; a multus pod."""
         container = {"CNI_CONTAINERID": f"warm-up-{n}"}
         added = self.request("bridge", "ADD", self.bridge, container)
         self.request("bridge", "CHECK", {**self.bridge, "prevResult": json.loads(added)}, container)
@@ -98,6 +110,13 @@ class Scratch:
         self.request("host-local", "ADD", self.ipam_only, container)
         self.request("host-local", "DEL", self.ipam_only, container)
         self.request("bridge", "ADD", {**self.bridge, "mtu": "x"}, container, code=1)
+        pod = {
+            "CNI_CONTAINERID": f"warm-up-multus-{n}",
+            "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={POD}",
+        }
+        added = self.request("multus", "ADD", self.multus, pod)
+        self.request("multus", "CHECK", {**self.multus, "prevResult": json.loads(added)}, pod)
+        self.request("multus", "DEL", self.multus, pod)
 
     def request(
         self, plugin: str, command: str, conf: dict[str, Any], env: dict[str, str], code: int = 0
@@ -109,6 +128,37 @@ class Scratch:
         if outcome.code != code:
             raise WarmUpFailed(f"{plugin} {command} exited {outcome.code}: {outcome.out.strip()}")
         return outcome.out
+
+
+#: The pod the multus requests are for: in the scratch manifests, with one secondary network.
+POD = "warm-up"
+
+
+def _manifests(directory: Path, bridge: dict[str, Any]) -> Path:
+    """The scratch cluster network and a secondary one (bridges of their own), and the pod."""
+    secondary = {**bridge, "name": "warm-up-2", "bridge": "warmup1", "isGateway": False}
+    secondary["ipam"] = {**bridge["ipam"], "ranges": [[{"subnet": "10.0.1.0/24"}]]}
+    nads = [("kube-system", "warm-up", bridge), ("default", "warm-up-2", secondary)]
+    items: list[dict[str, Any]] = [
+        {
+            "apiVersion": "k8s.cni.cncf.io/v1",
+            "kind": "NetworkAttachmentDefinition",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"config": json.dumps(conf)},
+        }
+        for namespace, name, conf in nads
+    ]
+    annotations = {"k8s.v1.cni.cncf.io/networks": "warm-up-2"}
+    items.append(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": POD, "namespace": "default", "annotations": annotations},
+        }
+    )
+    directory.mkdir()
+    (directory / "objects.json").write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+    return directory
 
 
 @contextmanager
