@@ -2,7 +2,7 @@
 host-local) next to the same two networks attached by calling the bare delegates, exec'd and
 through the daemon, in the same run.
 
-Run as root: `.venv/bin/python bench/multus_bench.py [--runs N] [--json out.json]`. Pods and
+Run as root: `.venv/bin/python bench/multus_bench.py [--runs N] [--daemon-only] [--json out.json]`. Pods and
 NADs come from a manifest directory (no API server). The process enters a throw-away "node"
 namespace; each pod gets its own netns. Variants are interleaved run by run, so machine noise
 hits them alike. "overhead" is multus minus the bare delegates of the same transport.
@@ -124,6 +124,8 @@ def run(args: argparse.Namespace, work: Path, pods: list[str]) -> list[Variant]:
             Variant("delegates, daemon", via_daemon, multus=False),
             Variant("multus, daemon", via_daemon, multus=True),
         ]
+        if args.daemon_only:
+            variants = variants[2:]
         pod_iter = iter(pods)
         for v in variants:  # warm-up: bridges, page cache, daemon workers
             lifecycle(v, work, bin_dir, next(pod_iter))
@@ -170,6 +172,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30, help="lifecycles per variant")
     parser.add_argument("--workers", type=int, default=4, help="daemon workers")
+    parser.add_argument(
+        "--daemon-only",
+        action="store_true",
+        help="only the variants through the daemon (the goal's), so that many runs take minutes",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if os.geteuid() != 0:

@@ -27,7 +27,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +50,18 @@ class WarmUpFailed(Exception):
     """A warm-up request did not answer as it should."""
 
 
+#: The kernel modules the warm-up's links need, and where the kernel lists them.
+MODULES = ("bridge", "veth")
+PROC_MODULES = Path("/proc/modules")
+
+
 def warm_up(cycles: int = DEFAULT_CYCLES) -> bool:
     """Run `cycles` pod lifecycles in scratch namespaces; whether they all ran as they should."""
     if cycles <= 0:
+        return False
+    missing = modules_not_loaded(PROC_MODULES, Path("/lib/modules", os.uname().release, "modules.builtin"))
+    if missing:
+        log.info("pycni daemon: no warm-up, it would load kernel modules: %s", ", ".join(missing))
         return False
     started = time.perf_counter()
     try:
@@ -65,6 +74,23 @@ def warm_up(cycles: int = DEFAULT_CYCLES) -> bool:
     ms = (time.perf_counter() - started) * 1000
     log.info("pycni daemon: warm-up ran %d pod lifecycles in %.0f ms", cycles, ms)
     return True
+
+
+def modules_not_loaded(proc_modules: Path, builtin: Path) -> list[str]:
+    """Which of `MODULES` making a link would load now (the warm-up must not change the node).
+
+    A kernel without module support (no /proc/modules) has what it has built in; otherwise a
+    module counts when it is loaded, or listed as built in. An unreadable list counts as missing.
+    """
+    try:
+        loaded = {line.split(" ", 1)[0] for line in proc_modules.read_text().splitlines()}
+    except FileNotFoundError:
+        return []
+    except OSError:
+        return list(MODULES)
+    with suppress(OSError):
+        loaded |= {Path(line).name.removesuffix(".ko") for line in builtin.read_text().splitlines()}
+    return [name for name in MODULES if name not in loaded]
 
 
 class Scratch:

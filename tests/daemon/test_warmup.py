@@ -94,3 +94,22 @@ def test_warm_up_specialises_the_bytecode_before_the_fork(cycles: int) -> None:
 def test_a_negative_warm_up_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--warm-up", "-1"]) == 2
     assert "--warm-up >= 0" in capsys.readouterr().err
+
+
+def test_the_warm_up_loads_no_kernel_module(tmp_path: Path) -> None:
+    """A module neither loaded nor built in keeps the warm-up from running; none to load, it runs."""
+    proc_modules, builtin = tmp_path / "modules", tmp_path / "modules.builtin"
+    assert warmup.modules_not_loaded(proc_modules, builtin) == []  # no module support at all
+    proc_modules.write_text("bridge 290816 0 - Live 0x0\nstp 12288 1 bridge, Live 0x0\n")
+    assert warmup.modules_not_loaded(proc_modules, builtin) == ["veth"]
+    builtin.write_text("kernel/drivers/net/veth.ko\n")
+    assert warmup.modules_not_loaded(proc_modules, builtin) == []
+    proc_modules.write_text("")
+    assert warmup.modules_not_loaded(proc_modules, builtin) == ["bridge"]
+
+
+def test_no_warm_up_when_it_would_load_a_module(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "modules").write_text("")
+    monkeypatch.setattr(warmup, "PROC_MODULES", tmp_path / "modules")
+    monkeypatch.setattr(warmup, "_scratch", lambda: pytest.fail("no namespace may be made"))
+    assert warmup.warm_up(1) is False
