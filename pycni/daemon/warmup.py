@@ -59,7 +59,7 @@ def warm_up(cycles: int = DEFAULT_CYCLES) -> bool:
     """Run `cycles` pod lifecycles in scratch namespaces; whether they all ran as they should."""
     if cycles <= 0:
         return False
-    missing = modules_not_loaded(PROC_MODULES, Path("/lib/modules", os.uname().release, "modules.builtin"))
+    missing = missing_modules()
     if missing:
         log.info("pycni daemon: no warm-up, it would load kernel modules: %s", ", ".join(missing))
         return False
@@ -74,6 +74,11 @@ def warm_up(cycles: int = DEFAULT_CYCLES) -> bool:
     ms = (time.perf_counter() - started) * 1000
     log.info("pycni daemon: warm-up ran %d pod lifecycles in %.0f ms", cycles, ms)
     return True
+
+
+def missing_modules() -> list[str]:
+    """The modules the warm-up would make this kernel load (`modules_not_loaded`)."""
+    return modules_not_loaded(PROC_MODULES, Path("/lib/modules", os.uname().release, "modules.builtin"))
 
 
 def modules_not_loaded(proc_modules: Path, builtin: Path) -> list[str]:

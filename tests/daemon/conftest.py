@@ -70,3 +70,13 @@ def record(tmp_path: Path) -> Path:
 
 def runner(bin_dir: Path, **env: str) -> Runner:
     return Runner(bin_dir, extra_env=env)
+
+
+@pytest.fixture
+def warmable() -> None:
+    """The daemon's warm-up can run here: it never loads a kernel module to make its links."""
+    from pycni.daemon.warmup import missing_modules
+
+    missing = missing_modules()
+    if missing:
+        pytest.skip(f"the warm-up would load kernel modules this kernel has not loaded: {', '.join(missing)}")

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.daemon.process import DaemonProcess
 from tests.daemon.wire_client import MixedLoad
 from tests.helpers.netns import Netns
@@ -59,6 +61,7 @@ def mean_worker_private_kib(status: dict[str, Any]) -> float:
     return sum(int(w["private_kib"]) for w in workers) / len(workers)
 
 
+@pytest.mark.usefixtures("warmable")
 def test_warmed_up_workers_copy_less_of_the_supervisor(
     start: Callable[..., DaemonProcess], make_netns: Callable[..., Netns], tmp_path: Path
 ) -> None:

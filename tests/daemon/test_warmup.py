@@ -30,6 +30,7 @@ def _own_netns() -> int:
     return os.stat(OWN_NETNS).st_ino
 
 
+@pytest.mark.usefixtures("warmable")
 def test_warm_up_runs_pods_and_leaves_nothing(
     make_netns: Callable[..., Netns], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,6 +80,7 @@ print(specialised())
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="bytecode is specialised in place from CPython 3.11")
 @pytest.mark.parametrize("cycles", [0, 8])
+@pytest.mark.usefixtures("warmable")
 def test_warm_up_specialises_the_bytecode_before_the_fork(cycles: int) -> None:
     """What the warm-up is for: the bridge's ADD leaves preload already specialised, or not."""
     out = subprocess.run(
