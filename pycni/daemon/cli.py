@@ -12,6 +12,9 @@ from pycni.cni.env_names import DAEMON_SOCKET
 from pycni.cni.settings import Settings
 
 DEFAULT_METRICS_ADDRESS = "127.0.0.1:9161"
+#: Pod lifecycles the warm-up runs (`daemon.warmup`): CPython 3.11 specialises a code object
+#: after its eighth call.
+DEFAULT_WARM_UP_CYCLES = 8
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--warm-up",
         type=int,
-        default=8,
+        default=DEFAULT_WARM_UP_CYCLES,
         metavar="CYCLES",
-        help="pod lifecycles run in scratch namespaces before the workers fork (0: none; default 8)",
+        help=f"pod lifecycles run in scratch namespaces before the workers fork "
+        f"(0: none; default {DEFAULT_WARM_UP_CYCLES})",
     )
     p.add_argument("--queue", type=int, default=128, help="callers waiting for a worker before refusing")
     p.add_argument("--request-timeout", type=float, default=60.0, help="seconds one request may run")

@@ -15,7 +15,8 @@ delegates are warmed; an API client's requests are not), all through the worker'
 `run_as_caller`. They run in two unnamed network namespaces made for the purpose (a "node" and
 a "pod"), with every file they write in a temporary directory: nothing of the node's is
 touched, and the kernel frees both namespaces when their fds close. Warming is an optimisation:
-if a request fails (no bridge module, a kernel that refuses), the daemon says why and serves cold.
+if a request fails (a kernel that refuses, a full disk), the daemon says why and serves cold;
+it does not run where its links would make the kernel load a module.
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ from pycni.net import netns
 
 log = logging.getLogger("pycni.daemon")
 
-#: Pod lifecycles run: CPython 3.11 specialises a code object after its eighth call.
-DEFAULT_CYCLES = 8
 #: Seconds one warm-up request may take; more means something is wrong: stop warming.
 REQUEST_TIMEOUT = 10.0
 
@@ -55,7 +54,7 @@ MODULES = ("bridge", "veth")
 PROC_MODULES = Path("/proc/modules")
 
 
-def warm_up(cycles: int = DEFAULT_CYCLES) -> bool:
+def warm_up(cycles: int) -> bool:
     """Run `cycles` pod lifecycles in scratch namespaces; whether they all ran as they should."""
     if cycles <= 0:
         return False
